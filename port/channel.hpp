@@ -1,0 +1,29 @@
+// The process edge: the protocol's private file descriptors and the signal
+// set-up of PROTOCOL.md section 6. Call before Python starts.
+#pragma once
+
+#include <csignal>
+#include <string_view>
+
+namespace pyport {
+
+struct protocol_fds {
+  int in;  // a private copy of fd 0
+  int out; // a private copy of fd 1
+};
+
+// Moves the protocol to private, close-on-exec copies of fds 0 and 1, then
+// points fd 1 at fd 2 and fd 0 at /dev/null, so nothing Python or a child
+// process prints or reads can touch the frame stream. Also: die with the
+// parent, SIGCHLD default, SIGPIPE ignored, no signal blocked.
+// Throws std::system_error.
+protocol_fds take_protocol_fds();
+
+// Writes all of bytes to fd, retrying on EINTR and short writes.
+// Returns false on any other error (the peer is gone).
+bool write_all(int fd, std::string_view bytes) noexcept;
+
+// The signal that interrupts running Python code for a cancel.
+inline int cancel_signal() noexcept { return SIGRTMAX - 1; }
+
+} // namespace pyport

@@ -1,0 +1,154 @@
+#include "dispatch.hpp"
+
+#include "py_error.hpp"
+
+#include <optional>
+
+#include <unistd.h>
+
+namespace pyport {
+
+dispatcher::dispatcher(const limits &lim)
+    : limits_(lim), types_(load_pyport_types()), convert_(types_) {
+  PyObject *main = PyImport_AddModule("__main__"); // borrowed
+  if (!main)
+    throw python_error(fetch_python_error());
+  namespace_ = py_ref::borrow(PyModule_GetDict(main));
+  gc_ = checked(PyImport_ImportModule("gc"));
+  tracemalloc_ = checked(PyImport_ImportModule("tracemalloc"));
+}
+
+namespace {
+
+error_info cancelled_error(std::uint64_t id) {
+  return port_error(error_type::cancelled, "request " + std::to_string(id) + " was cancelled").info();
+}
+
+void write_final_error(out_buffer &out, std::uint64_t id, const error_info &error) noexcept {
+  out.abort_frame();
+  try {
+    write_error(out, id, error);
+  } catch (...) {
+    out.abort_frame(); // only allocation can fail here
+  }
+}
+
+} // namespace
+
+void dispatcher::run(const request &r, out_buffer &out, run_context &ctx) noexcept {
+  ++requests_;
+  std::optional<error_info> error;
+  try {
+    run_op(r, out, ctx);
+  } catch (const python_error &e) {
+    error = e.info();
+  } catch (const port_error &e) {
+    error = e.info();
+  } catch (const std::exception &e) {
+    error = error_info{"internal", e.what(), {}, {}};
+  } catch (...) {
+    error = error_info{"internal", "unknown C++ exception", {}, {}};
+  }
+  PyErr_Clear();
+  if (error)
+    write_final_error(out, r.id, *error);
+  if (!ctx.finish(r.id)) {
+    // A cancel won, whatever the code did with the Cancelled exception.
+    out.drop_last_frame();
+    write_final_error(out, r.id, cancelled_error(r.id));
+  }
+}
+
+void dispatcher::run_op(const request &r, out_buffer &out, run_context &ctx) {
+  args_reader args(r.code, r.args);
+  const auto simple = [&](auto &&body) {
+    args.done();
+    body();
+  };
+  switch (r.code) {
+  case op::eval: return op_eval(args, out, r.id);
+  case op::exec: return op_exec(args, out, r.id);
+  case op::call: return op_call(args, out, r.id);
+  case op::stream_eval:
+  case op::stream: return op_stream(r, args, out, ctx);
+  case op::gc: return op_gc(args, out, r.id);
+  case op::memory_stats: return simple([&] { op_memory_stats(out, r.id); });
+  case op::tracemalloc_start: return op_tracemalloc_start(args, out, r.id);
+  case op::tracemalloc_stop: return simple([&] { op_tracemalloc_stop(out, r.id); });
+  case op::stats: return simple([&] { op_stats(out, r.id); });
+  case op::ping:
+    return simple([&] {
+      begin_reply(out, r.id, "ok");
+      packer pk(out);
+      pack_str(pk, "pong");
+      end_reply(out);
+    });
+  case op::hello:
+    return simple([&] {
+      begin_reply(out, r.id, "ok");
+      packer pk(out);
+      pack_hello(pk);
+      end_reply(out);
+    });
+  case op::shutdown:
+    return simple([&] { write_nil_reply(out, r.id, "ok"); });
+  case op::cancel:
+    // The server answers cancels on its reader thread; one that reaches the
+    // dispatcher (a test, say) has nothing to cancel here.
+    args.opt_int("id", 1, INT64_MAX);
+    return simple([&] { write_bool_reply(out, r.id, false); });
+  }
+}
+
+void dispatcher::reply_value(out_buffer &out, std::uint64_t id, PyObject *value) {
+  begin_reply(out, id, "ok");
+  packer pk(out);
+  convert_.to_msgpack(value, pk);
+  end_reply(out);
+}
+
+void dispatcher::pack_hello(packer &pk) const {
+  pk.pack_map(6);
+  pack_str(pk, "protocol");
+  pk.pack_uint64(1);
+  pack_str(pk, "pyport");
+  pack_str(pk, PYPORT_VERSION);
+  pack_str(pk, "python");
+  pack_str(pk, Py_GetVersion());
+  pack_str(pk, "pid");
+  pk.pack_int64(getpid());
+  pack_str(pk, "capabilities");
+  const auto ops = all_ops();
+  pk.pack_array(static_cast<std::uint32_t>(ops.size()));
+  for (const op o : ops)
+    pack_str(pk, to_string(o));
+  pack_str(pk, "limits");
+  pk.pack_map(5);
+  pack_str(pk, "max_frame");
+  pk.pack_uint64(limits_.max_frame);
+  pack_str(pk, "max_depth");
+  pk.pack_uint64(max_depth);
+  pack_str(pk, "chunk_items");
+  pk.pack_uint64(limits_.chunk_items);
+  pack_str(pk, "chunk_bytes");
+  pk.pack_uint64(limits_.chunk_bytes);
+  pack_str(pk, "chunk_ms");
+  pk.pack_float64(static_cast<double>(limits_.chunk_time.count()) / 1000.0);
+}
+
+void dispatcher::op_stats(out_buffer &out, std::uint64_t id) {
+  begin_reply(out, id, "ok");
+  packer pk(out);
+  pk.pack_map(4);
+  pack_str(pk, "requests");
+  pk.pack_uint64(requests_);
+  pack_str(pk, "compile_cache_hits");
+  pk.pack_uint64(cache_.hits());
+  pack_str(pk, "compile_cache_misses");
+  pk.pack_uint64(cache_.misses());
+  pack_str(pk, "compile_cache_size");
+  pk.pack_uint64(cache_.size());
+  end_reply(out);
+}
+
+} // namespace pyport

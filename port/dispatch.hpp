@@ -1,0 +1,80 @@
+// Ops on the interpreter: one request in, its replies out. No file
+// descriptors and no threads here, so tests drive it directly.
+#pragma once
+
+#include "compile_cache.hpp"
+#include "convert.hpp"
+#include "request.hpp"
+
+#include <chrono>
+#include <cstdint>
+
+namespace pyport {
+
+struct limits {
+  std::size_t max_frame = 64u << 20;
+  std::size_t chunk_items = 1000;
+  std::size_t chunk_bytes = 64u << 10;
+  std::chrono::microseconds chunk_time{5000};
+};
+
+// What a running request may ask of whoever runs it (the server, or a test).
+class run_context {
+public:
+  virtual ~run_context() = default;
+  // Blocks, with the GIL released, until the stream may send one more
+  // chunk. false: the request was cancelled (or the port is stopping).
+  virtual bool acquire_credit(std::uint64_t id) = 0;
+  // Frames in out are complete; urgent asks for them to be written now.
+  virtual void frames_ready(out_buffer &out, bool urgent) = 0;
+  // Called once the final reply is in out. Marks id finished unless a
+  // cancel came first, atomically with the cancel path, so a cancel either
+  // wins (false: the final reply must be `cancelled`) or finds the request
+  // gone.
+  virtual bool finish(std::uint64_t id) = 0;
+};
+
+// PRECONDITION for every member: GIL held, on the thread that started Python.
+class dispatcher {
+public:
+  explicit dispatcher(const limits &lim);
+
+  // Runs r and writes exactly one final reply (after any chunks) into out.
+  // Never throws: this is the request's catch boundary.
+  void run(const request &r, out_buffer &out, run_context &ctx) noexcept;
+
+  [[nodiscard]] const pyport_types &types() const noexcept { return types_; }
+
+  // The Hello map of PROTOCOL.md section 1.
+  void pack_hello(packer &pk) const;
+
+private:
+  void run_op(const request &r, out_buffer &out, run_context &ctx);
+  // Each op packs its ok payload or throws.
+  void op_eval(args_reader &args, out_buffer &out, std::uint64_t id);
+  void op_exec(args_reader &args, out_buffer &out, std::uint64_t id);
+  void op_call(args_reader &args, out_buffer &out, std::uint64_t id);
+  void op_stream(const request &r, args_reader &args, out_buffer &out, run_context &ctx);
+  void op_gc(args_reader &args, out_buffer &out, std::uint64_t id);
+  void op_memory_stats(out_buffer &out, std::uint64_t id);
+  void op_tracemalloc_start(args_reader &args, out_buffer &out, std::uint64_t id);
+  void op_tracemalloc_stop(out_buffer &out, std::uint64_t id);
+  void op_stats(out_buffer &out, std::uint64_t id);
+
+  // Shared by eval and stream_eval: the value of code with locals.
+  py_ref evaluate(std::string_view code, const msgpack::object *locals);
+  // Shared by call and stream: module.function(*args, **kwargs).
+  py_ref invoke(args_reader &args);
+  // Writes [id, "ok", value].
+  void reply_value(out_buffer &out, std::uint64_t id, PyObject *value);
+
+  limits limits_;
+  pyport_types types_;
+  converter convert_;
+  py_ref namespace_; // __main__.__dict__, borrowed from the module forever
+  py_ref gc_, tracemalloc_;
+  compile_cache cache_{1024};
+  std::uint64_t requests_ = 0;
+};
+
+} // namespace pyport

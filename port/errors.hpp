@@ -1,0 +1,68 @@
+// The port's own error types (PROTOCOL.md section 5) and the error value
+// every failure is reduced to before it is written as a reply.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pyport {
+
+enum class error_type {
+  bad_frame,
+  frame_too_large,
+  bad_request,
+  unknown_op,
+  encode_error,
+  cancelled,
+  shutting_down,
+};
+
+constexpr std::string_view to_string(error_type t) noexcept {
+  switch (t) {
+  case error_type::bad_frame: return "bad_frame";
+  case error_type::frame_too_large: return "frame_too_large";
+  case error_type::bad_request: return "bad_request";
+  case error_type::unknown_op: return "unknown_op";
+  case error_type::encode_error: return "encode_error";
+  case error_type::cancelled: return "cancelled";
+  case error_type::shutting_down: return "shutting_down";
+  }
+  return "internal";
+}
+
+// What an error reply carries. module and traceback are empty for the
+// port's own errors.
+struct error_info {
+  std::string type;
+  std::string message;
+  std::string module;
+  std::vector<std::string> traceback;
+};
+
+// Thrown for the port's own errors; caught once per request.
+class port_error : public std::runtime_error {
+public:
+  port_error(error_type t, const std::string &message) : std::runtime_error(message), type_(t) {}
+  [[nodiscard]] error_type type() const noexcept { return type_; }
+  [[nodiscard]] error_info info() const { return {std::string(to_string(type_)), what(), {}, {}}; }
+
+private:
+  error_type type_;
+};
+
+// Thrown when a C API call failed; the Python exception was captured
+// eagerly (type, message, traceback) and cleared, so the error can be
+// written without the GIL's help later.
+class python_error : public std::exception {
+public:
+  explicit python_error(error_info info) : info_(std::move(info)) {}
+  [[nodiscard]] const char *what() const noexcept override { return info_.message.c_str(); }
+  [[nodiscard]] const error_info &info() const noexcept { return info_; }
+
+private:
+  error_info info_;
+};
+
+} // namespace pyport

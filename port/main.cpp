@@ -1,0 +1,79 @@
+// pyport: flags, the protocol's file descriptors, the interpreter, the loop.
+#include "channel.hpp"
+#include "dispatch.hpp"
+#include "interpreter.hpp"
+#include "py_error.hpp"
+#include "server.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+int main(int argc, char **argv) {
+  pyport::limits lim;
+  double chunk_ms = 5.0;
+  bool json = false;
+  pyport::interpreter_options interp;
+
+  CLI::App app{"pyport: a CPython interpreter serving eval/exec/call requests as length-prefixed "
+               "msgpack frames on stdin/stdout (see proto/PROTOCOL.md)",
+               "pyport"};
+  app.set_version_flag("--version", std::string("pyport ") + PYPORT_VERSION + " (Python " +
+                                        PY_VERSION + ", protocol 1)");
+  app.add_option("--max-frame", lim.max_frame,
+                 "largest frame accepted, in bytes (suffixes KB, MB: 1024-based); larger ones are "
+                 "discarded and answered with an error")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(std::size_t{64}, std::size_t{UINT32_MAX}))
+      ->capture_default_str();
+  app.add_option("--chunk-items", lim.chunk_items, "most items in one stream chunk")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))
+      ->capture_default_str();
+  app.add_option("--chunk-bytes", lim.chunk_bytes,
+                 "a stream chunk is sent once its items reach this many bytes")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(std::size_t{1}, std::size_t{UINT32_MAX / 2}))
+      ->capture_default_str();
+  app.add_option("--chunk-ms", chunk_ms,
+                 "a stream chunk is sent at once when producing an item took this long")
+      ->check(CLI::Range(0.0, 60000.0))
+      ->capture_default_str();
+  app.add_option("--python-path", interp.python_path,
+                 "a directory to put in front of sys.path (repeatable, kept in order)");
+  app.add_flag("--json", json,
+               "one JSON array per line instead of binary frames (for shells and terminals)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  lim.chunk_time = std::chrono::microseconds(static_cast<std::int64_t>(chunk_ms * 1000));
+
+  pyport::protocol_fds fds{};
+  try {
+    fds = pyport::take_protocol_fds();
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "pyport: %s\n", e.what());
+    return 4;
+  }
+
+  try {
+    pyport::interpreter python(interp);
+    pyport::dispatcher dispatch(lim);
+    pyport::server srv(dispatch, dispatch.types(), {lim, json, fds.in, fds.out});
+    const int status = srv.run();
+    std::fflush(stderr);
+    // Python is not finalized (see interpreter.hpp); leave without running
+    // C++ destructors of Python objects either.
+    _exit(status);
+  } catch (const pyport::python_error &e) {
+    std::fprintf(stderr, "pyport: Python failed to start: %s: %s\n", e.info().type.c_str(),
+                 e.info().message.c_str());
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "pyport: Python failed to start: %s\n", e.what());
+  }
+  std::fflush(stderr);
+  _exit(3);
+}

@@ -1,0 +1,47 @@
+// msgpack-c, configured once for the whole port, and the wire constants
+// that PROTOCOL.md fixes.
+#pragma once
+
+#ifndef MSGPACK_NO_BOOST
+#define MSGPACK_NO_BOOST
+#endif
+#include <msgpack.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace pyport {
+
+// Extension type codes (PROTOCOL.md section 3).
+inline constexpr std::int8_t ext_atom = 1;
+inline constexpr std::int8_t ext_tuple = 2;
+inline constexpr std::int8_t ext_bigint = 3;
+inline constexpr std::int8_t ext_term = 4;
+
+// Deepest nesting of arrays, maps and tuples accepted or produced.
+inline constexpr std::size_t max_depth = 256;
+
+// msgpack-c's packer, plus a float that stays a float: its pack_double()
+// writes integral doubles as integers (2.0 -> 2), which would turn Python
+// floats into Erlang integers.
+template <typename Stream> class basic_packer : public msgpack::packer<Stream> {
+public:
+  explicit basic_packer(Stream &s) : msgpack::packer<Stream>(s), stream_(s) {}
+
+  basic_packer &pack_float64(double d) {
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, &d, sizeof bits);
+    char buf[9];
+    buf[0] = static_cast<char>(0xcb);
+    for (int i = 0; i < 8; ++i)
+      buf[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
+    stream_.write(buf, sizeof buf);
+    return *this;
+  }
+
+private:
+  Stream &stream_;
+};
+
+} // namespace pyport

@@ -1,0 +1,169 @@
+// eval, exec and call: code and functions run against the port's namespace.
+#include "dispatch.hpp"
+#include "py_error.hpp"
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+namespace pyport {
+
+namespace {
+
+// Py_CompileString reads a C string: a NUL inside the text would cut it.
+std::string source_text(std::string_view code) {
+  if (code.find('\0') != std::string_view::npos)
+    throw port_error(error_type::bad_request, "code contains a NUL byte");
+  return std::string(code);
+}
+
+bool is_keyword(std::string_view name) {
+  static constexpr std::array<std::string_view, 35> keywords{
+      "False", "None",   "True",    "and",      "as",     "assert", "async", "await", "break",
+      "class", "continue", "def",   "del",      "elif",   "else",   "except", "finally", "for",
+      "from",  "global", "if",      "import",   "in",     "is",     "lambda", "nonlocal", "not",
+      "or",    "pass",   "raise",   "return",   "try",    "while",  "with",  "yield"};
+  return std::find(keywords.begin(), keywords.end(), name) != keywords.end();
+}
+
+struct local_binding {
+  std::string_view name;
+  const msgpack::object *value;
+};
+
+} // namespace
+
+py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals) {
+  PyObject *ns = namespace_.get();
+  if (!locals || locals->via.map.size == 0) {
+    std::string key = "e";
+    key += code;
+    PyObject *compiled = cache_.find(key);
+    if (!compiled)
+      compiled = cache_.insert(std::move(key),
+                               checked(Py_CompileString(source_text(code).c_str(), "<eval>", Py_eval_input)));
+    return checked(PyEval_EvalCode(compiled, ns, ns));
+  }
+
+  // The expression becomes the body of a function whose parameters are the
+  // locals: closures (lambdas, comprehensions) capture them like any
+  // function's locals, and nothing leaks into the namespace.
+  std::vector<local_binding> bindings;
+  bindings.reserve(locals->via.map.size);
+  for (std::uint32_t i = 0; i < locals->via.map.size; ++i) {
+    const auto &kv = locals->via.map.ptr[i];
+    const auto name = key_name(kv.key);
+    if (!name)
+      throw port_error(error_type::bad_request, "locals: names must be strings");
+    bindings.push_back({*name, &kv.val});
+  }
+  std::sort(bindings.begin(), bindings.end(),
+            [](const auto &a, const auto &b) { return a.name < b.name; });
+  std::string key = "l";
+  key += code;
+  key += '\0';
+  for (std::size_t i = 0; i < bindings.size(); ++i) {
+    if (i > 0 && bindings[i].name == bindings[i - 1].name)
+      throw port_error(error_type::bad_request, "locals: '" + std::string(bindings[i].name) + "' given twice");
+    key += bindings[i].name;
+    key += ',';
+  }
+
+  PyObject *fn = cache_.find(key);
+  if (!fn) {
+    std::string params;
+    for (const auto &b : bindings) {
+      py_ref n = converter::name(b.name);
+      if (!PyUnicode_IsIdentifier(n.get()) || is_keyword(b.name))
+        throw port_error(error_type::bad_request,
+                         "locals: '" + std::string(b.name) + "' is not a Python identifier");
+      params += params.empty() ? "" : ",";
+      params += b.name;
+    }
+    // Compile the bare expression first so a syntax error reports the
+    // user's text, not the wrapper.
+    const std::string text = source_text(code);
+    checked(Py_CompileString(text.c_str(), "<eval>", Py_eval_input));
+    const std::string wrapper = "lambda " + params + ": (" + text + "\n)";
+    py_ref compiled = checked(Py_CompileString(wrapper.c_str(), "<eval>", Py_eval_input));
+    fn = cache_.insert(std::move(key), checked(PyEval_EvalCode(compiled.get(), ns, ns)));
+  }
+  py_ref args = checked(PyTuple_New(static_cast<Py_ssize_t>(bindings.size())));
+  for (std::size_t i = 0; i < bindings.size(); ++i)
+    PyTuple_SET_ITEM(args.get(), static_cast<Py_ssize_t>(i), convert_.to_python(*bindings[i].value).release());
+  return checked(PyObject_Call(fn, args.get(), nullptr));
+}
+
+py_ref dispatcher::invoke(args_reader &args) {
+  const std::string_view module = args.str("module");
+  const std::string_view function = args.str("function");
+  const msgpack::object *positional = args.opt_array("args");
+  const msgpack::object *keywords = args.opt_map("kwargs");
+  args.done();
+  if (module.empty() || function.empty())
+    throw port_error(error_type::bad_request, "module and function must not be empty");
+
+  py_ref module_name = converter::name(module);
+  py_ref target = py_ref::steal(PyImport_GetModule(module_name.get()));
+  if (!target) {
+    throw_if_python_error();
+    target = checked(PyImport_Import(module_name.get()));
+  }
+  // A dotted function is looked up attribute by attribute (os + path.join).
+  for (std::size_t start = 0;;) {
+    const std::size_t dot = function.find('.', start);
+    const std::string_view part = function.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    py_ref attr_name = converter::name(part);
+    target = checked(PyObject_GetAttr(target.get(), attr_name.get()));
+    if (dot == std::string_view::npos)
+      break;
+    start = dot + 1;
+  }
+
+  const std::uint32_t n = positional ? positional->via.array.size : 0;
+  py_ref call_args = checked(PyTuple_New(n));
+  for (std::uint32_t i = 0; i < n; ++i)
+    PyTuple_SET_ITEM(call_args.get(), i, convert_.to_python(positional->via.array.ptr[i]).release());
+  py_ref call_kwargs;
+  if (keywords && keywords->via.map.size > 0) {
+    call_kwargs = checked(PyDict_New());
+    for (std::uint32_t i = 0; i < keywords->via.map.size; ++i) {
+      const auto &kv = keywords->via.map.ptr[i];
+      const auto name = key_name(kv.key);
+      if (!name)
+        throw port_error(error_type::bad_request, "call: kwargs names must be strings");
+      py_ref value = convert_.to_python(kv.val);
+      if (PyDict_SetItem(call_kwargs.get(), converter::name(*name).get(), value.get()) < 0)
+        throw python_error(fetch_python_error());
+    }
+  }
+  return checked(PyObject_Call(target.get(), call_args.get(), call_kwargs.get()));
+}
+
+void dispatcher::op_eval(args_reader &args, out_buffer &out, std::uint64_t id) {
+  const std::string_view code = args.str("code");
+  const msgpack::object *locals = args.opt_map("locals");
+  args.done();
+  py_ref value = evaluate(code, locals);
+  reply_value(out, id, value.get());
+}
+
+void dispatcher::op_exec(args_reader &args, out_buffer &out, std::uint64_t id) {
+  const std::string_view code = args.str("code");
+  args.done();
+  std::string key = "x";
+  key += code;
+  PyObject *compiled = cache_.find(key);
+  if (!compiled)
+    compiled = cache_.insert(std::move(key),
+                             checked(Py_CompileString(source_text(code).c_str(), "<exec>", Py_file_input)));
+  checked(PyEval_EvalCode(compiled, namespace_.get(), namespace_.get()));
+  write_nil_reply(out, id, "ok");
+}
+
+void dispatcher::op_call(args_reader &args, out_buffer &out, std::uint64_t id) {
+  py_ref value = invoke(args);
+  reply_value(out, id, value.get());
+}
+
+} // namespace pyport

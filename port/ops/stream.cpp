@@ -1,0 +1,96 @@
+// stream_eval and stream: a value iterated in the port, sent as chunks
+// paced by the client's credit (PROTOCOL.md, "Streams").
+#include "dispatch.hpp"
+#include "py_error.hpp"
+
+namespace pyport {
+
+namespace {
+
+// Values that are iterable but mean one thing: a str is not a stream of
+// characters, nor a dict a stream of keys.
+bool streams_as_one_item(PyObject *v) {
+  return PyUnicode_Check(v) || PyBytes_Check(v) || PyByteArray_Check(v) || PyDict_Check(v) ||
+         PyMemoryView_Check(v);
+}
+
+[[noreturn]] void cancelled(std::uint64_t id) {
+  throw port_error(error_type::cancelled, "request " + std::to_string(id) + " was cancelled");
+}
+
+} // namespace
+
+void dispatcher::op_stream(const request &r, args_reader &args, out_buffer &out, run_context &ctx) {
+  args.opt_int("window", 0, INT64_MAX); // read by the server when the request arrived
+  py_ref value;
+  if (r.code == op::stream_eval) {
+    const std::string_view code = args.str("code");
+    const msgpack::object *locals = args.opt_map("locals");
+    args.done();
+    value = evaluate(code, locals);
+  } else {
+    value = invoke(args);
+  }
+
+  py_ref iter;
+  if (!streams_as_one_item(value.get())) {
+    iter = py_ref::steal(PyObject_GetIter(value.get()));
+    if (!iter) {
+      if (!PyErr_ExceptionMatches(PyExc_TypeError))
+        throw python_error(fetch_python_error());
+      PyErr_Clear(); // not iterable: one item
+    }
+  }
+
+  out_buffer items;
+  packer item_packer(items);
+  std::uint32_t count = 0;
+  const auto emit = [&](bool urgent) {
+    begin_reply(out, r.id, "chunk");
+    packer pk(out);
+    pk.pack_array(count);
+    out.write(items.bytes().data(), items.size());
+    end_reply(out);
+    items.clear();
+    count = 0;
+    ctx.frames_ready(out, urgent || out.size() >= limits_.chunk_bytes);
+  };
+
+  if (!iter) {
+    if (!ctx.acquire_credit(r.id))
+      cancelled(r.id);
+    convert_.to_msgpack(value.get(), item_packer);
+    count = 1;
+    emit(true);
+  } else {
+    using clock = std::chrono::steady_clock;
+    auto last = clock::now();
+    for (;;) {
+      py_ref item = py_ref::steal(PyIter_Next(iter.get()));
+      if (!item) {
+        throw_if_python_error();
+        break;
+      }
+      // Credit is taken when a chunk starts: at most this one item waits
+      // while the client has granted nothing, and the end of the stream
+      // needs no credit.
+      if (count == 0) {
+        if (!ctx.acquire_credit(r.id))
+          cancelled(r.id);
+        last = clock::now();
+      }
+      convert_.to_msgpack(item.get(), item_packer);
+      ++count;
+      const auto now = clock::now();
+      const bool slow = now - last >= limits_.chunk_time;
+      last = now;
+      if (count >= limits_.chunk_items || items.size() >= limits_.chunk_bytes || slow)
+        emit(slow);
+    }
+    if (count > 0)
+      emit(false);
+  }
+  write_nil_reply(out, r.id, "done");
+}
+
+} // namespace pyport

@@ -1,0 +1,49 @@
+// Bytes on their way to the client: whole frames, appended in order.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace pyport {
+
+// A growable byte buffer that assembles frames. It is the sink a
+// msgpack::packer writes into (hence write()). In JSON mode end_frame()
+// turns the msgpack just packed into one JSON line, so everything above this
+// class speaks msgpack only.
+// Not thread-safe: each thread assembles into its own buffer and hands the
+// finished bytes to the output channel.
+class out_buffer {
+public:
+  explicit out_buffer(bool json = false) : json_(json) {}
+
+  void write(const char *p, std::size_t n) { data_.append(p, n); }
+
+  // PRECONDITION: no frame is open.
+  void begin_frame();
+  // Closes the open frame: patches its length, or converts it to JSON.
+  void end_frame();
+  // Drops the open frame (its payload could not be encoded).
+  void abort_frame();
+  [[nodiscard]] bool frame_open() const noexcept { return frame_start_ != npos; }
+  // Drops the most recently closed frame. PRECONDITION: the buffer has not
+  // been cleared since that frame was closed.
+  void drop_last_frame();
+
+  [[nodiscard]] std::string &bytes() noexcept { return data_; }
+  [[nodiscard]] std::size_t size() const noexcept { return data_.size(); }
+  [[nodiscard]] bool empty() const noexcept { return data_.empty(); }
+  [[nodiscard]] bool json() const noexcept { return json_; }
+  void clear() noexcept {
+    data_.clear();
+    last_start_ = npos;
+  }
+
+private:
+  static constexpr std::size_t npos = std::string::npos;
+  std::string data_;
+  std::size_t frame_start_ = npos;
+  std::size_t last_start_ = npos;
+  bool json_;
+};
+
+} // namespace pyport

@@ -1,0 +1,48 @@
+// The only place where a PyObject* is owned. Everything else holds a py_ref
+// or borrows a PyObject* for the length of a call.
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <utility>
+
+namespace pyport {
+
+// A move-only strong reference. A raw pointer becomes an owner only through
+// a named choice: steal() takes over a new reference (what most C API calls
+// return), borrow() adds a reference to a borrowed one.
+// PRECONDITION for every member: the GIL is held (the destructor decrefs).
+class py_ref {
+public:
+  py_ref() noexcept = default;
+  [[nodiscard]] static py_ref steal(PyObject *o) noexcept { return py_ref(o); }
+  [[nodiscard]] static py_ref borrow(PyObject *o) noexcept {
+    Py_XINCREF(o);
+    return py_ref(o);
+  }
+
+  py_ref(py_ref &&other) noexcept : p_(std::exchange(other.p_, nullptr)) {}
+  py_ref &operator=(py_ref &&other) noexcept {
+    if (this != &other) {
+      PyObject *old = std::exchange(p_, std::exchange(other.p_, nullptr));
+      Py_XDECREF(old);
+    }
+    return *this;
+  }
+  py_ref(const py_ref &) = delete;
+  py_ref &operator=(const py_ref &) = delete;
+  ~py_ref() { Py_XDECREF(p_); }
+
+  [[nodiscard]] PyObject *get() const noexcept { return p_; }
+  // Hands the reference to a C API call that steals it.
+  [[nodiscard]] PyObject *release() noexcept { return std::exchange(p_, nullptr); }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+  void reset() noexcept { *this = py_ref(); }
+
+private:
+  explicit py_ref(PyObject *o) noexcept : p_(o) {}
+  PyObject *p_ = nullptr;
+};
+
+} // namespace pyport

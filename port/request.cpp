@@ -1,0 +1,274 @@
+#include "request.hpp"
+
+#include <array>
+#include <limits>
+#include <string>
+
+namespace pyport {
+
+namespace {
+
+constexpr std::array<std::pair<op, std::string_view>, 14> op_table{{
+    {op::eval, "eval"},
+    {op::exec, "exec"},
+    {op::call, "call"},
+    {op::stream_eval, "stream_eval"},
+    {op::stream, "stream"},
+    {op::cancel, "cancel"},
+    {op::gc, "gc"},
+    {op::memory_stats, "memory_stats"},
+    {op::tracemalloc_start, "tracemalloc_start"},
+    {op::tracemalloc_stop, "tracemalloc_stop"},
+    {op::ping, "ping"},
+    {op::hello, "hello"},
+    {op::stats, "stats"},
+    {op::shutdown, "shutdown"},
+}};
+
+constexpr std::array<op, 14> op_list = [] {
+  std::array<op, 14> ops{};
+  for (std::size_t i = 0; i < op_table.size(); ++i)
+    ops[i] = op_table[i].first;
+  return ops;
+}();
+
+std::string_view type_name(const msgpack::object &o) {
+  switch (o.type) {
+  case msgpack::type::NIL: return "nil";
+  case msgpack::type::BOOLEAN: return "a boolean";
+  case msgpack::type::POSITIVE_INTEGER:
+  case msgpack::type::NEGATIVE_INTEGER: return "an integer";
+  case msgpack::type::FLOAT32:
+  case msgpack::type::FLOAT64: return "a float";
+  case msgpack::type::STR: return "a string";
+  case msgpack::type::BIN: return "a binary";
+  case msgpack::type::ARRAY: return "an array";
+  case msgpack::type::MAP: return "a map";
+  case msgpack::type::EXT: return o.via.ext.type() == ext_atom ? "an atom" : "an extension value";
+  }
+  return "unknown";
+}
+
+// Strings, binaries and ext payloads stay in the frame's buffer.
+bool reference_everything(msgpack::type::object_type, std::size_t, void *) { return true; }
+
+decode_failure failure(std::uint64_t id, error_type t, std::string message) {
+  return {id, {std::string(to_string(t)), std::move(message), {}, {}}};
+}
+
+} // namespace
+
+std::optional<op> parse_op(std::string_view name) noexcept {
+  for (const auto &[code, text] : op_table)
+    if (text == name)
+      return code;
+  return std::nullopt;
+}
+
+std::string_view to_string(op o) noexcept {
+  for (const auto &[code, text] : op_table)
+    if (code == o)
+      return text;
+  return "?";
+}
+
+std::span<const op> all_ops() noexcept { return op_list; }
+
+std::optional<std::string_view> key_name(const msgpack::object &key) noexcept {
+  if (key.type == msgpack::type::STR)
+    return std::string_view(key.via.str.ptr, key.via.str.size);
+  if (key.type == msgpack::type::EXT && key.via.ext.type() == ext_atom)
+    return std::string_view(key.via.ext.data(), key.via.ext.size);
+  return std::nullopt;
+}
+
+decoded decode_frame(frame f) {
+  request r;
+  std::size_t offset = 0;
+  // Bounds from outside input: depth, and counts no larger than the frame
+  // could hold, so a forged header cannot make the decoder allocate.
+  const auto n = static_cast<std::size_t>(f.size);
+  const msgpack::unpack_limit limits(n, n, n, n, n, max_depth);
+  try {
+    r.hold = msgpack::unpack(f.data.get(), f.size, offset, reference_everything, nullptr, limits);
+  } catch (const std::exception &e) {
+    return failure(0, error_type::bad_frame, std::string("frame is not msgpack: ") + e.what());
+  }
+  if (offset != f.size)
+    return failure(0, error_type::bad_frame,
+                   "frame holds " + std::to_string(f.size - offset) + " bytes after its value");
+
+  const msgpack::object &env = r.hold.get();
+  if (env.type != msgpack::type::ARRAY || env.via.array.size == 0)
+    return failure(0, error_type::bad_request, "a request must be an array [Id, Op, Args]");
+  const msgpack::object &id = env.via.array.ptr[0];
+  if (id.type != msgpack::type::POSITIVE_INTEGER || id.via.u64 == 0)
+    return failure(0, error_type::bad_request, "a request's Id must be a positive integer");
+  r.id = id.via.u64;
+  if (env.via.array.size != 3)
+    return failure(r.id, error_type::bad_request,
+                   "a request must be an array of 3 elements [Id, Op, Args], got " +
+                       std::to_string(env.via.array.size));
+  const msgpack::object &name = env.via.array.ptr[1];
+  if (name.type != msgpack::type::STR)
+    return failure(r.id, error_type::bad_request, "a request's Op must be a string");
+  const std::string_view op_name(name.via.str.ptr, name.via.str.size);
+  const msgpack::object &args = env.via.array.ptr[2];
+
+  if (op_name == "credit") {
+    if (args.type != msgpack::type::POSITIVE_INTEGER || args.via.u64 == 0)
+      return failure(0, error_type::bad_request,
+                     "credit for request " + std::to_string(r.id) +
+                         ": N must be a positive integer, got " + std::string(type_name(args)));
+    return credit_grant{r.id, args.via.u64};
+  }
+  const auto code = parse_op(op_name);
+  if (!code)
+    return failure(r.id, error_type::unknown_op, "unknown op '" + std::string(op_name) + "'");
+  if (args.type != msgpack::type::MAP)
+    return failure(r.id, error_type::bad_request,
+                   op_name.empty() ? "Args must be a map"
+                                   : std::string(op_name) + ": Args must be a map, got " +
+                                         std::string(type_name(args)));
+  r.code = *code;
+  r.args = args;
+  r.payload = std::move(f);
+  return r;
+}
+
+args_reader::args_reader(op o, const msgpack::object &args) : op_(o) {
+  entries_.reserve(args.via.map.size);
+  for (std::uint32_t i = 0; i < args.via.map.size; ++i) {
+    const auto &kv = args.via.map.ptr[i];
+    const auto name = key_name(kv.key);
+    if (!name)
+      throw port_error(error_type::bad_request,
+                       std::string(to_string(op_)) + ": argument names must be strings, got " +
+                           std::string(type_name(kv.key)));
+    if (find(*name))
+      fail(*name, "given twice");
+    entries_.push_back({*name, &kv.val, false});
+  }
+}
+
+args_reader::entry *args_reader::find(std::string_view key) {
+  for (auto &e : entries_)
+    if (e.key == key)
+      return &e;
+  return nullptr;
+}
+
+void args_reader::fail(std::string_view key, std::string_view problem) const {
+  throw port_error(error_type::bad_request, std::string(to_string(op_)) + ": '" +
+                                                std::string(key) + "' " + std::string(problem));
+}
+
+const msgpack::object *args_reader::opt(std::string_view key) {
+  entry *e = find(key);
+  if (!e)
+    return nullptr;
+  e->used = true;
+  return e->value;
+}
+
+std::optional<std::string_view> args_reader::opt_str(std::string_view key) {
+  const msgpack::object *v = opt(key);
+  if (!v)
+    return std::nullopt;
+  if (const auto name = key_name(*v))
+    return name; // an atom names a module or function as well as a string does
+  fail(key, "must be a string, got " + std::string(type_name(*v)));
+}
+
+std::string_view args_reader::str(std::string_view key) {
+  const auto v = opt_str(key);
+  if (!v)
+    fail(key, "is required");
+  return *v;
+}
+
+const msgpack::object *args_reader::opt_map(std::string_view key) {
+  const msgpack::object *v = opt(key);
+  if (v && v->type != msgpack::type::MAP)
+    fail(key, "must be a map, got " + std::string(type_name(*v)));
+  return v;
+}
+
+const msgpack::object *args_reader::opt_array(std::string_view key) {
+  const msgpack::object *v = opt(key);
+  if (v && v->type != msgpack::type::ARRAY)
+    fail(key, "must be an array, got " + std::string(type_name(*v)));
+  return v;
+}
+
+std::optional<std::int64_t> args_reader::opt_int(std::string_view key, std::int64_t min,
+                                                 std::int64_t max) {
+  const msgpack::object *v = opt(key);
+  if (!v)
+    return std::nullopt;
+  const std::string range = "must be an integer from " + std::to_string(min) + " to " +
+                            std::to_string(max);
+  if (v->type == msgpack::type::POSITIVE_INTEGER &&
+      v->via.u64 <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    const auto i = static_cast<std::int64_t>(v->via.u64);
+    if (i >= min && i <= max)
+      return i;
+  } else if (v->type == msgpack::type::NEGATIVE_INTEGER && v->via.i64 >= min && v->via.i64 <= max) {
+    return v->via.i64;
+  }
+  fail(key, range);
+}
+
+void args_reader::done() const {
+  for (const auto &e : entries_)
+    if (!e.used)
+      fail(e.key, "is not an argument of this op");
+}
+
+void pack_str(packer &pk, std::string_view s) {
+  pk.pack_str(static_cast<std::uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+
+void begin_reply(out_buffer &out, std::uint64_t id, std::string_view tag) {
+  out.begin_frame();
+  packer pk(out);
+  pk.pack_array(3);
+  pk.pack_uint64(id);
+  pack_str(pk, tag);
+}
+
+void write_nil_reply(out_buffer &out, std::uint64_t id, std::string_view tag) {
+  begin_reply(out, id, tag);
+  packer(out).pack_nil();
+  end_reply(out);
+}
+
+void write_bool_reply(out_buffer &out, std::uint64_t id, bool value) {
+  begin_reply(out, id, "ok");
+  packer pk(out);
+  value ? pk.pack_true() : pk.pack_false();
+  end_reply(out);
+}
+
+void write_error(out_buffer &out, std::uint64_t id, const error_info &error) {
+  begin_reply(out, id, "error");
+  packer pk(out);
+  const bool has_module = !error.module.empty();
+  pk.pack_map(has_module ? 4 : 3);
+  pack_str(pk, "type");
+  pack_str(pk, error.type);
+  pack_str(pk, "message");
+  pack_str(pk, error.message);
+  if (has_module) {
+    pack_str(pk, "module");
+    pack_str(pk, error.module);
+  }
+  pack_str(pk, "traceback");
+  pk.pack_array(static_cast<std::uint32_t>(error.traceback.size()));
+  for (const auto &line : error.traceback)
+    pack_str(pk, line);
+  end_reply(out);
+}
+
+} // namespace pyport

@@ -1,0 +1,93 @@
+// The loop: a reader thread that turns stdin into requests (and applies
+// cancel and credit at once), and the main thread that runs requests in
+// order on the interpreter and writes replies in batches.
+#pragma once
+
+#include "dispatch.hpp"
+#include "pyport_module.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <pthread.h>
+#include <thread>
+#include <vector>
+
+namespace pyport {
+
+struct server_options {
+  limits lim;
+  bool json = false;
+  int in_fd = 0;
+  int out_fd = 1;
+};
+
+class server final : public run_context, public module_hooks {
+public:
+  // PRECONDITION: GIL held, on the thread that started Python (signal
+  // handlers run there, and so must the requests).
+  server(dispatcher &d, const pyport_types &types, const server_options &options);
+  ~server() override;
+  server(const server &) = delete;
+  server &operator=(const server &) = delete;
+
+  // Serves until EOF on stdin or a shutdown request. Returns the exit
+  // status (PROTOCOL.md section 6).
+  int run();
+
+  // run_context
+  bool acquire_credit(std::uint64_t id) override;
+  void frames_ready(out_buffer &out, bool urgent) override;
+  bool finish(std::uint64_t id) override;
+  // module_hooks
+  void log(std::string_view level, std::string_view message) override;
+  bool cancel_pending() override;
+
+private:
+  struct credit_entry {
+    std::uint64_t id;
+    std::uint64_t chunks; // unlimited_credit when the request had no window
+  };
+  static constexpr std::uint64_t unlimited_credit = UINT64_MAX;
+  // A request, or the error answering a frame that was not one. Errors
+  // queue too, so a client sees replies in the order it sent frames.
+  struct job {
+    request r;
+    std::optional<error_info> rejected;
+  };
+
+  void reader_loop() noexcept;
+  void on_frame(frame f, out_buffer &replies);
+  void on_cancel(const request &r, out_buffer &replies);
+  void on_eof();
+  // Sends the cancel signal to the main thread (wakes a blocking call).
+  void kick() const noexcept;
+  // Writes out's bytes now, in order with every other writer, and clears out.
+  void flush(out_buffer &out) noexcept;
+  credit_entry *find_credit(std::uint64_t id);
+  bool wait_for_job(job &next);
+  void reject(std::uint64_t id, error_info error); // PRECONDITION: mu_ held
+
+  dispatcher &dispatcher_;
+  server_options options_;
+  pthread_t main_thread_;
+
+  std::mutex mu_; // guards everything below up to cv_
+  std::deque<job> queue_;
+  std::vector<credit_entry> credits_; // streams queued or running
+  std::uint64_t running_ = 0;
+  bool running_cancelled_ = false;
+  bool eof_ = false;       // stdin ended: run what is queued, then exit
+  bool abandoned_ = false; // stdout's reader is gone too: stop now
+  std::condition_variable cv_;
+
+  std::atomic<bool> cancel_pending_{false}; // read by the signal handler
+  std::mutex write_mu_;                      // one writer at a time on out_fd
+  std::atomic<bool> io_failed_{false};
+  out_buffer out_;                           // the main thread's replies
+  std::thread reader_;
+};
+
+} // namespace pyport
