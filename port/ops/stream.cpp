@@ -68,22 +68,36 @@ void dispatcher::op_stream(const request &r, args_reader &args, out_buffer &out,
     for (;;) {
       py_ref item = py_ref::steal(PyIter_Next(iter.get()));
       if (!item) {
-        throw_if_python_error();
+        if (PyErr_Occurred()) {
+          // What was produced before the failure still reaches the client.
+          error_info failure = fetch_python_error();
+          if (count > 0)
+            emit(true);
+          throw python_error(std::move(failure));
+        }
         break;
       }
+      auto now = clock::now();
+      const bool slow = now - last >= limits_.chunk_time; // producing it took long
       // Credit is taken when a chunk starts: at most this one item waits
       // while the client has granted nothing, and the end of the stream
       // needs no credit.
       if (count == 0) {
         if (!ctx.acquire_credit(r.id))
           cancelled(r.id);
-        last = clock::now();
+        now = clock::now(); // time spent waiting is not the generator's
       }
-      convert_.to_msgpack(item.get(), item_packer);
-      ++count;
-      const auto now = clock::now();
-      const bool slow = now - last >= limits_.chunk_time;
       last = now;
+      const std::size_t before = items.size();
+      try {
+        convert_.to_msgpack(item.get(), item_packer);
+      } catch (...) {
+        items.bytes().resize(before); // drop the half-packed item
+        if (count > 0)
+          emit(true);
+        throw;
+      }
+      ++count;
       if (count >= limits_.chunk_items || items.size() >= limits_.chunk_bytes || slow)
         emit(slow);
     }

@@ -1,0 +1,134 @@
+// codec layer: envelopes, argument reading, and reply encoding.
+#include "helpers.hpp"
+
+#include <functional>
+
+using pyport::decode_failure;
+using pyport::error_type;
+
+namespace {
+
+pyport::decoded decode_json(std::string_view json) {
+  return pyport::decode_frame(test::make_frame(pyport::json_to_msgpack(json)));
+}
+
+decode_failure failure_of(pyport::decoded d) {
+  auto *f = std::get_if<decode_failure>(&d);
+  REQUIRE(f != nullptr);
+  return *f;
+}
+
+std::string reader_error(std::string_view args_json, const std::function<void(pyport::args_reader &)> &use) {
+  pyport::request r = test::make_request(std::string(R"([1,"eval",)") + std::string(args_json) + "]");
+  try {
+    pyport::args_reader args(r.code, r.args);
+    use(args);
+    args.done();
+  } catch (const pyport::port_error &e) {
+    CHECK(e.type() == error_type::bad_request);
+    return e.what();
+  }
+  return "no error";
+}
+
+} // namespace
+
+TEST_CASE("a request decodes, its strings pointing into the frame") {
+  pyport::request r = test::make_request(R"J([42,"eval",{"code":"1+1"}])J");
+  CHECK(r.id == 42);
+  CHECK(r.code == pyport::op::eval);
+  pyport::args_reader args(r.code, r.args);
+  const std::string_view code = args.str("code");
+  CHECK(code == "1+1");
+  CHECK(code.data() >= r.payload.data.get());
+  CHECK(code.data() < r.payload.data.get() + r.payload.size); // not copied
+}
+
+TEST_CASE("a credit frame") {
+  auto d = decode_json(R"J([7,"credit",3])J");
+  auto *c = std::get_if<pyport::credit_grant>(&d);
+  REQUIRE(c != nullptr);
+  CHECK(c->id == 7);
+  CHECK(c->chunks == 3);
+  auto bad = failure_of(decode_json(R"J([7,"credit",0])J"));
+  CHECK(bad.id == 0); // credit gets no reply of its own
+  CHECK(test::contains(bad.error.message, "credit for request 7"));
+}
+
+TEST_CASE("malformed envelopes are answered with the id when it can be read") {
+  auto not_msgpack = failure_of(pyport::decode_frame(test::make_frame("\xc1")));
+  CHECK(not_msgpack.id == 0);
+  CHECK(not_msgpack.error.type == "bad_frame");
+
+  auto trailing = failure_of(pyport::decode_frame(test::make_frame(std::string("\x01\x02", 2))));
+  CHECK(trailing.error.type == "bad_frame");
+  CHECK(test::contains(trailing.error.message, "1 bytes after"));
+
+  CHECK(failure_of(decode_json(R"J({"a":1})J")).error.type == "bad_request");
+  CHECK(failure_of(decode_json(R"J([0,"ping",{}])J")).id == 0);
+  CHECK(failure_of(decode_json(R"J([-3,"ping",{}])J")).id == 0);
+
+  auto arity = failure_of(decode_json(R"J([5,"ping"])J"));
+  CHECK(arity.id == 5);
+  CHECK(test::contains(arity.error.message, "3 elements"));
+
+  auto unknown = failure_of(decode_json(R"J([6,"evil",{}])J"));
+  CHECK(unknown.id == 6);
+  CHECK(unknown.error.type == "unknown_op");
+  CHECK(test::contains(unknown.error.message, "'evil'"));
+
+  auto args = failure_of(decode_json(R"J([8,"eval",[1]])J"));
+  CHECK(args.id == 8);
+  CHECK(test::contains(args.error.message, "Args must be a map, got an array"));
+
+  auto op = failure_of(decode_json(R"J([9,1,{}])J"));
+  CHECK(test::contains(op.error.message, "Op must be a string"));
+}
+
+TEST_CASE("nesting past the bound is an error, not a stack overflow") {
+  std::string deep(10000, '\x91'); // fixarray of 1, nested
+  deep += '\xc0';
+  auto f = failure_of(pyport::decode_frame(test::make_frame(deep)));
+  CHECK(f.error.type == "bad_frame");
+}
+
+TEST_CASE("forged lengths do not allocate") {
+  // An array header claiming 2^32-1 elements in a 5-byte frame.
+  auto f = failure_of(pyport::decode_frame(test::make_frame(std::string("\xdd\xff\xff\xff\xff", 5))));
+  CHECK(f.error.type == "bad_frame");
+}
+
+TEST_CASE("arguments: required, typed, no strangers") {
+  CHECK(test::contains(reader_error(R"J({})J", [](auto &a) { a.str("code"); }), "eval: 'code' is required"));
+  CHECK(test::contains(reader_error(R"J({"code":1})J", [](auto &a) { a.str("code"); }),
+                       "'code' must be a string, got an integer"));
+  CHECK(test::contains(reader_error(R"J({"code":"x","cdoe":1})J", [](auto &a) { a.str("code"); }),
+                       "'cdoe' is not an argument"));
+  CHECK(test::contains(reader_error(R"J({"n":5})J", [](auto &a) { a.opt_int("n", 0, 2); }),
+                       "from 0 to 2"));
+  CHECK(test::contains(reader_error(R"J({"m":[]})J", [](auto &a) { a.opt_map("m"); }), "must be a map"));
+  CHECK(test::contains(reader_error(R"J({"$map":[[1,2]]})J", [](auto &) {}), "names must be strings"));
+  CHECK(reader_error(R"J({"n":-2})J", [](auto &a) { CHECK(a.opt_int("n", -5, 5) == -2); }) == "no error");
+  // An atom works as a name, as Erlang clients send them.
+  CHECK(reader_error(R"J({"$map":[[{"$atom":"code"},{"$atom":"math"}]]})J",
+                     [](auto &a) { CHECK(a.str("code") == "math"); }) == "no error");
+}
+
+TEST_CASE("error replies carry type, message, module and traceback") {
+  pyport::out_buffer out;
+  pyport::write_error(out, 3, {"ValueError", "bad", "builtins", {"File \"x\", line 1, in f"}});
+  pyport::write_error(out, 4, pyport::port_error(error_type::cancelled, "gone").info());
+  auto frames = test::frames_json(out.bytes());
+  REQUIRE(frames.size() == 2);
+  CHECK(frames[0] == R"J([3,"error",{"type":"ValueError","message":"bad","module":"builtins","traceback":["File \"x\", line 1, in f"]}])J");
+  CHECK(frames[1] == R"J([4,"error",{"type":"cancelled","message":"gone","traceback":[]}])J");
+}
+
+TEST_CASE("out_buffer in JSON mode writes lines") {
+  pyport::out_buffer out(true);
+  pyport::write_bool_reply(out, 1, true);
+  pyport::write_nil_reply(out, 2, "done");
+  CHECK(out.bytes() == "[1,\"ok\",true]\n[2,\"done\",null]\n");
+  out.drop_last_frame();
+  CHECK(out.bytes() == "[1,\"ok\",true]\n");
+}
