@@ -97,7 +97,10 @@ int server::run() {
   }
   flush(out_);
   interpreter::run_exit_hooks();
-  return io_failed_ ? 4 : 0;
+  std::lock_guard lk(mu_);
+  // A peer that closed both pipes ended the session normally, even if a
+  // last write raced its going.
+  return io_failed_ && !abandoned_ ? 4 : 0;
 }
 
 // Waits, with the GIL released, until a job is ready. false: stop.
@@ -185,7 +188,7 @@ void server::flush(out_buffer &out) noexcept {
   {
     std::lock_guard lk(write_mu_);
     if (!io_failed_ && !write_all(options_.out_fd, out.bytes()))
-      io_failed_ = true;
+      io_failed_ = true; // the reader of stdout is gone
   }
   out.clear();
   if (io_failed_) {
