@@ -1,0 +1,224 @@
+%% @doc The msgpack codec between Erlang terms and pyport frames.
+%%
+%% Pure. The mapping is the table of proto/PROTOCOL.md section 3:
+%% binaries travel as msgpack str and `{bytes, B}' as bin; atoms `true',
+%% `false' as booleans and `none', `nil', `undefined' as nil (decoded as
+%% `none'); other atoms, tuples, integers beyond 64 bits and opaque terms
+%% (pids, references, ports, funs) as the extension types 1 to 4.
+%%
+%% Decoding never creates an atom unless asked to (`#{atoms => create}'):
+%% with the default `existing', an atom that the node does not know is an
+%% error, so no input can exhaust the atom table.
+-module(py_msgpack).
+
+-export([encode/1, decode/1, decode/2]).
+
+-export_type([decode_options/0]).
+
+-type decode_options() :: #{atoms => existing | create}.
+
+-define(EXT_ATOM, 1).
+-define(EXT_TUPLE, 2).
+-define(EXT_BIGINT, 3).
+-define(EXT_TERM, 4).
+-define(MAX_DEPTH, 256).
+
+%% ---- encode ----
+
+%% @doc Encodes a term as one msgpack value.
+-spec encode(term()) -> {ok, iodata()} | {error, {unsupported, term()}}.
+encode(Term) ->
+    try
+        {ok, enc(Term, 0)}
+    catch
+        throw:{py_msgpack, Reason} -> {error, Reason}
+    end.
+
+enc(I, _) when is_integer(I) -> enc_int(I);
+enc(B, _) when is_binary(B) -> enc_str(B);
+enc(F, _) when is_float(F) -> <<16#cb, F:64/float>>;
+enc(true, _) -> <<16#c3>>;
+enc(false, _) -> <<16#c2>>;
+enc(none, _) -> <<16#c0>>;
+enc(nil, _) -> <<16#c0>>;
+enc(undefined, _) -> <<16#c0>>;
+enc(A, _) when is_atom(A) -> enc_ext(?EXT_ATOM, atom_to_binary(A, utf8));
+enc(_, Depth) when Depth > ?MAX_DEPTH -> throw({py_msgpack, {unsupported, too_deep}});
+enc(L, Depth) when is_list(L) -> enc_list(L, Depth);
+enc(M, Depth) when is_map(M) -> enc_map(M, Depth);
+enc({bytes, B}, _) when is_binary(B) -> enc_bin(B);
+enc(T, Depth) when is_tuple(T) ->
+    Body = iolist_to_binary(enc_list(tuple_to_list(T), Depth)),
+    enc_ext(?EXT_TUPLE, Body);
+enc(T, _) when is_pid(T); is_reference(T); is_port(T); is_function(T) ->
+    enc_ext(?EXT_TERM, term_to_binary(T));
+enc(T, _) ->
+    throw({py_msgpack, {unsupported, T}}).
+
+enc_int(I) when I >= 0, I < 128 -> <<I>>;
+enc_int(I) when I >= -32, I < 0 -> <<I:8/signed>>;
+enc_int(I) when I >= 0, I < 16#100 -> <<16#cc, I>>;
+enc_int(I) when I >= 0, I < 16#10000 -> <<16#cd, I:16>>;
+enc_int(I) when I >= 0, I < 16#100000000 -> <<16#ce, I:32>>;
+enc_int(I) when I >= 0, I < 16#10000000000000000 -> <<16#cf, I:64>>;
+enc_int(I) when I >= -16#80, I < 0 -> <<16#d0, I:8/signed>>;
+enc_int(I) when I >= -16#8000, I < 0 -> <<16#d1, I:16/signed>>;
+enc_int(I) when I >= -16#80000000, I < 0 -> <<16#d2, I:32/signed>>;
+enc_int(I) when I >= -16#8000000000000000, I < 0 -> <<16#d3, I:64/signed>>;
+enc_int(I) when I < 0 -> enc_ext(?EXT_BIGINT, <<1, (binary:encode_unsigned(-I))/binary>>);
+enc_int(I) -> enc_ext(?EXT_BIGINT, <<0, (binary:encode_unsigned(I))/binary>>).
+
+enc_str(B) ->
+    case byte_size(B) of
+        N when N < 32 -> [<<(16#a0 bor N)>>, B];
+        N when N < 16#100 -> [<<16#d9, N>>, B];
+        N when N < 16#10000 -> [<<16#da, N:16>>, B];
+        N -> [<<16#db, N:32>>, B]
+    end.
+
+enc_bin(B) ->
+    case byte_size(B) of
+        N when N < 16#100 -> [<<16#c4, N>>, B];
+        N when N < 16#10000 -> [<<16#c5, N:16>>, B];
+        N -> [<<16#c6, N:32>>, B]
+    end.
+
+enc_ext(Type, Data) ->
+    case byte_size(Data) of
+        1 -> [<<16#d4, Type>>, Data];
+        2 -> [<<16#d5, Type>>, Data];
+        4 -> [<<16#d6, Type>>, Data];
+        8 -> [<<16#d7, Type>>, Data];
+        16 -> [<<16#d8, Type>>, Data];
+        N when N < 16#100 -> [<<16#c7, N, Type>>, Data];
+        N when N < 16#10000 -> [<<16#c8, N:16, Type>>, Data];
+        N -> [<<16#c9, N:32, Type>>, Data]
+    end.
+
+enc_list(L, Depth) ->
+    {Items, N} = enc_items(L, Depth + 1, [], 0),
+    Header = if
+        N < 16 -> <<(16#90 bor N)>>;
+        N < 16#10000 -> <<16#dc, N:16>>;
+        true -> <<16#dd, N:32>>
+    end,
+    [Header | Items].
+
+enc_items([H | T], Depth, Acc, N) -> enc_items(T, Depth, [enc(H, Depth) | Acc], N + 1);
+enc_items([], _, Acc, N) -> {lists:reverse(Acc), N};
+enc_items(Improper, _, _, _) -> throw({py_msgpack, {unsupported, {improper_list_tail, Improper}}}).
+
+enc_map(M, Depth) ->
+    N = map_size(M),
+    Header = if
+        N < 16 -> <<(16#80 bor N)>>;
+        N < 16#10000 -> <<16#de, N:16>>;
+        true -> <<16#df, N:32>>
+    end,
+    [Header | [[enc(K, Depth + 1), enc(V, Depth + 1)] || {K, V} <- maps:to_list(M)]].
+
+%% ---- decode ----
+
+%% @equiv decode(Bin, #{})
+-spec decode(binary()) -> {ok, term()} | {error, term()}.
+decode(Bin) -> decode(Bin, #{}).
+
+%% @doc Decodes exactly one msgpack value. Never raises: bad input is
+%% `{error, Reason}'.
+-spec decode(binary(), decode_options()) -> {ok, term()} | {error, term()}.
+decode(Bin, Opts) when is_binary(Bin), is_map(Opts) ->
+    Create = maps:get(atoms, Opts, existing) =:= create,
+    try dec(Bin, Create, 0) of
+        {Term, <<>>} -> {ok, Term};
+        {_, Rest} -> {error, {trailing_bytes, byte_size(Rest)}}
+    catch
+        throw:{py_msgpack, Reason} -> {error, Reason};
+        error:_ -> {error, malformed}
+    end;
+decode(_, _) ->
+    {error, badarg}.
+
+bad(Reason) -> throw({py_msgpack, Reason}).
+
+dec(_, _, Depth) when Depth > ?MAX_DEPTH -> bad(too_deep);
+dec(<<16#c0, R/binary>>, _, _) -> {none, R};
+dec(<<16#c2, R/binary>>, _, _) -> {false, R};
+dec(<<16#c3, R/binary>>, _, _) -> {true, R};
+dec(<<0:1, I:7, R/binary>>, _, _) -> {I, R};
+dec(<<2#111:3, I:5, R/binary>>, _, _) -> {I - 32, R};
+dec(<<16#cc, I, R/binary>>, _, _) -> {I, R};
+dec(<<16#cd, I:16, R/binary>>, _, _) -> {I, R};
+dec(<<16#ce, I:32, R/binary>>, _, _) -> {I, R};
+dec(<<16#cf, I:64, R/binary>>, _, _) -> {I, R};
+dec(<<16#d0, I:8/signed, R/binary>>, _, _) -> {I, R};
+dec(<<16#d1, I:16/signed, R/binary>>, _, _) -> {I, R};
+dec(<<16#d2, I:32/signed, R/binary>>, _, _) -> {I, R};
+dec(<<16#d3, I:64/signed, R/binary>>, _, _) -> {I, R};
+dec(<<16#ca, F:32/float, R/binary>>, _, _) -> {F, R};
+dec(<<16#cb, F:64/float, R/binary>>, _, _) -> {F, R};
+dec(<<16#ca, _:32, _/binary>>, _, _) -> bad(non_finite_float);
+dec(<<16#cb, _:64, _/binary>>, _, _) -> bad(non_finite_float);
+dec(<<2#101:3, N:5, S:N/binary, R/binary>>, _, _) -> {S, R};
+dec(<<16#d9, N, S:N/binary, R/binary>>, _, _) -> {S, R};
+dec(<<16#da, N:16, S:N/binary, R/binary>>, _, _) -> {S, R};
+dec(<<16#db, N:32, S:N/binary, R/binary>>, _, _) -> {S, R};
+dec(<<16#c4, N, S:N/binary, R/binary>>, _, _) -> {S, R};
+dec(<<16#c5, N:16, S:N/binary, R/binary>>, _, _) -> {S, R};
+dec(<<16#c6, N:32, S:N/binary, R/binary>>, _, _) -> {S, R};
+dec(<<2#1001:4, N:4, R/binary>>, C, D) -> dec_array(N, R, C, D + 1, []);
+dec(<<16#dc, N:16, R/binary>>, C, D) -> dec_array(N, R, C, D + 1, []);
+dec(<<16#dd, N:32, R/binary>>, C, D) -> dec_array(N, R, C, D + 1, []);
+dec(<<2#1000:4, N:4, R/binary>>, C, D) -> dec_map(N, R, C, D + 1, []);
+dec(<<16#de, N:16, R/binary>>, C, D) -> dec_map(N, R, C, D + 1, []);
+dec(<<16#df, N:32, R/binary>>, C, D) -> dec_map(N, R, C, D + 1, []);
+dec(<<16#d4, T:8/signed, X:1/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
+dec(<<16#d5, T:8/signed, X:2/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
+dec(<<16#d6, T:8/signed, X:4/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
+dec(<<16#d7, T:8/signed, X:8/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
+dec(<<16#d8, T:8/signed, X:16/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
+dec(<<16#c7, N, T:8/signed, X:N/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
+dec(<<16#c8, N:16, T:8/signed, X:N/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
+dec(<<16#c9, N:32, T:8/signed, X:N/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
+dec(<<16#c1, _/binary>>, _, _) -> bad({invalid_byte, 16#c1});
+dec(<<>>, _, _) -> bad(truncated);
+dec(<<_, _/binary>>, _, _) -> bad(truncated).
+
+dec_array(0, R, _, _, Acc) -> {lists:reverse(Acc), R};
+dec_array(N, R, C, D, Acc) ->
+    {V, R1} = dec(R, C, D),
+    dec_array(N - 1, R1, C, D, [V | Acc]).
+
+dec_map(0, R, _, _, Acc) -> {maps:from_list(Acc), R};
+dec_map(N, R, C, D, Acc) ->
+    {K, R1} = dec(R, C, D),
+    {V, R2} = dec(R1, C, D),
+    dec_map(N - 1, R2, C, D, [{K, V} | Acc]).
+
+dec_ext(?EXT_ATOM, Name, Create, _) -> dec_atom(Name, Create);
+dec_ext(?EXT_TUPLE, Body, Create, Depth) ->
+    case dec(Body, Create, Depth + 1) of
+        {L, <<>>} when is_list(L) -> list_to_tuple(L);
+        _ -> bad(bad_tuple)
+    end;
+dec_ext(?EXT_BIGINT, <<0, Mag/binary>>, _, _) -> binary:decode_unsigned(Mag);
+dec_ext(?EXT_BIGINT, <<1, Mag/binary>>, _, _) -> -binary:decode_unsigned(Mag);
+dec_ext(?EXT_BIGINT, _, _, _) -> bad(bad_bigint);
+dec_ext(?EXT_TERM, Data, true, _) -> binary_to_term(Data);
+dec_ext(?EXT_TERM, Data, false, _) -> binary_to_term(Data, [safe]);
+dec_ext(Type, _, _, _) -> bad({unknown_ext, Type}).
+
+dec_atom(<<"true">>, _) -> true;
+dec_atom(<<"false">>, _) -> false;
+dec_atom(Name, _) when Name =:= <<"none">>; Name =:= <<"nil">>; Name =:= <<"undefined">> -> none;
+%% The atoms the mapping itself produces (Python nan and infinities).
+dec_atom(<<"nan">>, _) -> nan;
+dec_atom(<<"infinity">>, _) -> infinity;
+dec_atom(<<"neg_infinity">>, _) -> neg_infinity;
+dec_atom(Name, _) when byte_size(Name) > 1020 -> bad(atom_too_long);
+dec_atom(Name, true) -> binary_to_atom(Name, utf8);
+dec_atom(Name, false) ->
+    try
+        binary_to_existing_atom(Name, utf8)
+    catch
+        error:badarg -> bad({unknown_atom, Name})
+    end.

@@ -1,0 +1,149 @@
+%% @doc Options of pools and calls, validated. Pure: a bad option is
+%% `{error, {invalid_option, Opt}}' here, at start, never a crash later.
+%%
+%% Pool options (a proplist or a map):
+%% <dl>
+%%   <dt>`size'</dt><dd>workers in the pool; default `erlang:system_info(schedulers)'.</dd>
+%%   <dt>`preload'</dt><dd>code exec'd on every worker at start and after every restart.</dd>
+%%   <dt>`max_in_flight'</dt><dd>requests one worker holds before the pool answers
+%%     `{error, overloaded}'; default 1000.</dd>
+%%   <dt>`timeout'</dt><dd>default per-call timeout, ms or `infinity'; default 30000.</dd>
+%%   <dt>`cancel_grace'</dt><dd>ms a timed-out request has to stop after its cancel before the
+%%     worker's OS process is killed and restarted; default 2000.</dd>
+%%   <dt>`python_path'</dt><dd>directories put in front of `sys.path'.</dd>
+%%   <dt>`executable'</dt><dd>the pyport program; default: found next to the application.</dd>
+%%   <dt>`atoms'</dt><dd>`existing' (default): Python atoms the node does not know are an error;
+%%     `create': they are created (only for trusted code: atoms are never freed).</dd>
+%%   <dt>`max_frame', `chunk_items', `chunk_bytes'</dt><dd>passed to pyport's flags.</dd>
+%%   <dt>`env'</dt><dd>`[{Name, Value}]' strings added to the worker's OS environment.</dd>
+%%   <dt>`start_timeout'</dt><dd>ms a worker has to send its hello; default 10000.</dd>
+%%   <dt>`restart_intensity'</dt><dd>`{MaxRestarts, Seconds}' for the worker supervisor;
+%%     default `{10, 10}'.</dd>
+%% </dl>
+%% Call options: `timeout', `pool'.
+-module(py_opts).
+
+-export([pool/1, call/2, call_defaults/0]).
+
+-export_type([pool_opts/0, call_opts/0]).
+
+-type pool_opts() :: #{size := pos_integer(),
+                       preload := binary() | undefined,
+                       max_in_flight := pos_integer(),
+                       timeout := timeout(),
+                       cancel_grace := non_neg_integer(),
+                       python_path := [string()],
+                       executable := string() | undefined,
+                       atoms := existing | create,
+                       max_frame := pos_integer() | undefined,
+                       chunk_items := pos_integer() | undefined,
+                       chunk_bytes := pos_integer() | undefined,
+                       env := [{string(), string()}],
+                       start_timeout := pos_integer(),
+                       restart_intensity := {non_neg_integer(), pos_integer()}}.
+-type call_opts() :: #{timeout := timeout(), pool := atom()}.
+
+%% @doc Validates pool options and fills in the defaults.
+-spec pool([{atom(), term()}] | map()) -> {ok, pool_opts()} | {error, {invalid_option, term()}}.
+pool(Opts) ->
+    Defaults = #{size => erlang:system_info(schedulers),
+                 preload => undefined,
+                 max_in_flight => 1000,
+                 timeout => 30000,
+                 cancel_grace => 2000,
+                 python_path => [],
+                 executable => undefined,
+                 atoms => existing,
+                 max_frame => undefined,
+                 chunk_items => undefined,
+                 chunk_bytes => undefined,
+                 env => [],
+                 start_timeout => 10000,
+                 restart_intensity => {10, 10}},
+    validate(Opts, Defaults, fun pool_opt/2).
+
+%% @doc Validates call options; what they do not say comes from the pool.
+-spec call([{atom(), term()}] | map(), call_opts()) -> {ok, call_opts()} | {error, {invalid_option, term()}}.
+call(Opts, Defaults) ->
+    validate(Opts, Defaults, fun call_opt/2).
+
+%% @doc The call options used when a call gives none.
+-spec call_defaults() -> call_opts().
+call_defaults() -> #{timeout => 30000, pool => default}.
+
+validate(Opts, Defaults, Check) when is_map(Opts) ->
+    validate(maps:to_list(Opts), Defaults, Check);
+validate(Opts, Defaults, Check) when is_list(Opts) ->
+    try
+        {ok, lists:foldl(fun(Opt, Acc) -> add(Opt, Acc, Check) end, Defaults, Opts)}
+    catch
+        throw:{invalid, Opt} -> {error, {invalid_option, Opt}}
+    end;
+validate(Opts, _, _) ->
+    {error, {invalid_option, Opts}}.
+
+add({Key, Value} = Opt, Acc, Check) when is_atom(Key) ->
+    case Check(Key, Value) of
+        {ok, V} -> Acc#{Key => V};
+        error -> throw({invalid, Opt})
+    end;
+add(Opt, _, _) ->
+    throw({invalid, Opt}).
+
+pool_opt(size, N) -> pos_int(N);
+pool_opt(preload, undefined) -> {ok, undefined};
+pool_opt(preload, Code) -> code(Code);
+pool_opt(max_in_flight, N) -> pos_int(N);
+pool_opt(timeout, T) -> timeout(T);
+pool_opt(cancel_grace, N) when is_integer(N), N >= 0 -> {ok, N};
+pool_opt(python_path, Dirs) when is_list(Dirs) ->
+    all(Dirs, fun(D) -> case string_like(D) of {ok, S} -> {ok, S}; error -> error end end);
+pool_opt(executable, Path) -> string_like(Path);
+pool_opt(atoms, A) when A =:= existing; A =:= create -> {ok, A};
+pool_opt(max_frame, N) -> pos_int(N);
+pool_opt(chunk_items, N) -> pos_int(N);
+pool_opt(chunk_bytes, N) -> pos_int(N);
+pool_opt(env, Env) when is_list(Env) ->
+    all(Env, fun({K, V}) ->
+                     case {string_like(K), string_like(V)} of
+                         {{ok, K1}, {ok, V1}} when K1 =/= "" -> {ok, {K1, V1}};
+                         _ -> error
+                     end;
+                (_) -> error
+             end);
+pool_opt(start_timeout, N) -> pos_int(N);
+pool_opt(restart_intensity, {R, T}) when is_integer(R), R >= 0, is_integer(T), T > 0 -> {ok, {R, T}};
+pool_opt(_, _) -> error.
+
+call_opt(timeout, T) -> timeout(T);
+call_opt(pool, P) when is_atom(P) -> {ok, P};
+call_opt(_, _) -> error.
+
+pos_int(N) when is_integer(N), N > 0 -> {ok, N};
+pos_int(_) -> error.
+
+timeout(infinity) -> {ok, infinity};
+timeout(T) when is_integer(T), T >= 0 -> {ok, T};
+timeout(_) -> error.
+
+code(Code) ->
+    try iolist_to_binary(Code) of
+        B -> {ok, B}
+    catch
+        error:badarg -> error
+    end.
+
+string_like(S) when is_binary(S) -> {ok, binary_to_list(S)};
+string_like(S) when is_list(S) ->
+    case io_lib:printable_unicode_list(S) of
+        true -> {ok, S};
+        false -> error
+    end;
+string_like(_) -> error.
+
+all(Items, Check) ->
+    Checked = [Check(I) || I <- Items],
+    case lists:all(fun({ok, _}) -> true; (_) -> false end, Checked) of
+        true -> {ok, [V || {ok, V} <- Checked]};
+        false -> error
+    end.

@@ -1,0 +1,132 @@
+%% @doc A pool's routing state, and the process that owns it.
+%%
+%% Each pool has a table of slots (`{Slot, WorkerPid}', written by the
+%% workers as they start and stop) and a counters array of requests in
+%% flight per slot. Callers pick the least-loaded slot and reserve it with
+%% one atomic add, with no process in between; a slot at max_in_flight is
+%% full, and a pool whose every slot is full answers `{error, overloaded}'.
+-module(py_pool).
+-behaviour(gen_server).
+
+-export([start_link/2, context/1, context_opts/1, register_worker/3, unregister_worker/3,
+         checkout/2, done/2, workers/1, slot_worker/2, default_timeout/1]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-export_type([context/0]).
+
+-opaque context() :: #{name := atom(), tab := ets:tid(), counters := counters:counters_ref(),
+                       opts := py_opts:pool_opts()}.
+
+-spec start_link(atom(), py_opts:pool_opts()) -> {ok, pid()}.
+start_link(Name, Opts) ->
+    gen_server:start_link(?MODULE, {Name, Opts}, []).
+
+%% @doc The routing state of a pool (crashes if there is no such pool:
+%% for workers, which only run inside one).
+-spec context(atom()) -> context().
+context(Name) ->
+    persistent_term:get({?MODULE, Name}).
+
+-spec context_opts(context()) -> py_opts:pool_opts().
+context_opts(#{opts := Opts}) -> Opts.
+
+-spec register_worker(context(), pos_integer(), pid()) -> ok.
+register_worker(#{tab := Tab, counters := C}, Slot, Pid) ->
+    counters:put(C, Slot, 0),
+    true = ets:insert(Tab, {Slot, Pid}),
+    ok.
+
+-spec unregister_worker(context(), pos_integer(), pid()) -> ok.
+unregister_worker(#{tab := Tab}, Slot, Pid) ->
+    catch ets:delete_object(Tab, {Slot, Pid}),
+    ok.
+
+%% @doc Reserves a worker for one request: the bound slot if given, else
+%% the least-loaded one. The worker releases it with done/2.
+-spec checkout(atom(), pos_integer() | undefined) ->
+          {ok, pid(), pos_integer()} | {error, overloaded | {no_pool, atom()} | no_workers | {worker_exited, restarting}}.
+checkout(Name, Bound) ->
+    case persistent_term:get({?MODULE, Name}, undefined) of
+        undefined -> {error, {no_pool, Name}};
+        Ctx -> checkout_in(Ctx, Bound)
+    end.
+
+checkout_in(#{tab := Tab} = Ctx, undefined) ->
+    case ets:tab2list(Tab) of
+        [] -> {error, no_workers};
+        Slots -> reserve(Ctx, least_loaded(Ctx, Slots))
+    end;
+checkout_in(#{tab := Tab} = Ctx, Slot) ->
+    case ets:lookup(Tab, Slot) of
+        [Entry] -> reserve(Ctx, Entry);
+        [] -> {error, {worker_exited, restarting}}
+    end.
+
+least_loaded(#{counters := C}, [First | Rest]) ->
+    Load = fun({Slot, _}) -> counters:get(C, Slot) end,
+    {Best, _} = lists:foldl(fun(E, {_, BestLoad} = Acc) ->
+                                    case Load(E) of
+                                        L when L < BestLoad -> {E, L};
+                                        _ -> Acc
+                                    end
+                            end, {First, Load(First)}, Rest),
+    Best.
+
+reserve(#{counters := C, opts := #{max_in_flight := Max}}, {Slot, Pid}) ->
+    ok = counters:add(C, Slot, 1),
+    case counters:get(C, Slot) of
+        N when N > Max ->
+            counters:sub(C, Slot, 1),
+            {error, overloaded};
+        _ ->
+            {ok, Pid, Slot}
+    end.
+
+%% @doc A request reserved with checkout/2 has ended.
+-spec done(context(), pos_integer()) -> ok.
+done(#{counters := C}, Slot) ->
+    counters:sub(C, Slot, 1).
+
+%% @doc The running workers of a pool, by slot.
+-spec workers(atom()) -> {ok, [{pos_integer(), pid()}]} | {error, {no_pool, atom()}}.
+workers(Name) ->
+    case persistent_term:get({?MODULE, Name}, undefined) of
+        undefined -> {error, {no_pool, Name}};
+        #{tab := Tab} -> {ok, lists:sort(ets:tab2list(Tab))}
+    end.
+
+%% @doc The pool's per-call timeout, for calls that give none.
+-spec default_timeout(atom()) -> {ok, timeout()} | {error, {no_pool, atom()}}.
+default_timeout(Name) ->
+    case persistent_term:get({?MODULE, Name}, undefined) of
+        undefined -> {error, {no_pool, Name}};
+        #{opts := #{timeout := Timeout}} -> {ok, Timeout}
+    end.
+
+%% @doc The least-loaded slot of a pool, for binding.
+-spec slot_worker(atom(), undefined) -> {ok, pos_integer()} | {error, term()}.
+slot_worker(Name, undefined) ->
+    case checkout(Name, undefined) of
+        {ok, _Pid, Slot} ->
+            done(context(Name), Slot),
+            {ok, Slot};
+        Error ->
+            Error
+    end.
+
+%% ---- the owner of the table ----
+
+init({Name, Opts}) ->
+    Tab = ets:new(py_pool_slots, [set, public, {read_concurrency, true}]),
+    Counters = counters:new(maps:get(size, Opts), [write_concurrency]),
+    persistent_term:put({?MODULE, Name}, #{name => Name, tab => Tab, counters => Counters, opts => Opts}),
+    process_flag(trap_exit, true),
+    {ok, Name}.
+
+handle_call(_Msg, _From, Name) -> {reply, {error, badarg}, Name}.
+handle_cast(_Msg, Name) -> {noreply, Name}.
+handle_info(_Msg, Name) -> {noreply, Name}.
+
+terminate(_Reason, Name) ->
+    _ = persistent_term:erase({?MODULE, Name}),
+    ok.

@@ -1,0 +1,27 @@
+%% @doc One pool: its routing state, then its workers (rest_for_one, so
+%% the workers restart with a fresh table if its owner ever dies).
+-module(py_pool_sup).
+-behaviour(supervisor).
+
+-export([start_link/2, start_workers/2]).
+-export([init/1]).
+
+-spec start_link(atom(), py_opts:pool_opts()) -> supervisor:startlink_ret().
+start_link(Name, Opts) ->
+    supervisor:start_link(?MODULE, {pool, Name, Opts}).
+
+-spec start_workers(atom(), py_opts:pool_opts()) -> supervisor:startlink_ret().
+start_workers(Name, Opts) ->
+    supervisor:start_link(?MODULE, {workers, Name, Opts}).
+
+init({pool, Name, Opts}) ->
+    {ok, {#{strategy => rest_for_one, intensity => 3, period => 10},
+          [#{id => routing, start => {py_pool, start_link, [Name, Opts]}},
+           #{id => workers, start => {?MODULE, start_workers, [Name, Opts]}, type => supervisor}]}};
+init({workers, Name, #{size := Size, restart_intensity := {MaxR, MaxT}}}) ->
+    {ok, {#{strategy => one_for_one, intensity => MaxR, period => MaxT},
+          [#{id => Slot,
+             start => {py_worker, start_link, [Name, Slot]},
+             % time for terminate/2 to cancel, ask for a clean exit, and kill
+             shutdown => 5000}
+           || Slot <- lists:seq(1, Size)]}}.

@@ -1,0 +1,37 @@
+%% @doc The pyport application: validates the `pools' environment, then
+%% starts a pool supervisor for each.
+-module(pyport_app).
+-behaviour(application).
+
+-export([start/2, stop/1, pools_from_env/1]).
+
+start(_Type, _Args) ->
+    case pools_from_env(application:get_env(pyport, pools, undefined)) of
+        {ok, Pools} -> py_sup:start_link(Pools);
+        {error, _} = Error -> Error
+    end.
+
+stop(_State) ->
+    ok.
+
+%% @doc Validates the `pools' setting: `[{Name, Options}]' or a map; unset
+%% is one pool named `default' with the default options.
+-spec pools_from_env(term()) -> {ok, [{atom(), py_opts:pool_opts()}]} | {error, term()}.
+pools_from_env(undefined) ->
+    pools_from_env([{default, []}]);
+pools_from_env(Pools) when is_map(Pools) ->
+    pools_from_env(maps:to_list(Pools));
+pools_from_env(Pools) when is_list(Pools) ->
+    validate_pools(Pools, []);
+pools_from_env(Other) ->
+    {error, {invalid_option, {pools, Other}}}.
+
+validate_pools([], Acc) ->
+    {ok, lists:reverse(Acc)};
+validate_pools([{Name, Opts} | Rest], Acc) when is_atom(Name) ->
+    case py_opts:pool(Opts) of
+        {ok, Valid} -> validate_pools(Rest, [{Name, Valid} | Acc]);
+        {error, _} = Error -> Error
+    end;
+validate_pools([Bad | _], _) ->
+    {error, {invalid_option, {pools, Bad}}}.

@@ -1,0 +1,41 @@
+-module(py_opts_tests).
+-include_lib("eunit/include/eunit.hrl").
+
+defaults_test() ->
+    {ok, O} = py_opts:pool([]),
+    ?assertEqual(erlang:system_info(schedulers), maps:get(size, O)),
+    ?assertEqual(30000, maps:get(timeout, O)),
+    ?assertEqual(existing, maps:get(atoms, O)),
+    ?assertEqual(undefined, maps:get(preload, O)),
+    ?assertEqual(1000, maps:get(max_in_flight, O)).
+
+valid_test() ->
+    {ok, O} = py_opts:pool(#{size => 3, preload => "import json", python_path => [<<"/tmp">>],
+                             env => [{"A", <<"b">>}], timeout => infinity, atoms => create}),
+    ?assertEqual(3, maps:get(size, O)),
+    ?assertEqual(<<"import json">>, maps:get(preload, O)),
+    ?assertEqual(["/tmp"], maps:get(python_path, O)),
+    ?assertEqual([{"A", "b"}], maps:get(env, O)),
+    ?assertEqual(infinity, maps:get(timeout, O)).
+
+invalid_test_() ->
+    Bad = [{size, 0}, {size, -1}, {size, two}, {preload, 42}, {max_in_flight, 0},
+           {timeout, -5}, {timeout, soon}, {cancel_grace, -1}, {python_path, "notalist"},
+           {python_path, [42]}, {atoms, maybe}, {env, [{"", "x"}]}, {env, [bad]},
+           {restart_intensity, {1, 0}}, {no_such_option, 1}],
+    [?_assertEqual({error, {invalid_option, Opt}}, py_opts:pool([Opt])) || Opt <- Bad]
+    ++ [?_assertEqual({error, {invalid_option, not_a_tuple}}, py_opts:pool([not_a_tuple])),
+        ?_assertEqual({error, {invalid_option, 42}}, py_opts:pool(42))].
+
+call_test() ->
+    D = py_opts:call_defaults(),
+    ?assertEqual({ok, D#{timeout := 100}}, py_opts:call([{timeout, 100}], D)),
+    ?assertEqual({ok, D#{pool := other}}, py_opts:call(#{pool => other}, D)),
+    ?assertEqual({error, {invalid_option, {pool, "x"}}}, py_opts:call([{pool, "x"}], D)),
+    ?assertEqual({error, {invalid_option, {retries, 3}}}, py_opts:call([{retries, 3}], D)).
+
+pools_env_test() ->
+    {ok, [{default, _}]} = pyport_app:pools_from_env(undefined),
+    {ok, [{a, #{size := 1}}]} = pyport_app:pools_from_env(#{a => [{size, 1}]}),
+    ?assertEqual({error, {invalid_option, {size, 0}}}, pyport_app:pools_from_env([{a, [{size, 0}]}])),
+    ?assertEqual({error, {invalid_option, {pools, "x"}}}, pyport_app:pools_from_env(["x"])).
