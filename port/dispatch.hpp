@@ -61,6 +61,9 @@ private:
   void op_tracemalloc_stop(out_buffer &out, std::uint64_t id);
   void op_stats(out_buffer &out, std::uint64_t id);
 
+  // code compiled as an expression (Py_eval_input) or statements
+  // (Py_file_input), from the cache when the same text was seen. Borrowed.
+  PyObject *compiled(std::string_view code, int mode);
   // Shared by eval and stream_eval: the value of code with locals.
   py_ref evaluate(std::string_view code, const msgpack::object *locals);
   // Shared by call and stream: module.function(*args, **kwargs).

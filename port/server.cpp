@@ -330,7 +330,7 @@ void server::on_cancel(const request &r, out_buffer &replies) {
     write_error(replies, r.id, e.info());
     return;
   }
-  bool found = false;
+  bool found = false, running = false;
   {
     std::lock_guard lk(mu_);
     auto queued = std::find_if(queue_.begin(), queue_.end(), [target](const job &q) {
@@ -346,10 +346,10 @@ void server::on_cancel(const request &r, out_buffer &replies) {
     } else if (running_ == target) {
       running_cancelled_ = true;
       cancel_pending_ = true;
-      found = true;
+      found = running = true;
     }
   }
-  if (found && cancel_pending_) {
+  if (running) {
     kick();
     cv_.notify_all(); // a stream waiting for credit
   }

@@ -33,17 +33,20 @@ struct local_binding {
 
 } // namespace
 
+PyObject *dispatcher::compiled(std::string_view code, int mode) {
+  const bool expression = mode == Py_eval_input;
+  std::string key = expression ? "e" : "x";
+  key += code;
+  if (PyObject *hit = cache_.find(key))
+    return hit;
+  return cache_.insert(std::move(key), checked(Py_CompileString(source_text(code).c_str(),
+                                                                expression ? "<eval>" : "<exec>", mode)));
+}
+
 py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals) {
   PyObject *ns = namespace_.get();
-  if (!locals || locals->via.map.size == 0) {
-    std::string key = "e";
-    key += code;
-    PyObject *compiled = cache_.find(key);
-    if (!compiled)
-      compiled = cache_.insert(std::move(key),
-                               checked(Py_CompileString(source_text(code).c_str(), "<eval>", Py_eval_input)));
-    return checked(PyEval_EvalCode(compiled, ns, ns));
-  }
+  if (!locals || locals->via.map.size == 0)
+    return checked(PyEval_EvalCode(compiled(code, Py_eval_input), ns, ns));
 
   // The expression becomes the body of a function whose parameters are the
   // locals: closures (lambdas, comprehensions) capture them like any
@@ -151,13 +154,7 @@ void dispatcher::op_eval(args_reader &args, out_buffer &out, std::uint64_t id) {
 void dispatcher::op_exec(args_reader &args, out_buffer &out, std::uint64_t id) {
   const std::string_view code = args.str("code");
   args.done();
-  std::string key = "x";
-  key += code;
-  PyObject *compiled = cache_.find(key);
-  if (!compiled)
-    compiled = cache_.insert(std::move(key),
-                             checked(Py_CompileString(source_text(code).c_str(), "<exec>", Py_file_input)));
-  checked(PyEval_EvalCode(compiled, namespace_.get(), namespace_.get()));
+  checked(PyEval_EvalCode(compiled(code, Py_file_input), namespace_.get(), namespace_.get()));
   write_nil_reply(out, id, "ok");
 }
 
