@@ -15,7 +15,14 @@ dispatcher::dispatcher(const limits &lim)
     throw python_error(fetch_python_error());
   namespace_ = py_ref::borrow(PyModule_GetDict(main));
   gc_ = checked(PyImport_ImportModule("gc"));
-  tracemalloc_ = checked(PyImport_ImportModule("tracemalloc"));
+}
+
+// tracemalloc pulls in re, pickle, tokenize and linecache: an idle worker
+// that never traces should not carry them.
+const py_ref &dispatcher::tracemalloc() {
+  if (!tracemalloc_)
+    tracemalloc_ = checked(PyImport_ImportModule("tracemalloc"));
+  return tracemalloc_;
 }
 
 namespace {

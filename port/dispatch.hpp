@@ -75,6 +75,7 @@ private:
   pyport_types types_;
   converter convert_;
   py_ref namespace_; // __main__.__dict__, borrowed from the module forever
+  const py_ref &tracemalloc(); // imported on first use
   py_ref gc_, tracemalloc_;
   compile_cache cache_{1024};
   std::uint64_t requests_ = 0;

@@ -30,9 +30,9 @@ void dispatcher::op_memory_stats(out_buffer &out, std::uint64_t id) {
   set_item(stats.get(), "gc_stats", call_method(gc_, "get_stats"));
   set_item(stats.get(), "gc_count", call_method(gc_, "get_count"));
   set_item(stats.get(), "gc_threshold", call_method(gc_, "get_threshold"));
-  py_ref tracing = call_method(tracemalloc_, "is_tracing");
+  py_ref tracing = call_method(tracemalloc(), "is_tracing");
   if (PyObject_IsTrue(tracing.get()) == 1) {
-    py_ref traced = call_method(tracemalloc_, "get_traced_memory");
+    py_ref traced = call_method(tracemalloc(), "get_traced_memory");
     if (!PyTuple_Check(traced.get()) || PyTuple_GET_SIZE(traced.get()) != 2)
       throw port_error(error_type::encode_error, "tracemalloc.get_traced_memory() is not a pair");
     set_item(stats.get(), "traced_memory_current", py_ref::borrow(PyTuple_GET_ITEM(traced.get(), 0)));
@@ -44,12 +44,12 @@ void dispatcher::op_memory_stats(out_buffer &out, std::uint64_t id) {
 void dispatcher::op_tracemalloc_start(args_reader &args, out_buffer &out, std::uint64_t id) {
   const std::int64_t frames = args.opt_int("frames", 1, 1000).value_or(1);
   args.done();
-  checked(PyObject_CallMethod(tracemalloc_.get(), "start", "L", static_cast<long long>(frames)));
+  checked(PyObject_CallMethod(tracemalloc().get(), "start", "L", static_cast<long long>(frames)));
   write_nil_reply(out, id, "ok");
 }
 
 void dispatcher::op_tracemalloc_stop(out_buffer &out, std::uint64_t id) {
-  call_method(tracemalloc_, "stop");
+  call_method(tracemalloc(), "stop");
   write_nil_reply(out, id, "ok");
 }
 
