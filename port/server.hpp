@@ -68,6 +68,7 @@ private:
   void flush(out_buffer &out) noexcept;
   credit_entry *find_credit(std::uint64_t id);
   bool wait_for_job(job &next);
+  bool spin_for_arrival(std::uint64_t seen);
   void reject(std::uint64_t id, error_info error); // PRECONDITION: mu_ held
 
   dispatcher &dispatcher_;
@@ -83,6 +84,8 @@ private:
   bool abandoned_ = false; // stdout's reader is gone too: stop now
   std::condition_variable cv_;
 
+  std::atomic<std::uint64_t> arrivals_{0};  // jobs ever queued; spun on by the main thread
+  int spin_misses_ = 0, spin_skips_ = 0;    // main thread only
   std::atomic<bool> cancel_pending_{false}; // read by the signal handler
   std::mutex write_mu_;                      // one writer at a time on out_fd
   std::atomic<bool> io_failed_{false};
