@@ -7,6 +7,8 @@
 #include "request.hpp"
 
 #include <chrono>
+#include <string>
+#include <unordered_map>
 #include <cstdint>
 
 namespace pyport {
@@ -61,6 +63,11 @@ private:
   void op_tracemalloc_stop(out_buffer &out, std::uint64_t id);
   void op_stats(out_buffer &out, std::uint64_t id);
 
+  // The interned str of a module or attribute name, made once. Interned
+  // names hit the identity fast path of dict lookups in sys.modules and
+  // module dicts (and need no hashing). Names, not resolved objects, are
+  // cached, so a reassigned or reloaded function is always seen. Borrowed.
+  PyObject *interned_name(std::string_view name);
   // code compiled as an expression (Py_eval_input) or statements
   // (Py_file_input), from the cache when the same text was seen. Borrowed.
   PyObject *compiled(std::string_view code, int mode);
@@ -78,6 +85,7 @@ private:
   const py_ref &tracemalloc(); // imported on first use
   py_ref gc_, tracemalloc_;
   compile_cache cache_{1024};
+  std::unordered_map<std::string, py_ref> names_; // bounded in interned_name
   std::uint64_t requests_ = 0;
 };
 

@@ -97,6 +97,17 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
   return checked(PyObject_Call(fn, args.get(), nullptr));
 }
 
+PyObject *dispatcher::interned_name(std::string_view name) {
+  if (auto it = names_.find(std::string(name)); it != names_.end())
+    return it->second.get();
+  py_ref str = converter::name(name);
+  PyObject *raw = str.release();
+  PyUnicode_InternInPlace(&raw); // steals raw, gives back the interned one
+  if (names_.size() >= 4096)
+    names_.clear(); // names come from clients: keep the cache bounded
+  return names_.emplace(std::string(name), py_ref::steal(raw)).first->second.get();
+}
+
 py_ref dispatcher::invoke(args_reader &args) {
   const std::string_view module = args.str("module");
   const std::string_view function = args.str("function");
@@ -106,18 +117,17 @@ py_ref dispatcher::invoke(args_reader &args) {
   if (module.empty() || function.empty())
     throw port_error(error_type::bad_request, "module and function must not be empty");
 
-  py_ref module_name = converter::name(module);
-  py_ref target = py_ref::steal(PyImport_GetModule(module_name.get()));
+  PyObject *module_name = interned_name(module);
+  py_ref target = py_ref::steal(PyImport_GetModule(module_name));
   if (!target) {
     throw_if_python_error();
-    target = checked(PyImport_Import(module_name.get()));
+    target = checked(PyImport_Import(module_name));
   }
   // A dotted function is looked up attribute by attribute (os + path.join).
   for (std::size_t start = 0;;) {
     const std::size_t dot = function.find('.', start);
     const std::string_view part = function.substr(start, dot == std::string_view::npos ? dot : dot - start);
-    py_ref attr_name = converter::name(part);
-    target = checked(PyObject_GetAttr(target.get(), attr_name.get()));
+    target = checked(PyObject_GetAttr(target.get(), interned_name(part)));
     if (dot == std::string_view::npos)
       break;
     start = dot + 1;
