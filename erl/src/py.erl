@@ -233,9 +233,9 @@ exec_all(Code, Pool) ->
 
 exec_on(Pool, Slot, Code) ->
     case py_pool:checkout(Pool, Slot) of
-        {ok, Worker, _} ->
+        {ok, Route} ->
             {ok, Timeout} = py_pool:default_timeout(Pool),
-            ok_value(result(py_worker:request(Worker, <<"exec">>, #{<<"code">> => Code}, Timeout)));
+            ok_value(result(py_call:request(Route, <<"exec">>, #{<<"code">> => Code}, Timeout)));
         Error -> Error
     end.
 
@@ -266,7 +266,7 @@ run(Op, Args, Opts) ->
     case resolve(Opts) of
         {ok, #{pool := Pool, timeout := Timeout}} ->
             case py_pool:checkout(Pool, get({?MODULE, bound, Pool})) of
-                {ok, Worker, _} -> result(py_worker:request(Worker, Op, Args, Timeout));
+                {ok, Route} -> result(py_call:request(Route, Op, Args, Timeout));
                 Error -> Error
             end;
         Error -> Error
@@ -276,7 +276,7 @@ run_stream(Op, Args, Mode, Opts) ->
     case resolve(Opts) of
         {ok, #{pool := Pool, timeout := Timeout}} ->
             case py_pool:checkout(Pool, get({?MODULE, bound, Pool})) of
-                {ok, Worker, _} -> result(py_worker:stream(Worker, Op, Args, Mode, Timeout));
+                {ok, #{pid := Worker}} -> result(py_worker:stream(Worker, Op, Args, Mode, Timeout));
                 Error -> Error
             end;
         Error -> Error

@@ -1,6 +1,6 @@
 %% @doc A pool's routing state, and the process that owns it.
 %%
-%% Each pool has a table of slots (`{Slot, WorkerPid}', written by the
+%% Each pool has a table of slots (`{Slot, WorkerPid, Route}', written by the
 %% workers as they start and stop) and a counters array of requests in
 %% flight per slot. Callers pick the least-loaded slot and reserve it with
 %% one atomic add, with no process in between; a slot at max_in_flight is
@@ -8,7 +8,7 @@
 -module(py_pool).
 -behaviour(gen_server).
 
--export([start_link/2, context/1, context_opts/1, register_worker/3, unregister_worker/3,
+-export([start_link/2, context/1, context_opts/1, register_worker/4, unregister_worker/3,
          checkout/2, done/2, workers/1, slot_worker/2, default_timeout/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -30,21 +30,21 @@ context(Name) ->
 -spec context_opts(context()) -> py_opts:pool_opts().
 context_opts(#{opts := Opts}) -> Opts.
 
--spec register_worker(context(), pos_integer(), pid()) -> ok.
-register_worker(#{tab := Tab, counters := C}, Slot, Pid) ->
+-spec register_worker(context(), pos_integer(), pid(), py_call:route()) -> ok.
+register_worker(#{tab := Tab, counters := C}, Slot, Pid, Route) ->
     counters:put(C, Slot, 0),
-    true = ets:insert(Tab, {Slot, Pid}),
+    true = ets:insert(Tab, {Slot, Pid, Route}),
     ok.
 
 -spec unregister_worker(context(), pos_integer(), pid()) -> ok.
 unregister_worker(#{tab := Tab}, Slot, Pid) ->
-    catch ets:delete_object(Tab, {Slot, Pid}),
+    catch ets:match_delete(Tab, {Slot, Pid, '_'}),
     ok.
 
 %% @doc Reserves a worker for one request: the bound slot if given, else
 %% the least-loaded one. The worker releases it with done/2.
 -spec checkout(atom(), pos_integer() | undefined) ->
-          {ok, pid(), pos_integer()} | {error, overloaded | {no_pool, atom()} | no_workers | {worker_exited, restarting}}.
+          {ok, py_call:route()} | {error, overloaded | {no_pool, atom()} | no_workers | {worker_exited, restarting}}.
 checkout(Name, Bound) ->
     case persistent_term:get({?MODULE, Name}, undefined) of
         undefined -> {error, {no_pool, Name}};
@@ -63,7 +63,7 @@ checkout_in(#{tab := Tab} = Ctx, Slot) ->
     end.
 
 least_loaded(#{counters := C}, [First | Rest]) ->
-    Load = fun({Slot, _}) -> counters:get(C, Slot) end,
+    Load = fun({Slot, _, _}) -> counters:get(C, Slot) end,
     {Best, _} = lists:foldl(fun(E, {_, BestLoad} = Acc) ->
                                     case Load(E) of
                                         L when L < BestLoad -> {E, L};
@@ -72,14 +72,14 @@ least_loaded(#{counters := C}, [First | Rest]) ->
                             end, {First, Load(First)}, Rest),
     Best.
 
-reserve(#{counters := C, opts := #{max_in_flight := Max}}, {Slot, Pid}) ->
+reserve(#{counters := C, opts := #{max_in_flight := Max}}, {Slot, _Pid, Route}) ->
     ok = counters:add(C, Slot, 1),
     case counters:get(C, Slot) of
         N when N > Max ->
             counters:sub(C, Slot, 1),
             {error, overloaded};
         _ ->
-            {ok, Pid, Slot}
+            {ok, Route}
     end.
 
 %% @doc A request reserved with checkout/2 has ended.
@@ -92,7 +92,7 @@ done(#{counters := C}, Slot) ->
 workers(Name) ->
     case persistent_term:get({?MODULE, Name}, undefined) of
         undefined -> {error, {no_pool, Name}};
-        #{tab := Tab} -> {ok, lists:sort(ets:tab2list(Tab))}
+        #{tab := Tab} -> {ok, lists:sort([{Slot, Pid} || {Slot, Pid, _} <- ets:tab2list(Tab)])}
     end.
 
 %% @doc The pool's per-call timeout, for calls that give none.
@@ -107,7 +107,7 @@ default_timeout(Name) ->
 -spec slot_worker(atom(), undefined) -> {ok, pos_integer()} | {error, term()}.
 slot_worker(Name, undefined) ->
     case checkout(Name, undefined) of
-        {ok, _Pid, Slot} ->
+        {ok, #{slot := Slot}} ->
             done(context(Name), Slot),
             {ok, Slot};
         Error ->

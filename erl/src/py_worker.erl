@@ -9,10 +9,10 @@
 -module(py_worker).
 -behaviour(gen_server).
 
--export([start_link/2, request/4, stream/5, stream_cancel/2, info/1]).
+-export([start_link/2, stream/5, stream_cancel/2, info/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
--record(req, {kind :: call | collect | items | internal,
+-record(req, {kind :: collect | items | internal,
               from :: gen_server:from() | undefined,
               owner :: pid() | undefined,
               ref :: reference() | undefined,
@@ -29,12 +29,16 @@
              hello = #{} :: map(),
              ctx :: py_pool:context(),
              decode :: py_msgpack:decode_options(),
-             next_id = 1 :: pos_integer(),
-             pending = #{} :: #{pos_integer() => #req{}},
+             ids :: atomics:atomics_ref(),      % request ids, shared with callers
+             table :: ets:tid(),                % direct requests: {Id, Caller | abandoned, Tag}
+             pending = #{} :: #{pos_integer() => #req{}}, % requests made through this process
              abandoned = #{} :: #{pos_integer() => reference()},
+             finished = #{} :: #{pos_integer() => true}, % abandoned, then answered before we heard
              by_mon = #{} :: #{reference() => pos_integer()},
              by_ref = #{} :: #{reference() => pos_integer()}}).
 
+%% How often the table is checked for requests whose caller has died.
+-define(SWEEP_MS, 200).
 %% The owner of an item stream gets more only while its mailbox is short.
 -define(MAILBOX_HIGH, 1000).
 -define(CREDIT_RECHECK_MS, 5).
@@ -45,11 +49,6 @@
 -spec start_link(atom(), pos_integer()) -> {ok, pid()} | {error, term()}.
 start_link(Pool, Slot) ->
     gen_server:start_link(?MODULE, {Pool, Slot}, []).
-
-%% @doc Runs one op and waits for its answer.
--spec request(pid(), binary(), map(), timeout()) -> term().
-request(Worker, Op, Args, Timeout) ->
-    call(Worker, {request, Op, Args, Timeout}, Timeout).
 
 %% @doc Starts a stream. `collect' answers `{ok, Items}' at the end;
 %% `{items, Owner}' answers `{ok, Ref}' at once and sends Owner
@@ -90,12 +89,15 @@ init({Pool, Slot}) ->
     Ctx = py_pool:context(Pool),
     Opts = py_pool:context_opts(Ctx),
     St0 = #st{pool = Pool, slot = Slot, opts = Opts, ctx = Ctx,
-              decode = #{atoms => maps:get(atoms, Opts)}},
+              decode = #{atoms => maps:get(atoms, Opts)},
+              ids = atomics:new(1, [{signed, false}]),
+              table = ets:new(py_worker_requests, [set, public, {write_concurrency, true}])},
     case open(St0) of
         {ok, St1} ->
             case preload(St1) of
                 {ok, St2} ->
-                    py_pool:register_worker(Ctx, Slot, self()),
+                    py_pool:register_worker(Ctx, Slot, self(), route(St2)),
+                    erlang:send_after(?SWEEP_MS, self(), sweep),
                     {ok, St2};
                 {error, Reason, St2} ->
                     kill(St2),
@@ -105,8 +107,6 @@ init({Pool, Slot}) ->
             {stop, Reason}
     end.
 
-handle_call({request, Op, Args, Timeout}, {Caller, _} = From, St) ->
-    start_request(#req{kind = call, from = From}, Caller, Op, Args, Timeout, St);
 handle_call({stream, Op, Args, collect, Timeout}, {Caller, _} = From, St) ->
     start_request(#req{kind = collect, from = From}, Caller, Op,
                   Args#{<<"window">> => ?STREAM_WINDOW}, Timeout, St);
@@ -153,6 +153,22 @@ handle_info({timeout, _TRef, {cancel_grace, Id}}, #st{abandoned = Ab} = St) ->
         false ->
             {noreply, St}
     end;
+handle_info({abandoned, Id}, #st{finished = Finished} = St) ->
+    case maps:take(Id, Finished) of
+        {true, Rest} -> {noreply, St#st{finished = Rest}}; % its reply already came
+        error -> {noreply, cancel_in_port(Id, St)}
+    end;
+handle_info(sweep, #st{table = Table} = St) ->
+    % A caller that died while waiting costs nothing: its request is cancelled.
+    Dead = [Id || {Id, Pid, _} <- ets:tab2list(Table), is_pid(Pid), not is_process_alive(Pid)],
+    St1 = lists:foldl(fun(Id, Acc) ->
+                              case ets:update_element(Table, Id, {2, abandoned}) of
+                                  true -> cancel_in_port(Id, Acc);
+                                  false -> Acc
+                              end
+                      end, St, Dead),
+    erlang:send_after(?SWEEP_MS, self(), sweep),
+    {noreply, St1};
 handle_info({credit_check, Id}, St) ->
     {noreply, grant_if_drained(Id, St)};
 handle_info({'DOWN', Mon, process, _, _}, #st{by_mon = ByMon} = St) ->
@@ -225,8 +241,9 @@ hello(H) ->
 preload(#st{opts = #{preload := undefined}} = St) ->
     {ok, St};
 preload(#st{opts = #{preload := Code, start_timeout := Timeout}, port = Port} = St) ->
+    1 = atomics:add_get(St#st.ids, 1, 1),
     ok = send_frame([1, <<"exec">>, #{<<"code">> => Code}], St),
-    preload_wait(Port, Timeout, St#st{next_id = 2}).
+    preload_wait(Port, Timeout, St).
 
 preload_wait(Port, Timeout, St) ->
     receive
@@ -245,7 +262,8 @@ preload_wait(Port, Timeout, St) ->
 
 %% ---- requests ----
 
-start_request(Req, Watch, Op, Args, Timeout, #st{next_id = Id} = St) ->
+start_request(Req, Watch, Op, Args, Timeout, St) ->
+    Id = atomics:add_get(St#st.ids, 1, 1),
     case send_frame([Id, Op, Args], St) of
         ok ->
             Timer = case Timeout of
@@ -254,8 +272,7 @@ start_request(Req, Watch, Op, Args, Timeout, #st{next_id = Id} = St) ->
                     end,
             Mon = erlang:monitor(process, Watch),
             Req1 = Req#req{timer = Timer, mon = Mon},
-            St1 = St#st{next_id = Id + 1,
-                        pending = maps:put(Id, Req1, St#st.pending),
+            St1 = St#st{pending = maps:put(Id, Req1, St#st.pending),
                         by_mon = maps:put(Mon, Id, St#st.by_mon)},
             {noreply, case Req1#req.ref of
                           undefined -> St1;
@@ -263,7 +280,7 @@ start_request(Req, Watch, Op, Args, Timeout, #st{next_id = Id} = St) ->
                       end};
         {error, Reason} ->
             py_pool:done(St#st.ctx, St#st.slot),
-            {reply, {error, Reason}, St#st{next_id = Id + 1}}
+            {reply, {error, Reason}, St}
     end.
 
 send_frame(_, #st{port = undefined}) ->
@@ -285,17 +302,44 @@ send_frame(Msg, #st{port = Port, hello = Hello}) ->
     end.
 
 on_frame(Frame, St) ->
-    case py_msgpack:decode(Frame, St#st.decode) of
-        {ok, [0, _, _] = Unsolicited} -> unsolicited(Unsolicited, St);
-        {ok, [Id, Tag, Payload]} when is_integer(Id) -> on_reply(Id, Tag, Payload, St);
-        Other -> undecodable(Frame, Other, St)
+    case frame_id(Frame) of
+        {ok, Id} when Id > 0, not is_map_key(Id, St#st.pending) -> route(Id, Frame, St);
+        _ ->
+            case py_msgpack:decode(Frame, St#st.decode) of
+                {ok, [0, _, _] = Unsolicited} -> unsolicited(Unsolicited, St);
+                {ok, [Id, Tag, Payload]} when is_integer(Id) -> on_reply(Id, Tag, Payload, St);
+                Other -> undecodable(Frame, Other, St)
+            end
     end.
 
-%% A reply whose value cannot be decoded (an atom the node does not know,
-%% with atoms => existing) still answers its request, with the reason.
+%% A direct request's reply goes, undecoded, to whoever takes its entry.
+route(Id, Frame, #st{table = Table} = St) ->
+    case ets:take(Table, Id) of
+        [{Id, Caller, Tag}] when is_pid(Caller) ->
+            Caller ! {Tag, Frame},
+            py_pool:done(St#st.ctx, St#st.slot),
+            St;
+        [{Id, abandoned, _}] ->
+            py_pool:done(St#st.ctx, St#st.slot),
+            case maps:take(Id, St#st.abandoned) of
+                {T, Rest} -> _ = erlang:cancel_timer(T), St#st{abandoned = Rest};
+                error -> St#st{finished = maps:put(Id, true, St#st.finished)} % {abandoned, Id} is on its way
+            end;
+        [] ->
+            St#st{abandoned = forget(Id, St#st.abandoned)} % a stream's late reply, or a cancel's
+    end.
+
+%% The Id of [Id, Tag, Payload], read without decoding the rest.
+frame_id(<<16#93, 0:1, I:7, _/binary>>) -> {ok, I};
+frame_id(<<16#93, 16#cc, I, _/binary>>) -> {ok, I};
+frame_id(<<16#93, 16#cd, I:16, _/binary>>) -> {ok, I};
+frame_id(<<16#93, 16#ce, I:32, _/binary>>) -> {ok, I};
+frame_id(<<16#93, 16#cf, I:64, _/binary>>) -> {ok, I};
+frame_id(_) -> error.
+
 undecodable(Frame, Reason, St) ->
-    case py_msgpack:decode(request_id_prefix(Frame)) of
-        {ok, Id} when is_integer(Id), Id > 0 ->
+    case frame_id(Frame) of
+        {ok, Id} when Id > 0 ->
             case maps:find(Id, St#st.pending) of
                 {ok, Req} -> finish(Id, Req, {error, undecodable_reason(Reason)}, St);
                 error -> St
@@ -307,18 +351,6 @@ undecodable(Frame, Reason, St) ->
 
 undecodable_reason({error, {unknown_atom, _} = Reason}) -> Reason;
 undecodable_reason(Other) -> {undecodable_reply, Other}.
-
-%% The Id of [Id, Tag, Payload] without decoding the payload.
-request_id_prefix(<<16#93, Rest/binary>>) ->
-    case Rest of
-        <<0:1, I:7, _/binary>> -> <<I>>;
-        <<16#cc, I, _/binary>> -> <<16#cc, I>>;
-        <<16#cd, I:16, _/binary>> -> <<16#cd, I:16>>;
-        <<16#ce, I:32, _/binary>> -> <<16#ce, I:32>>;
-        <<16#cf, I:64, _/binary>> -> <<16#cf, I:64>>;
-        _ -> <<>>
-    end;
-request_id_prefix(_) -> <<>>.
 
 unsolicited([0, <<"log">>, #{<<"level">> := Level, <<"message">> := Msg}], St) ->
     logger:log(log_level(Level), "pyport ~p/~p: ~ts", [St#st.pool, St#st.slot, Msg]),
@@ -383,8 +415,6 @@ finish(Id, Req, Result, St) ->
     St1 = answer(Req, Result, St),
     forget_request(Id, Req, St1).
 
-answer(#req{kind = call, from = From}, Result, St) ->
-    gen_server:reply(From, Result), St;
 answer(#req{kind = collect, from = From}, Result, St) ->
     gen_server:reply(From, Result), St;
 answer(#req{kind = items, owner = Owner, ref = Ref}, Result, St) ->
@@ -411,15 +441,15 @@ forget_request(Id, #req{timer = Timer, mon = Mon, ref = Ref, credit_timer = CT},
 %% cancel_grace to stop before the port is killed.
 abandon(Id, St) ->
     case maps:find(Id, St#st.pending) of
-        {ok, Req} ->
-            St1 = forget_request(Id, Req, St),
-            _ = send_frame([next_cancel_id(Id), <<"cancel">>, #{<<"id">> => Id}], St1),
-            Grace = maps:get(cancel_grace, St#st.opts),
-            T = erlang:start_timer(Grace, self(), {cancel_grace, Id}),
-            St1#st{abandoned = maps:put(Id, T, St1#st.abandoned)};
-        error ->
-            St
+        {ok, Req} -> cancel_in_port(Id, forget_request(Id, Req, St));
+        error -> St
     end.
+
+cancel_in_port(Id, St) ->
+    _ = send_frame([next_cancel_id(Id), <<"cancel">>, #{<<"id">> => Id}], St),
+    Grace = maps:get(cancel_grace, St#st.opts),
+    T = erlang:start_timer(Grace, self(), {cancel_grace, Id}),
+    St#st{abandoned = maps:put(Id, T, St#st.abandoned)}.
 
 forget(Id, Abandoned) ->
     case maps:take(Id, Abandoned) of
@@ -431,8 +461,23 @@ forget(Id, Abandoned) ->
 %% waits for their replies.
 next_cancel_id(Id) -> Id + (1 bsl 62).
 
-answer_all(Result, #st{pending = Pending} = St) ->
+answer_all(Result, #st{pending = Pending, table = Table} = St) ->
+    lists:foreach(fun({Id, _, _}) ->
+                          case ets:take(Table, Id) of
+                              [{Id, Caller, Tag}] when is_pid(Caller) ->
+                                  Caller ! {Tag, Result},
+                                  py_pool:done(St#st.ctx, St#st.slot);
+                              [_] -> py_pool:done(St#st.ctx, St#st.slot);
+                              [] -> ok
+                          end
+                  end, ets:tab2list(Table)),
     maps:fold(fun(Id, Req, Acc) -> finish(Id, Req, Result, Acc) end, St, Pending).
+
+%% What callers need to send requests straight to this worker's port.
+route(#st{port = Port, ids = Ids, table = Table, decode = Decode, ctx = Ctx, slot = Slot,
+          hello = #{limits := #{<<"max_frame">> := Max}}}) ->
+    #{pid => self(), port => Port, ids => Ids, pending => Table, max_frame => Max,
+      decode => Decode, ctx => Ctx, slot => Slot}.
 
 %% ---- the OS process ----
 

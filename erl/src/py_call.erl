@@ -1,0 +1,98 @@
+%% @doc The caller's side of a request: the calling process writes its
+%% frame to the worker's port itself and decodes the reply itself.
+%%
+%% The worker only routes: it owns the port, so replies reach it, and it
+%% forwards each one (a binary, not copied) to the process recorded for the
+%% request id in its table. Encoding, decoding and waiting happen in the
+%% callers, in parallel, with one hop less than a call through the worker.
+%%
+%% Every request gets one answer: its reply; `{error, timeout}' (the entry
+%% is marked abandoned and the worker cancels it in the port, then kills
+%% the port if it has not stopped within cancel_grace); `{error,
+%% {worker_exited, Detail}}' from the worker when the port dies, or from
+%% the monitor when the worker itself does.
+-module(py_call).
+
+-export([request/4]).
+
+-export_type([route/0]).
+
+%% What a caller needs to reach a worker's port (from py_pool:checkout/2).
+-type route() :: #{pid := pid(), port := port(), ids := atomics:atomics_ref(),
+                   pending := ets:tid(), max_frame := pos_integer(),
+                   decode := py_msgpack:decode_options(), ctx := py_pool:context(),
+                   slot := pos_integer()}.
+
+-spec request(route(), binary(), map(), timeout()) -> term().
+request(#{pid := Worker, ids := Ids, pending := Pending, max_frame := Max,
+          ctx := Ctx, slot := Slot} = Route, Op, Args, Timeout) ->
+    Id = atomics:add_get(Ids, 1, 1),
+    case py_msgpack:encode([Id, Op, Args]) of
+        {ok, Frame} ->
+            case iolist_size(Frame) of
+                Size when Size > Max ->
+                    py_pool:done(Ctx, Slot),
+                    {error, {request_too_large, Size}};
+                _ ->
+                    Tag = erlang:monitor(process, Worker),
+                    true = ets:insert(Pending, {Id, self(), Tag}),
+                    send(Route, Id, Tag, Frame, Timeout)
+            end;
+        {error, {unsupported, Term}} ->
+            py_pool:done(Ctx, Slot),
+            {error, {unsupported_term, Term}}
+    end.
+
+send(#{port := Port, pending := Pending, ctx := Ctx, slot := Slot} = Route, Id, Tag, Frame, Timeout) ->
+    try erlang:port_command(Port, Frame) of
+        true -> await(Route, Id, Tag, Timeout)
+    catch
+        error:badarg ->
+            % The port closed before the write. Whoever takes the entry
+            % answers it: this process, or the worker on its way down.
+            case catch ets:take(Pending, Id) of
+                [_] ->
+                    erlang:demonitor(Tag, [flush]),
+                    py_pool:done(Ctx, Slot),
+                    {error, {worker_exited, port_closed}};
+                _ ->
+                    await(Route, Id, Tag, infinity)
+            end
+    end.
+
+await(#{pid := Worker, pending := Pending} = Route, Id, Tag, Timeout) ->
+    receive
+        {Tag, Reply} ->
+            erlang:demonitor(Tag, [flush]),
+            decode(Reply, Route);
+        {'DOWN', Tag, process, _, Reason} ->
+            _ = (catch ets:delete(Pending, Id)),
+            {error, {worker_exited, down_reason(Reason)}}
+    after Timeout ->
+            case catch ets:update_element(Pending, Id, {2, abandoned}) of
+                true ->
+                    % Still in flight: the worker cancels it and discards
+                    % its reply when it comes.
+                    Worker ! {abandoned, Id},
+                    erlang:demonitor(Tag, [flush]),
+                    {error, timeout};
+                _ ->
+                    % The worker took the entry: its answer is on the way.
+                    await(Route, Id, Tag, infinity)
+            end
+    end.
+
+%% A reply frame is decoded here, in the caller; errors the worker makes
+%% (the port died) arrive as terms.
+decode(Frame, #{decode := Opts}) when is_binary(Frame) ->
+    case py_msgpack:decode(Frame, Opts) of
+        {ok, [_, <<"ok">>, Value]} -> {ok, Value};
+        {ok, [_, <<"error">>, E]} -> {error, py_error:from_port(E)};
+        {error, {unknown_atom, _} = Reason} -> {error, Reason};
+        Other -> {error, {undecodable_reply, Other}}
+    end;
+decode(Result, _) ->
+    Result.
+
+down_reason({shutdown, {port_exited, Detail}}) -> Detail;
+down_reason(Reason) -> Reason.
