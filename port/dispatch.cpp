@@ -130,7 +130,7 @@ void dispatcher::pack_hello(packer &pk) const {
   for (const op o : ops)
     pack_str(pk, to_string(o));
   pack_str(pk, "limits");
-  pk.pack_map(5);
+  pk.pack_map(6);
   pack_str(pk, "max_frame");
   pk.pack_uint64(limits_.max_frame);
   pack_str(pk, "max_depth");
@@ -141,6 +141,8 @@ void dispatcher::pack_hello(packer &pk) const {
   pk.pack_uint64(limits_.chunk_bytes);
   pack_str(pk, "chunk_ms");
   pk.pack_float64(static_cast<double>(limits_.chunk_time.count()) / 1000.0);
+  pack_str(pk, "spin_us");
+  pk.pack_uint64(static_cast<std::uint64_t>(limits_.spin_time.count()));
 }
 
 void dispatcher::op_stats(out_buffer &out, std::uint64_t id) {

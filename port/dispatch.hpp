@@ -18,6 +18,9 @@ struct limits {
   std::size_t chunk_items = 1000;
   std::size_t chunk_bytes = 64u << 10;
   std::chrono::microseconds chunk_time{5000};
+  // How long the main thread watches for the next request before it
+  // sleeps (server.cpp, spin_for_arrival); 0 never.
+  std::chrono::microseconds spin_time{100};
 };
 
 // What a running request may ask of whoever runs it (the server, or a test).

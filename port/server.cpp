@@ -23,9 +23,8 @@ namespace {
 constexpr std::size_t flush_threshold = 64 * 1024;
 // How long the reader keeps reading after the last data before it sleeps.
 constexpr auto reader_spin = std::chrono::microseconds(50);
-// The adaptive spin of spin_for_arrival: how long one spin lasts, how many
+// The adaptive spin of spin_for_arrival (its length is --spin-us): how many
 // misses in a row stop it, and for how many waits it then rests.
-constexpr auto spin_time = std::chrono::microseconds(100);
 constexpr int spin_miss_limit = 4;
 constexpr int spin_skip_after_misses = 64;
 // How often a cancel re-sends its signal while the running code has not
@@ -147,11 +146,11 @@ bool server::spin_for_arrival(std::uint64_t seen) {
     spin_misses_ = 0; // try again next time: the pace may have changed
     spin_skips_ = spin_skip_after_misses;
   }
-  if (spin_skips_ > 0) {
-    --spin_skips_;
+  if (spin_skips_ > 0 || options_.lim.spin_time.count() == 0) {
+    spin_skips_ = spin_skips_ > 0 ? spin_skips_ - 1 : 0;
     return false;
   }
-  const auto deadline = std::chrono::steady_clock::now() + spin_time;
+  const auto deadline = std::chrono::steady_clock::now() + options_.lim.spin_time;
   for (unsigned i = 0;; ++i) {
     if (arrivals_.load(std::memory_order_acquire) != seen) {
       spin_misses_ = 0;
@@ -287,6 +286,7 @@ void server::reader_loop() noexcept {
   // reply is already met by the main thread's spin, and on two cores a
   // second spinner costs more latency than it saves.
   bool pipelined = false;
+  const bool spin = options_.lim.spin_time.count() > 0; // --spin-us 0: never spin
   for (;;) {
     bool kicking = false;
     {
@@ -302,7 +302,7 @@ void server::reader_loop() noexcept {
         continue;
       if (errno != EAGAIN)
         break;
-      if (!kicking && pipelined && clock::now() - last_data < reader_spin) {
+      if (!kicking && pipelined && spin && clock::now() - last_data < reader_spin) {
         __builtin_ia32_pause();
         continue;
       }

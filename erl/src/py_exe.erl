@@ -38,6 +38,7 @@ walk_up(Dir, N) ->
 args(Opts) ->
     Flags = [{"--max-frame", maps:get(max_frame, Opts)},
              {"--chunk-items", maps:get(chunk_items, Opts)},
-             {"--chunk-bytes", maps:get(chunk_bytes, Opts)}],
+             {"--chunk-bytes", maps:get(chunk_bytes, Opts)},
+             {"--spin-us", maps:get(spin_us, Opts)}],
     [A || {Flag, V} <- Flags, V =/= undefined, A <- [Flag, integer_to_list(V)]]
         ++ [A || Dir <- maps:get(python_path, Opts), A <- ["--python-path", Dir]].

@@ -14,7 +14,8 @@
 %%   <dt>`executable'</dt><dd>the pyport program; default: found next to the application.</dd>
 %%   <dt>`atoms'</dt><dd>`existing' (default): Python atoms the node does not know are an error;
 %%     `create': they are created (only for trusted code: atoms are never freed).</dd>
-%%   <dt>`max_frame', `chunk_items', `chunk_bytes'</dt><dd>passed to pyport's flags.</dd>
+%%   <dt>`max_frame', `chunk_items', `chunk_bytes', `spin_us'</dt><dd>passed to pyport's
+%%     flags (`spin_us' 0: the port never spins waiting for requests).</dd>
 %%   <dt>`env'</dt><dd>`[{Name, Value}]' strings added to the worker's OS environment.</dd>
 %%   <dt>`start_timeout'</dt><dd>ms a worker has to send its hello; default 10000.</dd>
 %%   <dt>`restart_intensity'</dt><dd>`{MaxRestarts, Seconds}' for the worker supervisor;
@@ -38,6 +39,7 @@
                        max_frame := pos_integer() | undefined,
                        chunk_items := pos_integer() | undefined,
                        chunk_bytes := pos_integer() | undefined,
+                       spin_us := non_neg_integer() | undefined,
                        env := [{string(), string()}],
                        start_timeout := pos_integer(),
                        restart_intensity := {non_neg_integer(), pos_integer()}}.
@@ -57,6 +59,7 @@ pool(Opts) ->
                  max_frame => undefined,
                  chunk_items => undefined,
                  chunk_bytes => undefined,
+                 spin_us => undefined,
                  env => [],
                  start_timeout => 10000,
                  restart_intensity => {10, 10}},
@@ -103,6 +106,7 @@ pool_opt(atoms, A) when A =:= existing; A =:= create -> {ok, A};
 pool_opt(max_frame, N) -> pos_int(N);
 pool_opt(chunk_items, N) -> pos_int(N);
 pool_opt(chunk_bytes, N) -> pos_int(N);
+pool_opt(spin_us, N) when is_integer(N), N >= 0, N =< 10000 -> {ok, N};
 pool_opt(env, Env) when is_list(Env) ->
     all(Env, fun({K, V}) ->
                      case {string_like(K), string_like(V)} of

@@ -11,7 +11,7 @@
          timeout_then_next_call/1, timeout_of_uninterruptible_code_kills/1,
          dead_caller_cancels/1, segfault_isolated/1, kill_and_exit_reported/1,
          thousand_concurrent_callers/1, overloaded/1, preload_and_exec_all/1,
-         invalid_options/1, port_dies_before_hello/1, unknown_atoms/1,
+         invalid_options/1, port_dies_before_hello/1, unknown_atoms/1, port_flags/1,
          stop_leaves_no_processes/1]).
 
 all() ->
@@ -20,7 +20,7 @@ all() ->
      gc_generations, memory_stats_and_tracemalloc, version_info, timeout_then_next_call,
      timeout_of_uninterruptible_code_kills, dead_caller_cancels, segfault_isolated,
      kill_and_exit_reported, thousand_concurrent_callers, overloaded, preload_and_exec_all,
-     invalid_options, port_dies_before_hello, unknown_atoms, stop_leaves_no_processes].
+     invalid_options, port_dies_before_hello, unknown_atoms, port_flags, stop_leaves_no_processes].
 
 init_per_suite(Config) ->
     ok = application:load(pyport),
@@ -313,6 +313,15 @@ unknown_atoms(_) ->
     {ok, A} = py:eval(<<"__import__('pyport').Atom('created_by_python_zq')">>, #{}, [{pool, trusting}]),
     <<"created_by_python_zq">> = atom_to_binary(A),
     ok = py:stop_pool(trusting).
+
+port_flags(_) ->
+    % Pool options that are pyport flags reach the port.
+    ok = py:start_pool(tuned, [{size, 1}, {spin_us, 0}, {chunk_items, 2}, {max_frame, 4096}]),
+    {ok, #{limits := #{<<"spin_us">> := 0, <<"chunk_items">> := 2, <<"max_frame">> := 4096}}} = worker_info(tuned),
+    {ok, [0, 1, 2]} = py:stream_eval(<<"range(3)">>, #{}, [{pool, tuned}]),
+    {error, {request_too_large, _}} = py:eval(<<"len(x)">>, #{x => binary:copy(<<"x">>, 5000)}, [{pool, tuned}]),
+    {ok, 1} = py:eval(<<"1">>, #{}, [{pool, tuned}]),
+    ok = py:stop_pool(tuned).
 
 stop_leaves_no_processes(_) ->
     {ok, Workers} = py_pool:workers(default),

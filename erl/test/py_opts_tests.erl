@@ -22,7 +22,7 @@ invalid_test_() ->
     Bad = [{size, 0}, {size, -1}, {size, two}, {preload, 42}, {max_in_flight, 0},
            {timeout, -5}, {timeout, soon}, {cancel_grace, -1}, {python_path, "notalist"},
            {python_path, [42]}, {atoms, maybe}, {env, [{"", "x"}]}, {env, [bad]},
-           {restart_intensity, {1, 0}}, {no_such_option, 1}],
+           {restart_intensity, {1, 0}}, {spin_us, -1}, {spin_us, 20000}, {no_such_option, 1}],
     [?_assertEqual({error, {invalid_option, Opt}}, py_opts:pool([Opt])) || Opt <- Bad]
     ++ [?_assertEqual({error, {invalid_option, not_a_tuple}}, py_opts:pool([not_a_tuple])),
         ?_assertEqual({error, {invalid_option, 42}}, py_opts:pool(42))].

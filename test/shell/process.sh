@@ -14,7 +14,7 @@ check_match "EOF at idle: prompt (${elapsed_ms} ms)" "$elapsed_ms" '^[0-9]{1,3}$
 "$PYPORT" --no-such-flag </dev/null >/dev/null 2>&1
 check "a bad flag: exit 2" "$?" "2"
 check_match "--version" "$("$PYPORT" --version)" '^pyport [0-9.]+ \(Python 3\.11'
-check_match "--help names the flags" "$("$PYPORT" --help | tr '\n' ' ')" 'max-frame.*chunk-items.*chunk-bytes.*python-path.*json'
+check_match "--help names the flags" "$("$PYPORT" --help | tr '\n' ' ')" 'max-frame.*chunk-items.*chunk-bytes.*spin-us.*python-path.*json'
 "$PYPORT" --chunk-items 0 </dev/null >/dev/null 2>&1
 check "a flag out of range: exit 2" "$?" "2"
 
