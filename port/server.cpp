@@ -18,8 +18,9 @@ namespace pyport {
 
 namespace {
 
-// Replies are written when nothing more is ready to run, or once this many
-// bytes are waiting, so a burst of small requests costs one write().
+// Replies are written before the next request runs Python (which could
+// kill the process), when nothing more is ready to run, or once this many
+// bytes are waiting.
 constexpr std::size_t flush_threshold = 64 * 1024;
 // How long the reader keeps reading after the last data before it sleeps.
 constexpr auto reader_spin = std::chrono::microseconds(50);
@@ -48,6 +49,19 @@ std::uint64_t window_of(const request &r, std::uint64_t otherwise) {
 void write_cancelled(out_buffer &out, std::uint64_t id) {
   write_error(out, id, port_error(error_type::cancelled,
                                   "request " + std::to_string(id) + " was cancelled").info());
+}
+
+bool runs_user_code(op code) {
+  switch (code) {
+  case op::ping:
+  case op::hello:
+  case op::stats:
+  case op::cancel:
+  case op::shutdown:
+    return false;
+  default:
+    return true;
+  }
 }
 
 } // namespace
@@ -85,6 +99,10 @@ int server::run() {
       continue;
     }
     const op code = next.r.code;
+    // Replies already made go out before user code runs: if that code
+    // kills the process, the requests that finished keep their answers.
+    if (runs_user_code(code))
+      flush(out_);
     dispatcher_.run(next.r, out_, *this);
     next = job();
     if (code == op::shutdown) {
