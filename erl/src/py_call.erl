@@ -35,8 +35,16 @@ request(#{pid := Worker, ids := Ids, pending := Pending, max_frame := Max,
                     {error, {request_too_large, Size}};
                 _ ->
                     Tag = erlang:monitor(process, Worker),
-                    true = ets:insert(Pending, {Id, self(), Tag}),
-                    send(Route, Id, Tag, Frame, Timeout)
+                    case catch ets:insert(Pending, {Id, self(), Tag}) of
+                        true ->
+                            send(Route, Id, Tag, Frame, Timeout);
+                        _ ->
+                            % The worker died since the route was read, and
+                            % its table with it. Its slot's count is reset
+                            % by the replacement: nothing to give back.
+                            erlang:demonitor(Tag, [flush]),
+                            {error, {worker_exited, restarting}}
+                    end
             end;
         {error, {unsupported, Term}} ->
             py_pool:done(Ctx, Slot),

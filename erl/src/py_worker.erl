@@ -176,8 +176,16 @@ handle_info({'DOWN', Mon, process, _, _}, #st{by_mon = ByMon} = St) ->
         {ok, Id} -> {noreply, abandon(Id, St)}; % nobody waits for it any more
         error -> {noreply, St}
     end;
-handle_info({'EXIT', Port, _}, #st{port = Port} = St) ->
-    {noreply, St}; % the exit_status message follows
+handle_info({'EXIT', Port, Reason}, #st{port = Port} = St) ->
+    % The port closed without an exit status: a write met a process already
+    % gone (epipe). The status is lost with the port, so the detail says why
+    % the port closed; the worker goes down as on any exit.
+    Detail = {port_closed, Reason},
+    logger:warning("pyport worker ~p/~p (OS pid ~p): port closed: ~p",
+                   [St#st.pool, St#st.slot, St#st.os_pid, Reason]),
+    kill(St), % in case the process is still there
+    St1 = answer_all({error, {worker_exited, Detail}}, St#st{port = undefined}),
+    {stop, {shutdown, {port_exited, Detail}}, St1};
 handle_info({'EXIT', _, Reason}, St) ->
     {stop, Reason, St};
 handle_info(_Msg, St) ->

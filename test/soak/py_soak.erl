@@ -11,6 +11,7 @@
 main([SecondsText]) ->
     % The kills are deliberate: their supervisor reports would bury the figures.
     ok = logger:set_primary_config(level, none),
+    process_flag(trap_exit, true),
     Secs = list_to_integer(SecondsText),
     ok = application:load(pyport),
     ok = application:set_env(pyport, pools, []),
@@ -22,7 +23,14 @@ main([SecondsText]) ->
     Killer = spawn_link(fun() -> killer(Deadline, 0) end),
     _Sampler = spawn_link(fun() -> Self ! {samples, sampler(Deadline, [])} end),
     Callers = [spawn_link(fun() -> Self ! {counts, caller(Deadline, #{})} end) || _ <- lists:seq(1, ?CALLERS)],
-    Counts = lists:foldl(fun(_, Acc) -> receive {counts, C} -> merge(C, Acc) end end, #{}, Callers),
+    % A caller that crashes is an unexpected outcome, not a hang.
+    Counts = lists:foldl(fun(_, Acc) ->
+                                 receive
+                                     {counts, C} -> merge(C, Acc);
+                                     {'EXIT', _, Reason} when Reason =/= normal ->
+                                         merge(#{{caller, {unexpected, Reason}} => 1}, Acc)
+                                 end
+                         end, #{}, Callers),
     Samples = receive {samples, S} -> lists:reverse(S) end,
     Kills = receive_kills(Killer),
     ok = py:stop_pool(soak),
@@ -68,7 +76,7 @@ one_call(7) ->
 %% A call answers as expected, or with worker_exited (a worker was just
 %% killed: expected here); anything else is unexpected.
 classify(Want, Want) -> expected;
-classify({error, {worker_exited, _}}, _) -> worker_exited;
+classify({error, {worker_exited, Detail}}, _) -> {worker_exited, Detail};
 classify(Other, _) -> {unexpected, Other}.
 
 %% Up to N stream messages, stopping at the first that is not an item.
@@ -82,7 +90,7 @@ take_items(Ref, N) ->
 
 stream_outcome(Got) ->
     case [M || M <- Got, M =/= timeout, element(1, M) =/= data] of
-        [{error, {worker_exited, _}} | _] -> worker_exited;
+        [{error, {worker_exited, Detail}} | _] -> {worker_exited, Detail};
         _ -> {unexpected, Got}
     end.
 
@@ -143,10 +151,14 @@ wait_leftover(Before, T) ->
 report(Secs, Counts, Samples, Kills, Leftover) ->
     Total = lists:sum(maps:values(Counts)),
     Unexpected = [{K, N} || {{_, {unexpected, _}} = K, N} <- maps:to_list(Counts)],
+    Exited = lists:foldl(fun({{_, {worker_exited, D}}, N}, A) -> maps:update_with(D, fun(M) -> M + N end, N, A);
+                            (_, A) -> A
+                         end, #{}, maps:to_list(Counts)),
     io:format("soak: ~p s, ~p callers, ~p calls (~p/s), a worker killed ~p times~n",
               [Secs, ?CALLERS, Total, Total div max(1, Secs), Kills]),
     [io:format("  ~-14w ~-16w ~w~n", [Op, Outcome, N]) || {{Op, Outcome}, N} <- lists:sort(maps:to_list(Counts)),
-                                                        not is_tuple(Outcome)],
+                                                        Outcome =:= expected],
+    [io:format("  worker_exited  ~-40w ~w~n", [D, N]) || {D, N} <- lists:sort(maps:to_list(Exited))],
     [io:format("  UNEXPECTED ~p x~p~n", [K, N]) || {K, N} <- Unexpected],
     % The worker never killed, after a warm-up of a third of the run.
     Pids = lists:usort([P || {P, _} <- Samples]),
