@@ -225,21 +225,12 @@ recovered(Pool, OldPid) ->
              undefined -> erlang:monotonic_time(microsecond);
              At -> At
          end,
-    ok = wait_until_fast(fun() -> {ok, 1} =:= py:eval(<<"1">>, #{}, [{pool, Pool}]) end, 5000),
+    ok = wait_until(fun() -> {ok, 1} =:= py:eval(<<"1">>, #{}, [{pool, Pool}]) end, 5000, 1),
     Served = erlang:monotonic_time(microsecond),
     ct:pal("recovery: pool serving again ~.1f ms after the callers were answered", [(Served - T0) / 1000]),
     no_second_answer(),
     ?assertNotEqual(OldPid, os_pid(Pool)),
     ok = wait_until(fun() -> not os_alive(OldPid) end, 2000).
-
-%% wait_until, polling every millisecond (for timing recovery).
-wait_until_fast(Fun, Timeout) when Timeout =< 0 ->
-    case catch Fun() of true -> ok; _ -> timeout end;
-wait_until_fast(Fun, Timeout) ->
-    case catch Fun() of
-        true -> ok;
-        _ -> timer:sleep(1), wait_until_fast(Fun, Timeout - 1)
-    end.
 
 os_pid(Pool) ->
     {ok, [{_, W} | _]} = py_pool:workers(Pool),
@@ -258,10 +249,13 @@ os_alive(Pid) ->
 recv(Port) ->
     receive {Port, {data, D}} -> py_msgpack:decode(D) after 5000 -> timeout end.
 
-wait_until(Fun, Timeout) when Timeout =< 0 ->
+wait_until(Fun, Timeout) -> wait_until(Fun, Timeout, 50).
+
+%% Polls Fun every Interval ms until it returns true or Timeout passes.
+wait_until(Fun, Timeout, _) when Timeout =< 0 ->
     case catch Fun() of true -> ok; _ -> timeout end;
-wait_until(Fun, Timeout) ->
+wait_until(Fun, Timeout, Interval) ->
     case catch Fun() of
         true -> ok;
-        _ -> timer:sleep(50), wait_until(Fun, Timeout - 50)
+        _ -> timer:sleep(Interval), wait_until(Fun, Timeout - Interval, Interval)
     end.

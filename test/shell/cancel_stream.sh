@@ -8,6 +8,22 @@ from pyport_client import Checks, Port, rss_kb
 t = Checks("cancel/stream")
 p = Port()
 
+
+def cancel(cid, target):
+    """Sends a cancel and returns (its reply, the target's final reply),
+    which may arrive in either order: the cancel is answered by the reader
+    thread, the target by the main thread."""
+    p.send([cid, "cancel", {"id": target}])
+    got = {}
+    while cid not in got or target not in got:
+        r = p.recv(5)
+        if r is None:
+            break
+        if r[1] in ("ok", "error", "done"):
+            got[r[0]] = r
+    return got.get(cid), got.get(target)
+
+
 # A running time.sleep(30) is woken and answered within a second.
 p.send([1, "eval", {"code": "__import__('time').sleep(30)"}])
 time.sleep(0.3)
@@ -24,16 +40,15 @@ t.equal("the port serves the next call at once", p.call(3, "eval", {"code": "1"}
 # A pure-Python busy loop is interrupted at its next bytecode.
 p.send([4, "exec", {"code": "while True:\n    pass"}])
 time.sleep(0.2)
-t.equal("cancel a busy loop", p.call(5, "cancel", {"id": 4}), [5, "ok", True])
-r = p.recv(2)
-t.equal("busy loop: cancelled", (r[0], r[2]["type"]), (4, "cancelled"))
+ack, r = cancel(5, 4)
+t.equal("cancel a busy loop", ack, [5, "ok", True])
+t.equal("busy loop: cancelled", r and (r[0], r[2]["type"]), (4, "cancelled"))
 
 # Code that swallows the exception still gets a cancelled final reply.
 p.send([6, "exec", {"code": "import time\ntry:\n    time.sleep(10)\nexcept BaseException:\n    pass"}])
 time.sleep(0.2)
-p.call(7, "cancel", {"id": 6})
-r = p.recv(2)
-t.equal("swallowed cancel: still cancelled", (r[0], r[2]["type"]), (6, "cancelled"))
+ack, r = cancel(7, 6)
+t.equal("swallowed cancel: still cancelled", r and (r[0], r[2]["type"]), (6, "cancelled"))
 
 # A queued request is dropped before it runs.
 p.send([8, "eval", {"code": "__import__('time').sleep(0.5) or 'slept'"}],
@@ -63,9 +78,9 @@ p.send([20, "credit", 3])
 more = [p.recv(2) for _ in range(3)]
 t.equal("credit 3 brings three chunks", [(r[0], r[1]) for r in more], [(20, "chunk")] * 3)
 t.equal("and then waits again", p.recv(0.3), None)
-t.equal("cancel a stream waiting for credit", p.call(21, "cancel", {"id": 20}), [21, "ok", True])
-r = p.recv(2)
-t.equal("stream ends cancelled", (r[0], r[2]["type"]), (20, "cancelled"))
+ack, r = cancel(21, 20)
+t.equal("cancel a stream waiting for credit", ack, [21, "ok", True])
+t.equal("stream ends cancelled", r and (r[0], r[2]["type"]), (20, "cancelled"))
 
 # Unlimited credit with a consumer that keeps up: a C iterator is still
 # cancellable (the port checks between chunks).
