@@ -1,11 +1,16 @@
 %% @doc One pyport OS process, owned by one gen_server.
 %%
-%% Every request gets exactly one answer: its reply from the port, `{error,
-%% timeout}' when its timeout passes (the request is then cancelled in the
-%% port, and the port is killed if it has not stopped within the pool's
-%% cancel_grace), or `{error, {worker_exited, Detail}}' when the port dies.
-%% A caller that dies has its request cancelled. The pool's in-flight
-%% counter for this worker's slot is decremented as each request ends.
+%% Calls are written to the port by their callers (py_call); this process
+%% owns the port, so it routes their replies back by id, and it runs the
+%% requests that live longer: streams (credit paced by the owner's
+%% mailbox) and the preload.
+%%
+%% Every request gets exactly one answer: its reply, `{error, timeout}'
+%% (the request is then cancelled in the port, and the port is killed if it
+%% has not stopped within the pool's cancel_grace), or `{error,
+%% {worker_exited, Detail}}' when the port dies. A request whose caller
+%% died is cancelled (a sweep every 200 ms). The pool's in-flight counter
+%% for this worker's slot is decremented as each request ends.
 -module(py_worker).
 -behaviour(gen_server).
 
