@@ -164,8 +164,10 @@ bool server::spin_for_arrival(std::uint64_t seen) {
     spin_misses_ = 0; // try again next time: the pace may have changed
     spin_skips_ = spin_skip_after_misses;
   }
-  if (spin_skips_ > 0 || options_.lim.spin_time.count() == 0) {
-    spin_skips_ = spin_skips_ > 0 ? spin_skips_ - 1 : 0;
+  if (options_.lim.spin_time.count() == 0) // --spin-us 0
+    return false;
+  if (spin_skips_ > 0) {
+    --spin_skips_;
     return false;
   }
   const auto deadline = std::chrono::steady_clock::now() + options_.lim.spin_time;

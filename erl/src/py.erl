@@ -202,7 +202,7 @@ bind() -> bind(default).
 
 -spec bind(atom()) -> ok | error().
 bind(Pool) when is_atom(Pool) ->
-    case py_pool:slot_worker(Pool, undefined) of
+    case py_pool:slot_worker(Pool) of
         {ok, Slot} -> put({?MODULE, bound, Pool}, Slot), ok;
         Error -> Error
     end.

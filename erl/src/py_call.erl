@@ -96,8 +96,7 @@ decode(Frame, #{decode := Opts}) when is_binary(Frame) ->
     case py_msgpack:decode(Frame, Opts) of
         {ok, [_, <<"ok">>, Value]} -> {ok, Value};
         {ok, [_, <<"error">>, E]} -> {error, py_error:from_port(E)};
-        {error, {unknown_atom, _} = Reason} -> {error, Reason};
-        Other -> {error, {undecodable_reply, Other}}
+        Other -> {error, py_error:undecodable(Other)}
     end;
 decode(Result, _) ->
     Result.

@@ -11,7 +11,7 @@
 %% the atom table.
 -module(py_error).
 
--export([from_port/1, public/1, signal_name/1, known_types/0]).
+-export([from_port/1, public/1, undecodable/1, signal_name/1, known_types/0]).
 
 -export_type([info/0]).
 
@@ -47,6 +47,12 @@ from_port(#{<<"type">> := Type0, <<"message">> := Message} = E) when is_binary(T
     {py_exception, Type, Message, Info};
 from_port(Other) ->
     {bad_error_reply, Other}.
+
+%% @doc The reason a caller gets for a reply that py_msgpack could not
+%% decode (Decoded is what py_msgpack:decode/2 returned).
+-spec undecodable(term()) -> term().
+undecodable({error, {unknown_atom, _} = Reason}) -> Reason;
+undecodable(Decoded) -> {undecodable_reply, Decoded}.
 
 %% @doc The `{Type, Message}' a caller sees.
 -spec public(term()) -> term().

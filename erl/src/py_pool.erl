@@ -9,7 +9,7 @@
 -behaviour(gen_server).
 
 -export([start_link/2, context/1, context_opts/1, register_worker/4, unregister_worker/3,
-         checkout/2, done/2, workers/1, slot_worker/2, default_timeout/1]).
+         checkout/2, done/2, workers/1, slot_worker/1, default_timeout/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([context/0]).
@@ -104,8 +104,8 @@ default_timeout(Name) ->
     end.
 
 %% @doc The least-loaded slot of a pool, for binding.
--spec slot_worker(atom(), undefined) -> {ok, pos_integer()} | {error, term()}.
-slot_worker(Name, undefined) ->
+-spec slot_worker(atom()) -> {ok, pos_integer()} | {error, term()}.
+slot_worker(Name) ->
     case checkout(Name, undefined) of
         {ok, #{slot := Slot}} ->
             done(context(Name), Slot),

@@ -17,7 +17,7 @@
 -export([start_link/2, stream/5, stream_cancel/2, info/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
--record(req, {kind :: collect | items | internal,
+-record(req, {kind :: collect | items,
               from :: gen_server:from() | undefined,
               owner :: pid() | undefined,
               ref :: reference() | undefined,
@@ -138,11 +138,7 @@ handle_cast(_Msg, St) ->
 handle_info({Port, {data, Frame}}, #st{port = Port} = St) ->
     {noreply, on_frame(Frame, St)};
 handle_info({Port, {exit_status, Status}}, #st{port = Port} = St) ->
-    Detail = exit_detail(Status),
-    logger:warning("pyport worker ~p/~p (OS pid ~p) exited: ~p",
-                   [St#st.pool, St#st.slot, St#st.os_pid, Detail]),
-    St1 = answer_all({error, {worker_exited, Detail}}, St#st{port = undefined}),
-    {stop, {shutdown, {port_exited, Detail}}, St1};
+    port_died(exit_detail(Status), St);
 handle_info({timeout, _TRef, {request_timeout, Id}}, St) ->
     case maps:find(Id, St#st.pending) of
         {ok, Req} -> {noreply, abandon(Id, answer(Req, {error, timeout}, St))};
@@ -185,12 +181,8 @@ handle_info({'EXIT', Port, Reason}, #st{port = Port} = St) ->
     % The port closed without an exit status: a write met a process already
     % gone (epipe). The status is lost with the port, so the detail says why
     % the port closed; the worker goes down as on any exit.
-    Detail = {port_closed, Reason},
-    logger:warning("pyport worker ~p/~p (OS pid ~p): port closed: ~p",
-                   [St#st.pool, St#st.slot, St#st.os_pid, Reason]),
     kill(St), % in case the process is still there
-    St1 = answer_all({error, {worker_exited, Detail}}, St#st{port = undefined}),
-    {stop, {shutdown, {port_exited, Detail}}, St1};
+    port_died({port_closed, Reason}, St);
 handle_info({'EXIT', _, Reason}, St) ->
     {stop, Reason, St};
 handle_info(_Msg, St) ->
@@ -354,16 +346,13 @@ undecodable(Frame, Reason, St) ->
     case frame_id(Frame) of
         {ok, Id} when Id > 0 ->
             case maps:find(Id, St#st.pending) of
-                {ok, Req} -> finish(Id, Req, {error, undecodable_reason(Reason)}, St);
+                {ok, Req} -> finish(Id, Req, {error, py_error:undecodable(Reason)}, St);
                 error -> St
             end;
         _ ->
             logger:error("pyport worker ~p/~p: undecodable frame: ~p", [St#st.pool, St#st.slot, Reason]),
             St
     end.
-
-undecodable_reason({error, {unknown_atom, _} = Reason}) -> Reason;
-undecodable_reason(Other) -> {undecodable_reply, Other}.
 
 unsolicited([0, <<"log">>, #{<<"level">> := Level, <<"message">> := Msg}], St) ->
     logger:log(log_level(Level), "pyport ~p/~p: ~ts", [St#st.pool, St#st.slot, Msg]),
@@ -437,8 +426,6 @@ answer(#req{kind = items, owner = Owner, ref = Ref}, Result, St) ->
               {error, Reason} -> {error, py_error:public(Reason)}
           end,
     Owner ! {py_stream, {self(), Ref}, Msg},
-    St;
-answer(#req{kind = internal}, _, St) ->
     St.
 
 forget_request(Id, #req{timer = Timer, mon = Mon, ref = Ref, credit_timer = CT}, St) ->
@@ -493,6 +480,14 @@ route(#st{port = Port, ids = Ids, table = Table, decode = Decode, ctx = Ctx, slo
       decode => Decode, ctx => Ctx, slot => Slot}.
 
 %% ---- the OS process ----
+
+%% The port is gone: every pending caller is answered, and the worker stops
+%% so that its supervisor starts a new one.
+port_died(Detail, St) ->
+    logger:warning("pyport worker ~p/~p (OS pid ~p) exited: ~p",
+                   [St#st.pool, St#st.slot, St#st.os_pid, Detail]),
+    St1 = answer_all({error, {worker_exited, Detail}}, St#st{port = undefined}),
+    {stop, {shutdown, {port_exited, Detail}}, St1}.
 
 kill(#st{os_pid = undefined}) -> ok;
 kill(#st{os_pid = Pid}) ->
