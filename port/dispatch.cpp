@@ -15,6 +15,7 @@ dispatcher::dispatcher(const limits &lim)
     throw python_error(fetch_python_error());
   namespace_ = py_ref::borrow(PyModule_GetDict(main));
   gc_ = checked(PyImport_ImportModule("gc"));
+  initial_namespace_ = checked(PyDict_Copy(namespace_.get()));
 }
 
 // tracemalloc pulls in re, pickle, tokenize and linecache: an idle worker
@@ -78,10 +79,6 @@ void dispatcher::run_op(const request &r, out_buffer &out, run_context &ctx) {
   case op::call: return op_call(args, out, r.id);
   case op::stream_eval:
   case op::stream: return op_stream(r, args, out, ctx);
-  case op::gc: return op_gc(args, out, r.id);
-  case op::memory_stats: return simple([&] { op_memory_stats(out, r.id); });
-  case op::tracemalloc_start: return op_tracemalloc_start(args, out, r.id);
-  case op::tracemalloc_stop: return simple([&] { op_tracemalloc_stop(out, r.id); });
   case op::stats: return simple([&] { op_stats(out, r.id); });
   case op::ping:
     return simple([&] {
@@ -104,6 +101,8 @@ void dispatcher::run_op(const request &r, out_buffer &out, run_context &ctx) {
     // dispatcher (a test, say) has nothing to cancel here.
     args.opt_int("id", 1, INT64_MAX);
     return simple([&] { write_bool_reply(out, r.id, false); });
+  default:
+    return op_memory(r.code, args, out, r.id);
   }
 }
 
@@ -130,7 +129,7 @@ void dispatcher::pack_hello(packer &pk) const {
   for (const op o : ops)
     pack_str(pk, to_string(o));
   pack_str(pk, "limits");
-  pk.pack_map(6);
+  pk.pack_map(7);
   pack_str(pk, "max_frame");
   pk.pack_uint64(limits_.max_frame);
   pack_str(pk, "max_depth");
@@ -143,6 +142,8 @@ void dispatcher::pack_hello(packer &pk) const {
   pk.pack_float64(static_cast<double>(limits_.chunk_time.count()) / 1000.0);
   pack_str(pk, "spin_us");
   pk.pack_uint64(static_cast<std::uint64_t>(limits_.spin_time.count()));
+  pack_str(pk, "memory_limit");
+  pk.pack_uint64(limits_.memory_limit);
 }
 
 void dispatcher::op_stats(out_buffer &out, std::uint64_t id) {

@@ -4,6 +4,7 @@
 
 #include "compile_cache.hpp"
 #include "convert.hpp"
+#include "gc_monitor.hpp"
 #include "request.hpp"
 
 #include <chrono>
@@ -21,6 +22,9 @@ struct limits {
   // How long the main thread watches for the next request before it
   // sleeps (server.cpp, spin_for_arrival); 0 never.
   std::chrono::microseconds spin_time{100};
+  // The cap on the port's data memory (setrlimit RLIMIT_DATA, set by main);
+  // 0 none. Reported by memory_stats.
+  std::size_t memory_limit = 0;
 };
 
 // What a running request may ask of whoever runs it (the server, or a test).
@@ -49,6 +53,8 @@ public:
   void run(const request &r, out_buffer &out, run_context &ctx) noexcept;
 
   [[nodiscard]] const pyport_types &types() const noexcept { return types_; }
+  // The collector's activity, and its events for the server to send.
+  [[nodiscard]] gc_monitor &gc_activity_monitor() noexcept { return gc_monitor_; }
 
   // The Hello map of PROTOCOL.md section 1.
   void pack_hello(packer &pk) const;
@@ -60,10 +66,8 @@ private:
   void op_exec(args_reader &args, out_buffer &out, std::uint64_t id);
   void op_call(args_reader &args, out_buffer &out, std::uint64_t id);
   void op_stream(const request &r, args_reader &args, out_buffer &out, run_context &ctx);
-  void op_gc(args_reader &args, out_buffer &out, std::uint64_t id);
-  void op_memory_stats(out_buffer &out, std::uint64_t id);
-  void op_tracemalloc_start(args_reader &args, out_buffer &out, std::uint64_t id);
-  void op_tracemalloc_stop(out_buffer &out, std::uint64_t id);
+  // gc, memory_stats, tracemalloc_* and the other memory ops (ops/memory.cpp).
+  void op_memory(op code, args_reader &args, out_buffer &out, std::uint64_t id);
   void op_stats(out_buffer &out, std::uint64_t id);
 
   // The interned str of a module or attribute name, made once. Interned
@@ -85,8 +89,13 @@ private:
   pyport_types types_;
   converter convert_;
   py_ref namespace_; // __main__.__dict__, borrowed from the module forever
-  const py_ref &tracemalloc(); // imported on first use
-  py_ref gc_, tracemalloc_;
+  const py_ref &tracemalloc();   // imported on first use
+  const py_ref &memory_tools();  // built on first use
+  void require_tracing();        // throws not_tracing
+  [[nodiscard]] py_ref gc_activity() const;
+  py_ref gc_, tracemalloc_, memory_tools_;
+  py_ref initial_namespace_; // a copy of the namespace at start, for reset
+  gc_monitor gc_monitor_;
   compile_cache cache_{1024};
   std::unordered_map<std::string, py_ref> names_; // bounded in interned_name
   std::uint64_t requests_ = 0;

@@ -17,6 +17,8 @@ enum class error_type {
   encode_error,
   cancelled,
   shutting_down,
+  not_tracing,
+  no_baseline,
 };
 
 constexpr std::string_view to_string(error_type t) noexcept {
@@ -28,6 +30,8 @@ constexpr std::string_view to_string(error_type t) noexcept {
   case error_type::encode_error: return "encode_error";
   case error_type::cancelled: return "cancelled";
   case error_type::shutting_down: return "shutting_down";
+  case error_type::not_tracing: return "not_tracing";
+  case error_type::no_baseline: return "no_baseline";
   }
   return "internal";
 }

@@ -2,6 +2,7 @@
 #include "channel.hpp"
 #include "dispatch.hpp"
 #include "interpreter.hpp"
+#include "process_limits.hpp"
 #include "py_error.hpp"
 #include "server.hpp"
 
@@ -46,6 +47,12 @@ int main(int argc, char **argv) {
                  "machines whose every core is busy)")
       ->check(CLI::Range(0u, 10000u))
       ->capture_default_str();
+  app.add_option("--memory-limit", lim.memory_limit,
+                 "cap the port's data memory at this many bytes (suffixes KB, MB, GB: 1024-based) "
+                 "with setrlimit(RLIMIT_DATA): an allocation beyond it raises MemoryError in "
+                 "Python and the port keeps serving; 0 no cap")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   app.add_option("--python-path", interp.python_path,
                  "a directory to put in front of sys.path (repeatable, kept in order)");
   app.add_flag("--json", json,
@@ -70,6 +77,17 @@ int main(int argc, char **argv) {
   try {
     pyport::interpreter python(interp);
     pyport::dispatcher dispatch(lim);
+    if (lim.memory_limit) {
+      // After start-up, so that the interpreter and its modules are in:
+      // a request needs at least the reader thread's stack (8 MiB) more.
+      try {
+        pyport::apply_memory_limit(lim.memory_limit, 16u << 20);
+      } catch (const std::exception &e) {
+        std::fprintf(stderr, "pyport: %s\n", e.what());
+        std::fflush(stderr);
+        _exit(2);
+      }
+    }
     pyport::server srv(dispatch, dispatch.types(), {lim, json, fds.in, fds.out});
     const int status = srv.run();
     std::fflush(stderr);

@@ -8,7 +8,7 @@ namespace pyport {
 
 namespace {
 
-constexpr std::array<std::pair<op, std::string_view>, 14> op_table{{
+constexpr std::array<std::pair<op, std::string_view>, 29> op_table{{
     {op::eval, "eval"},
     {op::exec, "exec"},
     {op::call, "call"},
@@ -23,10 +23,25 @@ constexpr std::array<std::pair<op, std::string_view>, 14> op_table{{
     {op::hello, "hello"},
     {op::stats, "stats"},
     {op::shutdown, "shutdown"},
+    {op::gc_events, "gc_events"},
+    {op::object_counts, "object_counts"},
+    {op::object_growth, "object_growth"},
+    {op::refcount, "refcount"},
+    {op::object_traceback, "object_traceback"},
+    {op::tracemalloc_reset_peak, "tracemalloc_reset_peak"},
+    {op::tracemalloc_top, "tracemalloc_top"},
+    {op::tracemalloc_baseline, "tracemalloc_baseline"},
+    {op::tracemalloc_diff, "tracemalloc_diff"},
+    {op::gc_enable, "gc_enable"},
+    {op::gc_disable, "gc_disable"},
+    {op::gc_threshold, "gc_threshold"},
+    {op::gc_freeze, "gc_freeze"},
+    {op::gc_unfreeze, "gc_unfreeze"},
+    {op::reset, "reset"},
 }};
 
-constexpr std::array<op, 14> op_list = [] {
-  std::array<op, 14> ops{};
+constexpr std::array<op, op_table.size()> op_list = [] {
+  std::array<op, op_table.size()> ops{};
   for (std::size_t i = 0; i < op_table.size(); ++i)
     ops[i] = op_table[i].first;
   return ops;

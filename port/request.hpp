@@ -19,6 +19,10 @@ namespace pyport {
 enum class op {
   eval, exec, call, stream_eval, stream, cancel, gc, memory_stats,
   tracemalloc_start, tracemalloc_stop, ping, hello, stats, shutdown,
+  // memory (ops/memory.cpp)
+  gc_events, object_counts, object_growth, refcount, object_traceback,
+  tracemalloc_reset_peak, tracemalloc_top, tracemalloc_baseline, tracemalloc_diff,
+  gc_enable, gc_disable, gc_threshold, gc_freeze, gc_unfreeze, reset,
 };
 
 std::optional<op> parse_op(std::string_view name) noexcept;

@@ -73,9 +73,16 @@ server::server(dispatcher &d, const pyport_types &types, const server_options &o
   py_ref signal = checked(PyImport_ImportModule("signal"));
   checked(PyObject_CallMethod(signal.get(), "signal", "iO", cancel_signal(), types.on_cancel.get()));
   set_module_hooks(this);
+  // A long request's collections reach listeners while it runs.
+  dispatcher_.gc_activity_monitor().on_batch([this] {
+    out_buffer frame(options_.json);
+    pack_gc_events(frame);
+    flush(frame);
+  });
 }
 
 server::~server() {
+  dispatcher_.gc_activity_monitor().on_batch(nullptr);
   set_module_hooks(nullptr);
   if (reader_.joinable())
     reader_.detach(); // blocked in read(); the process is exiting
@@ -105,6 +112,8 @@ int server::run() {
       flush(out_);
     dispatcher_.run(next.r, out_, *this);
     next = job();
+    if (dispatcher_.gc_activity_monitor().has_events())
+      pack_gc_events(out_);
     if (code == op::shutdown) {
       std::deque<job> left;
       {
@@ -270,6 +279,28 @@ void server::log(std::string_view level, std::string_view message) {
 }
 
 bool server::cancel_pending() { return cancel_pending_; }
+
+// [0, "gc", {events: [[Generation, Collected, Uncollectable, DurationNs]...],
+// dropped: N}]. PRECONDITION: GIL held (the monitor is Python's).
+void server::pack_gc_events(out_buffer &out) {
+  std::uint64_t dropped = 0;
+  const std::vector<gc_event> events = dispatcher_.gc_activity_monitor().take_events(dropped);
+  begin_reply(out, 0, "gc");
+  packer pk(out);
+  pk.pack_map(2);
+  pack_str(pk, "events");
+  pk.pack_array(static_cast<std::uint32_t>(events.size()));
+  for (const gc_event &e : events) {
+    pk.pack_array(4);
+    pk.pack_int(e.generation);
+    pk.pack_uint64(e.collected);
+    pk.pack_uint64(e.uncollectable);
+    pk.pack_uint64(e.duration_ns);
+  }
+  pack_str(pk, "dropped");
+  pk.pack_uint64(dropped);
+  end_reply(out);
+}
 
 void server::kick() const noexcept { pthread_kill(main_thread_, cancel_signal()); }
 

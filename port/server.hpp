@@ -70,6 +70,7 @@ private:
   bool wait_for_job(job &next);
   bool spin_for_arrival(std::uint64_t seen);
   void reject(std::uint64_t id, error_info error); // PRECONDITION: mu_ held
+  void pack_gc_events(out_buffer &out);
 
   dispatcher &dispatcher_;
   server_options options_;

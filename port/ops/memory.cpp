@@ -1,56 +1,242 @@
-// gc, memory_stats, tracemalloc_start/stop: the interpreter's memory, as
-// the Erlang API reports it (PROTOCOL.md, "memory_stats payload").
+// The memory ops: see (memory_stats, object_counts, object_growth,
+// refcount), hunt (tracemalloc_*, object_traceback) and control (gc_*,
+// reset) what the interpreter holds. PROTOCOL.md, "Memory ops".
 #include "dispatch.hpp"
+#include "ops/memory_tools.hpp"
+#include "ops/traceback_block.h"
 #include "py_error.hpp"
+
+#include <sys/resource.h>
 
 namespace pyport {
 
 namespace {
 
-py_ref call_method(const py_ref &module, const char *name) {
-  return checked(PyObject_CallMethod(module.get(), name, nullptr));
+constexpr std::int64_t default_limit = 20;
+constexpr std::int64_t max_limit = 100000;
+
+bool is_tracing(const py_ref &tracemalloc) {
+  py_ref on = checked(PyObject_CallMethod(tracemalloc.get(), "is_tracing", nullptr));
+  return PyObject_IsTrue(on.get()) == 1;
 }
 
-void set_item(PyObject *dict, const char *key, py_ref value) {
-  if (PyDict_SetItemString(dict, key, value.get()) < 0)
+std::string_view group_by(args_reader &args) {
+  const std::string_view g = args.opt_str("group_by").value_or("lineno");
+  if (g != "lineno" && g != "filename" && g != "traceback")
+    args.fail("group_by", "must be \"lineno\", \"filename\" or \"traceback\", got \"" + std::string(g) + "\"");
+  return g;
+}
+
+bool bool_arg(args_reader &args, std::string_view key) {
+  const msgpack::object *v = args.opt(key);
+  if (!v)
+    args.fail(key, "is required");
+  if (v->type != msgpack::type::BOOLEAN)
+    args.fail(key, "must be true or false");
+  return v->via.boolean;
+}
+
+// gc.set_threshold's arguments: 1 to 3 ints, each 0..2^31-1 (0 for the
+// first turns automatic collection off).
+std::vector<long> thresholds(args_reader &args) {
+  const msgpack::object *v = args.opt_array("threshold");
+  std::vector<long> t;
+  if (!v)
+    return t;
+  if (v->via.array.size < 1 || v->via.array.size > 3)
+    args.fail("threshold", "must hold 1 to 3 integers");
+  for (std::uint32_t i = 0; i < v->via.array.size; ++i) {
+    const msgpack::object &e = v->via.array.ptr[i];
+    if (e.type != msgpack::type::POSITIVE_INTEGER || e.via.u64 > INT32_MAX)
+      args.fail("threshold", "must hold integers from 0 to 2147483647");
+    t.push_back(static_cast<long>(e.via.u64));
+  }
+  return t;
+}
+
+// Where tracemalloc recorded the block that holds obj. Python 3.11's
+// tracemalloc.get_object_traceback() skips the GC header but not the
+// managed-dict pre-header, so it finds nothing for instances of ordinary
+// classes; the block starts at the object minus both.
+py_ref object_traceback_of(PyObject *obj) {
+  PyTypeObject *type = Py_TYPE(obj);
+  std::size_t pre_header = 0;
+  if (PyType_IS_GC(type))
+    pre_header += 2 * sizeof(std::uintptr_t); // PyGC_Head: two words
+  if (PyType_HasFeature(type, Py_TPFLAGS_MANAGED_DICT))
+    pre_header += 2 * sizeof(PyObject *);
+  const auto block = reinterpret_cast<std::uintptr_t>(obj) - pre_header;
+  py_ref frames = checked(pyport_traceback_of_block(block));
+  if (frames.get() == Py_None)
+    return frames;
+  // Recorded most recent first; reported oldest first, like tracemalloc.Traceback.
+  py_ref list = checked(PySequence_List(frames.get()));
+  if (PyList_Reverse(list.get()) < 0)
     throw python_error(fetch_python_error());
+  return list;
 }
 
 } // namespace
 
-void dispatcher::op_gc(args_reader &args, out_buffer &out, std::uint64_t id) {
-  const std::int64_t generation = args.opt_int("generation", 0, 2).value_or(2);
-  args.done();
-  py_ref found = checked(PyObject_CallMethod(gc_.get(), "collect", "L", static_cast<long long>(generation)));
-  reply_value(out, id, found.get());
+const py_ref &dispatcher::memory_tools() {
+  if (!memory_tools_)
+    memory_tools_ = make_memory_tools();
+  return memory_tools_;
 }
 
-void dispatcher::op_memory_stats(out_buffer &out, std::uint64_t id) {
-  py_ref stats = checked(PyDict_New());
-  set_item(stats.get(), "gc_stats", call_method(gc_, "get_stats"));
-  set_item(stats.get(), "gc_count", call_method(gc_, "get_count"));
-  set_item(stats.get(), "gc_threshold", call_method(gc_, "get_threshold"));
-  py_ref tracing = call_method(tracemalloc(), "is_tracing");
-  if (PyObject_IsTrue(tracing.get()) == 1) {
-    py_ref traced = call_method(tracemalloc(), "get_traced_memory");
-    if (!PyTuple_Check(traced.get()) || PyTuple_GET_SIZE(traced.get()) != 2)
-      throw port_error(error_type::encode_error, "tracemalloc.get_traced_memory() is not a pair");
-    set_item(stats.get(), "traced_memory_current", py_ref::borrow(PyTuple_GET_ITEM(traced.get(), 0)));
-    set_item(stats.get(), "traced_memory_peak", py_ref::borrow(PyTuple_GET_ITEM(traced.get(), 1)));
+void dispatcher::require_tracing() {
+  if (!is_tracing(tracemalloc()))
+    throw port_error(error_type::not_tracing, "tracemalloc is not tracing: call tracemalloc_start first");
+}
+
+py_ref dispatcher::gc_activity() const {
+  py_ref list = checked(PyList_New(0));
+  for (const gc_generation_activity &a : gc_monitor_.activity()) {
+    py_ref entry = checked(Py_BuildValue(
+        "{sKsKsKsKsK}", "collections", static_cast<unsigned long long>(a.collections), "collected",
+        static_cast<unsigned long long>(a.collected), "uncollectable",
+        static_cast<unsigned long long>(a.uncollectable), "pause_total_us",
+        static_cast<unsigned long long>(a.pause_total_ns / 1000), "pause_max_us",
+        static_cast<unsigned long long>(a.pause_max_ns / 1000)));
+    if (PyList_Append(list.get(), entry.get()) < 0)
+      throw python_error(fetch_python_error());
   }
-  reply_value(out, id, stats.get());
+  return list;
 }
 
-void dispatcher::op_tracemalloc_start(args_reader &args, out_buffer &out, std::uint64_t id) {
-  const std::int64_t frames = args.opt_int("frames", 1, 1000).value_or(1);
-  args.done();
-  checked(PyObject_CallMethod(tracemalloc().get(), "start", "L", static_cast<long long>(frames)));
-  write_nil_reply(out, id, "ok");
-}
-
-void dispatcher::op_tracemalloc_stop(out_buffer &out, std::uint64_t id) {
-  call_method(tracemalloc(), "stop");
-  write_nil_reply(out, id, "ok");
+void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uint64_t id) {
+  const auto tool = [&](const char *name, const char *format, auto... values) {
+    return checked(PyObject_CallMethod(memory_tools().get(), name, format, values...));
+  };
+  const auto limit = [&] { return static_cast<long long>(args.opt_int("limit", 1, max_limit).value_or(default_limit)); };
+  py_ref value;
+  switch (code) {
+  case op::gc: {
+    const auto generation = static_cast<long long>(args.opt_int("generation", 0, 2).value_or(2));
+    args.done();
+    value = checked(PyObject_CallMethod(gc_.get(), "collect", "L", generation));
+    break;
+  }
+  case op::memory_stats: {
+    args.done();
+    py_ref limit_value = limits_.memory_limit ? checked(PyLong_FromSize_t(limits_.memory_limit))
+                                              : py_ref::borrow(Py_None);
+    value = tool("memory_stats", "OO", gc_activity().get(), limit_value.get());
+    break;
+  }
+  case op::gc_events:
+    gc_monitor_.set_reporting(bool_arg(args, "enable"));
+    args.done();
+    break;
+  case op::object_counts: {
+    const long long n = limit();
+    args.done();
+    value = tool("object_counts", "L", n);
+    break;
+  }
+  case op::object_growth: {
+    const long long n = limit();
+    args.done();
+    value = tool("object_growth", "L", n);
+    break;
+  }
+  case op::refcount: {
+    const std::string_view text = args.str("code");
+    const msgpack::object *locals = args.opt_map("locals");
+    args.done();
+    py_ref obj = evaluate(text, locals);
+    // What sys.getrefcount(obj) would say: the references held elsewhere,
+    // plus the one held for the call (here: obj's own).
+    value = checked(PyLong_FromSsize_t(Py_REFCNT(obj.get())));
+    break;
+  }
+  case op::object_traceback: {
+    const std::string_view text = args.str("code");
+    const msgpack::object *locals = args.opt_map("locals");
+    args.done();
+    require_tracing();
+    py_ref obj = evaluate(text, locals);
+    value = object_traceback_of(obj.get());
+    break;
+  }
+  case op::tracemalloc_start: {
+    const auto frames = static_cast<long long>(args.opt_int("frames", 1, 1000).value_or(1));
+    args.done();
+    value = checked(PyObject_CallMethod(tracemalloc().get(), "start", "L", frames));
+    value.reset();
+    break;
+  }
+  case op::tracemalloc_stop:
+    args.done();
+    checked(PyObject_CallMethod(tracemalloc().get(), "stop", nullptr));
+    if (memory_tools_) // a baseline from an earlier session would mislead
+      tool("forget_baseline", nullptr);
+    break;
+  case op::tracemalloc_reset_peak:
+    args.done();
+    require_tracing();
+    checked(PyObject_CallMethod(tracemalloc().get(), "reset_peak", nullptr));
+    break;
+  case op::tracemalloc_top: {
+    const long long n = limit();
+    const std::string g(group_by(args));
+    args.done();
+    require_tracing();
+    value = tool("top", "Ls", n, g.c_str());
+    break;
+  }
+  case op::tracemalloc_baseline:
+    args.done();
+    require_tracing();
+    tool("baseline", nullptr);
+    break;
+  case op::tracemalloc_diff: {
+    const long long n = limit();
+    const std::string g(group_by(args));
+    args.done();
+    require_tracing();
+    py_ref has = tool("has_baseline", nullptr);
+    if (PyObject_IsTrue(has.get()) != 1)
+      throw port_error(error_type::no_baseline, "no tracemalloc baseline: call tracemalloc_baseline first");
+    value = tool("diff", "Ls", n, g.c_str());
+    break;
+  }
+  case op::gc_enable:
+  case op::gc_disable:
+  case op::gc_freeze:
+  case op::gc_unfreeze: {
+    args.done();
+    const char *name = code == op::gc_enable    ? "enable"
+                       : code == op::gc_disable ? "disable"
+                       : code == op::gc_freeze  ? "freeze"
+                                                : "unfreeze";
+    checked(PyObject_CallMethod(gc_.get(), name, nullptr));
+    break;
+  }
+  case op::gc_threshold: {
+    const std::vector<long> t = thresholds(args);
+    args.done();
+    if (!t.empty()) {
+      py_ref set = checked(PyObject_GetAttrString(gc_.get(), "set_threshold"));
+      py_ref call_args = checked(PyTuple_New(static_cast<Py_ssize_t>(t.size())));
+      for (std::size_t i = 0; i < t.size(); ++i)
+        PyTuple_SET_ITEM(call_args.get(), static_cast<Py_ssize_t>(i), checked(PyLong_FromLong(t[i])).release());
+      checked(PyObject_Call(set.get(), call_args.get(), nullptr));
+    }
+    value = checked(PyObject_CallMethod(gc_.get(), "get_threshold", nullptr));
+    break;
+  }
+  case op::reset:
+    args.done();
+    value = tool("reset", "OO", namespace_.get(), initial_namespace_.get());
+    break;
+  default:
+    throw port_error(error_type::unknown_op, "not a memory op: " + std::string(to_string(code)));
+  }
+  if (value)
+    reply_value(out, id, value.get());
+  else
+    write_nil_reply(out, id, "ok");
 }
 
 } // namespace pyport
