@@ -171,9 +171,9 @@ TEST_CASE("reset puts the namespace back as it was at start") {
   reply(R"J([1,"exec",{"code":"_before_reset = 1"}])J");
   pyport::dispatcher d{pyport::limits{}}; // its start is now
   test::fake_context ctx;
-  test::run(d, R"J([2,"exec",{"code":"a = 1\nb = [2]\ndef f():\n    return 3\nimport json as _json_reset\n__name__ = 'clobbered'\n"}])J", ctx);
+  test::run(d, R"J([2,"exec",{"code":"_ra = 1\n_rb = [2]\ndef _rf():\n    return 3\nimport json as _json_reset\n__name__ = 'clobbered'\n"}])J", ctx);
   CHECK(test::run(d, R"J([3,"reset",{}])J", ctx)[0] == R"J([3,"ok",4])J");
-  CHECK(contains(test::run(d, R"J([4,"eval",{"code":"a"}])J", ctx)[0], "NameError"));
+  CHECK(contains(test::run(d, R"J([4,"eval",{"code":"_ra"}])J", ctx)[0], "NameError"));
   CHECK(test::run(d, R"J([5,"eval",{"code":"(__name__, len([1, 2]), _before_reset)"}])J", ctx)[0] ==
         R"J([5,"ok",{"$tuple":["__main__",2,1]}])J");
 }
