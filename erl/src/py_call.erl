@@ -24,7 +24,7 @@
                    slot := pos_integer()}.
 
 -spec request(route(), binary(), map(), timeout()) -> term().
-request(#{pid := Worker, ids := Ids, pending := Pending, max_frame := Max,
+request(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame := Max,
           ctx := Ctx, slot := Slot} = Route, Op, Args, Timeout) ->
     Id = atomics:add_get(Ids, 1, 1),
     case py_msgpack:encode([Id, Op, Args]) of
@@ -35,7 +35,9 @@ request(#{pid := Worker, ids := Ids, pending := Pending, max_frame := Max,
                     {error, {request_too_large, Size}};
                 _ ->
                     Tag = erlang:monitor(process, Worker),
-                    case catch ets:insert(Pending, {Id, self(), Tag}) of
+                    % The port is recorded: a recycled worker drains the
+                    % port a request went to, and cancels it there.
+                    case catch ets:insert(Pending, {Id, self(), Tag, Port}) of
                         true ->
                             send(Route, Id, Tag, Frame, Timeout);
                         _ ->

@@ -7,7 +7,7 @@
 %% on the PATH.
 -module(py_exe).
 
--export([find/1, args/1]).
+-export([find/1, args/1, env/1]).
 
 -spec find(string() | undefined) -> {ok, string()} | {error, {pyport_not_found, [string()]}}.
 find(Configured) ->
@@ -39,6 +39,29 @@ args(Opts) ->
     Flags = [{"--max-frame", maps:get(max_frame, Opts)},
              {"--chunk-items", maps:get(chunk_items, Opts)},
              {"--chunk-bytes", maps:get(chunk_bytes, Opts)},
-             {"--spin-us", maps:get(spin_us, Opts)}],
+             {"--spin-us", maps:get(spin_us, Opts)},
+             {"--memory-limit", maps:get(memory_limit, Opts)}],
     [A || {Flag, V} <- Flags, V =/= undefined, A <- [Flag, integer_to_list(V)]]
         ++ [A || Dir <- maps:get(python_path, Opts), A <- ["--python-path", Dir]].
+
+%% @doc The worker's OS environment: the pool's `env', plus what its
+%% allocator needs. jemalloc and mimalloc are preloaded into that worker's
+%% process only, and Python's own small-object allocator is turned off so
+%% that every allocation reaches them.
+-spec env(py_opts:pool_opts()) -> {ok, [{string(), string()}]} | {error, {allocator_not_installed, atom(), [string()]}}.
+env(#{env := Env, allocator := pymalloc}) -> {ok, Env};
+env(#{env := Env, allocator := malloc}) -> {ok, [{"PYTHONMALLOC", "malloc"} | Env]};
+env(#{env := Env, allocator := Allocator}) ->
+    case allocator_library(Allocator) of
+        {ok, Lib} -> {ok, [{"LD_PRELOAD", Lib}, {"PYTHONMALLOC", "malloc"} | Env]};
+        {error, Tried} -> {error, {allocator_not_installed, Allocator, Tried}}
+    end.
+
+%% Where Debian puts the libraries (any architecture's multiarch directory).
+allocator_library(Allocator) ->
+    Name = case Allocator of jemalloc -> "libjemalloc.so.2"; mimalloc -> "libmimalloc.so.2*" end,
+    Patterns = ["/usr/lib/*-linux-gnu/" ++ Name, "/usr/lib/" ++ Name, "/usr/local/lib/" ++ Name],
+    case lists:sort(lists:append([filelib:wildcard(P) || P <- Patterns])) of
+        [Lib | _] -> {ok, Lib};
+        [] -> {error, Patterns}
+    end.

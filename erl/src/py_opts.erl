@@ -20,13 +20,26 @@
 %%   <dt>`start_timeout'</dt><dd>ms a worker has to send its hello; default 10000.</dd>
 %%   <dt>`restart_intensity'</dt><dd>`{MaxRestarts, Seconds}' for the worker supervisor;
 %%     default `{10, 10}'.</dd>
+%%   <dt>`max_rss'</dt><dd>bytes: a worker whose resident memory passes it after a request is
+%%     recycled (a fresh OS process takes its place; in-flight requests finish on the old
+%%     one); default `undefined'.</dd>
+%%   <dt>`max_requests'</dt><dd>a worker is recycled after serving this many requests;
+%%     default `undefined'.</dd>
+%%   <dt>`memory_limit'</dt><dd>bytes, at least 64 MiB: the port's data memory is capped
+%%     (setrlimit), so an allocation beyond it is a `MemoryError' in Python and the worker
+%%     stays up; default `undefined'.</dd>
+%%   <dt>`allocator'</dt><dd>`pymalloc' (default), `malloc', `jemalloc' or `mimalloc' (the
+%%     last two need Debian's libjemalloc2 or libmimalloc2.0).</dd>
 %% </dl>
 %% Call options: `timeout', `pool'.
 -module(py_opts).
 
 -export([pool/1, call/2, call_defaults/0]).
 
--export_type([pool_opts/0, call_opts/0]).
+-export_type([pool_opts/0, call_opts/0, allocator/0]).
+
+%% The smallest memory_limit: below it the interpreter cannot start.
+-define(MIN_MEMORY_LIMIT, 64 * 1024 * 1024).
 
 -type pool_opts() :: #{size := pos_integer(),
                        preload := binary() | undefined,
@@ -42,7 +55,12 @@
                        spin_us := non_neg_integer() | undefined,
                        env := [{string(), string()}],
                        start_timeout := pos_integer(),
-                       restart_intensity := {non_neg_integer(), pos_integer()}}.
+                       restart_intensity := {non_neg_integer(), pos_integer()},
+                       max_rss := pos_integer() | undefined,
+                       max_requests := pos_integer() | undefined,
+                       memory_limit := pos_integer() | undefined,
+                       allocator := allocator()}.
+-type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
 -type call_opts() :: #{timeout := timeout(), pool := atom()}.
 
 %% @doc Validates pool options and fills in the defaults.
@@ -62,7 +80,11 @@ pool(Opts) ->
                  spin_us => undefined,
                  env => [],
                  start_timeout => 10000,
-                 restart_intensity => {10, 10}},
+                 restart_intensity => {10, 10},
+                 max_rss => undefined,
+                 max_requests => undefined,
+                 memory_limit => undefined,
+                 allocator => pymalloc},
     validate(Opts, Defaults, fun pool_opt/2).
 
 %% @doc Validates call options; what they do not say comes from the pool.
@@ -117,7 +139,15 @@ pool_opt(env, Env) when is_list(Env) ->
              end);
 pool_opt(start_timeout, N) -> pos_int(N);
 pool_opt(restart_intensity, {R, T}) when is_integer(R), R >= 0, is_integer(T), T > 0 -> {ok, {R, T}};
+pool_opt(max_rss, N) -> pos_int_or_undefined(N);
+pool_opt(max_requests, N) -> pos_int_or_undefined(N);
+pool_opt(memory_limit, undefined) -> {ok, undefined};
+pool_opt(memory_limit, N) when is_integer(N), N >= ?MIN_MEMORY_LIMIT -> {ok, N};
+pool_opt(allocator, A) when A =:= pymalloc; A =:= malloc; A =:= jemalloc; A =:= mimalloc -> {ok, A};
 pool_opt(_, _) -> error.
+
+pos_int_or_undefined(undefined) -> {ok, undefined};
+pos_int_or_undefined(N) -> pos_int(N).
 
 call_opt(timeout, T) -> timeout(T);
 call_opt(pool, P) when is_atom(P) -> {ok, P};

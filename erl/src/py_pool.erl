@@ -5,17 +5,21 @@
 %% flight per slot. Callers pick the least-loaded slot and reserve it with
 %% one atomic add, with no process in between; a slot at max_in_flight is
 %% full, and a pool whose every slot is full answers `{error, overloaded}'.
+%%
+%% The owner also keeps the pool's gc event subscriptions (`{Ref, Pid,
+%% Slot | all}', read by the workers), monitoring each subscriber.
 -module(py_pool).
 -behaviour(gen_server).
 
 -export([start_link/2, context/1, context_opts/1, register_worker/4, unregister_worker/3,
-         checkout/2, done/2, workers/1, slot_worker/1, default_timeout/1]).
+         update_route/4, checkout/2, done/2, workers/1, slot_worker/1, default_timeout/1]).
+-export([gc_subscribe/3, gc_unsubscribe/2, gc_listeners/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([context/0]).
 
 -opaque context() :: #{name := atom(), tab := ets:tid(), counters := counters:counters_ref(),
-                       opts := py_opts:pool_opts()}.
+                       opts := py_opts:pool_opts(), subs := ets:tid(), owner := pid()}.
 
 -spec start_link(atom(), py_opts:pool_opts()) -> {ok, pid()}.
 start_link(Name, Opts) ->
@@ -33,6 +37,13 @@ context_opts(#{opts := Opts}) -> Opts.
 -spec register_worker(context(), pos_integer(), pid(), py_call:route()) -> ok.
 register_worker(#{tab := Tab, counters := C}, Slot, Pid, Route) ->
     counters:put(C, Slot, 0),
+    true = ets:insert(Tab, {Slot, Pid, Route}),
+    ok.
+
+%% @doc A recycled worker's new port: callers use it from now on. In-flight
+%% counts are kept (the old port's requests still end with done/2).
+-spec update_route(context(), pos_integer(), pid(), py_call:route()) -> ok.
+update_route(#{tab := Tab}, Slot, Pid, Route) ->
     true = ets:insert(Tab, {Slot, Pid, Route}),
     ok.
 
@@ -114,18 +125,67 @@ slot_worker(Name) ->
             Error
     end.
 
-%% ---- the owner of the table ----
+%% ---- gc event subscriptions ----
+
+%% @doc Subscribes Pid to the collections of one slot's worker, or all.
+-spec gc_subscribe(atom(), pos_integer() | all, pid()) -> {ok, reference()} | {error, {no_pool, atom()}}.
+gc_subscribe(Name, Slot, Pid) ->
+    case persistent_term:get({?MODULE, Name}, undefined) of
+        undefined -> {error, {no_pool, Name}};
+        #{owner := Owner} -> gen_server:call(Owner, {gc_subscribe, Slot, Pid})
+    end.
+
+-spec gc_unsubscribe(atom(), reference()) -> ok.
+gc_unsubscribe(Name, Ref) ->
+    case persistent_term:get({?MODULE, Name}, undefined) of
+        undefined -> ok;
+        #{owner := Owner} -> gen_server:call(Owner, {gc_unsubscribe, Ref})
+    end.
+
+%% @doc Who listens to a slot's collections: `[{Ref, Pid}]'.
+-spec gc_listeners(context(), pos_integer()) -> [{reference(), pid()}].
+gc_listeners(#{subs := Subs}, Slot) ->
+    ets:select(Subs, [{{'$1', '$2', all}, [], [{{'$1', '$2'}}]},
+                      {{'$1', '$2', Slot}, [], [{{'$1', '$2'}}]}]).
+
+%% ---- the owner of the tables ----
 
 init({Name, Opts}) ->
     Tab = ets:new(py_pool_slots, [set, public, {read_concurrency, true}]),
+    Subs = ets:new(py_pool_gc_subscriptions, [set, protected, {read_concurrency, true}]),
     Counters = counters:new(maps:get(size, Opts), [write_concurrency]),
-    persistent_term:put({?MODULE, Name}, #{name => Name, tab => Tab, counters => Counters, opts => Opts}),
+    persistent_term:put({?MODULE, Name}, #{name => Name, tab => Tab, counters => Counters, opts => Opts,
+                                           subs => Subs, owner => self()}),
     process_flag(trap_exit, true),
     {ok, Name}.
 
+handle_call({gc_subscribe, Slot, Pid}, _From, Name) ->
+    Ref = erlang:monitor(process, Pid),
+    true = ets:insert(subs(Name), {Ref, Pid, Slot}),
+    subscriptions_changed(Name),
+    {reply, {ok, Ref}, Name};
+handle_call({gc_unsubscribe, Ref}, _From, Name) ->
+    erlang:demonitor(Ref, [flush]),
+    ets:delete(subs(Name), Ref),
+    subscriptions_changed(Name),
+    {reply, ok, Name};
 handle_call(_Msg, _From, Name) -> {reply, {error, badarg}, Name}.
+
 handle_cast(_Msg, Name) -> {noreply, Name}.
+
+handle_info({'DOWN', Ref, process, _, _}, Name) ->
+    ets:delete(subs(Name), Ref),
+    subscriptions_changed(Name),
+    {noreply, Name};
 handle_info(_Msg, Name) -> {noreply, Name}.
+
+subs(Name) -> maps:get(subs, context(Name)).
+
+%% Workers turn their port's event reporting on or off to match.
+subscriptions_changed(Name) ->
+    {ok, Workers} = workers(Name),
+    _ = [Pid ! gc_subscriptions_changed || {_, Pid} <- Workers],
+    ok.
 
 terminate(_Reason, Name) ->
     _ = persistent_term:erase({?MODULE, Name}),

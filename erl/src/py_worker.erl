@@ -1,4 +1,4 @@
-%% @doc One pyport OS process, owned by one gen_server.
+%% @doc One pool slot's pyport OS process, owned by one gen_server.
 %%
 %% Calls are written to the port by their callers (py_call); this process
 %% owns the port, so it routes their replies back by id, and it runs the
@@ -11,6 +11,13 @@
 %% {worker_exited, Detail}}' when the port dies. A request whose caller
 %% died is cancelled (a sweep every 200 ms). The pool's in-flight counter
 %% for this worker's slot is decremented as each request ends.
+%%
+%% Recycling (pool options max_rss, max_requests): a fresh port is started
+%% beside the old one; once it has said hello and run the preload, the
+%% slot's route points at it, and the old port, retiring, answers what it
+%% holds and is then shut down. Request ids come from one counter and all
+%% requests share one table, so a reply is routed the same way whichever
+%% port it comes from; each entry records its port for cancels.
 -module(py_worker).
 -behaviour(gen_server).
 
@@ -21,6 +28,7 @@
               from :: gen_server:from() | undefined,
               owner :: pid() | undefined,
               ref :: reference() | undefined,
+              port :: port(),
               timer :: reference() | undefined,
               mon :: reference() | undefined,
               acc = [] :: [[term()]],
@@ -35,14 +43,19 @@
              ctx :: py_pool:context(),
              decode :: py_msgpack:decode_options(),
              ids :: atomics:atomics_ref(),      % request ids, shared with callers
-             table :: ets:tid(),                % direct requests: {Id, Caller | abandoned, Tag}
+             table :: ets:tid(),                % direct requests: {Id, Caller | abandoned, Tag, Port}
              pending = #{} :: #{pos_integer() => #req{}}, % requests made through this process
-             abandoned = #{} :: #{pos_integer() => reference()},
+             abandoned = #{} :: #{pos_integer() => {reference(), port()}},
              finished = #{} :: #{pos_integer() => true}, % abandoned, then answered before we heard
              by_mon = #{} :: #{reference() => pos_integer()},
-             by_ref = #{} :: #{reference() => pos_integer()}}).
+             by_ref = #{} :: #{reference() => pos_integer()},
+             memory :: py_memory_policy:state(),
+             retiring = #{} :: #{port() => py_memory_policy:retiring()},
+             starting :: py_memory_policy:starting() | undefined,
+             gc_listening = false :: boolean()}).
 
-%% How often the table is checked for requests whose caller has died.
+%% How often the table is checked for requests whose caller has died (and
+%% the port's resident memory sampled).
 -define(SWEEP_MS, 200).
 %% The owner of an item stream gets more only while its mailbox is short.
 -define(MAILBOX_HIGH, 1000).
@@ -96,16 +109,18 @@ init({Pool, Slot}) ->
     St0 = #st{pool = Pool, slot = Slot, opts = Opts, ctx = Ctx,
               decode = #{atoms => maps:get(atoms, Opts)},
               ids = atomics:new(1, [{signed, false}]),
-              table = ets:new(py_worker_requests, [set, public, {write_concurrency, true}])},
+              table = ets:new(py_worker_requests, [set, public, {write_concurrency, true}]),
+              memory = py_memory_policy:new(Opts)},
     case open(St0) of
         {ok, St1} ->
             case preload(St1) of
                 {ok, St2} ->
                     py_pool:register_worker(Ctx, Slot, self(), route(St2)),
                     erlang:send_after(?SWEEP_MS, self(), sweep),
-                    {ok, St2};
+                    M = py_memory_policy:oom_mark(py_port:oom_kills(), St2#st.memory),
+                    {ok, gc_listen(sample(St2#st{memory = M}))};
                 {error, Reason, St2} ->
-                    kill(St2),
+                    py_port:kill(St2#st.os_pid),
                     {stop, Reason}
             end;
         {error, Reason} ->
@@ -135,41 +150,63 @@ handle_call(_Msg, _From, St) ->
 handle_cast(_Msg, St) ->
     {noreply, St}.
 
-handle_info({Port, {data, Frame}}, #st{port = Port} = St) ->
-    {noreply, on_frame(Frame, St)};
-handle_info({Port, {exit_status, Status}}, #st{port = Port} = St) ->
-    port_died(exit_detail(Status), St);
+handle_info({Port, {data, Frame}}, St) when is_port(Port) ->
+    case role(Port, St) of
+        current -> {noreply, on_frame(Frame, St)};
+        retiring -> {noreply, drain_check(Port, on_frame(Frame, St))};
+        starting -> {noreply, on_starting_frame(Frame, St)};
+        unknown -> {noreply, St}
+    end;
+handle_info({Port, {exit_status, Status}}, St) when is_port(Port) ->
+    port_exited(Port, Status, St);
 handle_info({timeout, _TRef, {request_timeout, Id}}, St) ->
     case maps:find(Id, St#st.pending) of
         {ok, Req} -> {noreply, abandon(Id, answer(Req, {error, timeout}, St))};
         error -> {noreply, St}
     end;
 handle_info({timeout, _TRef, {cancel_grace, Id}}, #st{abandoned = Ab} = St) ->
-    case maps:is_key(Id, Ab) of
-        true ->
+    case maps:find(Id, Ab) of
+        {ok, {_, Port}} ->
             logger:warning("pyport worker ~p/~p: request ~p ignored its cancel; killing OS pid ~p",
-                           [St#st.pool, St#st.slot, Id, St#st.os_pid]),
-            kill(St),
-            {noreply, St};
-        false ->
+                           [St#st.pool, St#st.slot, Id, os_pid(Port, St)]),
+            {noreply, kill_port(Port, St)};
+        error ->
             {noreply, St}
     end;
-handle_info({abandoned, Id}, #st{finished = Finished} = St) ->
+handle_info({abandoned, Id}, #st{finished = Finished, table = Table} = St) ->
     case maps:take(Id, Finished) of
         {true, Rest} -> {noreply, St#st{finished = Rest}}; % its reply already came
-        error -> {noreply, cancel_in_port(Id, St)}
+        error ->
+            case ets:lookup(Table, Id) of
+                [{Id, _, _, Port}] -> {noreply, cancel_in_port(Id, Port, St)};
+                [] -> {noreply, St}
+            end
     end;
 handle_info(sweep, #st{table = Table} = St) ->
     % A caller that died while waiting costs nothing: its request is cancelled.
-    Dead = [Id || {Id, Pid, _} <- ets:tab2list(Table), is_pid(Pid), not is_process_alive(Pid)],
-    St1 = lists:foldl(fun(Id, Acc) ->
+    Dead = [{Id, Port} || {Id, Pid, _, Port} <- ets:tab2list(Table), is_pid(Pid), not is_process_alive(Pid)],
+    St1 = lists:foldl(fun({Id, Port}, Acc) ->
                               case ets:update_element(Table, Id, {2, abandoned}) of
-                                  true -> cancel_in_port(Id, Acc);
+                                  true -> cancel_in_port(Id, Port, Acc);
                                   false -> Acc
                               end
                       end, St, Dead),
     erlang:send_after(?SWEEP_MS, self(), sweep),
-    {noreply, St1};
+    St2 = lists:foldl(fun drain_check/2, St1, maps:keys(St1#st.retiring)),
+    St3 = St2#st{memory = py_memory_policy:oom_mark(py_port:oom_kills(), St2#st.memory)},
+    {noreply, after_sample(sample(St3))};
+handle_info(memory_check, St) ->
+    {noreply, after_sample(sample(St#st{memory = py_memory_policy:timer_fired(St#st.memory)}))};
+handle_info({retire_kill, Port}, #st{retiring = Retiring} = St) ->
+    case maps:find(Port, Retiring) of
+        {ok, #{os_pid := OsPid}} -> py_port:kill(OsPid);
+        error -> ok
+    end,
+    {noreply, St};
+handle_info({starting_timeout, Port}, St) ->
+    {noreply, start_failed(Port, timeout, St)};
+handle_info(gc_subscriptions_changed, St) ->
+    {noreply, gc_listen(St)};
 handle_info({credit_check, Id}, St) ->
     {noreply, grant_if_drained(Id, St)};
 handle_info({'DOWN', Mon, process, _, _}, #st{by_mon = ByMon} = St) ->
@@ -177,106 +214,90 @@ handle_info({'DOWN', Mon, process, _, _}, #st{by_mon = ByMon} = St) ->
         {ok, Id} -> {noreply, abandon(Id, St)}; % nobody waits for it any more
         error -> {noreply, St}
     end;
-handle_info({'EXIT', Port, Reason}, #st{port = Port} = St) ->
-    % The port closed without an exit status: a write met a process already
-    % gone (epipe). The status is lost with the port, so the detail says why
-    % the port closed; the worker goes down as on any exit.
-    kill(St), % in case the process is still there
-    port_died({port_closed, Reason}, St);
+handle_info({'EXIT', Port, Reason}, St) when is_port(Port) ->
+    case role(Port, St) of
+        unknown -> {noreply, St}; % closed after its exit status was handled
+        _ ->
+            % The port closed without an exit status: a write met a process
+            % already gone (epipe). The status is lost with the port, so the
+            % detail says why the port closed.
+            py_port:kill(os_pid(Port, St)), % in case the process is still there
+            port_gone(Port, {port_closed, Reason}, St)
+    end;
 handle_info({'EXIT', _, Reason}, St) ->
     {stop, Reason, St};
 handle_info(_Msg, St) ->
     {noreply, St}.
 
-terminate(_Reason, #st{port = undefined} = St) ->
-    py_pool:unregister_worker(St#st.ctx, St#st.slot, self());
 terminate(_Reason, #st{port = Port} = St) ->
     py_pool:unregister_worker(St#st.ctx, St#st.slot, self()),
     St1 = answer_all({error, {worker_exited, shutdown}}, St),
-    % Cancel what runs, ask for a clean exit, and kill if it does not come.
-    _ = [send_frame([next_cancel_id(Id), <<"cancel">>, #{<<"id">> => Id}], St1)
-         || Id <- maps:keys(St1#st.abandoned)],
-    _ = send_frame([next_cancel_id(0), <<"shutdown">>, #{}], St1),
+    _ = [py_port:kill(OsPid) || #{os_pid := OsPid} <- maps:values(St1#st.retiring)],
+    _ = [py_port:kill(py_memory_policy:starting_os_pid(S)) || S <- [St1#st.starting], S =/= undefined],
+    Port =/= undefined andalso stop_port(Port, St1),
+    ok.
+
+%% Cancel what runs, ask for a clean exit, and kill if it does not come.
+stop_port(Port, St) ->
+    _ = [send_frame(Port, [next_cancel_id(Id), <<"cancel">>, #{<<"id">> => Id}], St)
+         || {Id, {_, P}} <- maps:to_list(St#st.abandoned), P =:= Port],
+    _ = send_frame(Port, [next_cancel_id(0), <<"shutdown">>, #{}], St),
     case wait_exit(Port, 1000) of
         true -> ok;
-        false -> kill(St1), wait_exit(Port, 1000)
+        false -> py_port:kill(St#st.os_pid), wait_exit(Port, 1000)
     end,
     catch port_close(Port),
-    ok.
+    true.
 
 %% ---- start-up ----
 
 open(#st{opts = Opts} = St) ->
-    case py_exe:find(maps:get(executable, Opts)) of
-        {ok, Exe} ->
-            PortOpts = [binary, {packet, 4}, exit_status, use_stdio,
-                        {args, py_exe:args(Opts)}, {env, maps:get(env, Opts)}],
-            try open_port({spawn_executable, Exe}, PortOpts) of
-                Port -> await_hello(St#st{port = Port})
-            catch
-                error:Reason -> {error, {cannot_start_pyport, Exe, Reason}}
+    case py_port:spawn(Opts) of
+        {ok, Port} ->
+            case py_port:await_hello(Port, maps:get(start_timeout, Opts)) of
+                {ok, Hello} -> {ok, St#st{port = Port, hello = Hello, os_pid = maps:get(os_pid, Hello)}};
+                Error -> Error
             end;
-        {error, _} = Error ->
+        Error ->
             Error
     end.
-
-await_hello(#st{port = Port, opts = #{start_timeout := Timeout}} = St) ->
-    receive
-        {Port, {data, Frame}} ->
-            case py_msgpack:decode(Frame) of
-                {ok, [0, <<"hello">>, Hello]} ->
-                    {ok, St#st{hello = hello(Hello), os_pid = maps:get(<<"pid">>, Hello)}};
-                Other ->
-                    catch port_close(Port),
-                    {error, {bad_hello, Other}}
-            end;
-        {Port, {exit_status, Status}} ->
-            {error, {worker_exited, exit_detail(Status)}}
-    after Timeout ->
-        catch port_close(Port),
-        {error, hello_timeout}
-    end.
-
-hello(H) ->
-    #{protocol => maps:get(<<"protocol">>, H), pyport => maps:get(<<"pyport">>, H),
-      python => maps:get(<<"python">>, H), os_pid => maps:get(<<"pid">>, H),
-      limits => maps:get(<<"limits">>, H)}.
 
 %% Runs the pool's preload code before the worker takes requests.
 preload(#st{opts = #{preload := undefined}} = St) ->
     {ok, St};
 preload(#st{opts = #{preload := Code, start_timeout := Timeout}, port = Port} = St) ->
-    1 = atomics:add_get(St#st.ids, 1, 1),
-    ok = send_frame([1, <<"exec">>, #{<<"code">> => Code}], St),
-    preload_wait(Port, Timeout, St).
+    Id = atomics:add_get(St#st.ids, 1, 1),
+    ok = send_frame(Port, [Id, <<"exec">>, #{<<"code">> => Code}], St),
+    preload_wait(Port, Id, Timeout, St).
 
-preload_wait(Port, Timeout, St) ->
+preload_wait(Port, Id, Timeout, St) ->
     receive
         {Port, {data, Frame}} ->
             case py_msgpack:decode(Frame, St#st.decode) of
-                {ok, [1, <<"ok">>, _]} -> {ok, St};
-                {ok, [1, <<"error">>, E]} -> {error, {preload_failed, py_error:public(py_error:from_port(E))}, St};
-                {ok, [0, _, _] = Unsolicited} -> preload_wait(Port, Timeout, unsolicited(Unsolicited, St));
+                {ok, [Id, <<"ok">>, _]} -> {ok, St};
+                {ok, [Id, <<"error">>, E]} -> {error, {preload_failed, py_error:public(py_error:from_port(E))}, St};
+                {ok, [0, _, _] = Unsolicited} -> preload_wait(Port, Id, Timeout, unsolicited(Unsolicited, St));
                 Other -> {error, {preload_failed, Other}, St}
             end;
         {Port, {exit_status, Status}} ->
-            {error, {preload_failed, {worker_exited, exit_detail(Status)}}, St#st{port = undefined}}
+            {error, {preload_failed, {worker_exited, py_port:exit_detail(Status, false, undefined)}},
+             St#st{port = undefined}}
     after Timeout ->
         {error, {preload_failed, timeout}, St}
     end.
 
 %% ---- requests ----
 
-start_request(Req, Watch, Op, Args, Timeout, St) ->
+start_request(Req, Watch, Op, Args, Timeout, #st{port = Port} = St) ->
     Id = atomics:add_get(St#st.ids, 1, 1),
-    case send_frame([Id, Op, Args], St) of
+    case send_frame(Port, [Id, Op, Args], St) of
         ok ->
             Timer = case Timeout of
                         infinity -> undefined;
                         T -> erlang:start_timer(T, self(), {request_timeout, Id})
                     end,
             Mon = erlang:monitor(process, Watch),
-            Req1 = Req#req{timer = Timer, mon = Mon},
+            Req1 = Req#req{timer = Timer, mon = Mon, port = Port},
             St1 = St#st{pending = maps:put(Id, Req1, St#st.pending),
                         by_mon = maps:put(Mon, Id, St#st.by_mon)},
             {noreply, case Req1#req.ref of
@@ -288,23 +309,9 @@ start_request(Req, Watch, Op, Args, Timeout, St) ->
             {reply, {error, Reason}, St}
     end.
 
-send_frame(_, #st{port = undefined}) ->
-    {error, {worker_exited, port_closed}};
-send_frame(Msg, #st{port = Port, hello = Hello}) ->
-    case py_msgpack:encode(Msg) of
-        {ok, Data} ->
-            Max = case Hello of #{limits := #{<<"max_frame">> := M}} -> M; _ -> 16#7fffffff end,
-            case iolist_size(Data) of
-                Size when Size > Max -> {error, {request_too_large, Size}};
-                _ -> try port_command(Port, Data) of
-                         true -> ok
-                     catch
-                         error:badarg -> {error, {worker_exited, port_closed}}
-                     end
-            end;
-        {error, {unsupported, Term}} ->
-            {error, {unsupported_term, Term}}
-    end.
+send_frame(Port, Msg, #st{hello = Hello}) ->
+    Max = case Hello of #{limits := #{<<"max_frame">> := M}} -> M; _ -> 16#7fffffff end,
+    py_port:send(Port, Msg, Max).
 
 on_frame(Frame, St) ->
     case frame_id(Frame) of
@@ -320,14 +327,14 @@ on_frame(Frame, St) ->
 %% A direct request's reply goes, undecoded, to whoever takes its entry.
 route(Id, Frame, #st{table = Table} = St) ->
     case ets:take(Table, Id) of
-        [{Id, Caller, Tag}] when is_pid(Caller) ->
+        [{Id, Caller, Tag, Port}] when is_pid(Caller) ->
             Caller ! {Tag, Frame},
             py_pool:done(St#st.ctx, St#st.slot),
-            St;
-        [{Id, abandoned, _}] ->
+            served(Port, St);
+        [{Id, abandoned, _, _}] ->
             py_pool:done(St#st.ctx, St#st.slot),
             case maps:take(Id, St#st.abandoned) of
-                {T, Rest} -> _ = erlang:cancel_timer(T), St#st{abandoned = Rest};
+                {{T, _}, Rest} -> _ = erlang:cancel_timer(T), St#st{abandoned = Rest};
                 error -> St#st{finished = maps:put(Id, true, St#st.finished)} % {abandoned, Id} is on its way
             end;
         [] ->
@@ -357,6 +364,9 @@ undecodable(Frame, Reason, St) ->
 unsolicited([0, <<"log">>, #{<<"level">> := Level, <<"message">> := Msg}], St) ->
     logger:log(log_level(Level), "pyport ~p/~p: ~ts", [St#st.pool, St#st.slot, Msg]),
     St;
+unsolicited([0, <<"gc">>, #{<<"events">> := Events, <<"dropped">> := Dropped}], St) ->
+    gc_events(Events, Dropped, St),
+    St;
 unsolicited([0, <<"error">>, E], St) ->
     logger:error("pyport worker ~p/~p: ~p", [St#st.pool, St#st.slot, E]),
     St;
@@ -379,8 +389,8 @@ on_pending_reply(Id, Req, <<"ok">>, Value, St) ->
     finish(Id, Req, {ok, Value}, St);
 on_pending_reply(Id, Req, <<"error">>, E, St) ->
     finish(Id, Req, {error, py_error:from_port(E)}, St);
-on_pending_reply(Id, #req{kind = collect, acc = Acc} = Req, <<"chunk">>, Items, St) ->
-    _ = send_frame([Id, <<"credit">>, 1], St),
+on_pending_reply(Id, #req{kind = collect, acc = Acc, port = Port} = Req, <<"chunk">>, Items, St) ->
+    _ = send_frame(Port, [Id, <<"credit">>, 1], St),
     St#st{pending = maps:put(Id, Req#req{acc = [Items | Acc]}, St#st.pending)};
 on_pending_reply(Id, #req{kind = items, owner = Owner, ref = Ref}, <<"chunk">>, Items, St) ->
     Tag = {self(), Ref},
@@ -397,10 +407,10 @@ on_pending_reply(_, _, _, _, St) ->
 %% what it was sent: a slow owner never holds an unbounded mailbox.
 grant_if_drained(Id, St) ->
     case maps:find(Id, St#st.pending) of
-        {ok, #req{kind = items, owner = Owner} = Req} ->
+        {ok, #req{kind = items, owner = Owner, port = Port} = Req} ->
             case erlang:process_info(Owner, message_queue_len) of
                 {message_queue_len, N} when N < ?MAILBOX_HIGH ->
-                    _ = send_frame([Id, <<"credit">>, 1], St),
+                    _ = send_frame(Port, [Id, <<"credit">>, 1], St),
                     St;
                 {message_queue_len, _} ->
                     T = erlang:send_after(?CREDIT_RECHECK_MS, self(), {credit_check, Id}),
@@ -413,9 +423,11 @@ grant_if_drained(Id, St) ->
     end.
 
 %% The request's final answer: to its caller or stream owner.
-finish(Id, Req, Result, St) ->
-    St1 = answer(Req, Result, St),
-    forget_request(Id, Req, St1).
+finish(Id, #req{port = Port} = Req, Result, St) ->
+    served(Port, finish_quietly(Id, Req, Result, St)).
+
+finish_quietly(Id, Req, Result, St) ->
+    forget_request(Id, Req, answer(Req, Result, St)).
 
 answer(#req{kind = collect, from = From}, Result, St) ->
     gen_server:reply(From, Result), St;
@@ -441,19 +453,19 @@ forget_request(Id, #req{timer = Timer, mon = Mon, ref = Ref, credit_timer = CT},
 %% cancel_grace to stop before the port is killed.
 abandon(Id, St) ->
     case maps:find(Id, St#st.pending) of
-        {ok, Req} -> cancel_in_port(Id, forget_request(Id, Req, St));
+        {ok, #req{port = Port} = Req} -> cancel_in_port(Id, Port, forget_request(Id, Req, St));
         error -> St
     end.
 
-cancel_in_port(Id, St) ->
-    _ = send_frame([next_cancel_id(Id), <<"cancel">>, #{<<"id">> => Id}], St),
+cancel_in_port(Id, Port, St) ->
+    _ = send_frame(Port, [next_cancel_id(Id), <<"cancel">>, #{<<"id">> => Id}], St),
     Grace = maps:get(cancel_grace, St#st.opts),
     T = erlang:start_timer(Grace, self(), {cancel_grace, Id}),
-    St#st{abandoned = maps:put(Id, T, St#st.abandoned)}.
+    St#st{abandoned = maps:put(Id, {T, Port}, St#st.abandoned)}.
 
 forget(Id, Abandoned) ->
     case maps:take(Id, Abandoned) of
-        {T, Rest} -> _ = erlang:cancel_timer(T), Rest;
+        {{T, _}, Rest} -> _ = erlang:cancel_timer(T), Rest;
         error -> Abandoned
     end.
 
@@ -461,23 +473,188 @@ forget(Id, Abandoned) ->
 %% waits for their replies.
 next_cancel_id(Id) -> Id + (1 bsl 62).
 
-answer_all(Result, #st{pending = Pending, table = Table} = St) ->
-    lists:foreach(fun({Id, _, _}) ->
+%% Answers every request (of every port, or of one) with Result.
+answer_all(Result, St) -> answer_port('_', Result, St).
+
+answer_port(Which, Result, #st{pending = Pending, table = Table} = St) ->
+    lists:foreach(fun({Id, _, _, _}) ->
                           case ets:take(Table, Id) of
-                              [{Id, Caller, Tag}] when is_pid(Caller) ->
+                              [{Id, Caller, Tag, _}] when is_pid(Caller) ->
                                   Caller ! {Tag, Result},
                                   py_pool:done(St#st.ctx, St#st.slot);
                               [_] -> py_pool:done(St#st.ctx, St#st.slot);
                               [] -> ok
                           end
-                  end, ets:tab2list(Table)),
-    maps:fold(fun(Id, Req, Acc) -> finish(Id, Req, Result, Acc) end, St, Pending).
+                  end, ets:match_object(Table, {'_', '_', '_', Which})),
+    maps:fold(fun(Id, #req{port = P} = Req, Acc) when Which =:= '_'; P =:= Which ->
+                      finish_quietly(Id, Req, Result, Acc);
+                 (_, _, Acc) -> Acc
+              end, St, Pending).
 
 %% What callers need to send requests straight to this worker's port.
 route(#st{port = Port, ids = Ids, table = Table, decode = Decode, ctx = Ctx, slot = Slot,
           hello = #{limits := #{<<"max_frame">> := Max}}}) ->
     #{pid => self(), port => Port, ids => Ids, pending => Table, max_frame => Max,
       decode => Decode, ctx => Ctx, slot => Slot}.
+
+%% ---- memory: sampling, recycling, gc events ----
+
+%% A final reply came from Port: count it, and apply the pool's policies.
+served(Port, #st{port = Port, memory = M} = St) ->
+    case py_memory_policy:served(M, now_ms()) of
+        {none, M1} -> St#st{memory = M1};
+        {{recycle, Why}, M1} -> recycle(Why, St#st{memory = M1});
+        {sample, M1} -> after_sample(sample(St#st{memory = M1}));
+        {{schedule, Ms}, M1} ->
+            erlang:send_after(Ms, self(), memory_check),
+            St#st{memory = M1}
+    end;
+served(Port, St) ->
+    drain_check(Port, St).
+
+sample(#st{os_pid = OsPid, memory = M} = St) ->
+    St#st{memory = py_memory_policy:sampled(py_port:rss(OsPid), now_ms(), M)}.
+
+after_sample(#st{memory = M} = St) ->
+    case py_memory_policy:over_rss(M) of
+        {true, Rss} -> recycle({max_rss, Rss}, St);
+        false -> St
+    end.
+
+%% Starts the replacement port; the old one keeps serving until it is up.
+recycle(Why, #st{starting = undefined, memory = M, opts = Opts} = St) ->
+    case py_memory_policy:may_start(M, now_ms()) of
+        false -> St;
+        true ->
+            case py_port:spawn(Opts) of
+                {ok, Port} ->
+                    logger:info("pyport worker ~p/~p (OS pid ~p): recycling (~p)",
+                                [St#st.pool, St#st.slot, St#st.os_pid, Why]),
+                    T = erlang:send_after(maps:get(start_timeout, Opts), self(), {starting_timeout, Port}),
+                    St#st{starting = #{port => Port, phase => hello, timer => T, os_pid => undefined}};
+                {error, Reason} ->
+                    start_failed(undefined, Reason, St)
+            end
+    end;
+recycle(_, St) ->
+    St. % a replacement is on its way
+
+on_starting_frame(Frame, #st{starting = #{port := Port, phase := hello} = S, opts = Opts} = St) ->
+    case py_port:hello(Frame) of
+        {ok, #{os_pid := OsPid} = Hello} ->
+            case maps:get(preload, Opts) of
+                undefined -> swap(Hello, St);
+                Code ->
+                    Id = atomics:add_get(St#st.ids, 1, 1),
+                    _ = py_port:send(Port, [Id, <<"exec">>, #{<<"code">> => Code}], 16#7fffffff),
+                    St#st{starting = S#{phase => {preload, Id, Hello}, os_pid => OsPid}}
+            end;
+        {error, Reason} ->
+            start_failed(Port, Reason, St)
+    end;
+on_starting_frame(Frame, #st{starting = #{port := Port, phase := {preload, Id, Hello}}} = St) ->
+    case py_msgpack:decode(Frame, St#st.decode) of
+        {ok, [Id, <<"ok">>, _]} -> swap(Hello, St);
+        {ok, [Id, <<"error">>, E]} -> start_failed(Port, {preload_failed, py_error:public(py_error:from_port(E))}, St);
+        {ok, [0, _, _] = Unsolicited} -> unsolicited(Unsolicited, St);
+        _ -> St
+    end.
+
+%% The new port takes the slot; the old one retires.
+swap(Hello, #st{starting = #{port := New, timer := T}, port = Old, os_pid = OldPid} = St) ->
+    _ = erlang:cancel_timer(T),
+    Retiring = #{os_pid => OldPid, since => now_ms(), shutdown => false},
+    St1 = St#st{port = New, os_pid = maps:get(os_pid, Hello), hello = Hello, starting = undefined,
+                retiring = maps:put(Old, Retiring, St#st.retiring),
+                memory = py_memory_policy:replaced(St#st.memory), gc_listening = false},
+    py_pool:update_route(St1#st.ctx, St1#st.slot, self(), route(St1)),
+    logger:info("pyport worker ~p/~p: OS pid ~p replaces ~p", [St#st.pool, St#st.slot, St1#st.os_pid, OldPid]),
+    gc_listen(sample(St1)).
+
+start_failed(Port, Reason, #st{starting = Starting} = St) ->
+    case Starting of
+        #{port := Port, timer := T} = S when Port =/= undefined ->
+            _ = erlang:cancel_timer(T),
+            py_port:kill(maps:get(os_pid, S)),
+            catch port_close(Port);
+        _ -> ok
+    end,
+    logger:warning("pyport worker ~p/~p: its replacement failed to start (~p); it keeps serving",
+                   [St#st.pool, St#st.slot, Reason]),
+    St#st{starting = undefined, memory = py_memory_policy:start_failed(St#st.memory, now_ms())}.
+
+%% A retiring port is shut down once it holds no request, and no earlier
+%% than ?RETIRE_AFTER_MS after the swap: a caller that read the old route
+%% just before it may still be on its way to write.
+drain_check(Port, #st{retiring = Retiring, table = Table, pending = Pending} = St) ->
+    case maps:find(Port, Retiring) of
+        {ok, #{shutdown := false, since := Since} = R} ->
+            Busy = ets:select_count(Table, [{{'_', '_', '_', Port}, [], [true]}]) > 0
+                orelse lists:any(fun(#req{port = P}) -> P =:= Port end, maps:values(Pending)),
+            case Busy orelse now_ms() - Since < py_memory_policy:retire_after_ms() of
+                true -> St;
+                false ->
+                    _ = send_frame(Port, [next_cancel_id(0), <<"shutdown">>, #{}], St),
+                    erlang:send_after(5000, self(), {retire_kill, Port}),
+                    St#st{retiring = maps:put(Port, R#{shutdown => true}, Retiring)}
+            end;
+        _ -> St
+    end.
+
+role(Port, #st{port = Port}) -> current;
+role(Port, #st{starting = #{port := Port}}) -> starting;
+role(Port, #st{retiring = Retiring}) ->
+    case is_map_key(Port, Retiring) of true -> retiring; false -> unknown end.
+
+os_pid(Port, #st{port = Port, os_pid = OsPid}) -> OsPid;
+os_pid(Port, #st{retiring = Retiring}) ->
+    case maps:find(Port, Retiring) of {ok, #{os_pid := P}} -> P; error -> undefined end.
+
+kill_port(Port, #st{port = Port, os_pid = OsPid, memory = M} = St) ->
+    py_port:kill(OsPid),
+    St#st{memory = py_memory_policy:killed(M)};
+kill_port(Port, St) ->
+    py_port:kill(os_pid(Port, St)),
+    St.
+
+port_exited(Port, Status, #st{memory = M} = St) ->
+    case role(Port, St) of
+        current ->
+            OomKilled = Status =:= 137 andalso py_memory_policy:oom_killed(py_port:oom_kills(), M),
+            port_died(py_port:exit_detail(Status, OomKilled, py_memory_policy:last_rss(M)), St);
+        unknown -> {noreply, St};
+        _ -> port_gone(Port, py_port:exit_detail(Status, false, undefined), St)
+    end.
+
+%% A port other than the current one ended (or the current one closed).
+port_gone(Port, Detail, St) ->
+    case role(Port, St) of
+        current -> port_died(Detail, St);
+        starting -> {noreply, start_failed(Port, {worker_exited, Detail}, St)};
+        retiring ->
+            St1 = answer_port(Port, {error, {worker_exited, Detail}}, St),
+            {noreply, St1#st{retiring = maps:remove(Port, St1#st.retiring)}};
+        unknown -> {noreply, St}
+    end.
+
+%% Turns the port's gc event reporting on while someone listens.
+gc_listen(#st{ctx = Ctx, slot = Slot, port = Port, gc_listening = Was} = St) ->
+    case py_pool:gc_listeners(Ctx, Slot) =/= [] of
+        Was -> St;
+        Want ->
+            _ = send_frame(Port, [next_cancel_id(0), <<"gc_events">>, #{<<"enable">> => Want}], St),
+            St#st{gc_listening = Want}
+    end.
+
+gc_events(Events, Dropped, #st{pool = Pool, slot = Slot, os_pid = OsPid, ctx = Ctx}) ->
+    Listeners = py_pool:gc_listeners(Ctx, Slot),
+    Msgs = [#{pool => Pool, slot => Slot, os_pid => OsPid, generation => G, collected => C,
+              uncollectable => U, duration_us => Ns div 1000} || [G, C, U, Ns] <- Events]
+        ++ [{dropped, Dropped} || Dropped > 0],
+    _ = [Pid ! {py_gc, {Pool, Ref}, Msg} || {Ref, Pid} <- Listeners, Msg <- Msgs],
+    ok.
+
+now_ms() -> erlang:monotonic_time(millisecond).
 
 %% ---- the OS process ----
 
@@ -489,19 +666,8 @@ port_died(Detail, St) ->
     St1 = answer_all({error, {worker_exited, Detail}}, St#st{port = undefined}),
     {stop, {shutdown, {port_exited, Detail}}, St1}.
 
-kill(#st{os_pid = undefined}) -> ok;
-kill(#st{os_pid = Pid}) ->
-    _ = os:cmd("kill -9 " ++ integer_to_list(Pid) ++ " 2>/dev/null"),
-    ok.
-
 wait_exit(Port, Timeout) ->
     receive
         {Port, {exit_status, _}} -> true
     after Timeout -> false
     end.
-
-%% A process killed by a signal exits with 128 + the signal's number.
-exit_detail(Status) when Status > 128, Status < 160 ->
-    {signal, py_error:signal_name(Status - 128)};
-exit_detail(Status) ->
-    {exit_status, Status}.
