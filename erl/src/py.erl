@@ -20,19 +20,32 @@
 -export([stream_eval/1, stream_eval/2, stream_eval/3, stream/3, stream/4, stream/5]).
 -export([stream_start/3, stream_start/4, stream_start/5,
          stream_eval_start/1, stream_eval_start/2, stream_eval_start/3, stream_cancel/1]).
--export([memory_stats/0, gc/0, gc/1, tracemalloc_start/0, tracemalloc_start/1, tracemalloc_stop/0]).
+-export([memory_stats/0, memory_stats/1, gc/0, gc/1, gc/2, gc_events/1, gc_events_stop/1,
+         object_counts/1, object_counts/2, object_growth/0, object_growth/1, object_growth/2,
+         refcount/1, refcount/2, tracemalloc_start/0, tracemalloc_start/1, tracemalloc_start/2,
+         tracemalloc_stop/0, tracemalloc_stop/1, tracemalloc_reset_peak/0, tracemalloc_reset_peak/1,
+         tracemalloc_top/1, tracemalloc_top/2, tracemalloc_top/3,
+         tracemalloc_baseline/0, tracemalloc_baseline/1,
+         tracemalloc_diff/1, tracemalloc_diff/2, tracemalloc_diff/3,
+         object_traceback/1, object_traceback/2, gc_disable/0, gc_disable/1, gc_enable/0, gc_enable/1,
+         gc_threshold/0, gc_threshold/1, gc_threshold/2, gc_freeze/0, gc_freeze/1,
+         gc_unfreeze/0, gc_unfreeze/1, reset/0, reset/1]).
 -export([version/0, bind/0, bind/1, unbind/0, unbind/1, exec_all/1, exec_all/2,
          start_pool/2, stop_pool/1, last_error/0]).
 
--export_type([code/0, options/0, error/0, stream_ref/0]).
+-export_type([code/0, options/0, error/0, stream_ref/0, target/0]).
 
 -type code() :: binary() | string().
 -type options() :: timeout() | [{timeout, timeout()} | {pool, atom()}] | #{timeout => timeout(), pool => atom()}.
 -type error() :: {error, {atom() | binary(), binary()} | timeout | overloaded | badarg
                   | {worker_exited, term()} | {invalid_option, term()} | {no_pool, atom()} | term()}.
 -opaque stream_ref() :: {pid(), reference()}.
+%% Where a memory function runs: `current' (the caller's worker of the
+%% default pool), `{Pool, Slot}', or every worker of a pool.
+-type target() :: py_memory:target().
+-type group_by() :: lineno | filename | traceback.
+-type thresholds() :: {non_neg_integer(), non_neg_integer(), non_neg_integer()} | [non_neg_integer()].
 
--define(LAST_ERROR, '$py_last_error').
 
 %% ---- eval, exec, call ----
 
@@ -146,40 +159,202 @@ flush_stream(StreamRef) ->
     after 0 -> ok
     end.
 
-%% ---- memory ----
+%% ---- memory (docs/memory.md) ----
+%%
+%% Each function runs on the caller's worker of the default pool (its
+%% bound one, else the least-loaded: bind/0 first when several calls must
+%% reach the same worker), or on the target given last: `{Pool, Slot}' for
+%% one worker, a pool name for every worker (`{ok, [{Slot, Result}]}').
 
-%% @doc The worker's garbage collector and tracemalloc figures:
-%% `gc_stats' (per generation `#{collections, collected, uncollectable}'),
-%% `gc_count' and `gc_threshold' (3-tuples), and while tracing
-%% `traced_memory_current' and `traced_memory_peak' (bytes).
+%% @doc The worker's memory: `gc_stats', `gc_count', `gc_threshold',
+%% `rss_bytes', `peak_rss_bytes', `allocated_blocks', `gc_garbage',
+%% `gc_enabled', `gc_frozen', `memory_limit', `gc_activity' (per
+%% generation `#{collections, collected, uncollectable, pause_total_us,
+%% pause_max_us}' measured in the port), and while tracing
+%% `traced_memory_current' and `traced_memory_peak'.
 -spec memory_stats() -> {ok, map()} | error().
-memory_stats() ->
-    case run(<<"memory_stats">>, #{}, []) of
-        {ok, Stats} -> {ok, atom_keys(Stats)};
-        Error -> Error
-    end.
+memory_stats() -> memory_stats(current).
+
+-spec memory_stats(target()) -> {ok, map() | [{pos_integer(), map()}]} | error().
+memory_stats(Target) -> py_memory:on(Target, <<"memory_stats">>, #{}).
 
 %% @doc A full collection: `{ok, Unreachable}'.
 -spec gc() -> {ok, non_neg_integer()} | error().
-gc() -> run(<<"gc">>, #{}, []).
+gc() -> gc(2).
 
 %% @doc A collection of generation 0, 1 or 2.
 -spec gc(0..2) -> {ok, non_neg_integer()} | error().
-gc(Generation) when Generation =:= 0; Generation =:= 1; Generation =:= 2 ->
-    run(<<"gc">>, #{<<"generation">> => Generation}, []);
-gc(_) -> {error, badarg}.
+gc(Generation) -> gc(Generation, current).
 
-%% @doc Starts tracing Python allocations (1 frame per traceback).
+-spec gc(0..2, target()) -> {ok, non_neg_integer() | [{pos_integer(), non_neg_integer()}]} | error().
+gc(Generation, Target) when Generation =:= 0; Generation =:= 1; Generation =:= 2 ->
+    py_memory:on(Target, <<"gc">>, #{<<"generation">> => Generation});
+gc(_, _) -> {error, badarg}.
+
+%% @doc Sends the caller `{py_gc, Sub, #{pool, slot, os_pid, generation,
+%% collected, uncollectable, duration_us}}' for every collection in a
+%% pool's workers (`Pool') or one (`{Pool, Slot}'), until gc_events_stop/1
+%% or the caller's exit.
+-spec gc_events(atom() | {atom(), pos_integer()}) -> {ok, py_memory:subscription()} | error().
+gc_events(Target) -> py_memory:gc_events(Target).
+
+-spec gc_events_stop(py_memory:subscription()) -> ok.
+gc_events_stop(Sub) -> py_memory:gc_events_stop(Sub).
+
+%% @doc The N most common live types tracked by the collector: `{ok,
+%% [{TypeName, Count}]}'.
+-spec object_counts(pos_integer()) -> {ok, [{binary(), pos_integer()}]} | error().
+object_counts(N) -> object_counts(N, current).
+
+-spec object_counts(pos_integer(), target()) -> {ok, list()} | error().
+object_counts(N, Target) when is_integer(N), N > 0 ->
+    py_memory:on(Target, <<"object_counts">>, #{<<"limit">> => N});
+object_counts(_, _) -> {error, badarg}.
+
+%% @doc The types whose live count grew since the last call (every type,
+%% the first time): `{ok, [{TypeName, Count, Growth}]}', most grown first.
+-spec object_growth() -> {ok, [{binary(), pos_integer(), pos_integer()}]} | error().
+object_growth() -> object_growth(20, current).
+
+-spec object_growth(target()) -> {ok, list()} | error().
+object_growth(Target) -> object_growth(20, Target).
+
+-spec object_growth(pos_integer(), target()) -> {ok, list()} | error().
+object_growth(N, Target) when is_integer(N), N > 0 ->
+    py_memory:on(Target, <<"object_growth">>, #{<<"limit">> => N});
+object_growth(_, _) -> {error, badarg}.
+
+%% @doc sys.getrefcount of an expression's value.
+-spec refcount(code()) -> {ok, pos_integer()} | error().
+refcount(Code) -> refcount(Code, current).
+
+-spec refcount(code(), target()) -> {ok, pos_integer() | list()} | error().
+refcount(Code, Target) -> with_code(Code, fun(C) -> py_memory:on(Target, <<"refcount">>, #{<<"code">> => C}) end).
+
+%% @doc Starts tracing Python allocations (Frames frames per traceback, 1).
 -spec tracemalloc_start() -> ok | error().
 tracemalloc_start() -> tracemalloc_start(1).
 
 -spec tracemalloc_start(1..1000) -> ok | error().
-tracemalloc_start(Frames) when is_integer(Frames), Frames >= 1, Frames =< 1000 ->
-    ok_value(run(<<"tracemalloc_start">>, #{<<"frames">> => Frames}, []));
-tracemalloc_start(_) -> {error, badarg}.
+tracemalloc_start(Frames) -> tracemalloc_start(Frames, current).
+
+-spec tracemalloc_start(1..1000, target()) -> ok | {ok, list()} | error().
+tracemalloc_start(Frames, Target) when is_integer(Frames), Frames >= 1, Frames =< 1000 ->
+    py_memory:on(Target, <<"tracemalloc_start">>, #{<<"frames">> => Frames});
+tracemalloc_start(_, _) -> {error, badarg}.
 
 -spec tracemalloc_stop() -> ok | error().
-tracemalloc_stop() -> ok_value(run(<<"tracemalloc_stop">>, #{}, [])).
+tracemalloc_stop() -> tracemalloc_stop(current).
+
+-spec tracemalloc_stop(target()) -> ok | {ok, list()} | error().
+tracemalloc_stop(Target) -> py_memory:on(Target, <<"tracemalloc_stop">>, #{}).
+
+%% @doc Resets traced_memory_peak to the current traced size.
+-spec tracemalloc_reset_peak() -> ok | error().
+tracemalloc_reset_peak() -> tracemalloc_reset_peak(current).
+
+-spec tracemalloc_reset_peak(target()) -> ok | {ok, list()} | error().
+tracemalloc_reset_peak(Target) -> py_memory:on(Target, <<"tracemalloc_reset_peak">>, #{}).
+
+%% @doc The N biggest allocation sites now: `{ok, [#{filename, lineno,
+%% size, count, traceback}]}', grouped by `lineno' (default), `filename'
+%% (lineno `none') or `traceback' (traceback: `[{File, Line}]', oldest
+%% first). `{error, {not_tracing, _}}' unless tracemalloc_start/0,1 ran.
+-spec tracemalloc_top(pos_integer()) -> {ok, [map()]} | error().
+tracemalloc_top(N) -> tracemalloc_top(N, lineno, current).
+
+-spec tracemalloc_top(pos_integer(), group_by()) -> {ok, [map()]} | error().
+tracemalloc_top(N, GroupBy) -> tracemalloc_top(N, GroupBy, current).
+
+-spec tracemalloc_top(pos_integer(), group_by(), target()) -> {ok, list()} | error().
+tracemalloc_top(N, GroupBy, Target) -> traces(<<"tracemalloc_top">>, N, GroupBy, Target).
+
+%% @doc Takes the snapshot tracemalloc_diff/1,2,3 compares with.
+-spec tracemalloc_baseline() -> ok | error().
+tracemalloc_baseline() -> tracemalloc_baseline(current).
+
+-spec tracemalloc_baseline(target()) -> ok | {ok, list()} | error().
+tracemalloc_baseline(Target) -> py_memory:on(Target, <<"tracemalloc_baseline">>, #{}).
+
+%% @doc The N sites that changed most since the baseline: each as
+%% tracemalloc_top/1 plus `size_diff' and `count_diff'. `{error,
+%% {no_baseline, _}}' before tracemalloc_baseline/0,1.
+-spec tracemalloc_diff(pos_integer()) -> {ok, [map()]} | error().
+tracemalloc_diff(N) -> tracemalloc_diff(N, lineno, current).
+
+-spec tracemalloc_diff(pos_integer(), group_by()) -> {ok, [map()]} | error().
+tracemalloc_diff(N, GroupBy) -> tracemalloc_diff(N, GroupBy, current).
+
+-spec tracemalloc_diff(pos_integer(), group_by(), target()) -> {ok, list()} | error().
+tracemalloc_diff(N, GroupBy, Target) -> traces(<<"tracemalloc_diff">>, N, GroupBy, Target).
+
+traces(Op, N, GroupBy, Target) when is_integer(N), N > 0,
+                                    (GroupBy =:= lineno orelse GroupBy =:= filename orelse GroupBy =:= traceback) ->
+    py_memory:on(Target, Op, #{<<"limit">> => N, <<"group_by">> => atom_to_binary(GroupBy)});
+traces(_, _, _, _) -> {error, badarg}.
+
+%% @doc Where the object an expression evaluates to was allocated: `{ok,
+%% [{File, Line}]}' (oldest first), or `{ok, none}' if it predates tracing.
+-spec object_traceback(code()) -> {ok, [{binary(), integer()}] | none} | error().
+object_traceback(Code) -> object_traceback(Code, current).
+
+-spec object_traceback(code(), target()) -> {ok, term()} | error().
+object_traceback(Code, Target) ->
+    with_code(Code, fun(C) -> py_memory:on(Target, <<"object_traceback">>, #{<<"code">> => C}) end).
+
+-spec gc_disable() -> ok | error().
+gc_disable() -> gc_disable(current).
+
+-spec gc_disable(target()) -> ok | {ok, list()} | error().
+gc_disable(Target) -> py_memory:on(Target, <<"gc_disable">>, #{}).
+
+-spec gc_enable() -> ok | error().
+gc_enable() -> gc_enable(current).
+
+-spec gc_enable(target()) -> ok | {ok, list()} | error().
+gc_enable(Target) -> py_memory:on(Target, <<"gc_enable">>, #{}).
+
+%% @doc The collector's thresholds `{T0, T1, T2}'.
+-spec gc_threshold() -> {ok, {integer(), integer(), integer()}} | error().
+gc_threshold() -> gc_threshold(get, current).
+
+%% @doc Sets the thresholds (1 to 3 integers, 0..2147483647, as a tuple or
+%% list; T0 = 0 turns automatic collection off): `{ok, NewThresholds}'.
+-spec gc_threshold(thresholds()) -> {ok, {integer(), integer(), integer()}} | error().
+gc_threshold(Thresholds) -> gc_threshold(Thresholds, current).
+
+-spec gc_threshold(get | thresholds(), target()) -> {ok, term()} | error().
+gc_threshold(get, Target) -> py_memory:on(Target, <<"gc_threshold">>, #{});
+gc_threshold(T, Target) when is_tuple(T) -> gc_threshold(tuple_to_list(T), Target);
+gc_threshold(T, Target) when is_list(T), length(T) >= 1, length(T) =< 3 ->
+    case lists:all(fun(N) -> is_integer(N) andalso N >= 0 andalso N =< 2147483647 end, T) of
+        true -> py_memory:on(Target, <<"gc_threshold">>, #{<<"threshold">> => T});
+        false -> {error, badarg}
+    end;
+gc_threshold(_, _) -> {error, badarg}.
+
+%% @doc Moves every live object to a permanent generation the collector
+%% skips (gc.freeze): for what a preload built and keeps.
+-spec gc_freeze() -> ok | error().
+gc_freeze() -> gc_freeze(current).
+
+-spec gc_freeze(target()) -> ok | {ok, list()} | error().
+gc_freeze(Target) -> py_memory:on(Target, <<"gc_freeze">>, #{}).
+
+-spec gc_unfreeze() -> ok | error().
+gc_unfreeze() -> gc_unfreeze(current).
+
+-spec gc_unfreeze(target()) -> ok | {ok, list()} | error().
+gc_unfreeze(Target) -> py_memory:on(Target, <<"gc_unfreeze">>, #{}).
+
+%% @doc Clears what exec defined in the worker's namespace (it is back as
+%% the port started it, then the pool's preload runs again), without
+%% restarting the worker. Imported modules stay in sys.modules.
+-spec reset() -> ok | error().
+reset() -> py_memory:reset(current).
+
+-spec reset(target()) -> ok | {ok, list()} | error().
+reset(Target) -> py_memory:reset(Target).
 
 %% ---- workers and pools ----
 
@@ -203,7 +378,7 @@ bind() -> bind(default).
 -spec bind(atom()) -> ok | error().
 bind(Pool) when is_atom(Pool) ->
     case py_pool:slot_worker(Pool) of
-        {ok, Slot} -> put({?MODULE, bound, Pool}, Slot), ok;
+        {ok, Slot} -> py_request:bind(Pool, Slot);
         Error -> Error
     end.
 
@@ -211,7 +386,7 @@ bind(Pool) when is_atom(Pool) ->
 unbind() -> unbind(default).
 
 -spec unbind(atom()) -> ok.
-unbind(Pool) -> erase({?MODULE, bound, Pool}), ok.
+unbind(Pool) -> py_request:unbind(Pool).
 
 %% @doc Runs statements on every worker of a pool (the default pool).
 -spec exec_all(code()) -> ok | {error, [{pos_integer(), term()}]} | error().
@@ -258,29 +433,13 @@ stop_pool(Name) -> py_sup:stop_pool(Name).
 %% `module' and `traceback' (a list of binaries, innermost last), or
 %% `undefined'.
 -spec last_error() -> py_error:info() | undefined.
-last_error() -> get(?LAST_ERROR).
+last_error() -> get('$py_last_error').
 
 %% ---- helpers ----
 
-run(Op, Args, Opts) ->
-    case resolve(Opts) of
-        {ok, #{pool := Pool, timeout := Timeout}} ->
-            case py_pool:checkout(Pool, get({?MODULE, bound, Pool})) of
-                {ok, Route} -> result(py_call:request(Route, Op, Args, Timeout));
-                Error -> Error
-            end;
-        Error -> Error
-    end.
+run(Op, Args, Opts) -> py_request:run(Op, Args, Opts).
 
-run_stream(Op, Args, Mode, Opts) ->
-    case resolve(Opts) of
-        {ok, #{pool := Pool, timeout := Timeout}} ->
-            case py_pool:checkout(Pool, get({?MODULE, bound, Pool})) of
-                {ok, #{pid := Worker}} -> result(py_worker:stream(Worker, Op, Args, Mode, Timeout));
-                Error -> Error
-            end;
-        Error -> Error
-    end.
+run_stream(Op, Args, Mode, Opts) -> py_request:run_stream(Op, Args, Mode, Opts).
 
 %% Streams to a process run until done unless a timeout is asked for.
 stream_opts(Opts) when is_list(Opts) ->
@@ -291,27 +450,9 @@ stream_opts(Opts) when is_list(Opts) ->
 stream_opts(Opts) when is_map(Opts) -> maps:merge(#{timeout => infinity}, Opts);
 stream_opts(Timeout) -> Timeout.
 
-%% Call options, with the pool's own timeout when they give none.
-resolve(Timeout) when is_integer(Timeout); Timeout =:= infinity ->
-    resolve([{timeout, Timeout}]);
-resolve(Opts) ->
-    case py_opts:call(Opts, #{pool => default, timeout => pool_default}) of
-        {ok, #{pool := Pool, timeout := pool_default} = Valid} ->
-            case py_pool:default_timeout(Pool) of
-                {ok, Timeout} -> {ok, Valid#{timeout := Timeout}};
-                Error -> Error
-            end;
-        Other -> Other
-    end.
+ok_value(R) -> py_request:ok_value(R).
 
-result({error, {py_exception, _, _, Info} = E}) ->
-    put(?LAST_ERROR, Info),
-    {error, py_error:public(E)};
-result(Other) ->
-    Other.
-
-ok_value({ok, _}) -> ok;
-ok_value(Other) -> Other.
+result(R) -> py_request:result(R).
 
 with_code(Code, Fun) when is_binary(Code) -> Fun(Code);
 with_code(Code, Fun) when is_list(Code) ->
@@ -336,19 +477,3 @@ with_target(_, _, _, _, _) -> {error, badarg}.
 name(A) when is_atom(A) -> atom_to_binary(A, utf8);
 name(B) when is_binary(B) -> B;
 name(_) -> badarg.
-
-%% memory_stats keys, and the keys of the maps inside, as atoms.
-atom_keys(Map) when is_map(Map) ->
-    maps:fold(fun(K, V, Acc) -> Acc#{stat_key(K) => atom_keys(V)} end, #{}, Map);
-atom_keys(List) when is_list(List) -> [atom_keys(V) || V <- List];
-atom_keys(Other) -> Other.
-
-stat_key(<<"gc_stats">>) -> gc_stats;
-stat_key(<<"gc_count">>) -> gc_count;
-stat_key(<<"gc_threshold">>) -> gc_threshold;
-stat_key(<<"traced_memory_current">>) -> traced_memory_current;
-stat_key(<<"traced_memory_peak">>) -> traced_memory_peak;
-stat_key(<<"collections">>) -> collections;
-stat_key(<<"collected">>) -> collected;
-stat_key(<<"uncollectable">>) -> uncollectable;
-stat_key(Other) -> Other.

@@ -31,7 +31,8 @@
     'StopAsyncIteration', 'StopIteration', 'SyntaxError', 'SystemError', 'SystemExit', 'TabError',
     'TimeoutError', 'TypeError', 'UnboundLocalError', 'UnicodeDecodeError', 'UnicodeEncodeError',
     'UnicodeError', 'UnicodeTranslateError', 'ValueError', 'ZeroDivisionError', 'Cancelled',
-    bad_frame, frame_too_large, bad_request, unknown_op, encode_error, cancelled, shutting_down]).
+    bad_frame, frame_too_large, bad_request, unknown_op, encode_error, cancelled, shutting_down,
+    not_tracing, no_baseline]).
 
 %% @doc The error map of an `[Id, "error", Error]' reply, as the worker
 %% passes it on: `{py_exception, Type, Message, Info}'.

@@ -18,7 +18,7 @@
                      timer := boolean(),
                      oom_kills := non_neg_integer() | undefined,
                      killed := boolean(),
-                     retry_at := integer()}.
+                     retry_at := integer() | undefined}.
 %% A port that has been replaced and is answering what it still holds.
 -type retiring() :: #{os_pid := integer() | undefined, since := integer(), shutdown := boolean()}.
 %% A replacement port before it takes over.
@@ -37,7 +37,7 @@
 new(Opts) ->
     #{max_rss => maps:get(max_rss, Opts), max_requests => maps:get(max_requests, Opts),
       served => 0, rss => undefined, sampled_at => undefined, timer => false,
-      oom_kills => undefined, killed => false, retry_at => 0}.
+      oom_kills => undefined, killed => false, retry_at => undefined}.
 
 %% @doc A request was answered at Now (ms). What to do: nothing, recycle
 %% (max_requests reached), sample the resident size now, or schedule a
@@ -69,6 +69,8 @@ over_rss(#{max_rss := Max, rss := Rss}) when is_integer(Max), is_integer(Rss), R
 over_rss(_) -> false.
 
 -spec may_start(state(), integer()) -> boolean().
+%% (Monotonic time can be negative: no retry time is `undefined'.)
+may_start(#{retry_at := undefined}, _Now) -> true;
 may_start(#{retry_at := At}, Now) -> Now >= At.
 
 -spec start_failed(state(), integer()) -> state().

@@ -39,3 +39,17 @@ pools_env_test() ->
     {ok, [{a, #{size := 1}}]} = pyport_app:pools_from_env(#{a => [{size, 1}]}),
     ?assertEqual({error, {invalid_option, {size, 0}}}, pyport_app:pools_from_env([{a, [{size, 0}]}])),
     ?assertEqual({error, {invalid_option, {pools, "x"}}}, pyport_app:pools_from_env(["x"])).
+
+memory_options_test() ->
+    {ok, D} = py_opts:pool([]),
+    ?assertMatch(#{max_rss := undefined, max_requests := undefined, memory_limit := undefined,
+                   allocator := pymalloc}, D),
+    {ok, O} = py_opts:pool([{max_rss, 1 bsl 30}, {max_requests, 100}, {memory_limit, 256 bsl 20},
+                            {allocator, jemalloc}]),
+    ?assertMatch(#{max_rss := 1073741824, max_requests := 100, memory_limit := 268435456,
+                   allocator := jemalloc}, O),
+    [?assertEqual({error, {invalid_option, Opt}}, py_opts:pool([Opt]))
+     || Opt <- [{max_rss, 0}, {max_requests, 1.5}, {memory_limit, 63 bsl 20}, {allocator, tcmalloc}]],
+    ?assertEqual(["--memory-limit", "268435456"], py_exe:args(O#{python_path => []})),
+    ?assertEqual({ok, [{"PYTHONMALLOC", "malloc"}]}, py_exe:env(D#{allocator => malloc})),
+    ?assertEqual({ok, []}, py_exe:env(D)).
