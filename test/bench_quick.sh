@@ -5,10 +5,13 @@
 set -u
 cd "$(dirname "$0")/.."
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+gc_out=$(mktemp)
+trap 'rm -f "$out" "$gc_out"' EXIT
 bench/run --quick --out="$out" >/dev/null 2>&1
 status=$?
-/usr/bin/python3 - "$out" "$status" <<'PY'
+bench/gc_overhead.py --rounds 2 --out="$gc_out" >/dev/null 2>&1
+gc_status=$?
+/usr/bin/python3 - "$out" "$status" "$gc_out" "$gc_status" <<'PY'
 import json, math, sys
 path, status = sys.argv[1], int(sys.argv[2])
 passed = failed = 0
@@ -34,6 +37,18 @@ for name in expected:
 check("every row with a target says whether it is met",
       all((r["target"] is None) == (r["met"] is None) for r in doc["rows"]) and len(doc["rows"]) >= 18)
 check("machine and versions recorded", all(k in doc for k in ("date", "otp", "python", "pyport", "cores")))
+check("gc overhead bench ran (exit 0)", int(sys.argv[4]) == 0)
+try:
+    gc_doc = json.load(open(sys.argv[3]))
+except Exception as e:
+    gc_doc = {"rows": []}
+    check(f"gc overhead bench wrote JSON ({e})", False)
+gc_rows = {r["name"]: r for r in gc_doc["rows"]}
+for state in ("monitor", "listening"):
+    r = gc_rows.get(f"gc callbacks: {state} / floor")
+    check(f"gc overhead, {state}: a finite ratio", r is not None and math.isfinite(r["ratio"]) and r["ratio"] > 0)
+check("gc overhead: the workload collects (generation 0)", gc_doc.get("collections_per_round", 0) > 100)
+check("gc overhead: events reached the client while listening", gc_doc.get("gc_frames_received", 0) > 0)
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
