@@ -33,7 +33,12 @@ parent=$!
 disown "$parent"
 for _ in $(seq 50); do [ -s "$dir/port.pid" ] && break; sleep 0.1; done
 port_pid=$(cat "$dir/port.pid")
-sleep 0.3
+# Serving (its reader thread is up), so past the point where it ties its
+# life to its parent's: a slow start (ASan) must not race the kill.
+for _ in $(seq 100); do
+  [ "$(awk '/^Threads:/ {print $2}' "/proc/$port_pid/status" 2>/dev/null || echo 0)" -ge 2 ] && break
+  sleep 0.1
+done
 kill -0 "$port_pid" 2>/dev/null
 check "port running under its parent" "$?" "0"
 kill -9 "$parent"
