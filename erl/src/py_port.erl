@@ -32,7 +32,7 @@ spawn(Opts) ->
 await_hello(Port, Timeout) ->
     receive
         {Port, {data, Frame}} ->
-            case hello_frame(Frame) of
+            case hello(Frame) of
                 {ok, Hello} -> {ok, Hello};
                 Error -> catch port_close(Port), Error
             end;
@@ -45,9 +45,7 @@ await_hello(Port, Timeout) ->
 
 %% @doc The hello map of a frame, if it is one.
 -spec hello(binary()) -> {ok, hello()} | {error, term()}.
-hello(Frame) -> hello_frame(Frame).
-
-hello_frame(Frame) ->
+hello(Frame) ->
     case py_msgpack:decode(Frame) of
         {ok, [0, <<"hello">>, H]} ->
             {ok, #{protocol => maps:get(<<"protocol">>, H), pyport => maps:get(<<"pyport">>, H),

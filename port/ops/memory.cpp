@@ -128,16 +128,11 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
     gc_monitor_.set_reporting(bool_arg(args, "enable"));
     args.done();
     break;
-  case op::object_counts: {
-    const long long n = limit();
-    args.done();
-    value = tool("object_counts", "L", n);
-    break;
-  }
+  case op::object_counts:
   case op::object_growth: {
     const long long n = limit();
     args.done();
-    value = tool("object_growth", "L", n);
+    value = tool(code == op::object_counts ? "object_counts" : "object_growth", "L", n);
     break;
   }
   case op::refcount: {
@@ -162,8 +157,7 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
   case op::tracemalloc_start: {
     const auto frames = static_cast<long long>(args.opt_int("frames", 1, 1000).value_or(1));
     args.done();
-    value = checked(PyObject_CallMethod(tracemalloc().get(), "start", "L", frames));
-    value.reset();
+    checked(PyObject_CallMethod(tracemalloc().get(), "start", "L", frames));
     break;
   }
   case op::tracemalloc_stop:
@@ -177,12 +171,15 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
     require_tracing();
     checked(PyObject_CallMethod(tracemalloc().get(), "reset_peak", nullptr));
     break;
-  case op::tracemalloc_top: {
+  case op::tracemalloc_top:
+  case op::tracemalloc_diff: {
     const long long n = limit();
     const std::string g(group_by(args));
     args.done();
     require_tracing();
-    value = tool("top", "Ls", n, g.c_str());
+    if (code == op::tracemalloc_diff && PyObject_IsTrue(tool("has_baseline", nullptr).get()) != 1)
+      throw port_error(error_type::no_baseline, "no tracemalloc baseline: call tracemalloc_baseline first");
+    value = tool(code == op::tracemalloc_top ? "top" : "diff", "Ls", n, g.c_str());
     break;
   }
   case op::tracemalloc_baseline:
@@ -190,17 +187,6 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
     require_tracing();
     tool("baseline", nullptr);
     break;
-  case op::tracemalloc_diff: {
-    const long long n = limit();
-    const std::string g(group_by(args));
-    args.done();
-    require_tracing();
-    py_ref has = tool("has_baseline", nullptr);
-    if (PyObject_IsTrue(has.get()) != 1)
-      throw port_error(error_type::no_baseline, "no tracemalloc baseline: call tracemalloc_baseline first");
-    value = tool("diff", "Ls", n, g.c_str());
-    break;
-  }
   case op::gc_enable:
   case op::gc_disable:
   case op::gc_freeze:
