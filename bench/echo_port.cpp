@@ -20,8 +20,8 @@ int main() {
     std::size_t used = 0;
     while (have - used >= 4) {
       const auto *p = reinterpret_cast<const unsigned char *>(in.data() + used);
-      const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) |
-                              (std::size_t{p[2]} << 8) | p[3];
+      const std::size_t len =
+          (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
       if (have - used < 4 + len) {
         if (in.size() < 4 + len)
           in.resize(4 + len);

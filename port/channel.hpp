@@ -24,6 +24,8 @@ protocol_fds take_protocol_fds();
 bool write_all(int fd, std::string_view bytes) noexcept;
 
 // The signal that interrupts running Python code for a cancel.
-inline int cancel_signal() noexcept { return SIGRTMAX - 1; }
+inline int cancel_signal() noexcept {
+  return SIGRTMAX - 1;
+}
 
 } // namespace pyport

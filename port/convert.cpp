@@ -80,13 +80,16 @@ void pack_unicode(packer &pk, PyObject *o) {
   const char *p = PyUnicode_AsUTF8AndSize(o, &n);
   if (!p) {
     PyErr_Clear();
-    encode_error("cannot encode a str holding characters that are not valid UTF-8 (lone surrogates)");
+    encode_error(
+        "cannot encode a str holding characters that are not valid UTF-8 (lone surrogates)");
   }
   pk.pack_str(static_cast<std::uint32_t>(n));
   pk.pack_str_body(p, static_cast<std::uint32_t>(n));
 }
 
-std::string type_name(PyObject *o) { return Py_TYPE(o)->tp_name; }
+std::string type_name(PyObject *o) {
+  return Py_TYPE(o)->tp_name;
+}
 
 } // namespace
 
@@ -163,7 +166,8 @@ py_ref converter::from_ext(const msgpack::object_ext &ext, std::size_t depth) co
     return payload[0] == '\1' ? checked(PyNumber_Negative(magnitude.get())) : std::move(magnitude);
   }
   case ext_term: {
-    py_ref data = checked(PyBytes_FromStringAndSize(payload.data(), static_cast<Py_ssize_t>(payload.size())));
+    py_ref data =
+        checked(PyBytes_FromStringAndSize(payload.data(), static_cast<Py_ssize_t>(payload.size())));
     return checked(PyObject_CallOneArg(term_type_, data.get()));
   }
   default:
@@ -175,15 +179,22 @@ py_ref converter::to_python(const msgpack::object &o, std::size_t depth) const {
   if (depth > max_depth)
     bad_request("value nested deeper than " + std::to_string(max_depth) + " levels");
   switch (o.type) {
-  case msgpack::type::NIL: return py_ref::borrow(Py_None);
-  case msgpack::type::BOOLEAN: return py_ref::borrow(o.via.boolean ? Py_True : Py_False);
-  case msgpack::type::POSITIVE_INTEGER: return checked(PyLong_FromUnsignedLongLong(o.via.u64));
-  case msgpack::type::NEGATIVE_INTEGER: return checked(PyLong_FromLongLong(o.via.i64));
+  case msgpack::type::NIL:
+    return py_ref::borrow(Py_None);
+  case msgpack::type::BOOLEAN:
+    return py_ref::borrow(o.via.boolean ? Py_True : Py_False);
+  case msgpack::type::POSITIVE_INTEGER:
+    return checked(PyLong_FromUnsignedLongLong(o.via.u64));
+  case msgpack::type::NEGATIVE_INTEGER:
+    return checked(PyLong_FromLongLong(o.via.i64));
   case msgpack::type::FLOAT32:
-  case msgpack::type::FLOAT64: return checked(PyFloat_FromDouble(o.via.f64));
-  case msgpack::type::STR: return text_or_bytes({o.via.str.ptr, o.via.str.size});
+  case msgpack::type::FLOAT64:
+    return checked(PyFloat_FromDouble(o.via.f64));
+  case msgpack::type::STR:
+    return text_or_bytes({o.via.str.ptr, o.via.str.size});
   case msgpack::type::BIN:
-    return checked(PyBytes_FromStringAndSize(o.via.bin.ptr, static_cast<Py_ssize_t>(o.via.bin.size)));
+    return checked(
+        PyBytes_FromStringAndSize(o.via.bin.ptr, static_cast<Py_ssize_t>(o.via.bin.size)));
   case msgpack::type::ARRAY: {
     py_ref list = checked(PyList_New(o.via.array.size));
     for (std::uint32_t i = 0; i < o.via.array.size; ++i)
@@ -197,12 +208,14 @@ py_ref converter::to_python(const msgpack::object &o, std::size_t depth) const {
       py_ref v = to_python(o.via.map.ptr[i].val, depth + 1);
       if (PyDict_SetItem(dict.get(), k.get(), v.get()) < 0) {
         PyErr_Clear();
-        bad_request("a map key of type '" + type_name(k.get()) + "' cannot be a Python dict key (unhashable)");
+        bad_request("a map key of type '" + type_name(k.get()) +
+                    "' cannot be a Python dict key (unhashable)");
       }
     }
     return dict;
   }
-  case msgpack::type::EXT: return from_ext(o.via.ext, depth);
+  case msgpack::type::EXT:
+    return from_ext(o.via.ext, depth);
   }
   bad_request("unknown msgpack type");
 }
@@ -280,7 +293,8 @@ bool converter::pack_uncommon(PyObject *o, packer &pk, std::size_t depth) const 
     py_ref data = checked(PyObject_GetAttrString(o, "data"));
     if (!PyBytes_Check(data.get()))
       encode_error("an ErlangTerm's data must be bytes");
-    pack_ext(pk, ext_term, PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get())));
+    pack_ext(pk, ext_term, PyBytes_AS_STRING(data.get()),
+             static_cast<std::size_t>(PyBytes_GET_SIZE(data.get())));
     return true;
   }
   if (PyLong_Check(o)) { // IntEnum, IntFlag and other int subclasses

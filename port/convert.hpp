@@ -34,9 +34,9 @@ private:
   void to_msgpack(PyObject *o, packer &pk, std::size_t depth) const;
   bool pack_uncommon(PyObject *o, packer &pk, std::size_t depth) const;
 
-  PyObject *atom_type_;  // borrowed from the pyport module, which lives forever
+  PyObject *atom_type_; // borrowed from the pyport module, which lives forever
   PyObject *term_type_;
-  py_ref atom_cache_;    // dict: name -> Atom, so repeated atoms are not rebuilt
+  py_ref atom_cache_; // dict: name -> Atom, so repeated atoms are not rebuilt
 };
 
 } // namespace pyport

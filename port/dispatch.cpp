@@ -29,7 +29,8 @@ const py_ref &dispatcher::tracemalloc() {
 namespace {
 
 error_info cancelled_error(std::uint64_t id) {
-  return port_error(error_type::cancelled, "request " + std::to_string(id) + " was cancelled").info();
+  return port_error(error_type::cancelled, "request " + std::to_string(id) + " was cancelled")
+      .info();
 }
 
 void write_final_error(out_buffer &out, std::uint64_t id, const error_info &error) noexcept {
@@ -74,12 +75,17 @@ void dispatcher::run_op(const request &r, out_buffer &out, run_context &ctx) {
     body();
   };
   switch (r.code) {
-  case op::eval: return op_eval(args, out, r.id);
-  case op::exec: return op_exec(args, out, r.id);
-  case op::call: return op_call(args, out, r.id);
+  case op::eval:
+    return op_eval(args, out, r.id);
+  case op::exec:
+    return op_exec(args, out, r.id);
+  case op::call:
+    return op_call(args, out, r.id);
   case op::stream_eval:
-  case op::stream: return op_stream(r, args, out, ctx);
-  case op::stats: return simple([&] { op_stats(out, r.id); });
+  case op::stream:
+    return op_stream(r, args, out, ctx);
+  case op::stats:
+    return simple([&] { op_stats(out, r.id); });
   case op::ping:
     return simple([&] {
       begin_reply(out, r.id, "ok");

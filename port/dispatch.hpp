@@ -8,9 +8,9 @@
 #include "request.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <unordered_map>
-#include <cstdint>
 
 namespace pyport {
 
@@ -88,10 +88,10 @@ private:
   limits limits_;
   pyport_types types_;
   converter convert_;
-  py_ref namespace_; // __main__.__dict__, borrowed from the module forever
-  const py_ref &tracemalloc();   // imported on first use
-  const py_ref &memory_tools();  // built on first use
-  void require_tracing();        // throws not_tracing
+  py_ref namespace_;            // __main__.__dict__, borrowed from the module forever
+  const py_ref &tracemalloc();  // imported on first use
+  const py_ref &memory_tools(); // built on first use
+  void require_tracing();       // throws not_tracing
   [[nodiscard]] py_ref gc_activity() const;
   py_ref gc_, tracemalloc_, memory_tools_;
   py_ref initial_namespace_; // a copy of the namespace at start, for reset

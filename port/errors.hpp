@@ -23,15 +23,24 @@ enum class error_type {
 
 constexpr std::string_view to_string(error_type t) noexcept {
   switch (t) {
-  case error_type::bad_frame: return "bad_frame";
-  case error_type::frame_too_large: return "frame_too_large";
-  case error_type::bad_request: return "bad_request";
-  case error_type::unknown_op: return "unknown_op";
-  case error_type::encode_error: return "encode_error";
-  case error_type::cancelled: return "cancelled";
-  case error_type::shutting_down: return "shutting_down";
-  case error_type::not_tracing: return "not_tracing";
-  case error_type::no_baseline: return "no_baseline";
+  case error_type::bad_frame:
+    return "bad_frame";
+  case error_type::frame_too_large:
+    return "frame_too_large";
+  case error_type::bad_request:
+    return "bad_request";
+  case error_type::unknown_op:
+    return "unknown_op";
+  case error_type::encode_error:
+    return "encode_error";
+  case error_type::cancelled:
+    return "cancelled";
+  case error_type::shutting_down:
+    return "shutting_down";
+  case error_type::not_tracing:
+    return "not_tracing";
+  case error_type::no_baseline:
+    return "no_baseline";
   }
   return "internal";
 }

@@ -89,7 +89,9 @@ std::optional<frame_event> binary_framer::next() {
   return std::nullopt;
 }
 
-bool binary_framer::partial() const { return big_.data || discard_ > 0 || tail_ > head_; }
+bool binary_framer::partial() const {
+  return big_.data || discard_ > 0 || tail_ > head_;
+}
 
 line_framer::line_framer(std::size_t max_frame) : max_frame_(max_frame), buf_(initial_buffer) {}
 
@@ -98,7 +100,9 @@ std::span<char> line_framer::write_area() {
   return {buf_.data() + tail_, buf_.size() - tail_};
 }
 
-void line_framer::commit(std::size_t n) { tail_ += n; }
+void line_framer::commit(std::size_t n) {
+  tail_ += n;
+}
 
 std::optional<frame_event> line_framer::next() {
   for (;;) {
@@ -137,6 +141,8 @@ std::optional<frame_event> line_framer::next() {
   }
 }
 
-bool line_framer::partial() const { return tail_ > head_ && !discarding_; }
+bool line_framer::partial() const {
+  return tail_ > head_ && !discarding_;
+}
 
 } // namespace pyport

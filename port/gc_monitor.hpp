@@ -46,7 +46,9 @@ public:
   gc_monitor(const gc_monitor &) = delete;
   gc_monitor &operator=(const gc_monitor &) = delete;
 
-  [[nodiscard]] const std::array<gc_generation_activity, 3> &activity() const noexcept { return activity_; }
+  [[nodiscard]] const std::array<gc_generation_activity, 3> &activity() const noexcept {
+    return activity_;
+  }
 
   // Events are kept only while reporting is on.
   void set_reporting(bool on) noexcept;

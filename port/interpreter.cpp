@@ -48,7 +48,8 @@ interpreter::interpreter(const interpreter_options &options) {
   PyObject *base = PySys_GetObject("base_prefix"); // borrowed
   if (base && PyUnicode_Check(base)) {
     const std::string exe = std::string(PyUnicode_AsUTF8(base)) + "/bin/python" +
-                            std::to_string(PY_MAJOR_VERSION) + "." + std::to_string(PY_MINOR_VERSION);
+                            std::to_string(PY_MAJOR_VERSION) + "." +
+                            std::to_string(PY_MINOR_VERSION);
     if (std::filesystem::exists(exe))
       PySys_SetObject("executable", py_ref::steal(PyUnicode_DecodeFSDefault(exe.c_str())).get());
   }

@@ -24,8 +24,8 @@ struct bignum {
   std::string digits;
 };
 struct jnode {
-  std::variant<std::monostate, bool, std::int64_t, std::uint64_t, bignum, double, std::string, jarray,
-               jobject>
+  std::variant<std::monostate, bool, std::int64_t, std::uint64_t, bignum, double, std::string,
+               jarray, jobject>
       v;
 };
 
@@ -47,7 +47,8 @@ private:
                      "invalid JSON at offset " + std::to_string(pos_) + ": " + what);
   }
   void skip_ws() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
       ++pos_;
   }
   bool eat(char c) {
@@ -130,10 +131,14 @@ private:
     for (int i = 0; i < 4; ++i) {
       const char h = s_[pos_++];
       v <<= 4;
-      if (h >= '0' && h <= '9') v |= static_cast<unsigned>(h - '0');
-      else if (h >= 'a' && h <= 'f') v |= static_cast<unsigned>(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') v |= static_cast<unsigned>(h - 'A' + 10);
-      else fail("bad hex digit in \\u escape");
+      if (h >= '0' && h <= '9')
+        v |= static_cast<unsigned>(h - '0');
+      else if (h >= 'a' && h <= 'f')
+        v |= static_cast<unsigned>(h - 'a' + 10);
+      else if (h >= 'A' && h <= 'F')
+        v |= static_cast<unsigned>(h - 'A' + 10);
+      else
+        fail("bad hex digit in \\u escape");
     }
     return v;
   }
@@ -176,14 +181,30 @@ private:
         fail("unterminated escape");
       const char e = s_[pos_++];
       switch (e) {
-      case '"': out += '"'; break;
-      case '\\': out += '\\'; break;
-      case '/': out += '/'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
+      case '"':
+        out += '"';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '/':
+        out += '/';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
       case 'u': {
         unsigned cp = hex4();
         if (cp >= 0xD800 && cp <= 0xDBFF) {
@@ -199,7 +220,8 @@ private:
         put_utf8(out, cp);
         break;
       }
-      default: fail(std::string("bad escape '\\") + e + "'");
+      default:
+        fail(std::string("bad escape '\\") + e + "'");
       }
     }
     if (!valid_utf8(out)) {
@@ -292,10 +314,12 @@ bool pack_special(const jobject &o, json_packer &pk) {
     throw port_error(error_type::bad_frame, "\"" + key + "\" needs " + what);
   };
   if (key == "$atom") {
-    if (!str) bad("a string");
+    if (!str)
+      bad("a string");
     pack_ext(pk, ext_atom, *str);
   } else if (key == "$bytes" || key == "$term") {
-    if (!str) bad("a base64 string");
+    if (!str)
+      bad("a base64 string");
     std::string raw;
     if (!base64_decode(*str, raw))
       bad("valid base64");
@@ -306,18 +330,21 @@ bool pack_special(const jobject &o, json_packer &pk) {
       pack_ext(pk, ext_term, raw);
     }
   } else if (key == "$tuple") {
-    if (!arr) bad("an array");
+    if (!arr)
+      bad("an array");
     std::string inner;
     string_sink sink{inner};
     json_packer ipk(sink);
     pack_node(val, ipk);
     pack_ext(pk, ext_tuple, inner);
   } else if (key == "$map") {
-    if (!arr) bad("an array of [key, value] pairs");
+    if (!arr)
+      bad("an array of [key, value] pairs");
     pk.pack_map(static_cast<std::uint32_t>(arr->size()));
     for (const jnode &pair : *arr) {
       const auto *kv = std::get_if<jarray>(&pair.v);
-      if (!kv || kv->size() != 2) bad("an array of [key, value] pairs");
+      if (!kv || kv->size() != 2)
+        bad("an array of [key, value] pairs");
       pack_node((*kv)[0], pk);
       pack_node((*kv)[1], pk);
     }
@@ -377,11 +404,21 @@ void put_json_string(std::string &out, std::string_view s) {
   for (const char c : s) {
     const auto u = static_cast<unsigned char>(c);
     switch (c) {
-    case '"': out += "\\\""; break;
-    case '\\': out += "\\\\"; break;
-    case '\n': out += "\\n"; break;
-    case '\r': out += "\\r"; break;
-    case '\t': out += "\\t"; break;
+    case '"':
+      out += "\\\"";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    case '\r':
+      out += "\\r";
+      break;
+    case '\t':
+      out += "\\t";
+      break;
     default:
       if (u < 0x20) {
         static constexpr char hex[] = "0123456789abcdef";
@@ -422,8 +459,10 @@ void put_double(std::string &out, double d) {
 void put_ext(std::string &out, const msgpack::object_ext &ext) {
   const std::string_view payload(ext.data(), ext.size);
   switch (ext.type()) {
-  case ext_atom: return put_special(out, "$atom", payload);
-  case ext_term: return put_special(out, "$term", base64_encode(payload));
+  case ext_atom:
+    return put_special(out, "$atom", payload);
+  case ext_term:
+    return put_special(out, "$term", base64_encode(payload));
   case ext_tuple: {
     msgpack::object_handle h = msgpack::unpack(payload.data(), payload.size());
     if (h.get().type != msgpack::type::ARRAY)
@@ -447,12 +486,22 @@ void put_ext(std::string &out, const msgpack::object_ext &ext) {
 
 void put_value(std::string &out, const msgpack::object &o) {
   switch (o.type) {
-  case msgpack::type::NIL: out += "null"; return;
-  case msgpack::type::BOOLEAN: out += o.via.boolean ? "true" : "false"; return;
-  case msgpack::type::POSITIVE_INTEGER: out += std::to_string(o.via.u64); return;
-  case msgpack::type::NEGATIVE_INTEGER: out += std::to_string(o.via.i64); return;
+  case msgpack::type::NIL:
+    out += "null";
+    return;
+  case msgpack::type::BOOLEAN:
+    out += o.via.boolean ? "true" : "false";
+    return;
+  case msgpack::type::POSITIVE_INTEGER:
+    out += std::to_string(o.via.u64);
+    return;
+  case msgpack::type::NEGATIVE_INTEGER:
+    out += std::to_string(o.via.i64);
+    return;
   case msgpack::type::FLOAT32:
-  case msgpack::type::FLOAT64: put_double(out, o.via.f64); return;
+  case msgpack::type::FLOAT64:
+    put_double(out, o.via.f64);
+    return;
   case msgpack::type::STR: {
     std::string_view s(o.via.str.ptr, o.via.str.size);
     if (valid_utf8(s))
@@ -467,7 +516,8 @@ void put_value(std::string &out, const msgpack::object &o) {
   case msgpack::type::ARRAY:
     out += '[';
     for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
-      if (i) out += ',';
+      if (i)
+        out += ',';
       put_value(out, o.via.array.ptr[i]);
     }
     out += ']';
@@ -484,7 +534,8 @@ void put_value(std::string &out, const msgpack::object &o) {
       plain = !is_spelling({m.ptr[0].key.via.str.ptr, m.ptr[0].key.via.str.size});
     out += plain ? "{" : "{\"$map\":[";
     for (std::uint32_t i = 0; i < m.size; ++i) {
-      if (i) out += ',';
+      if (i)
+        out += ',';
       if (plain) {
         put_json_string(out, {m.ptr[i].key.via.str.ptr, m.ptr[i].key.via.str.size});
         out += ':';
@@ -494,12 +545,15 @@ void put_value(std::string &out, const msgpack::object &o) {
         out += ',';
       }
       put_value(out, m.ptr[i].val);
-      if (!plain) out += ']';
+      if (!plain)
+        out += ']';
     }
     out += plain ? "}" : "]}";
     return;
   }
-  case msgpack::type::EXT: put_ext(out, o.via.ext); return;
+  case msgpack::type::EXT:
+    put_ext(out, o.via.ext);
+    return;
   }
 }
 
@@ -553,11 +607,16 @@ std::string base64_encode(std::string_view bytes) {
 
 bool base64_decode(std::string_view text, std::string &out) {
   auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
+    if (c >= 'A' && c <= 'Z')
+      return c - 'A';
+    if (c >= 'a' && c <= 'z')
+      return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+      return c - '0' + 52;
+    if (c == '+')
+      return 62;
+    if (c == '/')
+      return 63;
     return -1;
   };
   while (!text.empty() && text.back() == '=')
@@ -592,10 +651,17 @@ bool valid_utf8(std::string_view s) noexcept {
     }
     int n = 0;
     std::uint32_t cp = 0;
-    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
-    else return false;
+    if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else
+      return false;
     if (end - p <= n)
       return false;
     for (int i = 1; i <= n; ++i) {

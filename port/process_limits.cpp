@@ -25,9 +25,11 @@ std::size_t data_memory_in_use() {
 void apply_memory_limit(std::size_t bytes, std::size_t headroom) {
   const std::size_t used = data_memory_in_use();
   if (bytes < used + headroom)
-    throw std::runtime_error("--memory-limit " + std::to_string(bytes) + " is too small: the port uses " +
-                             std::to_string(used) + " bytes of data memory before serving anything, "
-                             "and needs " + std::to_string(headroom) + " more");
+    throw std::runtime_error("--memory-limit " + std::to_string(bytes) +
+                             " is too small: the port uses " + std::to_string(used) +
+                             " bytes of data memory before serving anything, "
+                             "and needs " +
+                             std::to_string(headroom) + " more");
   const rlimit limit{bytes, bytes};
   if (setrlimit(RLIMIT_DATA, &limit) != 0)
     throw std::runtime_error(std::string("setrlimit(RLIMIT_DATA): ") + std::strerror(errno));

@@ -81,8 +81,15 @@ PyMethodDef methods[] = {
 };
 
 PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "pyport", "The embedding port's own types and hooks.", -1, methods,
-    nullptr, nullptr, nullptr, nullptr,
+    PyModuleDef_HEAD_INIT,
+    "pyport",
+    "The embedding port's own types and hooks.",
+    -1,
+    methods,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
 };
 
 PyObject *init_module() {
@@ -105,9 +112,13 @@ py_ref attr(const py_ref &module, const char *name) {
 
 } // namespace
 
-void set_module_hooks(module_hooks *h) noexcept { hooks.store(h); }
+void set_module_hooks(module_hooks *h) noexcept {
+  hooks.store(h);
+}
 
-void register_pyport_module() { PyImport_AppendInittab("pyport", &init_module); }
+void register_pyport_module() {
+  PyImport_AppendInittab("pyport", &init_module);
+}
 
 pyport_types load_pyport_types() {
   pyport_types t;

@@ -25,10 +25,10 @@ void register_pyport_module();
 // The module's objects, looked up once after start-up. PRECONDITION: GIL held.
 struct pyport_types {
   py_ref module;
-  py_ref atom;         // class Atom(str)
-  py_ref erlang_term;  // class ErlangTerm
-  py_ref cancelled;    // class Cancelled(BaseException)
-  py_ref on_cancel;    // the signal handler that raises Cancelled
+  py_ref atom;        // class Atom(str)
+  py_ref erlang_term; // class ErlangTerm
+  py_ref cancelled;   // class Cancelled(BaseException)
+  py_ref on_cancel;   // the signal handler that raises Cancelled
 };
 pyport_types load_pyport_types(); // throws python_error
 

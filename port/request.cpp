@@ -49,23 +49,34 @@ constexpr std::array<op, op_table.size()> op_list = [] {
 
 std::string_view type_name(const msgpack::object &o) {
   switch (o.type) {
-  case msgpack::type::NIL: return "nil";
-  case msgpack::type::BOOLEAN: return "a boolean";
+  case msgpack::type::NIL:
+    return "nil";
+  case msgpack::type::BOOLEAN:
+    return "a boolean";
   case msgpack::type::POSITIVE_INTEGER:
-  case msgpack::type::NEGATIVE_INTEGER: return "an integer";
+  case msgpack::type::NEGATIVE_INTEGER:
+    return "an integer";
   case msgpack::type::FLOAT32:
-  case msgpack::type::FLOAT64: return "a float";
-  case msgpack::type::STR: return "a string";
-  case msgpack::type::BIN: return "a binary";
-  case msgpack::type::ARRAY: return "an array";
-  case msgpack::type::MAP: return "a map";
-  case msgpack::type::EXT: return o.via.ext.type() == ext_atom ? "an atom" : "an extension value";
+  case msgpack::type::FLOAT64:
+    return "a float";
+  case msgpack::type::STR:
+    return "a string";
+  case msgpack::type::BIN:
+    return "a binary";
+  case msgpack::type::ARRAY:
+    return "an array";
+  case msgpack::type::MAP:
+    return "a map";
+  case msgpack::type::EXT:
+    return o.via.ext.type() == ext_atom ? "an atom" : "an extension value";
   }
   return "unknown";
 }
 
 // Strings, binaries and ext payloads stay in the frame's buffer.
-bool reference_everything(msgpack::type::object_type, std::size_t, void *) { return true; }
+bool reference_everything(msgpack::type::object_type, std::size_t, void *) {
+  return true;
+}
 
 decode_failure failure(std::uint64_t id, error_type t, std::string message) {
   return {id, {std::string(to_string(t)), std::move(message), {}, {}}};
@@ -87,7 +98,9 @@ std::string_view to_string(op o) noexcept {
   return "?";
 }
 
-std::span<const op> all_ops() noexcept { return op_list; }
+std::span<const op> all_ops() noexcept {
+  return op_list;
+}
 
 std::optional<std::string_view> key_name(const msgpack::object &key) noexcept {
   if (key.type == msgpack::type::STR)
@@ -157,9 +170,9 @@ args_reader::args_reader(op o, const msgpack::object &args) : op_(o) {
     const auto &kv = args.via.map.ptr[i];
     const auto name = key_name(kv.key);
     if (!name)
-      throw port_error(error_type::bad_request,
-                       std::string(to_string(op_)) + ": argument names must be strings, got " +
-                           std::string(type_name(kv.key)));
+      throw port_error(error_type::bad_request, std::string(to_string(op_)) +
+                                                    ": argument names must be strings, got " +
+                                                    std::string(type_name(kv.key)));
     if (find(*name))
       fail(*name, "given twice");
     entries_.push_back({*name, &kv.val, false});
@@ -174,8 +187,8 @@ args_reader::entry *args_reader::find(std::string_view key) {
 }
 
 void args_reader::fail(std::string_view key, std::string_view problem) const {
-  throw port_error(error_type::bad_request, std::string(to_string(op_)) + ": '" +
-                                                std::string(key) + "' " + std::string(problem));
+  throw port_error(error_type::bad_request, std::string(to_string(op_)) + ": '" + std::string(key) +
+                                                "' " + std::string(problem));
 }
 
 const msgpack::object *args_reader::opt(std::string_view key) {
@@ -221,8 +234,8 @@ std::optional<std::int64_t> args_reader::opt_int(std::string_view key, std::int6
   const msgpack::object *v = opt(key);
   if (!v)
     return std::nullopt;
-  const std::string range = "must be an integer from " + std::to_string(min) + " to " +
-                            std::to_string(max);
+  const std::string range =
+      "must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
   if (v->type == msgpack::type::POSITIVE_INTEGER &&
       v->via.u64 <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
     const auto i = static_cast<std::int64_t>(v->via.u64);

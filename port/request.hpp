@@ -17,12 +17,36 @@
 namespace pyport {
 
 enum class op {
-  eval, exec, call, stream_eval, stream, cancel, gc, memory_stats,
-  tracemalloc_start, tracemalloc_stop, ping, hello, stats, shutdown,
+  eval,
+  exec,
+  call,
+  stream_eval,
+  stream,
+  cancel,
+  gc,
+  memory_stats,
+  tracemalloc_start,
+  tracemalloc_stop,
+  ping,
+  hello,
+  stats,
+  shutdown,
   // memory (ops/memory.cpp)
-  gc_events, object_counts, object_growth, refcount, object_traceback,
-  tracemalloc_reset_peak, tracemalloc_top, tracemalloc_baseline, tracemalloc_diff,
-  gc_enable, gc_disable, gc_threshold, gc_freeze, gc_unfreeze, reset,
+  gc_events,
+  object_counts,
+  object_growth,
+  refcount,
+  object_traceback,
+  tracemalloc_reset_peak,
+  tracemalloc_top,
+  tracemalloc_baseline,
+  tracemalloc_diff,
+  gc_enable,
+  gc_disable,
+  gc_threshold,
+  gc_freeze,
+  gc_unfreeze,
+  reset,
 };
 
 std::optional<op> parse_op(std::string_view name) noexcept;
@@ -95,7 +119,9 @@ using packer = basic_packer<out_buffer>;
 void pack_str(packer &pk, std::string_view s);
 // Opens [Id, Tag, ...]: the caller packs the payload, then end_reply().
 void begin_reply(out_buffer &out, std::uint64_t id, std::string_view tag);
-inline void end_reply(out_buffer &out) { out.end_frame(); }
+inline void end_reply(out_buffer &out) {
+  out.end_frame();
+}
 void write_nil_reply(out_buffer &out, std::uint64_t id, std::string_view tag);
 void write_bool_reply(out_buffer &out, std::uint64_t id, bool value);
 void write_error(out_buffer &out, std::uint64_t id, const error_info &error);

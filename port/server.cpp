@@ -47,8 +47,9 @@ std::uint64_t window_of(const request &r, std::uint64_t otherwise) {
 }
 
 void write_cancelled(out_buffer &out, std::uint64_t id) {
-  write_error(out, id, port_error(error_type::cancelled,
-                                  "request " + std::to_string(id) + " was cancelled").info());
+  write_error(
+      out, id,
+      port_error(error_type::cancelled, "request " + std::to_string(id) + " was cancelled").info());
 }
 
 bool runs_user_code(op code) {
@@ -71,7 +72,8 @@ server::server(dispatcher &d, const pyport_types &types, const server_options &o
   // Python runs its signal handlers on this thread at the next bytecode;
   // ours raises Cancelled when the running request has been cancelled.
   py_ref signal = checked(PyImport_ImportModule("signal"));
-  checked(PyObject_CallMethod(signal.get(), "signal", "iO", cancel_signal(), types.on_cancel.get()));
+  checked(
+      PyObject_CallMethod(signal.get(), "signal", "iO", cancel_signal(), types.on_cancel.get()));
   set_module_hooks(this);
   // A long request's collections reach listeners while it runs.
   dispatcher_.gc_activity_monitor().on_batch([this] {
@@ -121,9 +123,10 @@ int server::run() {
         left.swap(queue_);
       }
       for (const job &j : left)
-        write_error(out_, j.r.id,
-                    j.rejected ? *j.rejected
-                               : port_error(error_type::shutting_down, "the port is shutting down").info());
+        write_error(
+            out_, j.r.id,
+            j.rejected ? *j.rejected
+                       : port_error(error_type::shutting_down, "the port is shutting down").info());
       break;
     }
     if (out_.size() >= flush_threshold)
@@ -278,7 +281,9 @@ void server::log(std::string_view level, std::string_view message) {
   flush(frame);
 }
 
-bool server::cancel_pending() { return cancel_pending_; }
+bool server::cancel_pending() {
+  return cancel_pending_;
+}
 
 // [0, "gc", {events: [[Generation, Collected, Uncollectable, DurationNs]...],
 // dropped: N}]. PRECONDITION: GIL held (the monitor is Python's).
@@ -302,7 +307,9 @@ void server::pack_gc_events(out_buffer &out) {
   end_reply(out);
 }
 
-void server::kick() const noexcept { pthread_kill(main_thread_, cancel_signal()); }
+void server::kick() const noexcept {
+  pthread_kill(main_thread_, cancel_signal());
+}
 
 // ---- the reader thread ----
 
@@ -413,7 +420,8 @@ void server::on_frame(frame f, out_buffer &replies) {
     std::lock_guard lk(mu_);
     // A grant for a stream that already ended crossed its last chunk: ignore.
     if (credit_entry *e = find_credit(grant->id); e && e->chunks != unlimited_credit)
-      e->chunks = std::min(unlimited_credit - 1, e->chunks + std::min(grant->chunks, unlimited_credit / 2));
+      e->chunks =
+          std::min(unlimited_credit - 1, e->chunks + std::min(grant->chunks, unlimited_credit / 2));
     return;
   }
   request &r = std::get<request>(d);
@@ -452,9 +460,8 @@ void server::on_cancel(const request &r, out_buffer &replies) {
   bool found = false, running = false;
   {
     std::lock_guard lk(mu_);
-    auto queued = std::find_if(queue_.begin(), queue_.end(), [target](const job &q) {
-      return q.r.id == target && !q.rejected;
-    });
+    auto queued = std::find_if(queue_.begin(), queue_.end(),
+                               [target](const job &q) { return q.r.id == target && !q.rejected; });
     if (queued != queue_.end()) {
       queue_.erase(queued);
       credits_.erase(std::remove_if(credits_.begin(), credits_.end(),

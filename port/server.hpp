@@ -88,9 +88,9 @@ private:
   std::atomic<std::uint64_t> arrivals_{0};  // jobs ever queued; spun on by the main thread
   int spin_misses_ = 0, spin_skips_ = 0;    // main thread only
   std::atomic<bool> cancel_pending_{false}; // read by the signal handler
-  std::mutex write_mu_;                      // one writer at a time on out_fd
+  std::mutex write_mu_;                     // one writer at a time on out_fd
   std::atomic<bool> io_failed_{false};
-  out_buffer out_;                           // the main thread's replies
+  out_buffer out_; // the main thread's replies
   std::thread reader_;
 };
 

@@ -19,10 +19,10 @@ std::string source_text(std::string_view code) {
 
 bool is_keyword(std::string_view name) {
   static constexpr std::array<std::string_view, 35> keywords{
-      "False", "None",   "True",    "and",      "as",     "assert", "async", "await", "break",
-      "class", "continue", "def",   "del",      "elif",   "else",   "except", "finally", "for",
-      "from",  "global", "if",      "import",   "in",     "is",     "lambda", "nonlocal", "not",
-      "or",    "pass",   "raise",   "return",   "try",    "while",  "with",  "yield"};
+      "False", "None",     "True",  "and",    "as",   "assert", "async",  "await",    "break",
+      "class", "continue", "def",   "del",    "elif", "else",   "except", "finally",  "for",
+      "from",  "global",   "if",    "import", "in",   "is",     "lambda", "nonlocal", "not",
+      "or",    "pass",     "raise", "return", "try",  "while",  "with",   "yield"};
   return std::find(keywords.begin(), keywords.end(), name) != keywords.end();
 }
 
@@ -39,8 +39,9 @@ PyObject *dispatcher::compiled(std::string_view code, int mode) {
   key += code;
   if (PyObject *hit = cache_.find(key))
     return hit;
-  return cache_.insert(std::move(key), checked(Py_CompileString(source_text(code).c_str(),
-                                                                expression ? "<eval>" : "<exec>", mode)));
+  return cache_.insert(
+      std::move(key),
+      checked(Py_CompileString(source_text(code).c_str(), expression ? "<eval>" : "<exec>", mode)));
 }
 
 py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals) {
@@ -67,7 +68,8 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
   key += '\0';
   for (std::size_t i = 0; i < bindings.size(); ++i) {
     if (i > 0 && bindings[i].name == bindings[i - 1].name)
-      throw port_error(error_type::bad_request, "locals: '" + std::string(bindings[i].name) + "' given twice");
+      throw port_error(error_type::bad_request,
+                       "locals: '" + std::string(bindings[i].name) + "' given twice");
     key += bindings[i].name;
     key += ',';
   }
@@ -93,7 +95,8 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
   }
   py_ref args = checked(PyTuple_New(static_cast<Py_ssize_t>(bindings.size())));
   for (std::size_t i = 0; i < bindings.size(); ++i)
-    PyTuple_SET_ITEM(args.get(), static_cast<Py_ssize_t>(i), convert_.to_python(*bindings[i].value).release());
+    PyTuple_SET_ITEM(args.get(), static_cast<Py_ssize_t>(i),
+                     convert_.to_python(*bindings[i].value).release());
   return checked(PyObject_Call(fn, args.get(), nullptr));
 }
 
@@ -126,7 +129,8 @@ py_ref dispatcher::invoke(args_reader &args) {
   // A dotted function is looked up attribute by attribute (os + path.join).
   for (std::size_t start = 0;;) {
     const std::size_t dot = function.find('.', start);
-    const std::string_view part = function.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    const std::string_view part =
+        function.substr(start, dot == std::string_view::npos ? dot : dot - start);
     target = checked(PyObject_GetAttr(target.get(), interned_name(part)));
     if (dot == std::string_view::npos)
       break;
@@ -136,7 +140,8 @@ py_ref dispatcher::invoke(args_reader &args) {
   const std::uint32_t n = positional ? positional->via.array.size : 0;
   py_ref call_args = checked(PyTuple_New(n));
   for (std::uint32_t i = 0; i < n; ++i)
-    PyTuple_SET_ITEM(call_args.get(), i, convert_.to_python(positional->via.array.ptr[i]).release());
+    PyTuple_SET_ITEM(call_args.get(), i,
+                     convert_.to_python(positional->via.array.ptr[i]).release());
   py_ref call_kwargs;
   if (keywords && keywords->via.map.size > 0) {
     call_kwargs = checked(PyDict_New());

@@ -23,7 +23,8 @@ bool is_tracing(const py_ref &tracemalloc) {
 std::string_view group_by(args_reader &args) {
   const std::string_view g = args.opt_str("group_by").value_or("lineno");
   if (g != "lineno" && g != "filename" && g != "traceback")
-    args.fail("group_by", "must be \"lineno\", \"filename\" or \"traceback\", got \"" + std::string(g) + "\"");
+    args.fail("group_by",
+              "must be \"lineno\", \"filename\" or \"traceback\", got \"" + std::string(g) + "\"");
   return g;
 }
 
@@ -86,18 +87,19 @@ const py_ref &dispatcher::memory_tools() {
 
 void dispatcher::require_tracing() {
   if (!is_tracing(tracemalloc()))
-    throw port_error(error_type::not_tracing, "tracemalloc is not tracing: call tracemalloc_start first");
+    throw port_error(error_type::not_tracing,
+                     "tracemalloc is not tracing: call tracemalloc_start first");
 }
 
 py_ref dispatcher::gc_activity() const {
   py_ref list = checked(PyList_New(0));
   for (const gc_generation_activity &a : gc_monitor_.activity()) {
-    py_ref entry = checked(Py_BuildValue(
-        "{sKsKsKsKsK}", "collections", static_cast<unsigned long long>(a.collections), "collected",
-        static_cast<unsigned long long>(a.collected), "uncollectable",
-        static_cast<unsigned long long>(a.uncollectable), "pause_total_us",
-        static_cast<unsigned long long>(a.pause_total_ns / 1000), "pause_max_us",
-        static_cast<unsigned long long>(a.pause_max_ns / 1000)));
+    py_ref entry = checked(
+        Py_BuildValue("{sKsKsKsKsK}", "collections", static_cast<unsigned long long>(a.collections),
+                      "collected", static_cast<unsigned long long>(a.collected), "uncollectable",
+                      static_cast<unsigned long long>(a.uncollectable), "pause_total_us",
+                      static_cast<unsigned long long>(a.pause_total_ns / 1000), "pause_max_us",
+                      static_cast<unsigned long long>(a.pause_max_ns / 1000)));
     if (PyList_Append(list.get(), entry.get()) < 0)
       throw python_error(fetch_python_error());
   }
@@ -108,7 +110,9 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
   const auto tool = [&](const char *name, const char *format, auto... values) {
     return checked(PyObject_CallMethod(memory_tools().get(), name, format, values...));
   };
-  const auto limit = [&] { return static_cast<long long>(args.opt_int("limit", 1, max_limit).value_or(default_limit)); };
+  const auto limit = [&] {
+    return static_cast<long long>(args.opt_int("limit", 1, max_limit).value_or(default_limit));
+  };
   py_ref value;
   switch (code) {
   case op::gc: {
@@ -178,7 +182,8 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
     args.done();
     require_tracing();
     if (code == op::tracemalloc_diff && PyObject_IsTrue(tool("has_baseline", nullptr).get()) != 1)
-      throw port_error(error_type::no_baseline, "no tracemalloc baseline: call tracemalloc_baseline first");
+      throw port_error(error_type::no_baseline,
+                       "no tracemalloc baseline: call tracemalloc_baseline first");
     value = tool(code == op::tracemalloc_top ? "top" : "diff", "Ls", n, g.c_str());
     break;
   }
@@ -206,7 +211,8 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
       py_ref set = checked(PyObject_GetAttrString(gc_.get(), "set_threshold"));
       py_ref call_args = checked(PyTuple_New(static_cast<Py_ssize_t>(t.size())));
       for (std::size_t i = 0; i < t.size(); ++i)
-        PyTuple_SET_ITEM(call_args.get(), static_cast<Py_ssize_t>(i), checked(PyLong_FromLong(t[i])).release());
+        PyTuple_SET_ITEM(call_args.get(), static_cast<Py_ssize_t>(i),
+                         checked(PyLong_FromLong(t[i])).release());
       checked(PyObject_Call(set.get(), call_args.get(), nullptr));
     }
     value = checked(PyObject_CallMethod(gc_.get(), "get_threshold", nullptr));

@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   size -= 2;
   pyport::binary_framer binary(max_frame);
   pyport::line_framer lines(max_frame);
-  for (pyport::framer *f : {static_cast<pyport::framer *>(&binary), static_cast<pyport::framer *>(&lines)}) {
+  for (pyport::framer *f :
+       {static_cast<pyport::framer *>(&binary), static_cast<pyport::framer *>(&lines)}) {
     for (std::size_t at = 0; at < size;) {
       auto area = f->write_area();
       const std::size_t n = std::min({piece, area.size(), size - at});

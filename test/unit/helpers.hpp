@@ -42,7 +42,8 @@ inline std::vector<std::string> frames_json(const std::string &bytes) {
   std::size_t at = 0;
   while (at + 4 <= bytes.size()) {
     const auto *p = reinterpret_cast<const unsigned char *>(bytes.data() + at);
-    const std::size_t n = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
+    const std::size_t n =
+        (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
     REQUIRE(at + 4 + n <= bytes.size());
     frames.push_back(pyport::msgpack_to_json(bytes.data() + at + 4, n));
     at += 4 + n;
@@ -81,7 +82,8 @@ inline pyport::dispatcher &shared_dispatcher() {
 }
 
 // Runs a request given as JSON and returns its reply frames as JSON.
-inline std::vector<std::string> run(pyport::dispatcher &d, std::string_view json, fake_context &ctx) {
+inline std::vector<std::string> run(pyport::dispatcher &d, std::string_view json,
+                                    fake_context &ctx) {
   pyport::request r = make_request(json);
   pyport::out_buffer out;
   d.run(r, out, ctx);

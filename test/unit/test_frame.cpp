@@ -25,9 +25,13 @@ std::vector<frame_event> feed(pyport::framer &f, std::string_view bytes, std::si
   return events;
 }
 
-std::string text(const frame_event &e) { return {e.payload.data.get(), e.payload.size}; }
+std::string text(const frame_event &e) {
+  return {e.payload.data.get(), e.payload.size};
+}
 
-std::string framed(std::string_view body) { return test::be32(static_cast<std::uint32_t>(body.size())) + std::string(body); }
+std::string framed(std::string_view body) {
+  return test::be32(static_cast<std::uint32_t>(body.size())) + std::string(body);
+}
 
 } // namespace
 

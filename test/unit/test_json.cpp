@@ -39,7 +39,8 @@ TEST_CASE("the $ spellings") {
   CHECK(round_trip(R"J({"$tuple":[1,{"$tuple":[]}]})J") == R"J({"$tuple":[1,{"$tuple":[]}]})J");
   CHECK(round_trip(R"J({"$bytes":"AAH/"})J") == R"J({"$bytes":"AAH/"})J");
   CHECK(round_trip(R"J({"$term":"g2gA"})J") == R"J({"$term":"g2gA"})J");
-  CHECK(round_trip(R"J({"$map":[[1,"one"],[{"$atom":"a"},2]]})J") == R"J({"$map":[[1,"one"],[{"$atom":"a"},2]]})J");
+  CHECK(round_trip(R"J({"$map":[[1,"one"],[{"$atom":"a"},2]]})J") ==
+        R"J({"$map":[[1,"one"],[{"$atom":"a"},2]]})J");
   // A one-key map named like a spelling stays a map on the way out.
   CHECK(round_trip(R"J({"$map":[["$atom","x"]]})J") == R"J({"$map":[["$atom","x"]]})J");
   // Objects with more keys, or other $ names, are ordinary maps.
@@ -51,7 +52,8 @@ TEST_CASE("integers beyond 64 bits are exact in both directions") {
   CHECK(round_trip("18446744073709551615") == "18446744073709551615"); // uint64 max: plain int
   CHECK(round_trip("18446744073709551616") == "18446744073709551616"); // big
   CHECK(round_trip("-9223372036854775809") == "-9223372036854775809");
-  CHECK(round_trip("123456789012345678901234567890123456789") == "123456789012345678901234567890123456789");
+  CHECK(round_trip("123456789012345678901234567890123456789") ==
+        "123456789012345678901234567890123456789");
   const std::string big = json_to_msgpack("18446744073709551616");
   CHECK(static_cast<unsigned char>(big[0]) == 0xc7); // ext 8
   CHECK(big[2] == pyport::ext_bigint);
@@ -67,9 +69,13 @@ TEST_CASE("decimal <-> magnitude") {
 }
 
 TEST_CASE("base64 (RFC 4648 test vectors)") {
-  const std::pair<const char *, const char *> cases[] = {
-      {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="},
-      {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  const std::pair<const char *, const char *> cases[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
   for (const auto &[plain, encoded] : cases) {
     CHECK(pyport::base64_encode(plain) == encoded);
     std::string back;

@@ -20,7 +20,8 @@ long long number_after(const std::string &json, const std::string &key) {
 
 // A module file whose line 7 leaks on every call (the list is module-level).
 void write_leaky_module() {
-  reply(R"J([1,"exec",{"code":"import sys, tempfile, os\n_leak_dir = tempfile.mkdtemp()\nwith open(os.path.join(_leak_dir, 'leaky_unit.py'), 'w') as f:\n    f.write('class Leak:\\n    pass\\n\\nkept = []\\n\\ndef work(n):\\n    kept.extend(Leak() for _ in range(n))\\n    return len(kept)\\n')\nsys.path.insert(0, _leak_dir)\n"}])J");
+  reply(
+      R"J([1,"exec",{"code":"import sys, tempfile, os\n_leak_dir = tempfile.mkdtemp()\nwith open(os.path.join(_leak_dir, 'leaky_unit.py'), 'w') as f:\n    f.write('class Leak:\\n    pass\\n\\nkept = []\\n\\ndef work(n):\\n    kept.extend(Leak() for _ in range(n))\\n    return len(kept)\\n')\nsys.path.insert(0, _leak_dir)\n"}])J");
 }
 
 } // namespace
@@ -43,7 +44,8 @@ TEST_CASE("memory_stats reports the process, the allocator and the collector") {
   capped.memory_limit = std::size_t{1} << 30;
   pyport::dispatcher d{capped};
   test::fake_context ctx;
-  CHECK(contains(test::run(d, R"J([2,"memory_stats",{}])J", ctx)[0], R"("memory_limit":1073741824)"));
+  CHECK(
+      contains(test::run(d, R"J([2,"memory_stats",{}])J", ctx)[0], R"("memory_limit":1073741824)"));
 }
 
 TEST_CASE("the gc monitor counts and times every collection") {
@@ -64,7 +66,8 @@ TEST_CASE("gc events: one per collection while reporting, with what it found") {
   monitor.take_events(dropped);
   // A plain cycle is collected; a cycle through a legacy finalizer (tp_del)
   // is uncollectable and lands in gc.garbage.
-  reply(R"J([2,"exec",{"code":"import _testcapi\nclass _Cyc:\n    pass\nclass _Fin:\n    def __tp_del__(self):\n        pass\n_Fin = _testcapi.with_tp_del(_Fin)\nc = _Cyc(); c.me = c; f = _Fin(); f.me = f\ndel c, f\n"}])J");
+  reply(
+      R"J([2,"exec",{"code":"import _testcapi\nclass _Cyc:\n    pass\nclass _Fin:\n    def __tp_del__(self):\n        pass\n_Fin = _testcapi.with_tp_del(_Fin)\nc = _Cyc(); c.me = c; f = _Fin(); f.me = f\ndel c, f\n"}])J");
   reply(R"J([3,"gc",{}])J");
   const std::vector<pyport::gc_event> events = monitor.take_events(dropped);
   REQUIRE_FALSE(events.empty());
@@ -74,7 +77,8 @@ TEST_CASE("gc events: one per collection while reporting, with what it found") {
   CHECK(last.uncollectable == 1);
   CHECK(dropped == 0);
   CHECK(number_after(reply(R"J([4,"memory_stats",{}])J"), "gc_garbage") >= 1);
-  reply(R"J([5,"exec",{"code":"import gc\nfor o in gc.garbage:\n    o.me = None\ngc.garbage.clear()\n"}])J");
+  reply(
+      R"J([5,"exec",{"code":"import gc\nfor o in gc.garbage:\n    o.me = None\ngc.garbage.clear()\n"}])J");
 
   CHECK(reply(R"J([6,"gc_events",{"enable":false}])J") == R"J([6,"ok",null])J");
   reply(R"J([7,"gc",{}])J");
@@ -86,19 +90,21 @@ TEST_CASE("gc events: one per collection while reporting, with what it found") {
 TEST_CASE("object_counts and object_growth find the type that grows") {
   write_leaky_module();
   reply(R"J([1,"object_growth",{"limit":100000}])J"); // the baseline for growth
-  CHECK(reply(R"J([2,"call",{"module":"leaky_unit","function":"work","args":[3000]}])J") == R"J([2,"ok",3000])J");
+  CHECK(reply(R"J([2,"call",{"module":"leaky_unit","function":"work","args":[3000]}])J") ==
+        R"J([2,"ok",3000])J");
   const std::string growth = reply(R"J([3,"object_growth",{"limit":1}])J");
   CHECK(growth == R"J([3,"ok",[{"$tuple":["leaky_unit.Leak",3000,3000]}]])J");
   CHECK(reply(R"J([4,"object_growth",{"limit":5}])J").find("leaky_unit.Leak") == std::string::npos);
   const std::string counts = reply(R"J([5,"object_counts",{"limit":3}])J");
   CHECK(contains(counts, R"(["leaky_unit.Leak",3000])"));
-  CHECK(contains(reply(R"J([6,"object_counts",{"limit":0}])J"), "'limit' must be an integer from 1"));
+  CHECK(
+      contains(reply(R"J([6,"object_counts",{"limit":0}])J"), "'limit' must be an integer from 1"));
 }
 
 TEST_CASE("tracemalloc: sites, baselines and diffs, and clear errors when not tracing") {
   write_leaky_module();
-  for (const char *op : {"tracemalloc_top", "tracemalloc_baseline", "tracemalloc_diff",
-                         "tracemalloc_reset_peak"}) {
+  for (const char *op :
+       {"tracemalloc_top", "tracemalloc_baseline", "tracemalloc_diff", "tracemalloc_reset_peak"}) {
     const std::string r = reply(std::string(R"([1,")") + op + R"(",{}])");
     CHECK(contains(r, R"("type":"not_tracing")"));
     CHECK(contains(r, "call tracemalloc_start first"));
@@ -120,16 +126,19 @@ TEST_CASE("tracemalloc: sites, baselines and diffs, and clear errors when not tr
   CHECK(contains(by_file, R"(leaky_unit.py","lineno":null,)"));
   const std::string by_tb = reply(R"J([10,"tracemalloc_top",{"limit":1,"group_by":"traceback"}])J");
   CHECK(contains(by_tb, R"("traceback":[{"$tuple":[")")); // oldest frame first ...
-  CHECK(contains(by_tb, R"(leaky_unit.py",7]}]})")); // ... the allocation site last
-  CHECK(contains(reply(R"J([11,"tracemalloc_top",{"group_by":"line"}])J"),
-                 R"(tracemalloc_top: 'group_by' must be \"lineno\", \"filename\" or \"traceback\")"));
+  CHECK(contains(by_tb, R"(leaky_unit.py",7]}]})"));      // ... the allocation site last
+  CHECK(
+      contains(reply(R"J([11,"tracemalloc_top",{"group_by":"line"}])J"),
+               R"(tracemalloc_top: 'group_by' must be \"lineno\", \"filename\" or \"traceback\")"));
 
   // An instance of an ordinary class (managed dict) and a list.
-  reply(R"J([12,"exec",{"code":"import leaky_unit\ndef _make():\n    return leaky_unit.Leak()\n_obj = _make()\n_lst = [1, 2]\n"}])J");
+  reply(
+      R"J([12,"exec",{"code":"import leaky_unit\ndef _make():\n    return leaky_unit.Leak()\n_obj = _make()\n_lst = [1, 2]\n"}])J");
   const std::string where = reply(R"J([13,"object_traceback",{"code":"_obj"}])J");
   CHECK(contains(where, R"(["<exec>",4]})"));
   CHECK(contains(where, R"(["<exec>",3]}])")); // most recent last
-  CHECK(reply(R"J([14,"object_traceback",{"code":"len"}])J") == R"J([14,"ok",null])J"); // older than tracing
+  CHECK(reply(R"J([14,"object_traceback",{"code":"len"}])J") ==
+        R"J([14,"ok",null])J"); // older than tracing
 
   CHECK(reply(R"J([15,"tracemalloc_reset_peak",{}])J") == R"J([15,"ok",null])J");
   CHECK(reply(R"J([16,"tracemalloc_stop",{}])J") == R"J([16,"ok",null])J");
@@ -141,7 +150,8 @@ TEST_CASE("tracemalloc: sites, baselines and diffs, and clear errors when not tr
 TEST_CASE("refcount is what sys.getrefcount says") {
   reply(R"J([1,"exec",{"code":"_rc = object()\n_holders = [_rc, _rc]\n"}])J");
   CHECK(reply(R"J([2,"refcount",{"code":"_rc"}])J") == R"J([2,"ok",4])J");
-  CHECK(reply(R"J([3,"eval",{"code":"__import__('sys').getrefcount(_rc)"}])J") == R"J([3,"ok",4])J");
+  CHECK(reply(R"J([3,"eval",{"code":"__import__('sys').getrefcount(_rc)"}])J") ==
+        R"J([3,"ok",4])J");
   CHECK(reply(R"J([4,"refcount",{"code":"x","locals":{"x":1.5}}])J") != R"J([4,"ok",0])J");
 }
 
@@ -153,13 +163,18 @@ TEST_CASE("collector control: enable, disable, thresholds, freeze") {
   CHECK(reply(R"J([5,"eval",{"code":"__import__('gc').isenabled()"}])J") == R"J([5,"ok",true])J");
 
   CHECK(reply(R"J([6,"gc_threshold",{}])J") == R"J([6,"ok",{"$tuple":[700,10,10]}])J");
-  CHECK(reply(R"J([7,"gc_threshold",{"threshold":[1000,20,5]}])J") == R"J([7,"ok",{"$tuple":[1000,20,5]}])J");
-  CHECK(reply(R"J([8,"gc_threshold",{"threshold":[900]}])J") == R"J([8,"ok",{"$tuple":[900,20,5]}])J");
+  CHECK(reply(R"J([7,"gc_threshold",{"threshold":[1000,20,5]}])J") ==
+        R"J([7,"ok",{"$tuple":[1000,20,5]}])J");
+  CHECK(reply(R"J([8,"gc_threshold",{"threshold":[900]}])J") ==
+        R"J([8,"ok",{"$tuple":[900,20,5]}])J");
   CHECK(contains(reply(R"J([9,"gc_threshold",{"threshold":[]}])J"), "must hold 1 to 3 integers"));
-  CHECK(contains(reply(R"J([10,"gc_threshold",{"threshold":[1,2,3,4]}])J"), "must hold 1 to 3 integers"));
-  CHECK(contains(reply(R"J([11,"gc_threshold",{"threshold":[-5]}])J"), "integers from 0 to 2147483647"));
+  CHECK(contains(reply(R"J([10,"gc_threshold",{"threshold":[1,2,3,4]}])J"),
+                 "must hold 1 to 3 integers"));
+  CHECK(contains(reply(R"J([11,"gc_threshold",{"threshold":[-5]}])J"),
+                 "integers from 0 to 2147483647"));
   CHECK(contains(reply(R"J([12,"gc_threshold",{"threshold":"big"}])J"), "must be an array"));
-  CHECK(reply(R"J([13,"gc_threshold",{"threshold":[700,10,10]}])J") == R"J([13,"ok",{"$tuple":[700,10,10]}])J");
+  CHECK(reply(R"J([13,"gc_threshold",{"threshold":[700,10,10]}])J") ==
+        R"J([13,"ok",{"$tuple":[700,10,10]}])J");
 
   CHECK(reply(R"J([14,"gc_freeze",{}])J") == R"J([14,"ok",null])J");
   CHECK(number_after(reply(R"J([15,"memory_stats",{}])J"), "gc_frozen") > 1000);
@@ -171,7 +186,10 @@ TEST_CASE("reset puts the namespace back as it was at start") {
   reply(R"J([1,"exec",{"code":"_before_reset = 1"}])J");
   pyport::dispatcher d{pyport::limits{}}; // its start is now
   test::fake_context ctx;
-  test::run(d, R"J([2,"exec",{"code":"_ra = 1\n_rb = [2]\ndef _rf():\n    return 3\nimport json as _json_reset\n__name__ = 'clobbered'\n"}])J", ctx);
+  test::run(
+      d,
+      R"J([2,"exec",{"code":"_ra = 1\n_rb = [2]\ndef _rf():\n    return 3\nimport json as _json_reset\n__name__ = 'clobbered'\n"}])J",
+      ctx);
   CHECK(test::run(d, R"J([3,"reset",{}])J", ctx)[0] == R"J([3,"ok",4])J");
   CHECK(contains(test::run(d, R"J([4,"eval",{"code":"_ra"}])J", ctx)[0], "NameError"));
   CHECK(test::run(d, R"J([5,"eval",{"code":"(__name__, len([1, 2]), _before_reset)"}])J", ctx)[0] ==

@@ -18,8 +18,10 @@ decode_failure failure_of(pyport::decoded d) {
   return *f;
 }
 
-std::string reader_error(std::string_view args_json, const std::function<void(pyport::args_reader &)> &use) {
-  pyport::request r = test::make_request(std::string(R"([1,"eval",)") + std::string(args_json) + "]");
+std::string reader_error(std::string_view args_json,
+                         const std::function<void(pyport::args_reader &)> &use) {
+  pyport::request r =
+      test::make_request(std::string(R"([1,"eval",)") + std::string(args_json) + "]");
   try {
     pyport::args_reader args(r.code, r.args);
     use(args);
@@ -94,21 +96,26 @@ TEST_CASE("nesting past the bound is an error, not a stack overflow") {
 
 TEST_CASE("forged lengths do not allocate") {
   // An array header claiming 2^32-1 elements in a 5-byte frame.
-  auto f = failure_of(pyport::decode_frame(test::make_frame(std::string("\xdd\xff\xff\xff\xff", 5))));
+  auto f =
+      failure_of(pyport::decode_frame(test::make_frame(std::string("\xdd\xff\xff\xff\xff", 5))));
   CHECK(f.error.type == "bad_frame");
 }
 
 TEST_CASE("arguments: required, typed, no strangers") {
-  CHECK(test::contains(reader_error(R"J({})J", [](auto &a) { a.str("code"); }), "eval: 'code' is required"));
+  CHECK(test::contains(reader_error(R"J({})J", [](auto &a) { a.str("code"); }),
+                       "eval: 'code' is required"));
   CHECK(test::contains(reader_error(R"J({"code":1})J", [](auto &a) { a.str("code"); }),
                        "'code' must be a string, got an integer"));
   CHECK(test::contains(reader_error(R"J({"code":"x","cdoe":1})J", [](auto &a) { a.str("code"); }),
                        "'cdoe' is not an argument"));
   CHECK(test::contains(reader_error(R"J({"n":5})J", [](auto &a) { a.opt_int("n", 0, 2); }),
                        "from 0 to 2"));
-  CHECK(test::contains(reader_error(R"J({"m":[]})J", [](auto &a) { a.opt_map("m"); }), "must be a map"));
-  CHECK(test::contains(reader_error(R"J({"$map":[[1,2]]})J", [](auto &) {}), "names must be strings"));
-  CHECK(reader_error(R"J({"n":-2})J", [](auto &a) { CHECK(a.opt_int("n", -5, 5) == -2); }) == "no error");
+  CHECK(test::contains(reader_error(R"J({"m":[]})J", [](auto &a) { a.opt_map("m"); }),
+                       "must be a map"));
+  CHECK(test::contains(reader_error(R"J({"$map":[[1,2]]})J", [](auto &) {}),
+                       "names must be strings"));
+  CHECK(reader_error(R"J({"n":-2})J", [](auto &a) { CHECK(a.opt_int("n", -5, 5) == -2); }) ==
+        "no error");
   // An atom works as a name, as Erlang clients send them.
   CHECK(reader_error(R"J({"$map":[[{"$atom":"code"},{"$atom":"math"}]]})J",
                      [](auto &a) { CHECK(a.str("code") == "math"); }) == "no error");
@@ -120,7 +127,9 @@ TEST_CASE("error replies carry type, message, module and traceback") {
   pyport::write_error(out, 4, pyport::port_error(error_type::cancelled, "gone").info());
   auto frames = test::frames_json(out.bytes());
   REQUIRE(frames.size() == 2);
-  CHECK(frames[0] == R"J([3,"error",{"type":"ValueError","message":"bad","module":"builtins","traceback":["File \"x\", line 1, in f"]}])J");
+  CHECK(
+      frames[0] ==
+      R"J([3,"error",{"type":"ValueError","message":"bad","module":"builtins","traceback":["File \"x\", line 1, in f"]}])J");
   CHECK(frames[1] == R"J([4,"error",{"type":"cancelled","message":"gone","traceback":[]}])J");
 }
 

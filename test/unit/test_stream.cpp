@@ -5,7 +5,8 @@ using test::contains;
 
 namespace {
 
-std::vector<std::string> stream(std::string_view json, test::fake_context &ctx, pyport::limits lim = {}) {
+std::vector<std::string> stream(std::string_view json, test::fake_context &ctx,
+                                pyport::limits lim = {}) {
   pyport::dispatcher d(lim);
   return test::run(d, json, ctx);
 }
@@ -37,10 +38,11 @@ TEST_CASE("a slow generator streams item by item, flushed at once") {
   test::fake_context ctx;
   pyport::limits lim;
   lim.chunk_time = std::chrono::milliseconds(5);
-  auto frames = stream(R"J([1,"stream_eval",{"code":"(__import__('time').sleep(0.02) or i for i in range(3))"}])J",
-                       ctx, lim);
-  CHECK(frames == std::vector<std::string>{R"J([1,"chunk",[0]])J", R"J([1,"chunk",[1]])J", R"J([1,"chunk",[2]])J",
-                                           R"J([1,"done",null])J"});
+  auto frames = stream(
+      R"J([1,"stream_eval",{"code":"(__import__('time').sleep(0.02) or i for i in range(3))"}])J",
+      ctx, lim);
+  CHECK(frames == std::vector<std::string>{R"J([1,"chunk",[0]])J", R"J([1,"chunk",[1]])J",
+                                           R"J([1,"chunk",[2]])J", R"J([1,"done",null])J"});
   CHECK(ctx.urgent_calls == 3);
 }
 
@@ -50,14 +52,18 @@ TEST_CASE("without credit the generator is not advanced") {
   pyport::limits lim;
   lim.chunk_items = 10;
   pyport::dispatcher d(lim);
-  test::run(d, R"J([1,"exec",{"code":"import itertools\nproduced = itertools.count()\ndef gen():\n    for i in produced:\n        yield i\n"}])J", ctx);
+  test::run(
+      d,
+      R"J([1,"exec",{"code":"import itertools\nproduced = itertools.count()\ndef gen():\n    for i in produced:\n        yield i\n"}])J",
+      ctx);
   auto frames = test::run(d, R"J([2,"stream_eval",{"code":"gen()","window":2}])J", ctx);
   REQUIRE(frames.size() == 3);
   CHECK(contains(frames[0], R"J([2,"chunk",[0,1,2,3,4,5,6,7,8,9]])J"));
   CHECK(contains(frames[2], R"([2,"error",{"type":"cancelled")"));
   // Two chunks of ten, and the one item that waited for credit: 21 produced.
   test::fake_context fresh;
-  CHECK(test::run(d, R"J([3,"eval",{"code":"next(produced)"}])J", fresh) == std::vector<std::string>{R"J([3,"ok",21])J"});
+  CHECK(test::run(d, R"J([3,"eval",{"code":"next(produced)"}])J", fresh) ==
+        std::vector<std::string>{R"J([3,"ok",21])J"});
 }
 
 TEST_CASE("values that are one item") {
@@ -68,22 +74,25 @@ TEST_CASE("values that are one item") {
         std::vector<std::string>{R"J([2,"chunk",["abc"]])J", R"J([2,"done",null])J"});
   CHECK(stream(R"J([3,"stream_eval",{"code":"{'a': 1}"}])J", ctx) ==
         std::vector<std::string>{R"J([3,"chunk",[{"a":1}]])J", R"J([3,"done",null])J"});
-  CHECK(stream(R"J([4,"stream_eval",{"code":"iter([])"}])J", ctx) == std::vector<std::string>{R"J([4,"done",null])J"});
+  CHECK(stream(R"J([4,"stream_eval",{"code":"iter([])"}])J", ctx) ==
+        std::vector<std::string>{R"J([4,"done",null])J"});
 }
 
 TEST_CASE("stream calls a function") {
   test::fake_context ctx;
   CHECK(stream(R"J([1,"stream",{"module":"builtins","function":"range","args":[2,5]}])J", ctx) ==
         std::vector<std::string>{R"J([1,"chunk",[2,3,4]])J", R"J([1,"done",null])J"});
-  CHECK(stream(R"J([2,"stream_eval",{"code":"(x * k for x in range(3))","locals":{"k":2}}])J", ctx) ==
-        std::vector<std::string>{R"J([2,"chunk",[0,2,4]])J", R"J([2,"done",null])J"});
+  CHECK(
+      stream(R"J([2,"stream_eval",{"code":"(x * k for x in range(3))","locals":{"k":2}}])J", ctx) ==
+      std::vector<std::string>{R"J([2,"chunk",[0,2,4]])J", R"J([2,"done",null])J"});
 }
 
 TEST_CASE("an exception mid-stream ends it with an error after the chunks sent") {
   test::fake_context ctx;
   pyport::limits lim;
   lim.chunk_items = 2;
-  auto frames = stream(R"J([1,"stream_eval",{"code":"(10 // (3 - i) for i in range(5))"}])J", ctx, lim);
+  auto frames =
+      stream(R"J([1,"stream_eval",{"code":"(10 // (3 - i) for i in range(5))"}])J", ctx, lim);
   REQUIRE(frames.size() == 3);
   CHECK(frames[0] == R"J([1,"chunk",[3,5]])J");
   CHECK(frames[1] == R"J([1,"chunk",[10]])J"); // the partial chunk is sent before the error
@@ -95,7 +104,8 @@ TEST_CASE("an unencodable item ends the stream with encode_error") {
   auto frames = stream(R"J([1,"stream_eval",{"code":"iter([1, object()])"}])J", ctx);
   REQUIRE(frames.size() == 2);
   CHECK(frames[0] == R"J([1,"chunk",[1]])J"); // the items before it are delivered
-  CHECK(contains(frames[1], R"("type":"encode_error","message":"cannot encode object of type 'object'")"));
+  CHECK(contains(frames[1],
+                 R"("type":"encode_error","message":"cannot encode object of type 'object'")"));
 }
 
 TEST_CASE("a bad window is a bad request") {

@@ -33,14 +33,22 @@ vector_case load(const std::filesystem::path &path) {
   for (std::uint32_t i = 0; i < map.size; ++i) {
     const std::string key(map.ptr[i].key.via.str.ptr, map.ptr[i].key.via.str.size);
     const auto &val = map.ptr[i].val;
-    const std::string s = val.type == msgpack::type::STR ? std::string(val.via.str.ptr, val.via.str.size) : "";
-    if (key == "name") v.name = s;
-    if (key == "msgpack") v.bytes = from_hex(s);
-    if (key == "frame") v.frame = from_hex(s);
-    if (key == "json") v.json = s;
-    if (key == "json_msgpack") v.json_msgpack = from_hex(s);
-    if (key == "python") v.python = s;
-    if (key == "python_encode") v.python_encode = s;
+    const std::string s =
+        val.type == msgpack::type::STR ? std::string(val.via.str.ptr, val.via.str.size) : "";
+    if (key == "name")
+      v.name = s;
+    if (key == "msgpack")
+      v.bytes = from_hex(s);
+    if (key == "frame")
+      v.frame = from_hex(s);
+    if (key == "json")
+      v.json = s;
+    if (key == "json_msgpack")
+      v.json_msgpack = from_hex(s);
+    if (key == "python")
+      v.python = s;
+    if (key == "python_encode")
+      v.python_encode = s;
   }
   return v;
 }
@@ -60,8 +68,9 @@ std::string repr(PyObject *o) {
 
 TEST_CASE("golden vectors") {
   const pyport::converter conv(test::shared_dispatcher().types());
-  pyport::py_ref import = pyport::checked(PyRun_String("import pyport", Py_file_input,
-      PyModule_GetDict(PyImport_AddModule("__main__")), PyModule_GetDict(PyImport_AddModule("__main__"))));
+  pyport::py_ref import = pyport::checked(
+      PyRun_String("import pyport", Py_file_input, PyModule_GetDict(PyImport_AddModule("__main__")),
+                   PyModule_GetDict(PyImport_AddModule("__main__"))));
 
   int count = 0;
   for (const auto &entry : std::filesystem::directory_iterator(PYPORT_VECTORS)) {
