@@ -7,10 +7,10 @@ namespace pyport {
 
 namespace {
 
-constexpr std::size_t initial_buffer = 64 * 1024;
+constexpr std::size_t initial_buffer = std::size_t{64} * 1024;
 // Frames at least this large get a buffer of their own and are read into it
 // directly; smaller ones are copied out of the shared read buffer.
-constexpr std::size_t big_frame = 64 * 1024;
+constexpr std::size_t big_frame = std::size_t{64} * 1024;
 
 frame copy_frame(const char *p, std::size_t n) {
   frame f{std::make_unique_for_overwrite<char[]>(n), n};

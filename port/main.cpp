@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <iostream>
 
-int main(int argc, char **argv) {
+namespace {
+
+int serve(int argc, char **argv) {
   pyport::limits lim;
   double chunk_ms = 5.0;
   unsigned spin_us = 100;
@@ -102,4 +104,17 @@ int main(int argc, char **argv) {
   }
   std::fflush(stderr);
   _exit(3);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  // Building the command line can throw (std::bad_alloc): end with a
+  // message rather than std::terminate.
+  try {
+    return serve(argc, argv);
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "pyport: %s\n", e.what());
+  }
+  return 3;
 }

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
@@ -21,7 +22,7 @@ namespace {
 // Replies are written before the next request runs Python (which could
 // kill the process), when nothing more is ready to run, or once this many
 // bytes are waiting.
-constexpr std::size_t flush_threshold = 64 * 1024;
+constexpr std::size_t flush_threshold = std::size_t{64} * 1024;
 // How long the reader keeps reading after the last data before it sleeps.
 constexpr auto reader_spin = std::chrono::microseconds(50);
 // The adaptive spin of spin_for_arrival (its length is --spin-us): how many
@@ -98,7 +99,7 @@ int server::run() {
     end_reply(out_);
     flush(out_);
   }
-  reader_ = std::thread([this] { reader_loop(); });
+  reader_ = std::thread([this] { reader_main(); });
 
   job next;
   while (!io_failed_ && wait_for_job(next)) {
@@ -313,7 +314,22 @@ void server::kick() const noexcept {
 
 // ---- the reader thread ----
 
-void server::reader_loop() noexcept {
+void server::reader_main() noexcept {
+  try {
+    reader_loop();
+  } catch (const std::exception &e) {
+    // Out of memory for a frame buffer, most likely: no request can be read
+    // any more, so the port ends as it does at EOF, once the queue is done.
+    std::fprintf(stderr, "pyport: the reader stopped: %s\n", e.what());
+    try {
+      on_eof();
+    } catch (...) {
+      _exit(4);
+    }
+  }
+}
+
+void server::reader_loop() {
   // Only the main thread takes the cancel signal.
   sigset_t mask;
   sigemptyset(&mask);

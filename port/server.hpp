@@ -58,7 +58,9 @@ private:
     std::optional<error_info> rejected;
   };
 
-  void reader_loop() noexcept;
+  // The reader thread's body: reader_loop, and what happens when it fails.
+  void reader_main() noexcept;
+  void reader_loop();
   void on_frame(frame f, out_buffer &replies);
   void on_cancel(const request &r, out_buffer &replies);
   void on_eof();
