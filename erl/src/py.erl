@@ -10,7 +10,11 @@
 %% last_error/0); `{error, timeout}'; `{error, {worker_exited, Detail}}'
 %% when the worker's OS process died (Detail `{signal, sigsegv}' or
 %% `{exit_status, N}'); `{error, overloaded}' when every worker of the pool
-%% has max_in_flight requests; `{error, {invalid_option, Opt}}'.
+%% has max_in_flight requests; `{error, {invalid_option, Opt}}'. While
+%% every worker of a pool is (re)starting, a call waits for one within its
+%% own timeout; when every worker fails to start it gets `{error,
+%% {pool_unavailable, Pool, Reason}}' at once (pool_status/1 tells more);
+%% `{error, {no_slot, Pool, Slot}}' names a slot the pool does not have.
 %%
 %% Values: proto/PROTOCOL.md section 3 and docs/types.md.
 -module(py).
@@ -413,7 +417,9 @@ exec_on(Pool, Slot, Code) ->
         Error -> Error
     end.
 
-%% @doc Starts a pool (options: py_opts).
+%% @doc Starts a pool (options: py_opts), waiting for each worker's first
+%% start: `ok' when at least one came up (the others retry with backoff),
+%% else `{error, Reason}' (the first worker's) and the pool is not kept.
 -spec start_pool(atom(), [{atom(), term()}] | map()) -> ok | error().
 start_pool(Name, Opts) when is_atom(Name) ->
     case py_opts:pool(Opts) of

@@ -21,7 +21,7 @@
 -behaviour(gen_server).
 
 -export([start_link/2, context/1, context_opts/1, worker_starting/3, ready/5, not_ready/5,
-         update_route/5, checkout/2, checkout/3, done/2, workers/1, slot_worker/1, default_timeout/1,
+         update_route/5, port_closed/3, checkout/2, checkout/3, done/2, workers/1, slot_worker/1, default_timeout/1,
          status/1, await_started/2]).
 -export([gc_subscribe/3, gc_unsubscribe/2, gc_listeners/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -77,6 +77,14 @@ not_ready(#{tab := Tab, status := Status} = Ctx, Slot, Pid, State, Info) ->
 update_route(#{tab := Tab, status := Status}, Slot, Pid, Route, Info) ->
     true = ets:insert(Tab, {Slot, Pid, Route}),
     true = ets:insert(Status, {Slot, Pid, ready, Info}),
+    ok.
+
+%% @doc A caller found the slot's port closed: the route leaves the table
+%% at once (if it still names that port), so that other callers do not
+%% meet the closed port while its worker has yet to hear of it.
+-spec port_closed(context(), pos_integer(), port()) -> ok.
+port_closed(#{tab := Tab}, Slot, Port) ->
+    _ = [catch ets:delete_object(Tab, E) || {_, _, #{port := P}} = E <- ets:lookup(Tab, Slot), P =:= Port],
     ok.
 
 changed(#{owner := Owner}, Slot) ->

@@ -33,7 +33,7 @@
 
 -export([start_link/2, stream/5, stream_cancel/2, info/1]).
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
--export([os_pid/2, kill_port/2, now_ms/0, slot_info/1]).
+-export([now_ms/0, slot_info/1]).
 
 -include("py_worker.hrl").
 
@@ -192,9 +192,12 @@ handle_info({'EXIT', Port, Reason}, St) when is_port(Port) ->
         _ ->
             % The port closed without an exit status: a write met a process
             % already gone (epipe). The status is lost with the port, so the
-            % detail says why the port closed.
-            py_port:kill(os_pid(Port, St)), % in case the process is still there
-            port_gone(Port, {port_closed, Reason}, St)
+            % detail says why the port closed. The slot leaves the routing
+            % first: the kill (a shell command) takes milliseconds.
+            OsPid = os_pid(Port, St),
+            Result = port_gone(Port, {port_closed, Reason}, St),
+            py_port:kill(OsPid), % in case the process is still there
+            Result
     end;
 handle_info({'EXIT', _, Reason}, St) ->
     {stop, Reason, St};
@@ -322,12 +325,10 @@ role(Port, #st{starting = #{port := Port}}) -> starting;
 role(Port, #st{retiring = Retiring}) ->
     case is_map_key(Port, Retiring) of true -> retiring; false -> unknown end.
 
--spec os_pid(port(), #st{}) -> integer() | undefined.
 os_pid(Port, #st{port = Port, os_pid = OsPid}) -> OsPid;
 os_pid(Port, #st{retiring = Retiring}) ->
     case maps:find(Port, Retiring) of {ok, #{os_pid := P}} -> P; error -> undefined end.
 
--spec kill_port(port(), #st{}) -> #st{}.
 kill_port(Port, #st{port = Port, os_pid = OsPid, memory = M} = St) ->
     py_port:kill(OsPid),
     St#st{memory = py_memory_policy:killed(M)};

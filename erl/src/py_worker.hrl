@@ -5,7 +5,7 @@
               from :: gen_server:from() | undefined,
               owner :: pid() | undefined,
               ref :: reference() | undefined,
-              port :: port(),
+              port :: port() | undefined,
               timer :: reference() | undefined,
               mon :: reference() | undefined,
               acc = [] :: [[term()]],

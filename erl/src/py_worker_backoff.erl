@@ -16,7 +16,7 @@
                      started := non_neg_integer()}. % ports that came up
 
 %% A port that served this long was not in a crash loop.
--define(STABLE_MS, 2000).
+-define(STABLE_MS, 1000).
 
 -spec new({non_neg_integer(), non_neg_integer()}) -> state().
 new({Min, Max}) ->

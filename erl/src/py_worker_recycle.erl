@@ -4,8 +4,7 @@
 %% retiring, answers what it holds and is then shut down.
 -module(py_worker_recycle).
 
--export([served/2, sample/1, after_sample/1, recycle/2, on_starting_frame/2, start_failed/3,
-         drain_check/2]).
+-export([served/2, sample/1, after_sample/1, on_starting_frame/2, start_failed/3, drain_check/2]).
 
 -include("py_worker.hrl").
 
@@ -35,7 +34,6 @@ after_sample(#st{memory = M} = St) ->
     end.
 
 %% Starts the replacement port; the old one keeps serving until it is up.
--spec recycle(term(), #st{}) -> #st{}.
 recycle(Why, #st{starting = undefined, port = Current, memory = M, opts = Opts} = St) when Current =/= undefined ->
     case py_memory_policy:may_start(M, py_worker:now_ms()) of
         false -> St;
