@@ -10,13 +10,13 @@
 -export([calls_wait_while_both_workers_restart/1, crash_loop_keeps_pool_and_serves_others/1,
          exec_all_of_segfault_keeps_pool/1, preload_failing_pool_unavailable_then_recovers/1,
          boot_with_broken_pool_starts_the_rest/1, stop_pool_during_recycle_shuts_down_cleanly/1,
-         memory_stats_of_missing_slot/1]).
+         memory_stats_of_missing_slot/1, callers_do_not_spin_on_a_closed_port/1]).
 
 all() ->
     [calls_wait_while_both_workers_restart, crash_loop_keeps_pool_and_serves_others,
      exec_all_of_segfault_keeps_pool, preload_failing_pool_unavailable_then_recovers,
      boot_with_broken_pool_starts_the_rest, stop_pool_during_recycle_shuts_down_cleanly,
-     memory_stats_of_missing_slot].
+     memory_stats_of_missing_slot, callers_do_not_spin_on_a_closed_port].
 
 -define(SEGFAULT, <<"__import__('ctypes').string_at(0)">>).
 
@@ -167,6 +167,36 @@ memory_stats_of_missing_slot(_) ->
     ok = py:start_pool(r, [{size, 2}]),
     {error, {no_slot, r, 99}} = py:memory_stats({r, 99}),
     {ok, #{}} = py:memory_stats({r, 2}).
+
+%% The OS process dies while its worker is busy (suspended here): the
+%% callers that find its port closed take the route out of the table, so
+%% the others wait for the restart instead of meeting the closed port in
+%% a loop (before: thousands of port_closed answers in 300 ms).
+callers_do_not_spin_on_a_closed_port(_) ->
+    ok = py:start_pool(r, [{size, 1}]),
+    {ok, [{1, Worker}]} = py_pool:workers(r),
+    [Pid] = os_pids(r),
+    ok = sys:suspend(Worker),
+    _ = os:cmd("kill -9 " ++ integer_to_list(Pid)),
+    ok = wait_until(fun() -> not os_alive(Pid) end, 2000),
+    Until = erlang:monotonic_time(millisecond) + 300,
+    Refs = calls(4, fun() -> calls_until(Until, []) end),
+    timer:sleep(400),
+    ok = sys:resume(Worker),
+    Answers = lists:append(answers(Refs, 10000)),
+    Counts = count(Answers),
+    ct:pal("answers while the worker was suspended, then resumed: ~p", [Counts]),
+    Closed = maps:get({error, {worker_exited, port_closed}}, Counts, 0)
+        + maps:get({error, {worker_exited, {port_closed, epipe}}}, Counts, 0),
+    ?assert(Closed =< 20),
+    [] = [A || A <- Answers, not ok_or_exited(A)],
+    {ok, 2} = py:eval(<<"1 + 1">>, #{}, [{pool, r}]).
+
+calls_until(Until, Acc) ->
+    case erlang:monotonic_time(millisecond) < Until of
+        false -> Acc;
+        true -> calls_until(Until, [py:eval(<<"1 + 1">>, #{}, [{pool, r}, {timeout, 5000}]) | Acc])
+    end.
 
 %% ---- helpers ----
 
