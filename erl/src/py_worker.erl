@@ -301,8 +301,10 @@ preload(#st{opts = #{preload := undefined}} = St) ->
     {ok, St};
 preload(#st{opts = #{preload := Code, start_timeout := Timeout}, port = Port} = St) ->
     Id = atomics:add_get(St#st.ids, 1, 1),
-    ok = py_worker_route:send_frame(Port, [Id, <<"exec">>, #{<<"code">> => Code}], St),
-    preload_wait(Port, Id, Timeout, St).
+    case py_worker_route:send_frame(Port, [Id, <<"exec">>, #{<<"code">> => Code}], St) of
+        ok -> preload_wait(Port, Id, Timeout, St);
+        {error, Reason} -> {error, {preload_failed, Reason}, St} % e.g. the port died after its hello
+    end.
 
 preload_wait(Port, Id, Timeout, St) ->
     receive
