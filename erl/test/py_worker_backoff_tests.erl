@@ -34,3 +34,9 @@ restarts_count_ports_after_the_first_test() ->
     ?assertEqual(0, py_worker_backoff:restarts(B1)),
     {_, B2} = py_worker_backoff:down(10, B1),
     ?assertEqual(2, py_worker_backoff:restarts(py_worker_backoff:up(20, py_worker_backoff:up(15, B2)))).
+
+restart_backoff_option_validated_test() ->
+    {ok, #{restart_backoff := {100, 5000}}} = py_opts:pool([]),
+    {ok, #{restart_backoff := {0, 0}}} = py_opts:pool([{restart_backoff, {0, 0}}]),
+    [?assertEqual({error, {invalid_option, {restart_backoff, Bad}}}, py_opts:pool([{restart_backoff, Bad}]))
+     || Bad <- [{5, 1}, {-1, 10}, 100, {a, b}]].
