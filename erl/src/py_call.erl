@@ -63,6 +63,7 @@ send(#{port := Port, pending := Pending, ctx := Ctx, slot := Slot} = Route, Id, 
             case catch ets:take(Pending, Id) of
                 [_] ->
                     erlang:demonitor(Tag, [flush]),
+                    py_pool:port_closed(Ctx, Slot, Port),
                     py_pool:done(Ctx, Slot),
                     {error, {worker_exited, port_closed}};
                 _ ->

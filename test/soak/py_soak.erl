@@ -1,7 +1,10 @@
 %% The soak: 8 callers mix eval, call, streams, cancels, timeouts and
 %% Python errors for a bounded time while one worker is killed every few
 %% seconds. Reports calls made, outcomes by kind, and the resident memory of
-%% the worker that is never killed (after warm-up: growth under 1%).
+%% the worker that is never killed (after warm-up: growth under 1%). Then
+%% the restart loads of py_soak_restart (a caller segfaulting its worker
+%% in a loop; both workers killed at once), a quarter of the time each (at
+%% least 5 s).
 -module(py_soak).
 -export([main/1]).
 
@@ -35,7 +38,8 @@ main([SecondsText]) ->
     Kills = receive_kills(Killer),
     ok = py:stop_pool(soak),
     Leftover = wait_leftover(Before -- [], 3000),
-    report(Secs, Counts, Samples, Kills, Leftover).
+    Restart = py_soak_restart:run(max(5, Secs div 4), max(5, Secs div 4)),
+    report(Secs, Counts, Samples, Kills, Leftover, Restart).
 
 %% ---- the callers ----
 
@@ -137,7 +141,11 @@ rss_kb(Pid) ->
         _ -> 0
     end.
 
-pyport_processes() -> lists:sort(string:lexemes(os:cmd("pgrep -x pyport"), "\n")).
+%% This node's pyport processes (children of its erl_child_setup): other
+%% nodes on the machine may run their own.
+pyport_processes() ->
+    Parents = [os:getpid() | string:lexemes(os:cmd("pgrep -P " ++ os:getpid()), "\n")],
+    lists:sort(string:lexemes(os:cmd("pgrep -x pyport -P " ++ lists:join(",", Parents)), "\n")).
 
 wait_leftover(Before, T) when T =< 0 -> pyport_processes() -- Before;
 wait_leftover(Before, T) ->
@@ -148,7 +156,7 @@ wait_leftover(Before, T) ->
 
 %% ---- report ----
 
-report(Secs, Counts, Samples, Kills, Leftover) ->
+report(Secs, Counts, Samples, Kills, Leftover, {RestartLines, RestartChecks}) ->
     Total = lists:sum(maps:values(Counts)),
     Unexpected = [{K, N} || {{_, {unexpected, _}} = K, N} <- maps:to_list(Counts)],
     Exited = lists:foldl(fun({{_, {worker_exited, D}}, N}, A) -> maps:update_with(D, fun(M) -> M + N end, N, A);
@@ -176,7 +184,8 @@ report(Secs, Counts, Samples, Kills, Leftover) ->
     Checks = [{"every call answered as expected, or worker_exited while a worker was killed", Unexpected =:= []},
               {"calls were made and a worker was killed", Total > 0 andalso Kills > 0},
               {"the never-killed worker's memory is flat (growth < 1%)", is_float(Growth) andalso Growth < 1.0},
-              {"no pyport OS process left after the pool stopped", Leftover =:= []}],
+              {"no pyport OS process left after the pool stopped", Leftover =:= []}] ++ RestartChecks,
+    [io:format("~s~n", [L]) || L <- RestartLines],
     [io:format("~s soak: ~s~n", [case Ok of true -> "ok  "; false -> "FAIL" end, What]) || {What, Ok} <- Checks],
     Failed = length([x || {_, false} <- Checks]),
     io:format("~p passed, ~p failed~n", [length(Checks) - Failed, Failed]),
