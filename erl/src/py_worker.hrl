@@ -1,0 +1,37 @@
+%% Shared state of a worker: py_worker (the gen_server) and the modules
+%% it delegates to (py_worker_route, py_worker_stream, py_worker_recycle).
+
+-record(req, {kind :: collect | items,
+              from :: gen_server:from() | undefined,
+              owner :: pid() | undefined,
+              ref :: reference() | undefined,
+              port :: port(),
+              timer :: reference() | undefined,
+              mon :: reference() | undefined,
+              acc = [] :: [[term()]],
+              credit_timer :: reference() | undefined}).
+
+-record(st, {pool :: atom(),
+             slot :: pos_integer(),
+             opts :: py_opts:pool_opts(),
+             port :: port() | undefined,
+             os_pid :: integer() | undefined,
+             hello = #{} :: map(),
+             ctx :: py_pool:context(),
+             decode :: py_msgpack:decode_options(),
+             ids :: atomics:atomics_ref(),      % request ids, shared with callers
+             table :: ets:tid(),                % direct requests: {Id, Caller | abandoned, Tag, Port}
+             pending = #{} :: #{pos_integer() => #req{}}, % requests made through this process
+             abandoned = #{} :: #{pos_integer() => {reference(), port()}},
+             finished = #{} :: #{pos_integer() => true}, % abandoned, then answered before we heard
+             by_mon = #{} :: #{reference() => pos_integer()},
+             by_ref = #{} :: #{reference() => pos_integer()},
+             memory :: py_memory_policy:state(),
+             retiring = #{} :: #{port() => py_memory_policy:retiring()},
+             starting :: py_memory_policy:starting() | undefined,
+             gc_listening = false :: boolean()}).
+
+%% The owner of an item stream gets more only while its mailbox is short.
+-define(MAILBOX_HIGH, 1000).
+-define(CREDIT_RECHECK_MS, 5).
+-define(STREAM_WINDOW, 2).

@@ -1,0 +1,119 @@
+%% @doc Recycling a worker's port (pool options max_rss, max_requests): a
+%% fresh port is started beside the old one; once it has said hello and
+%% run the preload, the slot's route points at it, and the old port,
+%% retiring, answers what it holds and is then shut down.
+-module(py_worker_recycle).
+
+-export([served/2, sample/1, after_sample/1, recycle/2, on_starting_frame/2, start_failed/3,
+         drain_check/2]).
+
+-include("py_worker.hrl").
+
+%% A final reply came from Port: count it, and apply the pool's policies.
+-spec served(port(), #st{}) -> #st{}.
+served(Port, #st{port = Port, memory = M} = St) ->
+    case py_memory_policy:served(M, py_worker:now_ms()) of
+        {none, M1} -> St#st{memory = M1};
+        {{recycle, Why}, M1} -> recycle(Why, St#st{memory = M1});
+        {sample, M1} -> after_sample(sample(St#st{memory = M1}));
+        {{schedule, Ms}, M1} ->
+            erlang:send_after(Ms, self(), memory_check),
+            St#st{memory = M1}
+    end;
+served(Port, St) ->
+    drain_check(Port, St).
+
+-spec sample(#st{}) -> #st{}.
+sample(#st{os_pid = OsPid, memory = M} = St) ->
+    St#st{memory = py_memory_policy:sampled(py_port:rss(OsPid), py_worker:now_ms(), M)}.
+
+-spec after_sample(#st{}) -> #st{}.
+after_sample(#st{memory = M} = St) ->
+    case py_memory_policy:over_rss(M) of
+        {true, Rss} -> recycle({max_rss, Rss}, St);
+        false -> St
+    end.
+
+%% Starts the replacement port; the old one keeps serving until it is up.
+-spec recycle(term(), #st{}) -> #st{}.
+recycle(Why, #st{starting = undefined, memory = M, opts = Opts} = St) ->
+    case py_memory_policy:may_start(M, py_worker:now_ms()) of
+        false -> St;
+        true ->
+            case py_port:spawn(Opts) of
+                {ok, Port} ->
+                    logger:info("pyport worker ~p/~p (OS pid ~p): recycling (~p)",
+                                [St#st.pool, St#st.slot, St#st.os_pid, Why]),
+                    T = erlang:send_after(maps:get(start_timeout, Opts), self(), {starting_timeout, Port}),
+                    St#st{starting = #{port => Port, phase => hello, timer => T, os_pid => undefined}};
+                {error, Reason} ->
+                    start_failed(undefined, Reason, St)
+            end
+    end;
+recycle(_, St) ->
+    St. % a replacement is on its way
+
+-spec on_starting_frame(binary(), #st{}) -> #st{}.
+on_starting_frame(Frame, #st{starting = #{port := Port, phase := hello} = S, opts = Opts} = St) ->
+    case py_port:hello(Frame) of
+        {ok, #{os_pid := OsPid} = Hello} ->
+            case maps:get(preload, Opts) of
+                undefined -> swap(Hello, St);
+                Code ->
+                    Id = atomics:add_get(St#st.ids, 1, 1),
+                    _ = py_port:send(Port, [Id, <<"exec">>, #{<<"code">> => Code}], 16#7fffffff),
+                    St#st{starting = S#{phase => {preload, Id, Hello}, os_pid => OsPid}}
+            end;
+        {error, Reason} ->
+            start_failed(Port, Reason, St)
+    end;
+on_starting_frame(Frame, #st{starting = #{port := Port, phase := {preload, Id, Hello}}} = St) ->
+    case py_msgpack:decode(Frame, St#st.decode) of
+        {ok, [Id, <<"ok">>, _]} -> swap(Hello, St);
+        {ok, [Id, <<"error">>, E]} -> start_failed(Port, {preload_failed, py_error:public(py_error:from_port(E))}, St);
+        {ok, [0, _, _] = Unsolicited} -> py_worker_route:unsolicited(Unsolicited, St);
+        _ -> St
+    end.
+
+%% The new port takes the slot; the old one retires.
+swap(Hello, #st{starting = #{port := New, timer := T}, port = Old, os_pid = OldPid} = St) ->
+    _ = erlang:cancel_timer(T),
+    Retiring = #{os_pid => OldPid, since => py_worker:now_ms(), shutdown => false},
+    St1 = St#st{port = New, os_pid = maps:get(os_pid, Hello), hello = Hello, starting = undefined,
+                retiring = maps:put(Old, Retiring, St#st.retiring),
+                memory = py_memory_policy:replaced(St#st.memory), gc_listening = false},
+    py_pool:update_route(St1#st.ctx, St1#st.slot, self(), py_worker_route:route(St1)),
+    logger:info("pyport worker ~p/~p: OS pid ~p replaces ~p", [St#st.pool, St#st.slot, St1#st.os_pid, OldPid]),
+    py_worker_route:gc_listen(sample(St1)).
+
+-spec start_failed(port() | undefined, term(), #st{}) -> #st{}.
+start_failed(Port, Reason, #st{starting = Starting} = St) ->
+    case Starting of
+        #{port := Port, timer := T} = S when Port =/= undefined ->
+            _ = erlang:cancel_timer(T),
+            py_port:kill(maps:get(os_pid, S)),
+            catch port_close(Port);
+        _ -> ok
+    end,
+    logger:warning("pyport worker ~p/~p: its replacement failed to start (~p); it keeps serving",
+                   [St#st.pool, St#st.slot, Reason]),
+    St#st{starting = undefined, memory = py_memory_policy:start_failed(St#st.memory, py_worker:now_ms())}.
+
+%% A retiring port is shut down once it holds no request, and no earlier
+%% than ?RETIRE_AFTER_MS after the swap: a caller that read the old route
+%% just before it may still be on its way to write.
+-spec drain_check(port(), #st{}) -> #st{}.
+drain_check(Port, #st{retiring = Retiring, table = Table, pending = Pending} = St) ->
+    case maps:find(Port, Retiring) of
+        {ok, #{shutdown := false, since := Since} = R} ->
+            Busy = ets:select_count(Table, [{{'_', '_', '_', Port}, [], [true]}]) > 0
+                orelse lists:any(fun(#req{port = P}) -> P =:= Port end, maps:values(Pending)),
+            case Busy orelse py_worker:now_ms() - Since < py_memory_policy:retire_after_ms() of
+                true -> St;
+                false ->
+                    _ = py_worker_route:send_frame(Port, [py_worker_route:next_cancel_id(0), <<"shutdown">>, #{}], St),
+                    erlang:send_after(5000, self(), {retire_kill, Port}),
+                    St#st{retiring = maps:put(Port, R#{shutdown => true}, Retiring)}
+            end;
+        _ -> St
+    end.

@@ -1,0 +1,149 @@
+%% @doc A worker's traffic with its port: writing frames, routing each
+%% reply to whoever waits for it (direct callers through the request
+%% table, the worker's own requests through py_worker_stream), the port's
+%% unsolicited frames (log, gc events), cancels, and answering every
+%% request of a port that ended.
+-module(py_worker_route).
+
+-export([send_frame/3, on_frame/2, unsolicited/2, cancel_in_port/3, forget/2, next_cancel_id/1,
+         answer_all/2, answer_port/3, route/1, gc_listen/1]).
+
+-include("py_worker.hrl").
+
+-spec send_frame(port() | undefined, term(), #st{}) -> ok | {error, term()}.
+send_frame(Port, Msg, #st{hello = Hello}) ->
+    Max = case Hello of #{limits := #{<<"max_frame">> := M}} -> M; _ -> 16#7fffffff end,
+    py_port:send(Port, Msg, Max).
+
+-spec on_frame(binary(), #st{}) -> #st{}.
+on_frame(Frame, St) ->
+    case frame_id(Frame) of
+        {ok, Id} when Id > 0, not is_map_key(Id, St#st.pending) -> route(Id, Frame, St);
+        _ ->
+            case py_msgpack:decode(Frame, St#st.decode) of
+                {ok, [0, _, _] = Unsolicited} -> unsolicited(Unsolicited, St);
+                {ok, [Id, Tag, Payload]} when is_integer(Id) -> py_worker_stream:on_reply(Id, Tag, Payload, St);
+                Other -> undecodable(Frame, Other, St)
+            end
+    end.
+
+%% A direct request's reply goes, undecoded, to whoever takes its entry.
+route(Id, Frame, #st{table = Table} = St) ->
+    case ets:take(Table, Id) of
+        [{Id, Caller, Tag, Port}] when is_pid(Caller) ->
+            Caller ! {Tag, Frame},
+            py_pool:done(St#st.ctx, St#st.slot),
+            py_worker_recycle:served(Port, St);
+        [{Id, abandoned, _, _}] ->
+            py_pool:done(St#st.ctx, St#st.slot),
+            case maps:take(Id, St#st.abandoned) of
+                {{T, _}, Rest} -> _ = erlang:cancel_timer(T), St#st{abandoned = Rest};
+                error -> St#st{finished = maps:put(Id, true, St#st.finished)} % {abandoned, Id} is on its way
+            end;
+        [] ->
+            St#st{abandoned = forget(Id, St#st.abandoned)} % a stream's late reply, or a cancel's
+    end.
+
+%% The Id of [Id, Tag, Payload], read without decoding the rest.
+frame_id(<<16#93, 0:1, I:7, _/binary>>) -> {ok, I};
+frame_id(<<16#93, 16#cc, I, _/binary>>) -> {ok, I};
+frame_id(<<16#93, 16#cd, I:16, _/binary>>) -> {ok, I};
+frame_id(<<16#93, 16#ce, I:32, _/binary>>) -> {ok, I};
+frame_id(<<16#93, 16#cf, I:64, _/binary>>) -> {ok, I};
+frame_id(_) -> error.
+
+undecodable(Frame, Reason, St) ->
+    case frame_id(Frame) of
+        {ok, Id} when Id > 0 ->
+            case maps:find(Id, St#st.pending) of
+                {ok, Req} -> py_worker_stream:finish(Id, Req, {error, py_error:undecodable(Reason)}, St);
+                error -> St
+            end;
+        _ ->
+            logger:error("pyport worker ~p/~p: undecodable frame: ~p", [St#st.pool, St#st.slot, Reason]),
+            St
+    end.
+
+-spec unsolicited(list(), #st{}) -> #st{}.
+unsolicited([0, <<"log">>, #{<<"level">> := Level, <<"message">> := Msg}], St) ->
+    logger:log(log_level(Level), "pyport ~p/~p: ~ts", [St#st.pool, St#st.slot, Msg]),
+    St;
+unsolicited([0, <<"gc">>, #{<<"events">> := Events, <<"dropped">> := Dropped}], St) ->
+    gc_events(Events, Dropped, St),
+    St;
+unsolicited([0, <<"error">>, E], St) ->
+    logger:error("pyport worker ~p/~p: ~p", [St#st.pool, St#st.slot, E]),
+    St;
+unsolicited(_, St) ->
+    St.
+
+log_level(<<"debug">>) -> debug;
+log_level(<<"warning">>) -> warning;
+log_level(<<"error">>) -> error;
+log_level(_) -> info.
+
+
+-spec cancel_in_port(pos_integer(), port(), #st{}) -> #st{}.
+cancel_in_port(Id, Port, St) ->
+    _ = send_frame(Port, [next_cancel_id(Id), <<"cancel">>, #{<<"id">> => Id}], St),
+    Grace = maps:get(cancel_grace, St#st.opts),
+    T = erlang:start_timer(Grace, self(), {cancel_grace, Id}),
+    St#st{abandoned = maps:put(Id, {T, Port}, St#st.abandoned)}.
+
+-spec forget(pos_integer(), #{pos_integer() => {reference(), port()}}) ->
+          #{pos_integer() => {reference(), port()}}.
+forget(Id, Abandoned) ->
+    case maps:take(Id, Abandoned) of
+        {{T, _}, Rest} -> _ = erlang:cancel_timer(T), Rest;
+        error -> Abandoned
+    end.
+
+%% Cancels use ids of their own, far from the request ids, and nobody
+%% waits for their replies.
+-spec next_cancel_id(non_neg_integer()) -> pos_integer().
+next_cancel_id(Id) -> Id + (1 bsl 62).
+
+%% Answers every request (of every port, or of one) with Result.
+-spec answer_all(term(), #st{}) -> #st{}.
+answer_all(Result, St) -> answer_port('_', Result, St).
+
+-spec answer_port(port() | '_', term(), #st{}) -> #st{}.
+answer_port(Which, Result, #st{pending = Pending, table = Table} = St) ->
+    lists:foreach(fun({Id, _, _, _}) ->
+                          case ets:take(Table, Id) of
+                              [{Id, Caller, Tag, _}] when is_pid(Caller) ->
+                                  Caller ! {Tag, Result},
+                                  py_pool:done(St#st.ctx, St#st.slot);
+                              [_] -> py_pool:done(St#st.ctx, St#st.slot);
+                              [] -> ok
+                          end
+                  end, ets:match_object(Table, {'_', '_', '_', Which})),
+    maps:fold(fun(Id, #req{port = P} = Req, Acc) when Which =:= '_'; P =:= Which ->
+                      py_worker_stream:finish_quietly(Id, Req, Result, Acc);
+                 (_, _, Acc) -> Acc
+              end, St, Pending).
+
+%% What callers need to send requests straight to this worker's port.
+-spec route(#st{}) -> py_call:route().
+route(#st{port = Port, ids = Ids, table = Table, decode = Decode, ctx = Ctx, slot = Slot,
+          hello = #{limits := #{<<"max_frame">> := Max}}}) ->
+    #{pid => self(), port => Port, ids => Ids, pending => Table, max_frame => Max,
+      decode => Decode, ctx => Ctx, slot => Slot}.
+
+%% Turns the port's gc event reporting on while someone listens.
+-spec gc_listen(#st{}) -> #st{}.
+gc_listen(#st{ctx = Ctx, slot = Slot, port = Port, gc_listening = Was} = St) ->
+    case py_pool:gc_listeners(Ctx, Slot) =/= [] of
+        Was -> St;
+        Want ->
+            _ = send_frame(Port, [next_cancel_id(0), <<"gc_events">>, #{<<"enable">> => Want}], St),
+            St#st{gc_listening = Want}
+    end.
+
+gc_events(Events, Dropped, #st{pool = Pool, slot = Slot, os_pid = OsPid, ctx = Ctx}) ->
+    Listeners = py_pool:gc_listeners(Ctx, Slot),
+    Msgs = [#{pool => Pool, slot => Slot, os_pid => OsPid, generation => G, collected => C,
+              uncollectable => U, duration_us => Ns div 1000} || [G, C, U, Ns] <- Events]
+        ++ [{dropped, Dropped} || Dropped > 0],
+    _ = [Pid ! {py_gc, {Pool, Ref}, Msg} || {Ref, Pid} <- Listeners, Msg <- Msgs],
+    ok.
