@@ -7,19 +7,24 @@
 %% full, and a pool whose every slot is full answers `{error, overloaded}'.
 %%
 %% The owner also keeps the pool's gc event subscriptions (`{Ref, Pid,
-%% Slot | all}', read by the workers), monitoring each subscriber.
+%% Slot | all}', read by the workers), monitoring each subscriber, and the
+%% pool's item streams (py_stream_table), monitoring each worker that runs
+%% one, so that a stream whose worker was killed still ends with one final
+%% message to its owner.
 -module(py_pool).
 -behaviour(gen_server).
 
 -export([start_link/2, context/1, context_opts/1, register_worker/4, unregister_worker/3,
          update_route/4, checkout/2, done/2, workers/1, slot_worker/1, default_timeout/1]).
 -export([gc_subscribe/3, gc_unsubscribe/2, gc_listeners/2]).
+-export([streams/1, stream_cancel/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([context/0]).
 
 -opaque context() :: #{name := atom(), tab := ets:tid(), counters := counters:counters_ref(),
-                       opts := py_opts:pool_opts(), subs := ets:tid(), owner := pid()}.
+                       opts := py_opts:pool_opts(), subs := ets:tid(), owner := pid(),
+                       streams := ets:tid()}.
 
 -spec start_link(atom(), py_opts:pool_opts()) -> {ok, pid()}.
 start_link(Name, Opts) ->
@@ -148,6 +153,25 @@ gc_listeners(#{subs := Subs}, Slot) ->
     ets:select(Subs, [{{'$1', '$2', all}, [], [{{'$1', '$2'}}]},
                       {{'$1', '$2', Slot}, [], [{{'$1', '$2'}}]}]).
 
+%% ---- item streams (py_stream_table) ----
+
+%% @doc The pool's stream table and the process that owns it.
+-spec streams(context()) -> {ets:tid(), pid()}.
+streams(#{streams := Streams, owner := Owner}) -> {Streams, Owner}.
+
+%% @doc Caller cancels stream Ref of a worker that is gone, if it is one
+%% of this pool's (a call: the owner's messages before it reach the caller
+%% first).
+-spec stream_cancel(atom(), reference(), pid()) -> ok.
+stream_cancel(Name, Ref, Caller) ->
+    case persistent_term:get({?MODULE, Name}, undefined) of
+        undefined -> ok;
+        #{owner := Owner} ->
+            try gen_server:call(Owner, {stream_cancel, Ref, Caller}, 10000)
+            catch exit:_ -> ok
+            end
+    end.
+
 %% ---- the owner of the tables ----
 
 init({Name, Opts}) ->
@@ -155,7 +179,8 @@ init({Name, Opts}) ->
     Subs = ets:new(py_pool_gc_subscriptions, [set, protected, {read_concurrency, true}]),
     Counters = counters:new(maps:get(size, Opts), [write_concurrency]),
     persistent_term:put({?MODULE, Name}, #{name => Name, tab => Tab, counters => Counters, opts => Opts,
-                                           subs => Subs, owner => self()}),
+                                           subs => Subs, owner => self(),
+                                           streams => py_stream_table:new()}),
     process_flag(trap_exit, true),
     {ok, Name}.
 
@@ -169,10 +194,19 @@ handle_call({gc_unsubscribe, Ref}, _From, Name) ->
     ets:delete(subs(Name), Ref),
     subscriptions_changed(Name),
     {reply, ok, Name};
+handle_call({stream_cancel, Ref, Caller}, _From, Name) ->
+    _ = py_stream_table:cancel(streams_table(Name), Ref, Caller),
+    {reply, ok, Name};
 handle_call(_Msg, _From, Name) -> {reply, {error, badarg}, Name}.
 
 handle_cast(_Msg, Name) -> {noreply, Name}.
 
+handle_info({watch_streams, Worker}, Name) ->
+    _ = erlang:monitor(process, Worker, [{tag, 'STREAMS_DOWN'}]),
+    {noreply, Name};
+handle_info({'STREAMS_DOWN', _, process, Worker, Reason}, Name) ->
+    ok = py_stream_table:worker_down(streams_table(Name), Worker, Reason),
+    {noreply, Name};
 handle_info({'DOWN', Ref, process, _, _}, Name) ->
     ets:delete(subs(Name), Ref),
     subscriptions_changed(Name),
@@ -181,6 +215,8 @@ handle_info(_Msg, Name) -> {noreply, Name}.
 
 subs(Name) -> maps:get(subs, context(Name)).
 
+streams_table(Name) -> maps:get(streams, context(Name)).
+
 %% Workers turn their port's event reporting on or off to match.
 subscriptions_changed(Name) ->
     {ok, Workers} = workers(Name),
@@ -188,5 +224,6 @@ subscriptions_changed(Name) ->
     ok.
 
 terminate(_Reason, Name) ->
+    ok = py_stream_table:pool_stopped(streams_table(Name)),
     _ = persistent_term:erase({?MODULE, Name}),
     ok.
