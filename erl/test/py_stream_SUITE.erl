@@ -9,6 +9,7 @@
 -export([owner_told_once_when_worker_killed/1, owner_told_once_when_os_process_killed/1,
          owner_told_once_when_pool_stopped/1, owner_told_once_on_timeout/1,
          cancel_from_other_process_tells_owner_once/1, cancel_by_owner_leaves_nothing/1,
+         cancel_by_owner_after_worker_killed_leaves_nothing/1,
          owner_told_once_when_done/1,
          collected_too_large_answered_early_and_freed/1, collected_under_bound_works/1,
          collected_timeout_frees_accumulation/1, max_collect_bytes_option/1]).
@@ -20,6 +21,7 @@ all() ->
     [owner_told_once_when_worker_killed, owner_told_once_when_os_process_killed,
      owner_told_once_when_pool_stopped, owner_told_once_on_timeout,
      cancel_from_other_process_tells_owner_once, cancel_by_owner_leaves_nothing,
+     cancel_by_owner_after_worker_killed_leaves_nothing,
      owner_told_once_when_done,
      collected_too_large_answered_early_and_freed, collected_under_bound_works,
      collected_timeout_frees_accumulation, max_collect_bytes_option].
@@ -91,6 +93,18 @@ cancel_by_owner_leaves_nothing(_) ->
     ok = py:stream_cancel(Ref),
     nothing_more(Ref),
     {ok, 1} = py:eval(<<"1">>, #{}, [{pool, s}]).
+
+cancel_by_owner_after_worker_killed_leaves_nothing(_) ->
+    % The pool's owner ends the dead worker's streams; the owner's own
+    % cancel, racing it, still leaves nothing behind.
+    ok = py:start_pool(s, [{size, 1}]),
+    lists:foreach(fun(_) ->
+                          ok = wait_until(fun() -> py_pool:workers(s) =/= {ok, []} end, 5000),
+                          Ref = endless(),
+                          exit(worker(s), kill),
+                          ok = py:stream_cancel(Ref),
+                          nothing_more(Ref)
+                  end, lists:seq(1, 5)).
 
 owner_told_once_when_done(_) ->
     ok = py:start_pool(s, [{size, 1}]),
@@ -185,3 +199,12 @@ freed(W, Base) ->
     After = worker_memory(W),
     ct:pal("worker memory: ~p bytes before, ~p after", [Base, After]),
     ?assert(After < Base + 2 * 1024 * 1024).
+
+%% Polls Fun every 20 ms until it returns true or Timeout passes.
+wait_until(Fun, Timeout) when Timeout =< 0 ->
+    case Fun() of true -> ok; false -> timeout end;
+wait_until(Fun, Timeout) ->
+    case Fun() of
+        true -> ok;
+        false -> timer:sleep(20), wait_until(Fun, Timeout - 20)
+    end.
