@@ -64,7 +64,7 @@ undecodable(Frame, Reason, St) ->
     case frame_id(Frame) of
         {ok, Id} when Id > 0 ->
             case maps:find(Id, St#st.pending) of
-                {ok, Req} -> py_worker_stream:finish(Id, Req, {error, py_error:undecodable(Reason)}, St);
+                {ok, Req} -> py_worker_stream:undecodable(Id, Req, Frame, py_error:undecodable(Reason), St);
                 error -> St
             end;
         _ ->

@@ -12,7 +12,7 @@
 
 -export([start_request/6, on_reply/4, grant_if_drained/2, finish/4, finish_quietly/4, answer/3,
          abandon/2]).
--export([collected_chunk/3, cancel/3, collected/1, cancelled/2]).
+-export([collected_chunk/3, cancel/3, undecodable/5, collected/1, cancelled/2]).
 
 -include("py_worker.hrl").
 
@@ -113,6 +113,16 @@ collected_chunk(Id, Frame, St) ->
             end;
         _ ->
             false
+    end.
+
+%% @doc A frame for request Id that cannot be decoded ends it with Reason.
+%% A chunk is not the request's end in the port: the generator is
+%% cancelled there, or it would wait for credit, holding the port, forever.
+-spec undecodable(pos_integer(), #req{}, binary(), term(), #st{}) -> #st{}.
+undecodable(Id, Req, Frame, Reason, St) ->
+    case py_collect:is_chunk(Frame) of
+        true -> abandon(Id, answer(Req, {error, Reason}, St));
+        false -> finish(Id, Req, {error, Reason}, St)
     end.
 
 %% @doc Caller cancels the item stream Ref: the owner hears `{error,

@@ -10,7 +10,7 @@
          owner_told_once_when_pool_stopped/1, owner_told_once_on_timeout/1,
          cancel_from_other_process_tells_owner_once/1, cancel_by_owner_leaves_nothing/1,
          cancel_by_owner_after_worker_killed_leaves_nothing/1,
-         owner_told_once_when_done/1,
+         owner_told_once_when_done/1, undecodable_item_ends_stream_in_port/1,
          collected_too_large_answered_early_and_freed/1, collected_under_bound_works/1,
          collected_timeout_frees_accumulation/1, max_collect_bytes_option/1]).
 
@@ -22,7 +22,7 @@ all() ->
      owner_told_once_when_pool_stopped, owner_told_once_on_timeout,
      cancel_from_other_process_tells_owner_once, cancel_by_owner_leaves_nothing,
      cancel_by_owner_after_worker_killed_leaves_nothing,
-     owner_told_once_when_done,
+     owner_told_once_when_done, undecodable_item_ends_stream_in_port,
      collected_too_large_answered_early_and_freed, collected_under_bound_works,
      collected_timeout_frees_accumulation, max_collect_bytes_option].
 
@@ -117,6 +117,17 @@ owner_told_once_when_done(_) ->
     spawn(fun() -> Self ! {cancelled, py:stream_cancel(Ref)} end),
     receive {cancelled, ok} -> ok after 5000 -> ct:fail(cancel_did_not_return) end,
     nothing_more(Ref).
+
+undecodable_item_ends_stream_in_port(_) ->
+    % An item this node cannot decode (an atom it does not know) ends the
+    % stream with one error, and the generator is stopped in the port too:
+    % the worker serves the next request.
+    ok = py:start_pool(s, [{size, 1}, {timeout, 5000}]),
+    {ok, Ref} = py:stream_eval_start(<<"(__import__('pyport').Atom('e3_no_such_atom_zq') "
+                                       "for _ in __import__('itertools').count())">>, #{}, [{pool, s}]),
+    {error, {unknown_atom, <<"e3_no_such_atom_zq">>}} = final(Ref),
+    nothing_more(Ref),
+    {ok, 1} = py:eval(<<"1">>, #{}, [{pool, s}]).
 
 %% ---- collected streams: bounded, freed ----
 
