@@ -171,6 +171,9 @@ handle_info({starting_timeout, Port}, St) ->
     {noreply, py_worker_recycle:start_failed(Port, timeout, St)};
 handle_info(gc_subscriptions_changed, St) ->
     {noreply, py_worker_route:gc_listen(St)};
+handle_info(collected_gc, St) ->
+    _ = erlang:garbage_collect(), % a collected stream's frames were dropped
+    {noreply, St};
 handle_info({credit_check, Id}, St) ->
     {noreply, py_worker_stream:grant_if_drained(Id, St)};
 handle_info({'DOWN', Mon, process, _, _}, #st{by_mon = ByMon} = St) ->

@@ -10,8 +10,7 @@
 %% by the caller, and dropped at once when the stream ends otherwise.
 -module(py_worker_stream).
 
--export([start_request/6, on_reply/4, grant_if_drained/2, finish/4, finish_quietly/4, answer/3,
-         abandon/2]).
+-export([start_request/6, on_reply/4, grant_if_drained/2, finish_quietly/4, answer/3, abandon/2]).
 -export([collected_chunk/3, cancel/3, undecodable/5, collected/1, cancelled/2]).
 
 -include("py_worker.hrl").
@@ -158,7 +157,6 @@ grant_if_drained(Id, St) ->
     end.
 
 %% The request's final answer: to its caller or stream owner.
--spec finish(pos_integer(), #req{}, term(), #st{}) -> #st{}.
 finish(Id, #req{port = Port} = Req, Result, St) ->
     py_worker_recycle:served(Port, finish_quietly(Id, Req, Result, St)).
 
@@ -185,8 +183,9 @@ forget_request(Id, #req{timer = Timer, mon = Mon, ref = Ref, credit_timer = CT} 
         #req{kind = items} ->
             py_stream_table:drop(streams(St), Ref); % answered already, or its owner is gone
         #req{kind = collect, acc = Acc} ->
-            % Its frames are dropped with the request; a big heap is given back now.
-            _ = [erlang:garbage_collect(self(), [{async, gc}]) || py_collect:bytes(Acc) > ?GC_AFTER_BYTES],
+            % Its frames are dropped with the request; a big heap is given back
+            % once this message is handled (no longer referenced by then).
+            _ = [self() ! collected_gc || py_collect:bytes(Acc) > ?GC_AFTER_BYTES],
             ok
     end,
     py_pool:done(St#st.ctx, St#st.slot),
