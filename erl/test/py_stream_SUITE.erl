@@ -12,7 +12,7 @@
          cancel_by_owner_after_worker_killed_leaves_nothing/1,
          owner_told_once_when_done/1, undecodable_item_ends_stream_in_port/1,
          collected_too_large_answered_early_and_freed/1, collected_under_bound_works/1,
-         collected_timeout_frees_accumulation/1, max_collect_bytes_option/1]).
+         collected_timeout_frees_accumulation/1]).
 
 %% Long enough for any message already on its way to have arrived.
 -define(QUIET_MS, 500).
@@ -24,7 +24,7 @@ all() ->
      cancel_by_owner_after_worker_killed_leaves_nothing,
      owner_told_once_when_done, undecodable_item_ends_stream_in_port,
      collected_too_large_answered_early_and_freed, collected_under_bound_works,
-     collected_timeout_frees_accumulation, max_collect_bytes_option].
+     collected_timeout_frees_accumulation].
 
 init_per_suite(Config) ->
     % Loaded already when another suite ran first in this node.
@@ -163,13 +163,6 @@ collected_timeout_frees_accumulation(_) ->
                                       [{pool, s}, {timeout, 2000}]),
     freed(W, Base),
     {ok, 1} = py:eval(<<"1">>, #{}, [{pool, s}]).
-
-max_collect_bytes_option(_) ->
-    {ok, #{max_collect_bytes := 67108864}} = py_opts:pool([]),
-    {ok, #{max_collect_bytes := infinity}} = py_opts:pool([{max_collect_bytes, infinity}]),
-    {ok, #{max_collect_bytes := 1}} = py_opts:pool([{max_collect_bytes, 1}]),
-    {error, {invalid_option, {max_collect_bytes, 0}}} = py_opts:pool([{max_collect_bytes, 0}]),
-    {error, {invalid_option, {max_collect_bytes, big}}} = py_opts:pool([{max_collect_bytes, big}]).
 
 %% ---- helpers ----
 
