@@ -31,7 +31,7 @@
          gc_threshold/0, gc_threshold/1, gc_threshold/2, gc_freeze/0, gc_freeze/1,
          gc_unfreeze/0, gc_unfreeze/1, reset/0, reset/1]).
 -export([version/0, bind/0, bind/1, unbind/0, unbind/1, exec_all/1, exec_all/2,
-         start_pool/2, stop_pool/1, last_error/0]).
+         start_pool/2, stop_pool/1, pool_status/1, last_error/0]).
 
 -export_type([code/0, options/0, error/0, stream_ref/0, target/0]).
 
@@ -364,7 +364,6 @@ reset(Target) -> py_memory:reset(Target).
 version() ->
     case py_pool:workers(default) of
         {ok, [{_, Worker} | _]} -> py_worker:info(Worker);
-        {ok, []} -> {error, no_workers};
         Error -> Error
     end.
 
@@ -428,6 +427,11 @@ start_pool(Name, Opts) when is_atom(Name) ->
 
 -spec stop_pool(atom()) -> ok | {error, not_found}.
 stop_pool(Name) -> py_sup:stop_pool(Name).
+
+%% @doc A pool's state (`ready', `degraded', `starting', `unavailable') and
+%% each slot's: `#{slot, state, pid, os_pid, restarts, last_error}'.
+-spec pool_status(atom()) -> {ok, #{state := atom(), slots := [map()]}} | {error, {no_pool, atom()}}.
+pool_status(Name) -> py_pool:status(Name).
 
 %% @doc The whole of this process's last Python error: `type', `message',
 %% `module' and `traceback' (a list of binaries, innermost last), or

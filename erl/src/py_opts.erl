@@ -18,8 +18,11 @@
 %%     flags (`spin_us' 0: the port never spins waiting for requests).</dd>
 %%   <dt>`env'</dt><dd>`[{Name, Value}]' strings added to the worker's OS environment.</dd>
 %%   <dt>`start_timeout'</dt><dd>ms a worker has to send its hello; default 10000.</dd>
-%%   <dt>`restart_intensity'</dt><dd>`{MaxRestarts, Seconds}' for the worker supervisor;
-%%     default `{10, 10}'.</dd>
+%%   <dt>`restart_intensity'</dt><dd>`{MaxRestarts, Seconds}' for the worker supervisor
+%%     (crashes of the Erlang worker process itself); default `{10, 10}'.</dd>
+%%   <dt>`restart_backoff'</dt><dd>`{MinMs, MaxMs}': a worker whose OS process keeps dying
+%%     or cannot start waits before its next start, MinMs after the second failure in a row,
+%%     doubling up to MaxMs (the first crash restarts at once); default `{100, 5000}'.</dd>
 %%   <dt>`max_rss'</dt><dd>bytes: a worker whose resident memory passes it after a request is
 %%     recycled (a fresh OS process takes its place; in-flight requests finish on the old
 %%     one); default `undefined'.</dd>
@@ -62,6 +65,7 @@
                        env := [{string(), string()}],
                        start_timeout := pos_integer(),
                        restart_intensity := {non_neg_integer(), pos_integer()},
+                       restart_backoff := {non_neg_integer(), non_neg_integer()},
                        max_rss := pos_integer() | undefined,
                        max_requests := pos_integer() | undefined,
                        memory_limit := pos_integer() | undefined,
@@ -88,6 +92,7 @@ pool(Opts) ->
                  env => [],
                  start_timeout => 10000,
                  restart_intensity => {10, 10},
+                 restart_backoff => {100, 5000},
                  max_rss => undefined,
                  max_requests => undefined,
                  memory_limit => undefined,
@@ -148,6 +153,8 @@ pool_opt(env, Env) when is_list(Env) ->
              end);
 pool_opt(start_timeout, N) -> pos_int(N);
 pool_opt(restart_intensity, {R, T}) when is_integer(R), R >= 0, is_integer(T), T > 0 -> {ok, {R, T}};
+pool_opt(restart_backoff, {Min, Max}) when is_integer(Min), Min >= 0, is_integer(Max), Max >= Min ->
+    {ok, {Min, Max}};
 pool_opt(max_rss, N) -> pos_int_or_undefined(N);
 pool_opt(max_requests, N) -> pos_int_or_undefined(N);
 pool_opt(memory_limit, undefined) -> {ok, undefined};

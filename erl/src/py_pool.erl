@@ -1,10 +1,19 @@
 %% @doc A pool's routing state, and the process that owns it.
 %%
-%% Each pool has a table of slots (`{Slot, WorkerPid, Route}', written by the
-%% workers as they start and stop) and a counters array of requests in
-%% flight per slot. Callers pick the least-loaded slot and reserve it with
-%% one atomic add, with no process in between; a slot at max_in_flight is
-%% full, and a pool whose every slot is full answers `{error, overloaded}'.
+%% Each pool has a table of the slots that are ready (`{Slot, WorkerPid,
+%% Route}') and a counters array of requests in flight per slot. Callers
+%% pick the least-loaded ready slot and reserve it with one atomic add, with
+%% no process in between; a slot at max_in_flight is full, and a pool whose
+%% every slot is full answers `{error, overloaded}'.
+%%
+%% A second table holds every slot's state (`{Slot, WorkerPid, State,
+%% Info}'): `starting' (its first port is on its way), `ready',
+%% `restarting' (its port died; a new one is on its way) or `failing' (its
+%% last start failed; retried with backoff). When no slot is ready, a
+%% caller waits for one within its own timeout: the owner keeps the waiters
+%% and answers them when a slot changes state (so it is in the path of a
+%% call only while no worker is up). When every slot is failing, callers
+%% get `{error, {pool_unavailable, Name, Reason}}' at once.
 %%
 %% The owner also keeps the pool's gc event subscriptions (`{Ref, Pid,
 %% Slot | all}', read by the workers), monitoring each subscriber, and the
@@ -14,17 +23,21 @@
 -module(py_pool).
 -behaviour(gen_server).
 
--export([start_link/2, context/1, context_opts/1, register_worker/4, unregister_worker/3,
-         update_route/4, checkout/2, done/2, workers/1, slot_worker/1, default_timeout/1]).
+-export([start_link/2, context/1, context_opts/1, worker_starting/3, ready/5, not_ready/5,
+         update_route/5, checkout/2, checkout/3, done/2, workers/1, slot_worker/1, default_timeout/1,
+         status/1, await_started/2]).
 -export([gc_subscribe/3, gc_unsubscribe/2, gc_listeners/2]).
 -export([streams/1, stream_cancel/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
--export_type([context/0]).
+-export_type([context/0, slot_state/0, slot_info/0]).
 
--opaque context() :: #{name := atom(), tab := ets:tid(), counters := counters:counters_ref(),
-                       opts := py_opts:pool_opts(), subs := ets:tid(), owner := pid(),
-                       streams := ets:tid()}.
+-opaque context() :: #{name := atom(), tab := ets:tid(), status := ets:tid(),
+                       counters := counters:counters_ref(), opts := py_opts:pool_opts(),
+                       subs := ets:tid(), owner := pid(), streams := ets:tid()}.
+-type slot_state() :: starting | ready | restarting | failing.
+-type slot_info() :: #{os_pid := integer() | undefined, restarts := non_neg_integer(),
+                       last_error := term()}.
 
 -spec start_link(atom(), py_opts:pool_opts()) -> {ok, pid()}.
 start_link(Name, Opts) ->
@@ -39,44 +52,132 @@ context(Name) ->
 -spec context_opts(context()) -> py_opts:pool_opts().
 context_opts(#{opts := Opts}) -> Opts.
 
--spec register_worker(context(), pos_integer(), pid(), py_call:route()) -> ok.
-register_worker(#{tab := Tab, counters := C}, Slot, Pid, Route) ->
+%% ---- what the workers say ----
+
+%% @doc A worker process (new, or replacing one that crashed) is starting
+%% its first port: its slot holds no request.
+-spec worker_starting(context(), pos_integer(), pid()) -> ok.
+worker_starting(#{counters := C} = Ctx, Slot, Pid) ->
     counters:put(C, Slot, 0),
+    not_ready(Ctx, Slot, Pid, starting, #{os_pid => undefined, restarts => 0, last_error => undefined}).
+
+%% @doc The slot's port is up: callers may use Route.
+-spec ready(context(), pos_integer(), pid(), py_call:route(), slot_info()) -> ok.
+ready(#{tab := Tab, status := Status} = Ctx, Slot, Pid, Route, Info) ->
     true = ets:insert(Tab, {Slot, Pid, Route}),
-    ok.
+    true = ets:insert(Status, {Slot, Pid, ready, Info}),
+    changed(Ctx, Slot).
+
+%% @doc The slot has no port callers may use (State says why).
+-spec not_ready(context(), pos_integer(), pid(), starting | restarting | failing, slot_info()) -> ok.
+not_ready(#{tab := Tab, status := Status} = Ctx, Slot, Pid, State, Info) ->
+    catch ets:match_delete(Tab, {Slot, Pid, '_'}),
+    catch ets:insert(Status, {Slot, Pid, State, Info}),
+    changed(Ctx, Slot).
 
 %% @doc A recycled worker's new port: callers use it from now on. In-flight
 %% counts are kept (the old port's requests still end with done/2).
--spec update_route(context(), pos_integer(), pid(), py_call:route()) -> ok.
-update_route(#{tab := Tab}, Slot, Pid, Route) ->
+-spec update_route(context(), pos_integer(), pid(), py_call:route(), slot_info()) -> ok.
+update_route(#{tab := Tab, status := Status}, Slot, Pid, Route, Info) ->
     true = ets:insert(Tab, {Slot, Pid, Route}),
+    true = ets:insert(Status, {Slot, Pid, ready, Info}),
     ok.
 
--spec unregister_worker(context(), pos_integer(), pid()) -> ok.
-unregister_worker(#{tab := Tab}, Slot, Pid) ->
-    catch ets:match_delete(Tab, {Slot, Pid, '_'}),
+changed(#{owner := Owner}, Slot) ->
+    Owner ! {slot_changed, Slot},
     ok.
+
+%% ---- what callers do ----
+
+%% @doc checkout/3 with the pool's default timeout, for calls that only
+%% need a slot.
+-spec checkout(atom(), pos_integer() | undefined) -> {ok, py_call:route()} | {error, term()}.
+checkout(Name, Bound) ->
+    case default_timeout(Name) of
+        {ok, Timeout} ->
+            case checkout(Name, Bound, Timeout) of
+                {ok, Route, _} -> {ok, Route};
+                Error -> Error
+            end;
+        Error -> Error
+    end.
 
 %% @doc Reserves a worker for one request: the bound slot if given, else
-%% the least-loaded one. The worker releases it with done/2.
--spec checkout(atom(), pos_integer() | undefined) ->
-          {ok, py_call:route()} | {error, overloaded | {no_pool, atom()} | no_workers | {worker_exited, restarting}}.
-checkout(Name, Bound) ->
+%% the least-loaded ready one, waiting up to Timeout ms for one while the
+%% pool's workers (re)start. Returns the time left of Timeout. The worker
+%% releases the slot with done/2.
+-spec checkout(atom(), pos_integer() | undefined, timeout()) ->
+          {ok, py_call:route(), timeout()}
+        | {error, overloaded | timeout | {no_pool, atom()} | {no_slot, atom(), integer()}
+                  | {pool_unavailable, atom(), term()}}.
+checkout(Name, Bound, Timeout) ->
     case persistent_term:get({?MODULE, Name}, undefined) of
         undefined -> {error, {no_pool, Name}};
-        Ctx -> checkout_in(Ctx, Bound)
+        Ctx -> checkout_in(Ctx, Bound, deadline(Timeout))
     end.
 
-checkout_in(#{tab := Tab} = Ctx, undefined) ->
+checkout_in(#{name := Name} = Ctx, Which, Deadline) ->
+    case try_checkout(Ctx, Which) of
+        {ok, Route} -> {ok, Route, remaining(Deadline)};
+        not_ready ->
+            case availability(Ctx, Which) of
+                {unavailable, Reason} -> {error, {pool_unavailable, Name, Reason}};
+                wait ->
+                    case await(Ctx, {slot, Which}, Deadline) of
+                        ok -> checkout_in(Ctx, Which, Deadline);
+                        Error -> Error
+                    end
+            end;
+        Error -> Error
+    end.
+
+try_checkout(#{tab := Tab} = Ctx, undefined) ->
     case ets:tab2list(Tab) of
-        [] -> {error, no_workers};
+        [] -> not_ready;
         Slots -> reserve(Ctx, least_loaded(Ctx, Slots))
     end;
-checkout_in(#{tab := Tab} = Ctx, Slot) ->
+try_checkout(#{name := Name, opts := #{size := Size}}, Slot) when not is_integer(Slot); Slot < 1; Slot > Size ->
+    {error, {no_slot, Name, Slot}};
+try_checkout(#{tab := Tab} = Ctx, Slot) ->
     case ets:lookup(Tab, Slot) of
         [Entry] -> reserve(Ctx, Entry);
-        [] -> {error, {worker_exited, restarting}}
+        [] -> not_ready
     end.
+
+%% Whether waiting can help: not when every slot concerned is failing to start.
+availability(#{status := Status, opts := #{size := Size}}, undefined) ->
+    case ets:tab2list(Status) of
+        Slots when length(Slots) =:= Size ->
+            case [Reason || {_, _, failing, #{last_error := Reason}} <- lists:sort(Slots)] of
+                [First | _] = Failing when length(Failing) =:= Size -> {unavailable, First};
+                _ -> wait
+            end;
+        _ -> wait
+    end;
+availability(#{status := Status}, Slot) ->
+    case ets:lookup(Status, Slot) of
+        [{_, _, failing, #{last_error := Reason}}] -> {unavailable, Reason};
+        _ -> wait
+    end.
+
+%% Waits, in the owner, until what the caller waits for may have changed.
+await(#{name := Name, owner := Owner}, What, Deadline) ->
+    case remaining(Deadline) of
+        0 -> {error, timeout};
+        Left ->
+            try gen_server:call(Owner, {await, What, Left}, Left) of
+                retry -> ok
+            catch
+                exit:{timeout, _} -> {error, timeout};
+                exit:_ -> {error, {no_pool, Name}}
+            end
+    end.
+
+deadline(infinity) -> infinity;
+deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
+
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 least_loaded(#{counters := C}, [First | Rest]) ->
     Load = fun({Slot, _, _}) -> counters:get(C, Slot) end,
@@ -103,12 +204,52 @@ reserve(#{counters := C, opts := #{max_in_flight := Max}}, {Slot, _Pid, Route}) 
 done(#{counters := C}, Slot) ->
     counters:sub(C, Slot, 1).
 
-%% @doc The running workers of a pool, by slot.
+%% @doc The workers of a pool, by slot, whatever their state.
 -spec workers(atom()) -> {ok, [{pos_integer(), pid()}]} | {error, {no_pool, atom()}}.
 workers(Name) ->
     case persistent_term:get({?MODULE, Name}, undefined) of
         undefined -> {error, {no_pool, Name}};
-        #{tab := Tab} -> {ok, lists:sort([{Slot, Pid} || {Slot, Pid, _} <- ets:tab2list(Tab)])}
+        #{status := Status} -> {ok, lists:sort([{Slot, Pid} || {Slot, Pid, _, _} <- ets:tab2list(Status)])}
+    end.
+
+%% @doc The state of a pool and of each slot: `ready' (every slot is),
+%% `degraded' (some are), `starting' (none is, some are on their way) or
+%% `unavailable' (every slot is failing to start).
+-spec status(atom()) -> {ok, #{state := ready | degraded | starting | unavailable, slots := [map()]}}
+                         | {error, {no_pool, atom()}}.
+status(Name) ->
+    case persistent_term:get({?MODULE, Name}, undefined) of
+        undefined -> {error, {no_pool, Name}};
+        #{status := Status, opts := #{size := Size}} ->
+            Known = maps:from_list([{Slot, E} || {Slot, _, _, _} = E <- ets:tab2list(Status)]),
+            Slots = [slot_status(Slot, maps:get(Slot, Known, undefined)) || Slot <- lists:seq(1, Size)],
+            States = [State || #{state := State} <- Slots],
+            Ready = length([ready || ready <- States]),
+            PoolState = if
+                            Ready =:= Size -> ready;
+                            Ready > 0 -> degraded;
+                            true ->
+                                case lists:usort(States) of
+                                    [failing] -> unavailable;
+                                    _ -> starting
+                                end
+                        end,
+            {ok, #{state => PoolState, slots => Slots}}
+    end.
+
+slot_status(Slot, undefined) ->
+    #{slot => Slot, state => starting, pid => undefined, os_pid => undefined, restarts => 0,
+      last_error => undefined};
+slot_status(Slot, {Slot, Pid, State, Info}) ->
+    Info#{slot => Slot, state => State, pid => Pid}.
+
+%% @doc Waits until every slot of a new pool has made its first start
+%% (or failed it), up to Timeout ms.
+-spec await_started(atom(), timeout()) -> ok | {error, term()}.
+await_started(Name, Timeout) ->
+    case persistent_term:get({?MODULE, Name}, undefined) of
+        undefined -> {error, {no_pool, Name}};
+        Ctx -> await(Ctx, started, deadline(Timeout))
     end.
 
 %% @doc The pool's per-call timeout, for calls that give none.
@@ -176,42 +317,70 @@ stream_cancel(Name, Ref, Caller) ->
 
 init({Name, Opts}) ->
     Tab = ets:new(py_pool_slots, [set, public, {read_concurrency, true}]),
+    Status = ets:new(py_pool_slot_states, [set, public, {read_concurrency, true}]),
     Subs = ets:new(py_pool_gc_subscriptions, [set, protected, {read_concurrency, true}]),
     Counters = counters:new(maps:get(size, Opts), [write_concurrency]),
-    persistent_term:put({?MODULE, Name}, #{name => Name, tab => Tab, counters => Counters, opts => Opts,
-                                           subs => Subs, owner => self(),
+    persistent_term:put({?MODULE, Name}, #{name => Name, tab => Tab, status => Status, counters => Counters,
+                                           opts => Opts, subs => Subs, owner => self(),
                                            streams => py_stream_table:new()}),
     process_flag(trap_exit, true),
-    {ok, Name}.
+    {ok, #{name => Name, waiters => []}}.
 
-handle_call({gc_subscribe, Slot, Pid}, _From, Name) ->
+handle_call({await, What, Left}, From, #{name := Name, waiters := Waiters} = S) ->
+    case settled(context(Name), What) of
+        true -> {reply, retry, S};
+        false ->
+            Until = case Left of infinity -> infinity; _ -> erlang:monotonic_time(millisecond) + Left end,
+            {noreply, S#{waiters := [{From, What, Until} | live(Waiters)]}}
+    end;
+handle_call({gc_subscribe, Slot, Pid}, _From, #{name := Name} = S) ->
     Ref = erlang:monitor(process, Pid),
     true = ets:insert(subs(Name), {Ref, Pid, Slot}),
     subscriptions_changed(Name),
-    {reply, {ok, Ref}, Name};
-handle_call({gc_unsubscribe, Ref}, _From, Name) ->
+    {reply, {ok, Ref}, S};
+handle_call({gc_unsubscribe, Ref}, _From, #{name := Name} = S) ->
     erlang:demonitor(Ref, [flush]),
     ets:delete(subs(Name), Ref),
     subscriptions_changed(Name),
-    {reply, ok, Name};
-handle_call({stream_cancel, Ref, Caller}, _From, Name) ->
+    {reply, ok, S};
+handle_call({stream_cancel, Ref, Caller}, _From, #{name := Name} = S) ->
     _ = py_stream_table:cancel(streams_table(Name), Ref, Caller),
-    {reply, ok, Name};
-handle_call(_Msg, _From, Name) -> {reply, {error, badarg}, Name}.
+    {reply, ok, S};
+handle_call(_Msg, _From, S) -> {reply, {error, badarg}, S}.
 
-handle_cast(_Msg, Name) -> {noreply, Name}.
+handle_cast(_Msg, S) -> {noreply, S}.
 
-handle_info({watch_streams, Worker}, Name) ->
+handle_info({slot_changed, _Slot}, #{name := Name, waiters := Waiters} = S) ->
+    Ctx = context(Name),
+    {Settled, Waiting} = lists:partition(fun({_, What, _}) -> settled(Ctx, What) end, live(Waiters)),
+    _ = [gen_server:reply(From, retry) || {From, _, _} <- Settled],
+    {noreply, S#{waiters := Waiting}};
+handle_info({watch_streams, Worker}, S) ->
     _ = erlang:monitor(process, Worker, [{tag, 'STREAMS_DOWN'}]),
-    {noreply, Name};
-handle_info({'STREAMS_DOWN', _, process, Worker, Reason}, Name) ->
+    {noreply, S};
+handle_info({'STREAMS_DOWN', _, process, Worker, Reason}, #{name := Name} = S) ->
     ok = py_stream_table:worker_down(streams_table(Name), Worker, Reason),
-    {noreply, Name};
-handle_info({'DOWN', Ref, process, _, _}, Name) ->
+    {noreply, S};
+handle_info({'DOWN', Ref, process, _, _}, #{name := Name} = S) ->
     ets:delete(subs(Name), Ref),
     subscriptions_changed(Name),
-    {noreply, Name};
-handle_info(_Msg, Name) -> {noreply, Name}.
+    {noreply, S};
+handle_info(_Msg, S) -> {noreply, S}.
+
+%% Whether a waiter has something to try again: a ready slot, a pool
+%% that cannot start, or (for a new pool) every slot's first start done.
+settled(#{tab := Tab} = Ctx, {slot, undefined}) ->
+    ets:info(Tab, size) > 0 orelse availability(Ctx, undefined) =/= wait;
+settled(#{tab := Tab} = Ctx, {slot, Slot}) ->
+    ets:member(Tab, Slot) orelse availability(Ctx, Slot) =/= wait;
+settled(#{status := Status, opts := #{size := Size}}, started) ->
+    States = [State || {_, _, State, _} <- ets:tab2list(Status)],
+    length(States) =:= Size andalso not lists:member(starting, States).
+
+%% The waiters whose caller still waits (the others' calls timed out).
+live(Waiters) ->
+    Now = erlang:monotonic_time(millisecond),
+    [W || {{Pid, _}, _, Until} = W <- Waiters, Until =:= infinity orelse Until > Now, is_process_alive(Pid)].
 
 subs(Name) -> maps:get(subs, context(Name)).
 
@@ -223,7 +392,7 @@ subscriptions_changed(Name) ->
     _ = [Pid ! gc_subscriptions_changed || {_, Pid} <- Workers],
     ok.
 
-terminate(_Reason, Name) ->
+terminate(_Reason, #{name := Name}) ->
     ok = py_stream_table:pool_stopped(streams_table(Name)),
     _ = persistent_term:erase({?MODULE, Name}),
     ok.

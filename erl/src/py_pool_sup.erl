@@ -1,5 +1,7 @@
 %% @doc One pool: its routing state, then its workers (rest_for_one, so
-%% the workers restart with a fresh table if its owner ever dies).
+%% the workers restart with a fresh table if its owner ever dies). A
+%% worker restarts its own port when Python crashes (py_worker): the
+%% restart intensity here is spent only on crashes of the Erlang processes.
 -module(py_pool_sup).
 -behaviour(supervisor).
 

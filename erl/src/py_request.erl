@@ -12,8 +12,8 @@
 run(Op, Args, Opts) ->
     case resolve(Opts) of
         {ok, #{pool := Pool, timeout := Timeout}} ->
-            case py_pool:checkout(Pool, bound(Pool)) of
-                {ok, Route} -> result(py_call:request(Route, Op, Args, Timeout));
+            case py_pool:checkout(Pool, bound(Pool), Timeout) of
+                {ok, Route, Left} -> result(py_call:request(Route, Op, Args, Left));
                 Error -> Error
             end;
         Error -> Error
@@ -24,8 +24,8 @@ run(Op, Args, Opts) ->
 run_on(Pool, Slot, Op, Args) ->
     case py_pool:default_timeout(Pool) of
         {ok, Timeout} ->
-            case py_pool:checkout(Pool, case Slot of undefined -> bound(Pool); _ -> Slot end) of
-                {ok, Route} -> result(py_call:request(Route, Op, Args, Timeout));
+            case py_pool:checkout(Pool, case Slot of undefined -> bound(Pool); _ -> Slot end, Timeout) of
+                {ok, Route, Left} -> result(py_call:request(Route, Op, Args, Left));
                 Error -> Error
             end;
         Error -> Error
@@ -35,8 +35,8 @@ run_on(Pool, Slot, Op, Args) ->
 run_stream(Op, Args, Mode, Opts) ->
     case resolve(Opts) of
         {ok, #{pool := Pool, timeout := Timeout}} ->
-            case py_pool:checkout(Pool, bound(Pool)) of
-                {ok, #{pid := Worker}} -> result(py_worker:stream(Worker, Op, Args, Mode, Timeout));
+            case py_pool:checkout(Pool, bound(Pool), Timeout) of
+                {ok, #{pid := Worker}, Left} -> result(py_worker:stream(Worker, Op, Args, Mode, Left));
                 Error -> Error
             end;
         Error -> Error

@@ -1,7 +1,12 @@
-%% @doc The application's root: one supervisor per pool. A pool whose
-%% workers cannot start gives up after its restart intensity and is not
-%% restarted (transient), so one broken pool never takes the others, or the
-%% node, with it.
+%% @doc The application's root: one supervisor per pool. Starting a pool
+%% never waits for Python: its workers start their ports after they are up
+%% (py_worker), so the application boots whatever the configured pools'
+%% preloads do, and a pool whose workers cannot start stays, retrying with
+%% backoff and answering `{error, {pool_unavailable, Name, Reason}}'
+%% (py:pool_status/1 tells why). Only start_pool/2, an explicit request,
+%% waits for the first start of every worker and gives up when none came
+%% up (a pool with no working slot at start is a mistake of its caller's,
+%% best answered with the reason).
 -module(py_sup).
 -behaviour(supervisor).
 
@@ -12,15 +17,31 @@
 start_link(Pools) ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, Pools).
 
+%% @doc Starts a pool and waits for each worker's first start: `{ok, Pid}'
+%% when at least one worker came up (the others retry), else the pool is
+%% stopped and the first worker's reason returned.
 -spec start_pool(atom(), py_opts:pool_opts()) -> {ok, pid()} | {error, term()}.
 start_pool(Name, Opts) ->
     case supervisor:start_child(?MODULE, pool_spec(Name, Opts)) of
-        {ok, Pid} -> {ok, Pid};
+        {ok, Pid} -> first_start(Name, Pid, Opts);
         {error, {already_started, _}} -> {error, {already_started, Name}};
         {error, already_present} ->
             _ = supervisor:delete_child(?MODULE, {pool, Name}),
             start_pool(Name, Opts);
         {error, Reason} -> {error, start_error(Reason)}
+    end.
+
+first_start(Name, Pid, #{start_timeout := StartTimeout}) ->
+    % A first start is a hello then the preload, each within start_timeout.
+    Waited = py_pool:await_started(Name, 2 * StartTimeout + 1000),
+    case py_pool:status(Name) of
+        {ok, #{state := State}} when Waited =:= ok, State =/= unavailable ->
+            {ok, Pid};
+        {ok, #{slots := [#{last_error := Reason} | _]}} ->
+            _ = stop_pool(Name),
+            {error, case Waited of ok -> Reason; {error, timeout} -> start_timeout; {error, E} -> E end};
+        {error, _} = Error ->
+            Error
     end.
 
 %% The reason the first worker failed, out of the supervisors' wrapping.

@@ -1,4 +1,14 @@
-%% @doc One pool slot's pyport OS process, owned by one gen_server.
+%% @doc One pool slot's pyport OS process, owned by one gen_server that
+%% outlives it.
+%%
+%% The gen_server starts its port after init/1 returns (so a pool, and
+%% the application, start whatever Python does), and starts a new one
+%% whenever the port dies or fails to start: at once after the first crash,
+%% then with a growing backoff while it keeps crashing (py_worker_backoff).
+%% Python crashes never reach the supervisor, so its restart intensity is
+%% never spent on them and a pool never disappears on its own. The slot's
+%% state (starting, ready, restarting, failing) is kept in the pool's
+%% table (py_pool), where callers wait for a ready slot.
 %%
 %% Calls are written to the port by their callers (py_call); this process
 %% owns the port, so it routes their replies back by id, and it runs the
@@ -22,8 +32,8 @@
 -behaviour(gen_server).
 
 -export([start_link/2, stream/5, stream_cancel/2, info/1]).
--export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
--export([os_pid/2, kill_port/2, now_ms/0]).
+-export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+-export([os_pid/2, kill_port/2, now_ms/0, slot_info/1]).
 
 -include("py_worker.hrl").
 
@@ -73,26 +83,17 @@ init({Pool, Slot}) ->
     process_flag(trap_exit, true),
     Ctx = py_pool:context(Pool),
     Opts = py_pool:context_opts(Ctx),
-    St0 = #st{pool = Pool, slot = Slot, opts = Opts, ctx = Ctx,
-              decode = #{atoms => maps:get(atoms, Opts)},
-              ids = atomics:new(1, [{signed, false}]),
-              table = ets:new(py_worker_requests, [set, public, {write_concurrency, true}]),
-              memory = py_memory_policy:new(Opts)},
-    case open(St0) of
-        {ok, St1} ->
-            case preload(St1) of
-                {ok, St2} ->
-                    py_pool:register_worker(Ctx, Slot, self(), py_worker_route:route(St2)),
-                    erlang:send_after(?SWEEP_MS, self(), sweep),
-                    M = py_memory_policy:oom_mark(py_port:oom_kills(), St2#st.memory),
-                    {ok, py_worker_route:gc_listen(py_worker_recycle:sample(St2#st{memory = M}))};
-                {error, Reason, St2} ->
-                    py_port:kill(St2#st.os_pid),
-                    {stop, Reason}
-            end;
-        {error, Reason} ->
-            {stop, Reason}
-    end.
+    St = #st{pool = Pool, slot = Slot, opts = Opts, ctx = Ctx,
+             decode = #{atoms => maps:get(atoms, Opts)},
+             ids = atomics:new(1, [{signed, false}]),
+             table = ets:new(py_worker_requests, [set, public, {write_concurrency, true}]),
+             memory = py_memory_policy:new(Opts),
+             backoff = py_worker_backoff:new(maps:get(restart_backoff, Opts))},
+    ok = py_pool:worker_starting(Ctx, Slot, self()),
+    {ok, St, {continue, start_port}}.
+
+handle_continue(start_port, St) ->
+    {noreply, start_port(St)}.
 
 handle_call({stream, Op, Args, collect, Timeout}, {Caller, _} = From, St) ->
     py_worker_stream:start_request(#req{kind = collect, from = From}, Caller, Op,
@@ -106,6 +107,8 @@ handle_call({stream, Op, Args, {items, Owner}, Timeout}, _From, St) ->
     end;
 handle_call({stream_cancel, Ref}, {Caller, _}, St) ->
     {reply, ok, py_worker_stream:cancel(Ref, Caller, St)};
+handle_call(info, _From, #st{port = undefined} = St) ->
+    {reply, {error, {worker_exited, restarting}}, St};
 handle_call(info, _From, #st{hello = Hello} = St) ->
     {reply, {ok, Hello}, St};
 handle_call(_Msg, _From, St) ->
@@ -193,14 +196,16 @@ handle_info({'EXIT', Port, Reason}, St) when is_port(Port) ->
     end;
 handle_info({'EXIT', _, Reason}, St) ->
     {stop, Reason, St};
+handle_info(start_port, St) ->
+    {noreply, start_port(St)};
 handle_info(_Msg, St) ->
     {noreply, St}.
 
 terminate(_Reason, #st{port = Port} = St) ->
-    py_pool:unregister_worker(St#st.ctx, St#st.slot, self()),
+    py_pool:not_ready(St#st.ctx, St#st.slot, self(), restarting, slot_info(St#st{last_error = shutdown})),
     St1 = py_worker_route:answer_all({error, {worker_exited, shutdown}}, St),
     _ = [py_port:kill(OsPid) || #{os_pid := OsPid} <- maps:values(St1#st.retiring)],
-    _ = [py_port:kill(py_memory_policy:starting_os_pid(S)) || S <- [St1#st.starting], S =/= undefined],
+    _ = abort_starting(St1),
     Port =/= undefined andalso stop_port(Port, St1),
     ok.
 
@@ -217,6 +222,63 @@ stop_port(Port, St) ->
     true.
 
 %% ---- start-up ----
+
+%% Starts a port and runs the preload; the slot is ready, or failing and
+%% tried again after a backoff. Blocks this worker only: nothing waits on
+%% it but callers of this slot, in the pool's waiters.
+start_port(#st{port = undefined} = St) ->
+    case open(St) of
+        {ok, St1} ->
+            case preload(St1) of
+                {ok, St2} ->
+                    up(St2);
+                {error, Reason, St2} ->
+                    py_port:kill(St2#st.os_pid),
+                    _ = [catch port_close(P) || P <- [St2#st.port], P =/= undefined],
+                    failed_start(Reason, St2#st{port = undefined, os_pid = undefined})
+            end;
+        {error, Reason} ->
+            failed_start(Reason, St)
+    end;
+start_port(St) ->
+    St.
+
+up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
+    M = py_memory_policy:oom_mark(py_port:oom_kills(), py_memory_policy:new(Opts)),
+    B = py_worker_backoff:up(now_ms(), St#st.backoff),
+    St1 = St#st{memory = M, gc_listening = false, backoff = B},
+    % The sweep runs from the first port on, for the life of the worker.
+    _ = [erlang:send_after(?SWEEP_MS, self(), sweep) || py_worker_backoff:restarts(B) =:= 0],
+    py_pool:ready(Ctx, Slot, self(), py_worker_route:route(St1), slot_info(St1)),
+    _ = [logger:notice("pyport pool ~p slot ~p: serving again (OS pid ~p, after ~p)",
+                       [St#st.pool, Slot, St1#st.os_pid, St#st.last_error], meta(St))
+         || St#st.last_error =/= undefined],
+    py_worker_route:gc_listen(py_worker_recycle:sample(St1)).
+
+failed_start(Reason, #st{ctx = Ctx, slot = Slot} = St) ->
+    {Delay, B} = py_worker_backoff:start_failed(St#st.backoff),
+    logger:warning("pyport pool ~p slot ~p: the worker could not start: ~p; next try in ~p ms",
+                   [St#st.pool, Slot, Reason, Delay], meta(St)),
+    St1 = St#st{backoff = B, last_error = Reason},
+    py_pool:not_ready(Ctx, Slot, self(), failing, slot_info(St1)),
+    erlang:send_after(Delay, self(), start_port),
+    St1.
+
+%% @doc What py:pool_status/1 shows of this worker.
+-spec slot_info(#st{}) -> py_pool:slot_info().
+slot_info(#st{os_pid = OsPid, backoff = B, last_error = LastError}) ->
+    #{os_pid => OsPid, restarts => py_worker_backoff:restarts(B), last_error => LastError}.
+
+meta(#st{pool = Pool, slot = Slot}) -> #{pyport_pool => Pool, pyport_slot => Slot}.
+
+%% A recycle's replacement that has not taken over is killed.
+abort_starting(#st{starting = undefined} = St) ->
+    St;
+abort_starting(#st{starting = #{port := Port, timer := T} = S} = St) ->
+    _ = erlang:cancel_timer(T),
+    py_port:kill(maps:get(os_pid, S)),
+    catch port_close(Port),
+    St#st{starting = undefined}.
 
 open(#st{opts = Opts} = St) ->
     case py_port:spawn(Opts) of
@@ -296,13 +358,18 @@ now_ms() -> erlang:monotonic_time(millisecond).
 
 %% ---- the OS process ----
 
-%% The port is gone: every pending caller is answered, and the worker stops
-%% so that its supervisor starts a new one.
-port_died(Detail, St) ->
-    logger:warning("pyport worker ~p/~p (OS pid ~p) exited: ~p",
-                   [St#st.pool, St#st.slot, St#st.os_pid, Detail]),
+%% The port is gone: every pending caller is answered, the slot leaves
+%% the routing, and a new port starts after the backoff.
+port_died(Detail, #st{ctx = Ctx, slot = Slot, opts = Opts} = St) ->
+    {Delay, B} = py_worker_backoff:down(now_ms(), St#st.backoff),
+    logger:warning("pyport pool ~p slot ~p: worker (OS pid ~p) exited: ~p; restarting in ~p ms",
+                   [St#st.pool, Slot, St#st.os_pid, Detail, Delay], meta(St)),
     St1 = py_worker_route:answer_all({error, {worker_exited, Detail}}, St#st{port = undefined}),
-    {stop, {shutdown, {port_exited, Detail}}, St1}.
+    St2 = abort_starting(St1#st{os_pid = undefined, backoff = B, last_error = {worker_exited, Detail},
+                                memory = py_memory_policy:new(Opts)}),
+    py_pool:not_ready(Ctx, Slot, self(), restarting, slot_info(St2)),
+    erlang:send_after(Delay, self(), start_port),
+    {noreply, St2}.
 
 wait_exit(Port, Timeout) ->
     receive

@@ -29,7 +29,9 @@
              memory :: py_memory_policy:state(),
              retiring = #{} :: #{port() => py_memory_policy:retiring()},
              starting :: py_memory_policy:starting() | undefined,
-             gc_listening = false :: boolean()}).
+             gc_listening = false :: boolean(),
+             backoff :: py_worker_backoff:state(),
+             last_error :: term()}).                 % why the last port died or failed to start
 
 %% The owner of an item stream gets more only while its mailbox is short.
 -define(MAILBOX_HIGH, 1000).

@@ -36,7 +36,7 @@ after_sample(#st{memory = M} = St) ->
 
 %% Starts the replacement port; the old one keeps serving until it is up.
 -spec recycle(term(), #st{}) -> #st{}.
-recycle(Why, #st{starting = undefined, memory = M, opts = Opts} = St) ->
+recycle(Why, #st{starting = undefined, port = Current, memory = M, opts = Opts} = St) when Current =/= undefined ->
     case py_memory_policy:may_start(M, py_worker:now_ms()) of
         false -> St;
         true ->
@@ -51,7 +51,7 @@ recycle(Why, #st{starting = undefined, memory = M, opts = Opts} = St) ->
             end
     end;
 recycle(_, St) ->
-    St. % a replacement is on its way
+    St. % a replacement is on its way, or the port has died
 
 -spec on_starting_frame(binary(), #st{}) -> #st{}.
 on_starting_frame(Frame, #st{starting = #{port := Port, phase := hello} = S, opts = Opts} = St) ->
@@ -82,7 +82,7 @@ swap(Hello, #st{starting = #{port := New, timer := T}, port = Old, os_pid = OldP
     St1 = St#st{port = New, os_pid = maps:get(os_pid, Hello), hello = Hello, starting = undefined,
                 retiring = maps:put(Old, Retiring, St#st.retiring),
                 memory = py_memory_policy:replaced(St#st.memory), gc_listening = false},
-    py_pool:update_route(St1#st.ctx, St1#st.slot, self(), py_worker_route:route(St1)),
+    py_pool:update_route(St1#st.ctx, St1#st.slot, self(), py_worker_route:route(St1), py_worker:slot_info(St1)),
     logger:info("pyport worker ~p/~p: OS pid ~p replaces ~p", [St#st.pool, St#st.slot, St1#st.os_pid, OldPid]),
     py_worker_route:gc_listen(sample(St1)).
 

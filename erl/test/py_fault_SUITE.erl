@@ -107,18 +107,25 @@ memory_exhaustion(_) ->
     Pid = os_pid(f).
 
 dies_at_every_restart(_) ->
-    % Starts once, then every restart fails: the supervisor gives up within
-    % its restart intensity, the pool is gone, the node and other pools stay.
+    % Starts once, then every restart fails: the pool stays, retrying with
+    % backoff; its callers get pool_unavailable at once; the node and other
+    % pools are untouched; it serves again once the cause is gone.
     Marker = "/tmp/pyport_fault_marker_" ++ os:getpid(),
     _ = file:delete(Marker),
     Preload = iolist_to_binary(["import os\nassert not os.path.exists('", Marker, "'), 'poisoned'"]),
-    ok = py:start_pool(f, [{size, 1}, {preload, Preload}, {restart_intensity, {2, 10}}]),
+    ok = py:start_pool(f, [{size, 1}, {preload, Preload}, {restart_backoff, {50, 200}}]),
     ok = py:start_pool(f2, [{size, 1}]),
     ok = file:write_file(Marker, <<>>),
     {error, {worker_exited, {exit_status, 1}}} = py:eval(<<"__import__('os')._exit(1)">>, #{}, [{pool, f}]),
-    ok = wait_until(fun() -> py:eval(<<"1">>, #{}, [{pool, f}]) =:= {error, {no_pool, f}} end, 5000),
+    ok = wait_until(fun() -> case py:eval(<<"1">>, #{}, [{pool, f}]) of
+                                 {error, {pool_unavailable, f, {preload_failed, {'AssertionError', _}}}} -> true;
+                                 _ -> false
+                             end
+                    end, 5000),
+    {ok, #{state := unavailable}} = py:pool_status(f),
+    {ok, 1} = py:eval(<<"1">>, #{}, [{pool, f2}]),
     ok = file:delete(Marker),
-    {ok, 1} = py:eval(<<"1">>, #{}, [{pool, f2}]).
+    ok = wait_until(fun() -> py:eval(<<"1">>, #{}, [{pool, f}]) =:= {ok, 1} end, 5000).
 
 owner_brutal_kill(_) ->
     % The worker process is killed without a chance to clean up: the port's
@@ -237,8 +244,11 @@ os_pid(Pool) ->
     {ok, #{os_pid := P}} = py_worker:info(W),
     P.
 
+%% This node's pyport processes (children of its erl_child_setup): other
+%% nodes on the machine may run their own.
 pyport_processes() ->
-    lists:sort([P || P <- string:lexemes(os:cmd("pgrep -x pyport"), "\n")]).
+    Parents = [os:getpid() | string:lexemes(os:cmd("pgrep -P " ++ os:getpid()), "\n")],
+    lists:sort(string:lexemes(os:cmd("pgrep -x pyport -P " ++ lists:join(",", Parents)), "\n")).
 
 os_alive(Pid) ->
     case file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/stat") of
