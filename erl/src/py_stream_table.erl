@@ -16,7 +16,9 @@
 %% </ul>
 %% A cancel from any process other than the owner gives the owner
 %% `{error, cancelled}'. A worker sends an item only while the entry is
-%% there, so no item follows the final message.
+%% there, so no item follows the final message. (One window remains: a
+%% worker killed between its take and its send, a few instructions, loses
+%% that message.)
 -module(py_stream_table).
 
 -export([new/0, add/4, finish/3, drop/2, live/2, cancel/3, worker_down/3, pool_stopped/1,
