@@ -33,6 +33,11 @@
 %%     stays up; default `undefined'.</dd>
 %%   <dt>`allocator'</dt><dd>`pymalloc' (default), `malloc', `jemalloc' or `mimalloc' (the
 %%     last two need Debian's libjemalloc2 or libmimalloc2.0).</dd>
+%%   <dt>`max_collect_bytes'</dt><dd>bytes (of the chunk frames received) a collected stream
+%%     (`py:stream_eval/1,2,3', `py:stream/3,4,5') may gather; past it the stream is cancelled
+%%     and answered `{error, {too_large, #{what => collected, size => Bytes, limit => Limit}}}'.
+%%     Default 64 MiB, the default `max_frame': a collected stream may carry what one reply
+%%     can. `infinity' removes the bound.</dd>
 %% </dl>
 %% Call options: `timeout', `pool'.
 -module(py_opts).
@@ -49,6 +54,7 @@
                        max_in_flight := pos_integer(),
                        timeout := timeout(),
                        cancel_grace := non_neg_integer(),
+                       max_collect_bytes := pos_integer() | infinity,
                        python_path := [string()],
                        executable := string() | undefined,
                        atoms := existing | create,
@@ -75,6 +81,7 @@ pool(Opts) ->
                  max_in_flight => 1000,
                  timeout => 30000,
                  cancel_grace => 2000,
+                 max_collect_bytes => 64 * 1024 * 1024,
                  python_path => [],
                  executable => undefined,
                  atoms => existing,
@@ -126,6 +133,8 @@ pool_opt(preload, Code) -> code(Code);
 pool_opt(max_in_flight, N) -> pos_int(N);
 pool_opt(timeout, T) -> timeout(T);
 pool_opt(cancel_grace, N) when is_integer(N), N >= 0 -> {ok, N};
+pool_opt(max_collect_bytes, infinity) -> {ok, infinity};
+pool_opt(max_collect_bytes, N) -> pos_int(N);
 pool_opt(python_path, Dirs) when is_list(Dirs) ->
     all(Dirs, fun(D) -> case string_like(D) of {ok, S} -> {ok, S}; error -> error end end);
 pool_opt(executable, Path) -> string_like(Path);

@@ -16,7 +16,10 @@
 %% get `{error, {pool_unavailable, Name, Reason}}' at once.
 %%
 %% The owner also keeps the pool's gc event subscriptions (`{Ref, Pid,
-%% Slot | all}', read by the workers), monitoring each subscriber.
+%% Slot | all}', read by the workers), monitoring each subscriber, and the
+%% pool's item streams (py_stream_table), monitoring each worker that runs
+%% one, so that a stream whose worker was killed still ends with one final
+%% message to its owner.
 -module(py_pool).
 -behaviour(gen_server).
 
@@ -24,13 +27,14 @@
          update_route/5, port_closed/3, checkout/2, checkout/3, done/2, workers/1, slot_worker/1, default_timeout/1,
          status/1, await_started/2]).
 -export([gc_subscribe/3, gc_unsubscribe/2, gc_listeners/2]).
+-export([streams/1, stream_cancel/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([context/0, slot_state/0, slot_info/0]).
 
 -opaque context() :: #{name := atom(), tab := ets:tid(), status := ets:tid(),
                        counters := counters:counters_ref(), opts := py_opts:pool_opts(),
-                       subs := ets:tid(), owner := pid()}.
+                       subs := ets:tid(), owner := pid(), streams := ets:tid()}.
 -type slot_state() :: starting | ready | restarting | failing.
 -type slot_info() :: #{os_pid := integer() | undefined, restarts := non_neg_integer(),
                        last_error := term()}.
@@ -298,6 +302,25 @@ gc_listeners(#{subs := Subs}, Slot) ->
     ets:select(Subs, [{{'$1', '$2', all}, [], [{{'$1', '$2'}}]},
                       {{'$1', '$2', Slot}, [], [{{'$1', '$2'}}]}]).
 
+%% ---- item streams (py_stream_table) ----
+
+%% @doc The pool's stream table and the process that owns it.
+-spec streams(context()) -> {ets:tid(), pid()}.
+streams(#{streams := Streams, owner := Owner}) -> {Streams, Owner}.
+
+%% @doc Caller cancels stream Ref of a worker that is gone, if it is one
+%% of this pool's (a call: the owner's messages before it reach the caller
+%% first).
+-spec stream_cancel(atom(), reference(), pid()) -> ok.
+stream_cancel(Name, Ref, Caller) ->
+    case persistent_term:get({?MODULE, Name}, undefined) of
+        undefined -> ok;
+        #{owner := Owner} ->
+            try gen_server:call(Owner, {stream_cancel, Ref, Caller}, 10000)
+            catch exit:_ -> ok
+            end
+    end.
+
 %% ---- the owner of the tables ----
 
 init({Name, Opts}) ->
@@ -306,7 +329,8 @@ init({Name, Opts}) ->
     Subs = ets:new(py_pool_gc_subscriptions, [set, protected, {read_concurrency, true}]),
     Counters = counters:new(maps:get(size, Opts), [write_concurrency]),
     persistent_term:put({?MODULE, Name}, #{name => Name, tab => Tab, status => Status, counters => Counters,
-                                           opts => Opts, subs => Subs, owner => self()}),
+                                           opts => Opts, subs => Subs, owner => self(),
+                                           streams => py_stream_table:new()}),
     process_flag(trap_exit, true),
     {ok, #{name => Name, waiters => []}}.
 
@@ -327,6 +351,9 @@ handle_call({gc_unsubscribe, Ref}, _From, #{name := Name} = S) ->
     ets:delete(subs(Name), Ref),
     subscriptions_changed(Name),
     {reply, ok, S};
+handle_call({stream_cancel, Ref, Caller}, _From, #{name := Name} = S) ->
+    _ = py_stream_table:cancel(streams_table(Name), Ref, Caller),
+    {reply, ok, S};
 handle_call(_Msg, _From, S) -> {reply, {error, badarg}, S}.
 
 handle_cast(_Msg, S) -> {noreply, S}.
@@ -336,6 +363,12 @@ handle_info({slot_changed, _Slot}, #{name := Name, waiters := Waiters} = S) ->
     {Settled, Waiting} = lists:partition(fun({_, What, _}) -> settled(Ctx, What) end, live(Waiters)),
     _ = [gen_server:reply(From, retry) || {From, _, _} <- Settled],
     {noreply, S#{waiters := Waiting}};
+handle_info({watch_streams, Worker}, S) ->
+    _ = erlang:monitor(process, Worker, [{tag, 'STREAMS_DOWN'}]),
+    {noreply, S};
+handle_info({'STREAMS_DOWN', _, process, Worker, Reason}, #{name := Name} = S) ->
+    ok = py_stream_table:worker_down(streams_table(Name), Worker, Reason),
+    {noreply, S};
 handle_info({'DOWN', Ref, process, _, _}, #{name := Name} = S) ->
     ets:delete(subs(Name), Ref),
     subscriptions_changed(Name),
@@ -359,6 +392,8 @@ live(Waiters) ->
 
 subs(Name) -> maps:get(subs, context(Name)).
 
+streams_table(Name) -> maps:get(streams, context(Name)).
+
 %% Workers turn their port's event reporting on or off to match.
 subscriptions_changed(Name) ->
     {ok, Workers} = workers(Name),
@@ -366,5 +401,6 @@ subscriptions_changed(Name) ->
     ok.
 
 terminate(_Reason, #{name := Name}) ->
+    ok = py_stream_table:pool_stopped(streams_table(Name)),
     _ = persistent_term:erase({?MODULE, Name}),
     ok.

@@ -10,7 +10,7 @@
 -module(py_sup).
 -behaviour(supervisor).
 
--export([start_link/1, start_pool/2, stop_pool/1]).
+-export([start_link/1, start_pool/2, stop_pool/1, pools/0]).
 -export([init/1]).
 
 -spec start_link([{atom(), py_opts:pool_opts()}]) -> supervisor:startlink_ret().
@@ -57,6 +57,14 @@ stop_pool(Name) ->
     case supervisor:terminate_child(?MODULE, {pool, Name}) of
         ok -> supervisor:delete_child(?MODULE, {pool, Name});
         {error, _} -> {error, not_found}
+    end.
+
+%% @doc The names of the running pools.
+-spec pools() -> [atom()].
+pools() ->
+    try supervisor:which_children(?MODULE) of
+        Children -> [Name || {{pool, Name}, Pid, _, _} <- Children, is_pid(Pid)]
+    catch exit:_ -> []
     end.
 
 init(Pools) ->

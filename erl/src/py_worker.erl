@@ -52,14 +52,12 @@ start_link(Pool, Slot) ->
 %% `{py_stream, {Worker, Ref}, ...}' messages.
 -spec stream(pid(), binary(), map(), collect | {items, pid()}, timeout()) -> term().
 stream(Worker, Op, Args, Mode, Timeout) ->
-    call(Worker, {stream, Op, Args, Mode, Timeout}, case Mode of collect -> Timeout; _ -> 10000 end).
+    py_worker_stream:collected(
+      call(Worker, {stream, Op, Args, Mode, Timeout}, case Mode of collect -> Timeout; _ -> 10000 end)).
 
 -spec stream_cancel(pid(), reference()) -> ok.
 stream_cancel(Worker, Ref) ->
-    case call(Worker, {stream_cancel, Ref}, 10000) of
-        {error, {worker_exited, _}} -> ok;
-        Other -> Other
-    end.
+    py_worker_stream:cancelled(Ref, call(Worker, {stream_cancel, Ref}, 10000)).
 
 %% @doc The worker's hello (pyport and Python versions, OS pid, limits).
 -spec info(pid()) -> {ok, map()} | {error, term()}.
@@ -107,11 +105,8 @@ handle_call({stream, Op, Args, {items, Owner}, Timeout}, _From, St) ->
         {noreply, St1} -> {reply, {ok, {self(), Ref}}, St1};
         Error -> Error
     end;
-handle_call({stream_cancel, Ref}, _From, #st{by_ref = ByRef} = St) ->
-    case maps:find(Ref, ByRef) of
-        {ok, Id} -> {reply, ok, py_worker_stream:abandon(Id, St)};
-        error -> {reply, ok, St}
-    end;
+handle_call({stream_cancel, Ref}, {Caller, _}, St) ->
+    {reply, ok, py_worker_stream:cancel(Ref, Caller, St)};
 handle_call(info, _From, #st{port = undefined} = St) ->
     {reply, {error, {worker_exited, restarting}}, St};
 handle_call(info, _From, #st{hello = Hello} = St) ->
@@ -179,6 +174,9 @@ handle_info({starting_timeout, Port}, St) ->
     {noreply, py_worker_recycle:start_failed(Port, timeout, St)};
 handle_info(gc_subscriptions_changed, St) ->
     {noreply, py_worker_route:gc_listen(St)};
+handle_info(collected_gc, St) ->
+    _ = erlang:garbage_collect(), % a collected stream's frames were dropped
+    {noreply, St};
 handle_info({credit_check, Id}, St) ->
     {noreply, py_worker_stream:grant_if_drained(Id, St)};
 handle_info({'DOWN', Mon, process, _, _}, #st{by_mon = ByMon} = St) ->

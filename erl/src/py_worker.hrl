@@ -8,7 +8,7 @@
               port :: port() | undefined,
               timer :: reference() | undefined,
               mon :: reference() | undefined,
-              acc = [] :: [[term()]],
+              acc = {0, []} :: py_collect:acc(),   % a collected stream's chunk frames
               credit_timer :: reference() | undefined}).
 
 -record(st, {pool :: atom(),

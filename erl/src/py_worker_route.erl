@@ -19,12 +19,20 @@ send_frame(Port, Msg, #st{hello = Hello}) ->
 on_frame(Frame, St) ->
     case frame_id(Frame) of
         {ok, Id} when Id > 0, not is_map_key(Id, St#st.pending) -> route(Id, Frame, St);
+        {ok, Id} when Id > 0 ->
+            case py_worker_stream:collected_chunk(Id, Frame, St) of
+                {ok, St1} -> St1; % kept undecoded
+                false -> decoded(Frame, St)
+            end;
         _ ->
-            case py_msgpack:decode(Frame, St#st.decode) of
-                {ok, [0, _, _] = Unsolicited} -> unsolicited(Unsolicited, St);
-                {ok, [Id, Tag, Payload]} when is_integer(Id) -> py_worker_stream:on_reply(Id, Tag, Payload, St);
-                Other -> undecodable(Frame, Other, St)
-            end
+            decoded(Frame, St)
+    end.
+
+decoded(Frame, St) ->
+    case py_msgpack:decode(Frame, St#st.decode) of
+        {ok, [0, _, _] = Unsolicited} -> unsolicited(Unsolicited, St);
+        {ok, [Id, Tag, Payload]} when is_integer(Id) -> py_worker_stream:on_reply(Id, Tag, Payload, St);
+        Other -> undecodable(Frame, Other, St)
     end.
 
 %% A direct request's reply goes, undecoded, to whoever takes its entry.
@@ -56,7 +64,7 @@ undecodable(Frame, Reason, St) ->
     case frame_id(Frame) of
         {ok, Id} when Id > 0 ->
             case maps:find(Id, St#st.pending) of
-                {ok, Req} -> py_worker_stream:finish(Id, Req, {error, py_error:undecodable(Reason)}, St);
+                {ok, Req} -> py_worker_stream:undecodable(Id, Req, Frame, py_error:undecodable(Reason), St);
                 error -> St
             end;
         _ ->

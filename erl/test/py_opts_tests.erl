@@ -53,3 +53,10 @@ memory_options_test() ->
     ?assertEqual(["--memory-limit", "268435456"], py_exe:args(O#{python_path => []})),
     ?assertEqual({ok, [{"PYTHONMALLOC", "malloc"}]}, py_exe:env(D#{allocator => malloc})),
     ?assertEqual({ok, []}, py_exe:env(D)).
+
+max_collect_bytes_test() ->
+    ?assertMatch({ok, #{max_collect_bytes := 67108864}}, py_opts:pool([])),
+    ?assertMatch({ok, #{max_collect_bytes := infinity}}, py_opts:pool([{max_collect_bytes, infinity}])),
+    ?assertMatch({ok, #{max_collect_bytes := 1}}, py_opts:pool([{max_collect_bytes, 1}])),
+    ?assertEqual({error, {invalid_option, {max_collect_bytes, 0}}}, py_opts:pool([{max_collect_bytes, 0}])),
+    ?assertEqual({error, {invalid_option, {max_collect_bytes, big}}}, py_opts:pool([{max_collect_bytes, big}])).
