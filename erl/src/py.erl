@@ -60,17 +60,14 @@ eval(Code, Locals) -> eval(Code, Locals, []).
 
 %% @doc eval/2 with a timeout in ms, or options.
 -spec eval(code(), map(), options()) -> {ok, term()} | error().
-eval(Code, Locals, Opts) when is_map(Locals) ->
-    with_code(Code, fun(C) -> run(<<"eval">>, with_locals(#{<<"code">> => C}, Locals), Opts) end);
-eval(_, _, _) -> {error, badarg}.
+eval(Code, Locals, Opts) -> py_request:eval(Code, Locals, Opts).
 
 %% @doc Runs statements; what they define stays in the worker's namespace.
 -spec exec(code()) -> ok | error().
 exec(Code) -> exec(Code, []).
 
 -spec exec(code(), options()) -> ok | error().
-exec(Code, Opts) ->
-    with_code(Code, fun(C) -> ok_value(run(<<"exec">>, #{<<"code">> => C}, Opts)) end).
+exec(Code, Opts) -> py_request:exec(Code, Opts).
 
 %% @doc Module:Function(Args...). Dotted names work: `call('os.path', join, ...)'.
 -spec call(atom() | binary(), atom() | binary(), list()) -> {ok, term()} | error().
@@ -82,8 +79,7 @@ call(Module, Function, Args, Kwargs) -> call(Module, Function, Args, Kwargs, [])
 
 %% @doc call/4 with a timeout or options.
 -spec call(atom() | binary(), atom() | binary(), list(), map(), options()) -> {ok, term()} | error().
-call(Module, Function, Args, Kwargs, Opts) ->
-    with_target(Module, Function, Args, Kwargs, fun(A) -> run(<<"call">>, A, Opts) end).
+call(Module, Function, Args, Kwargs, Opts) -> py_request:call(Module, Function, Args, Kwargs, Opts).
 
 %% ---- streams ----
 
@@ -95,11 +91,7 @@ stream_eval(Code) -> stream_eval(Code, #{}, []).
 stream_eval(Code, Locals) -> stream_eval(Code, Locals, []).
 
 -spec stream_eval(code(), map(), options()) -> {ok, list()} | error().
-stream_eval(Code, Locals, Opts) when is_map(Locals) ->
-    with_code(Code, fun(C) ->
-        run_stream(<<"stream_eval">>, with_locals(#{<<"code">> => C}, Locals), collect, Opts)
-    end);
-stream_eval(_, _, _) -> {error, badarg}.
+stream_eval(Code, Locals, Opts) -> py_stream_api:eval(collect, Code, Locals, Opts).
 
 %% @doc Every item of what Module:Function(Args...) returns, collected.
 -spec stream(atom() | binary(), atom() | binary(), list()) -> {ok, list()} | error().
@@ -110,8 +102,7 @@ stream(Module, Function, Args, Kwargs) -> stream(Module, Function, Args, Kwargs,
 
 -spec stream(atom() | binary(), atom() | binary(), list(), map(), options()) -> {ok, list()} | error().
 stream(Module, Function, Args, Kwargs, Opts) ->
-    with_target(Module, Function, Args, Kwargs,
-                fun(A) -> run_stream(<<"stream">>, A, collect, Opts) end).
+    py_stream_api:call(collect, Module, Function, Args, Kwargs, Opts).
 
 %% @doc Starts streaming what Module:Function(Args...) returns to the
 %% calling process: `{py_stream, Ref, {data, Item}}' for each item, then
@@ -127,8 +118,7 @@ stream_start(Module, Function, Args, Kwargs) -> stream_start(Module, Function, A
 -spec stream_start(atom() | binary(), atom() | binary(), list(), map(), options()) ->
           {ok, stream_ref()} | error().
 stream_start(Module, Function, Args, Kwargs, Opts) ->
-    with_target(Module, Function, Args, Kwargs,
-                fun(A) -> run_stream(<<"stream">>, A, {items, self()}, stream_opts(Opts)) end).
+    py_stream_api:call(items, Module, Function, Args, Kwargs, Opts).
 
 %% @doc stream_start/3 for an expression.
 -spec stream_eval_start(code()) -> {ok, stream_ref()} | error().
@@ -138,26 +128,13 @@ stream_eval_start(Code) -> stream_eval_start(Code, #{}, []).
 stream_eval_start(Code, Locals) -> stream_eval_start(Code, Locals, []).
 
 -spec stream_eval_start(code(), map(), options()) -> {ok, stream_ref()} | error().
-stream_eval_start(Code, Locals, Opts) when is_map(Locals) ->
-    with_code(Code, fun(C) ->
-        run_stream(<<"stream_eval">>, with_locals(#{<<"code">> => C}, Locals), {items, self()},
-                   stream_opts(Opts))
-    end);
-stream_eval_start(_, _, _) -> {error, badarg}.
+stream_eval_start(Code, Locals, Opts) -> py_stream_api:eval(items, Code, Locals, Opts).
 
 %% @doc Stops a stream started by this process: the generator is cancelled
 %% in the port, no further message for Ref is sent, and the ones already in
 %% the mailbox are removed.
 -spec stream_cancel(stream_ref()) -> ok.
-stream_cancel({Worker, Ref} = StreamRef) when is_pid(Worker), is_reference(Ref) ->
-    ok = py_worker:stream_cancel(Worker, Ref),
-    flush_stream(StreamRef).
-
-flush_stream(StreamRef) ->
-    receive
-        {py_stream, StreamRef, _} -> flush_stream(StreamRef)
-    after 0 -> ok
-    end.
+stream_cancel(StreamRef) -> py_stream_api:cancel(StreamRef).
 
 %% ---- memory (docs/memory.md) ----
 %%
@@ -187,9 +164,7 @@ gc() -> gc(2).
 gc(Generation) -> gc(Generation, current).
 
 -spec gc(0..2, target()) -> {ok, non_neg_integer() | [{pos_integer(), non_neg_integer()}]} | error().
-gc(Generation, Target) when Generation =:= 0; Generation =:= 1; Generation =:= 2 ->
-    py_memory:on(Target, <<"gc">>, #{<<"generation">> => Generation});
-gc(_, _) -> {error, badarg}.
+gc(Generation, Target) -> py_memory:gc(Generation, Target).
 
 %% @doc Sends the caller `{py_gc, Sub, #{pool, slot, os_pid, generation,
 %% collected, uncollectable, duration_us}}' for every collection in a
@@ -207,9 +182,7 @@ gc_events_stop(Sub) -> py_memory:gc_events_stop(Sub).
 object_counts(N) -> object_counts(N, current).
 
 -spec object_counts(pos_integer(), target()) -> {ok, list()} | error().
-object_counts(N, Target) when is_integer(N), N > 0 ->
-    py_memory:on(Target, <<"object_counts">>, #{<<"limit">> => N});
-object_counts(_, _) -> {error, badarg}.
+object_counts(N, Target) -> py_memory:limited(<<"object_counts">>, N, Target).
 
 %% @doc The types whose live count grew since the last call (every type,
 %% the first time): `{ok, [{TypeName, Count, Growth}]}', most grown first.
@@ -220,16 +193,14 @@ object_growth() -> object_growth(20, current).
 object_growth(Target) -> object_growth(20, Target).
 
 -spec object_growth(pos_integer(), target()) -> {ok, list()} | error().
-object_growth(N, Target) when is_integer(N), N > 0 ->
-    py_memory:on(Target, <<"object_growth">>, #{<<"limit">> => N});
-object_growth(_, _) -> {error, badarg}.
+object_growth(N, Target) -> py_memory:limited(<<"object_growth">>, N, Target).
 
 %% @doc sys.getrefcount of an expression's value.
 -spec refcount(code()) -> {ok, pos_integer()} | error().
 refcount(Code) -> refcount(Code, current).
 
 -spec refcount(code(), target()) -> {ok, pos_integer() | list()} | error().
-refcount(Code, Target) -> with_code(Code, fun(C) -> py_memory:on(Target, <<"refcount">>, #{<<"code">> => C}) end).
+refcount(Code, Target) -> py_memory:code(<<"refcount">>, Code, Target).
 
 %% @doc Starts tracing Python allocations (Frames frames per traceback, 1).
 -spec tracemalloc_start() -> ok | error().
@@ -239,9 +210,7 @@ tracemalloc_start() -> tracemalloc_start(1).
 tracemalloc_start(Frames) -> tracemalloc_start(Frames, current).
 
 -spec tracemalloc_start(1..1000, target()) -> ok | {ok, list()} | error().
-tracemalloc_start(Frames, Target) when is_integer(Frames), Frames >= 1, Frames =< 1000 ->
-    py_memory:on(Target, <<"tracemalloc_start">>, #{<<"frames">> => Frames});
-tracemalloc_start(_, _) -> {error, badarg}.
+tracemalloc_start(Frames, Target) -> py_memory:tracemalloc_start(Frames, Target).
 
 -spec tracemalloc_stop() -> ok | error().
 tracemalloc_stop() -> tracemalloc_stop(current).
@@ -267,7 +236,7 @@ tracemalloc_top(N) -> tracemalloc_top(N, lineno, current).
 tracemalloc_top(N, GroupBy) -> tracemalloc_top(N, GroupBy, current).
 
 -spec tracemalloc_top(pos_integer(), group_by(), target()) -> {ok, list()} | error().
-tracemalloc_top(N, GroupBy, Target) -> traces(<<"tracemalloc_top">>, N, GroupBy, Target).
+tracemalloc_top(N, GroupBy, Target) -> py_memory:traces(<<"tracemalloc_top">>, N, GroupBy, Target).
 
 %% @doc Takes the snapshot tracemalloc_diff/1,2,3 compares with.
 -spec tracemalloc_baseline() -> ok | error().
@@ -286,12 +255,7 @@ tracemalloc_diff(N) -> tracemalloc_diff(N, lineno, current).
 tracemalloc_diff(N, GroupBy) -> tracemalloc_diff(N, GroupBy, current).
 
 -spec tracemalloc_diff(pos_integer(), group_by(), target()) -> {ok, list()} | error().
-tracemalloc_diff(N, GroupBy, Target) -> traces(<<"tracemalloc_diff">>, N, GroupBy, Target).
-
-traces(Op, N, GroupBy, Target) when is_integer(N), N > 0,
-                                    (GroupBy =:= lineno orelse GroupBy =:= filename orelse GroupBy =:= traceback) ->
-    py_memory:on(Target, Op, #{<<"limit">> => N, <<"group_by">> => atom_to_binary(GroupBy)});
-traces(_, _, _, _) -> {error, badarg}.
+tracemalloc_diff(N, GroupBy, Target) -> py_memory:traces(<<"tracemalloc_diff">>, N, GroupBy, Target).
 
 %% @doc Where the object an expression evaluates to was allocated: `{ok,
 %% [{File, Line}]}' (oldest first), or `{ok, none}' if it predates tracing.
@@ -299,8 +263,7 @@ traces(_, _, _, _) -> {error, badarg}.
 object_traceback(Code) -> object_traceback(Code, current).
 
 -spec object_traceback(code(), target()) -> {ok, term()} | error().
-object_traceback(Code, Target) ->
-    with_code(Code, fun(C) -> py_memory:on(Target, <<"object_traceback">>, #{<<"code">> => C}) end).
+object_traceback(Code, Target) -> py_memory:code(<<"object_traceback">>, Code, Target).
 
 -spec gc_disable() -> ok | error().
 gc_disable() -> gc_disable(current).
@@ -324,14 +287,7 @@ gc_threshold() -> gc_threshold(get, current).
 gc_threshold(Thresholds) -> gc_threshold(Thresholds, current).
 
 -spec gc_threshold(get | thresholds(), target()) -> {ok, term()} | error().
-gc_threshold(get, Target) -> py_memory:on(Target, <<"gc_threshold">>, #{});
-gc_threshold(T, Target) when is_tuple(T) -> gc_threshold(tuple_to_list(T), Target);
-gc_threshold(T, Target) when is_list(T), length(T) >= 1, length(T) =< 3 ->
-    case lists:all(fun(N) -> is_integer(N) andalso N >= 0 andalso N =< 2147483647 end, T) of
-        true -> py_memory:on(Target, <<"gc_threshold">>, #{<<"threshold">> => T});
-        false -> {error, badarg}
-    end;
-gc_threshold(_, _) -> {error, badarg}.
+gc_threshold(T, Target) -> py_memory:gc_threshold(T, Target).
 
 %% @doc Moves every live object to a permanent generation the collector
 %% skips (gc.freeze): for what a preload built and keeps.
@@ -361,12 +317,7 @@ reset(Target) -> py_memory:reset(Target).
 %% @doc Versions and limits of a worker of the default pool: `pyport',
 %% `python', `protocol', `os_pid', `limits'.
 -spec version() -> {ok, map()} | error().
-version() ->
-    case py_pool:workers(default) of
-        {ok, [{_, Worker} | _]} -> py_worker:info(Worker);
-        {ok, []} -> {error, no_workers};
-        Error -> Error
-    end.
+version() -> py_pool_api:version().
 
 %% @doc Pins the calling process to one worker of the default pool, so
 %% that what exec defines is there for its next calls. The binding ends
@@ -376,11 +327,7 @@ version() ->
 bind() -> bind(default).
 
 -spec bind(atom()) -> ok | error().
-bind(Pool) when is_atom(Pool) ->
-    case py_pool:slot_worker(Pool) of
-        {ok, Slot} -> py_request:bind(Pool, Slot);
-        Error -> Error
-    end.
+bind(Pool) -> py_pool_api:bind(Pool).
 
 -spec unbind() -> ok.
 unbind() -> unbind(default).
@@ -393,38 +340,11 @@ unbind(Pool) -> py_request:unbind(Pool).
 exec_all(Code) -> exec_all(Code, default).
 
 -spec exec_all(code(), atom()) -> ok | {error, [{pos_integer(), term()}]} | error().
-exec_all(Code, Pool) ->
-    with_code(Code, fun(C) ->
-        case py_pool:workers(Pool) of
-            {ok, Workers} ->
-                Results = [{Slot, exec_on(Pool, Slot, C)} || {Slot, _} <- Workers],
-                case [{Slot, Reason} || {Slot, {error, Reason}} <- Results] of
-                    [] -> ok;
-                    Failed -> {error, Failed}
-                end;
-            Error -> Error
-        end
-    end).
-
-exec_on(Pool, Slot, Code) ->
-    case py_pool:checkout(Pool, Slot) of
-        {ok, Route} ->
-            {ok, Timeout} = py_pool:default_timeout(Pool),
-            ok_value(result(py_call:request(Route, <<"exec">>, #{<<"code">> => Code}, Timeout)));
-        Error -> Error
-    end.
+exec_all(Code, Pool) -> py_request:exec_all(Code, Pool).
 
 %% @doc Starts a pool (options: py_opts).
 -spec start_pool(atom(), [{atom(), term()}] | map()) -> ok | error().
-start_pool(Name, Opts) when is_atom(Name) ->
-    case py_opts:pool(Opts) of
-        {ok, Valid} ->
-            case py_sup:start_pool(Name, Valid) of
-                {ok, _} -> ok;
-                Error -> Error
-            end;
-        Error -> Error
-    end.
+start_pool(Name, Opts) -> py_pool_api:start_pool(Name, Opts).
 
 -spec stop_pool(atom()) -> ok | {error, not_found}.
 stop_pool(Name) -> py_sup:stop_pool(Name).
@@ -434,46 +354,3 @@ stop_pool(Name) -> py_sup:stop_pool(Name).
 %% `undefined'.
 -spec last_error() -> py_error:info() | undefined.
 last_error() -> get('$py_last_error').
-
-%% ---- helpers ----
-
-run(Op, Args, Opts) -> py_request:run(Op, Args, Opts).
-
-run_stream(Op, Args, Mode, Opts) -> py_request:run_stream(Op, Args, Mode, Opts).
-
-%% Streams to a process run until done unless a timeout is asked for.
-stream_opts(Opts) when is_list(Opts) ->
-    case proplists:is_defined(timeout, Opts) of
-        true -> Opts;
-        false -> [{timeout, infinity} | Opts]
-    end;
-stream_opts(Opts) when is_map(Opts) -> maps:merge(#{timeout => infinity}, Opts);
-stream_opts(Timeout) -> Timeout.
-
-ok_value(R) -> py_request:ok_value(R).
-
-result(R) -> py_request:result(R).
-
-with_code(Code, Fun) when is_binary(Code) -> Fun(Code);
-with_code(Code, Fun) when is_list(Code) ->
-    case unicode:characters_to_binary(Code) of
-        B when is_binary(B) -> Fun(B);
-        _ -> {error, badarg}
-    end;
-with_code(_, _) -> {error, badarg}.
-
-with_locals(Args, Locals) when map_size(Locals) =:= 0 -> Args;
-with_locals(Args, Locals) -> Args#{<<"locals">> => Locals}.
-
-with_target(Module, Function, Args, Kwargs, Fun) when is_list(Args), is_map(Kwargs) ->
-    case {name(Module), name(Function)} of
-        {M, F} when is_binary(M), is_binary(F) ->
-            A0 = #{<<"module">> => M, <<"function">> => F, <<"args">> => Args},
-            Fun(case map_size(Kwargs) of 0 -> A0; _ -> A0#{<<"kwargs">> => Kwargs} end);
-        _ -> {error, badarg}
-    end;
-with_target(_, _, _, _, _) -> {error, badarg}.
-
-name(A) when is_atom(A) -> atom_to_binary(A, utf8);
-name(B) when is_binary(B) -> B;
-name(_) -> badarg.

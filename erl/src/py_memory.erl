@@ -8,6 +8,7 @@
 -module(py_memory).
 
 -export([on/3, on/4, reset/1, gc_events/1, gc_events_stop/1, shape/2]).
+-export([gc/2, limited/3, code/3, tracemalloc_start/2, traces/4, gc_threshold/2]).
 
 -export_type([target/0, subscription/0]).
 
@@ -27,6 +28,52 @@ on(Pool, Op, Args, Shape) when is_atom(Pool) ->
     every_worker(Pool, fun(Slot) -> Shape(py_request:run_on(Pool, Slot, Op, Args)) end);
 on(_, _, _, _) ->
     {error, badarg}.
+
+%% ---- the functions that take arguments ----
+
+%% @doc A collection of generation 0, 1 or 2.
+-spec gc(term(), target()) -> term().
+gc(Generation, Target) when Generation =:= 0; Generation =:= 1; Generation =:= 2 ->
+    on(Target, <<"gc">>, #{<<"generation">> => Generation});
+gc(_, _) -> {error, badarg}.
+
+%% @doc An op that takes a positive `limit' (object_counts, object_growth).
+-spec limited(binary(), term(), target()) -> term().
+limited(Op, N, Target) when is_integer(N), N > 0 -> on(Target, Op, #{<<"limit">> => N});
+limited(_, _, _) -> {error, badarg}.
+
+%% @doc An op that evaluates code (refcount, object_traceback).
+-spec code(binary(), term(), target()) -> term().
+code(Op, Code, Target) ->
+    case py_args:code(Code) of
+        {ok, C} -> on(Target, Op, #{<<"code">> => C});
+        Error -> Error
+    end.
+
+-spec tracemalloc_start(term(), target()) -> term().
+tracemalloc_start(Frames, Target) when is_integer(Frames), Frames >= 1, Frames =< 1000 ->
+    on(Target, <<"tracemalloc_start">>, #{<<"frames">> => Frames});
+tracemalloc_start(_, _) -> {error, badarg}.
+
+%% @doc tracemalloc_top and tracemalloc_diff.
+-spec traces(binary(), term(), term(), target()) -> term().
+traces(Op, N, GroupBy, Target) when is_integer(N), N > 0,
+                                    (GroupBy =:= lineno orelse GroupBy =:= filename orelse GroupBy =:= traceback) ->
+    on(Target, Op, #{<<"limit">> => N, <<"group_by">> => atom_to_binary(GroupBy)});
+traces(_, _, _, _) -> {error, badarg}.
+
+%% @doc Reads (`get') or sets the collector's thresholds.
+-spec gc_threshold(term(), target()) -> term().
+gc_threshold(get, Target) -> on(Target, <<"gc_threshold">>, #{});
+gc_threshold(T, Target) when is_tuple(T) -> gc_threshold(tuple_to_list(T), Target);
+gc_threshold(T, Target) when is_list(T), length(T) >= 1, length(T) =< 3 ->
+    case lists:all(fun(N) -> is_integer(N) andalso N >= 0 andalso N =< 2147483647 end, T) of
+        true -> on(Target, <<"gc_threshold">>, #{<<"threshold">> => T});
+        false -> {error, badarg}
+    end;
+gc_threshold(_, _) -> {error, badarg}.
+
+%% ---- targets ----
 
 every_worker(Pool, Fun) ->
     case py_pool:workers(Pool) of

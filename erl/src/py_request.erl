@@ -3,9 +3,49 @@
 %% the API (a Python exception's details kept for py:last_error/0).
 -module(py_request).
 
+-export([eval/3, exec/2, call/5, exec_all/2]).
 -export([run/3, run_on/4, run_stream/4, resolve/1, result/1, ok_value/1, bound/1, bind/2, unbind/1]).
 
 -define(LAST_ERROR, '$py_last_error').
+
+%% @doc py:eval/3.
+-spec eval(term(), term(), py:options()) -> term().
+eval(Code, Locals, Opts) ->
+    case py_args:eval(Code, Locals) of
+        {ok, Args} -> run(<<"eval">>, Args, Opts);
+        Error -> Error
+    end.
+
+%% @doc py:exec/2.
+-spec exec(term(), py:options()) -> term().
+exec(Code, Opts) ->
+    case py_args:code(Code) of
+        {ok, C} -> ok_value(run(<<"exec">>, #{<<"code">> => C}, Opts));
+        Error -> Error
+    end.
+
+%% @doc py:call/5.
+-spec call(term(), term(), term(), term(), py:options()) -> term().
+call(Module, Function, Args, Kwargs, Opts) ->
+    case py_args:call(Module, Function, Args, Kwargs) of
+        {ok, A} -> run(<<"call">>, A, Opts);
+        Error -> Error
+    end.
+
+%% @doc Runs statements on every worker of a pool, one after the other.
+-spec exec_all(term(), atom()) -> ok | {error, term()}.
+exec_all(Code, Pool) ->
+    case {py_args:code(Code), py_pool:workers(Pool)} of
+        {{ok, C}, {ok, Workers}} ->
+            Results = [{Slot, ok_value(run_on(Pool, Slot, <<"exec">>, #{<<"code">> => C}))}
+                       || {Slot, _} <- Workers],
+            case [{Slot, Reason} || {Slot, {error, Reason}} <- Results] of
+                [] -> ok;
+                Failed -> {error, Failed}
+            end;
+        {{error, _} = Error, _} -> Error;
+        {_, Error} -> Error
+    end.
 
 %% @doc Op on the caller's worker of the pool the options name.
 -spec run(binary(), map(), py:options()) -> term().
