@@ -41,8 +41,10 @@
                   | {worker_exited, term()} | {invalid_option, term()} | {no_pool, atom()} | term()}.
 -opaque stream_ref() :: {pid(), reference()}.
 %% Where a memory function runs: `current' (the caller's worker of the
-%% default pool), `{Pool, Slot}', or every worker of a pool.
--type target() :: py_memory:target().
+%% default pool), `{Pool, Slot}', or every worker of a pool (asked in
+%% parallel); or options `#{target => Target, timeout => Ms}' (a proplist
+%% too; the timeout defaults to the pool's).
+-type target() :: py_memory:where().
 -type group_by() :: lineno | filename | traceback.
 -type thresholds() :: {non_neg_integer(), non_neg_integer(), non_neg_integer()} | [non_neg_integer()].
 
@@ -133,7 +135,7 @@ stream_eval_start(Code, Locals, Opts) -> py_stream_api:eval(items, Code, Locals,
 %% @doc Stops a stream started by this process: the generator is cancelled
 %% in the port, no further message for Ref is sent, and the ones already in
 %% the mailbox are removed.
--spec stream_cancel(stream_ref()) -> ok.
+-spec stream_cancel(stream_ref()) -> ok | {error, badarg}.
 stream_cancel(StreamRef) -> py_stream_api:cancel(StreamRef).
 
 %% ---- memory (docs/memory.md) ----
@@ -141,7 +143,9 @@ stream_cancel(StreamRef) -> py_stream_api:cancel(StreamRef).
 %% Each function runs on the caller's worker of the default pool (its
 %% bound one, else the least-loaded: bind/0 first when several calls must
 %% reach the same worker), or on the target given last: `{Pool, Slot}' for
-%% one worker, a pool name for every worker (`{ok, [{Slot, Result}]}').
+%% one worker, a pool name for every worker (`{ok, [{Slot, Result}]}',
+%% asked in parallel). Options may take the target's place: `#{target =>
+%% Target, timeout => Ms}'; without a timeout the pool's applies.
 
 %% @doc The worker's memory: `gc_stats', `gc_count', `gc_threshold',
 %% `rss_bytes', `peak_rss_bytes', `allocated_blocks', `gc_garbage',
@@ -173,7 +177,7 @@ gc(Generation, Target) -> py_memory:gc(Generation, Target).
 -spec gc_events(atom() | {atom(), pos_integer()}) -> {ok, py_memory:subscription()} | error().
 gc_events(Target) -> py_memory:gc_events(Target).
 
--spec gc_events_stop(py_memory:subscription()) -> ok.
+-spec gc_events_stop(py_memory:subscription()) -> ok | {error, badarg}.
 gc_events_stop(Sub) -> py_memory:gc_events_stop(Sub).
 
 %% @doc The N most common live types tracked by the collector: `{ok,

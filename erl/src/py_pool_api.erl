@@ -19,7 +19,9 @@ bind(Pool) when is_atom(Pool) ->
     case py_pool:slot_worker(Pool) of
         {ok, Slot} -> py_request:bind(Pool, Slot);
         Error -> Error
-    end.
+    end;
+bind(_) ->
+    {error, badarg}.
 
 %% @doc Validates a pool's options and starts it under py_sup.
 -spec start_pool(atom(), term()) -> ok | {error, term()}.
@@ -31,4 +33,6 @@ start_pool(Name, Opts) when is_atom(Name) ->
                 Error -> Error
             end;
         Error -> Error
-    end.
+    end;
+start_pool(_, _) ->
+    {error, badarg}.

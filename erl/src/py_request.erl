@@ -4,7 +4,7 @@
 -module(py_request).
 
 -export([eval/3, exec/2, call/5, exec_all/2]).
--export([run/3, run_on/4, run_stream/4, resolve/1, result/1, ok_value/1, bound/1, bind/2, unbind/1]).
+-export([run/3, run_on/4, run_on/5, run_stream/4, resolve/1, result/1, ok_value/1, bound/1, bind/2, unbind/1]).
 
 -define(LAST_ERROR, '$py_last_error').
 
@@ -61,13 +61,18 @@ run(Op, Args, Opts) ->
 
 %% @doc Op on one slot's worker (undefined: the caller's), with the pool's timeout.
 -spec run_on(atom(), pos_integer() | undefined, binary(), map()) -> term().
-run_on(Pool, Slot, Op, Args) ->
+run_on(Pool, Slot, Op, Args) -> run_on(Pool, Slot, Op, Args, pool).
+
+%% @doc run_on/4 with a timeout (`pool': the pool's).
+-spec run_on(atom(), pos_integer() | undefined, binary(), map(), timeout() | pool) -> term().
+run_on(Pool, Slot, Op, Args, pool) ->
     case py_pool:default_timeout(Pool) of
-        {ok, Timeout} ->
-            case py_pool:checkout(Pool, case Slot of undefined -> bound(Pool); _ -> Slot end) of
-                {ok, Route} -> result(py_call:request(Route, Op, Args, Timeout));
-                Error -> Error
-            end;
+        {ok, Timeout} -> run_on(Pool, Slot, Op, Args, Timeout);
+        Error -> Error
+    end;
+run_on(Pool, Slot, Op, Args, Timeout) ->
+    case py_pool:checkout(Pool, case Slot of undefined -> bound(Pool); _ -> Slot end) of
+        {ok, Route} -> result(py_call:request(Route, Op, Args, Timeout));
         Error -> Error
     end.
 

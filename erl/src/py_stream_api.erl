@@ -38,10 +38,12 @@ items_opts(Timeout) -> Timeout.
 
 %% @doc Stops a stream started by this process and empties the mailbox of
 %% its messages.
--spec cancel(term()) -> ok.
+-spec cancel(term()) -> ok | {error, badarg}.
 cancel({Worker, Ref} = StreamRef) when is_pid(Worker), is_reference(Ref) ->
     ok = py_worker:stream_cancel(Worker, Ref),
-    flush(StreamRef).
+    flush(StreamRef);
+cancel(_) ->
+    {error, badarg}.
 
 flush(StreamRef) ->
     receive
