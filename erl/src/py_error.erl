@@ -73,6 +73,7 @@ from_port(Other) ->
 %% decode (Decoded is what py_msgpack:decode/2 returned).
 -spec undecodable(term()) -> term().
 undecodable({error, {unknown_atom, _} = Reason}) -> Reason;
+undecodable({error, {duplicate_key, _} = Reason}) -> Reason;
 undecodable(Decoded) -> {undecodable_reply, Decoded}.
 
 %% @doc The `{Type, Message}' a caller sees.

@@ -168,9 +168,9 @@ dec(<<16#c6, N:32, S:N/binary, R/binary>>, _, _) -> {S, R};
 dec(<<2#1001:4, N:4, R/binary>>, C, D) -> dec_array(N, R, C, D + 1, []);
 dec(<<16#dc, N:16, R/binary>>, C, D) -> dec_array(N, R, C, D + 1, []);
 dec(<<16#dd, N:32, R/binary>>, C, D) -> dec_array(N, R, C, D + 1, []);
-dec(<<2#1000:4, N:4, R/binary>>, C, D) -> dec_map(N, R, C, D + 1, []);
-dec(<<16#de, N:16, R/binary>>, C, D) -> dec_map(N, R, C, D + 1, []);
-dec(<<16#df, N:32, R/binary>>, C, D) -> dec_map(N, R, C, D + 1, []);
+dec(<<2#1000:4, N:4, R/binary>>, C, D) -> dec_map(N, R, C, D + 1);
+dec(<<16#de, N:16, R/binary>>, C, D) -> dec_map(N, R, C, D + 1);
+dec(<<16#df, N:32, R/binary>>, C, D) -> dec_map(N, R, C, D + 1);
 dec(<<16#d4, T:8/signed, X:1/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
 dec(<<16#d5, T:8/signed, X:2/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
 dec(<<16#d6, T:8/signed, X:4/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
@@ -188,11 +188,23 @@ dec_array(N, R, C, D, Acc) ->
     {V, R1} = dec(R, C, D),
     dec_array(N - 1, R1, C, D, [V | Acc]).
 
-dec_map(0, R, _, _, Acc) -> {maps:from_list(Acc), R};
-dec_map(N, R, C, D, Acc) ->
+dec_map(N, R, C, D) ->
+    {Pairs, R1} = dec_pairs(N, R, C, D, []),
+    case maps:from_list(Pairs) of
+        M when map_size(M) =:= N -> {M, R1};
+        _ -> bad({duplicate_key, duplicate_key(Pairs, #{})})
+    end.
+
+dec_pairs(0, R, _, _, Acc) -> {Acc, R};
+dec_pairs(N, R, C, D, Acc) ->
     {K, R1} = dec(R, C, D),
     {V, R2} = dec(R1, C, D),
-    dec_map(N - 1, R2, C, D, [{K, V} | Acc]).
+    dec_pairs(N - 1, R2, C, D, [{K, V} | Acc]).
+
+%% Two keys decoded to the same term (a str and a bin with the same bytes,
+%% nil and the atom none, ...): merging them would lose an entry silently.
+duplicate_key([{K, _} | _], Seen) when is_map_key(K, Seen) -> K;
+duplicate_key([{K, _} | Rest], Seen) -> duplicate_key(Rest, Seen#{K => true}).
 
 dec_ext(?EXT_ATOM, Name, Create, _) -> dec_atom(Name, Create);
 dec_ext(?EXT_TUPLE, Body, Create, Depth) ->

@@ -8,11 +8,13 @@
 
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([exception_named_like_pyport_error_stays_binary/1, bad_arguments_answer_badarg/1,
-         memory_functions_take_a_timeout/1, memory_pool_forms_ask_in_parallel/1]).
+         memory_functions_take_a_timeout/1, memory_pool_forms_ask_in_parallel/1,
+         python_keys_that_merge_are_an_error/1, erlang_keys_that_merge_are_an_error/1]).
 
 all() ->
     [exception_named_like_pyport_error_stays_binary, bad_arguments_answer_badarg,
-     memory_functions_take_a_timeout, memory_pool_forms_ask_in_parallel].
+     memory_functions_take_a_timeout, memory_pool_forms_ask_in_parallel,
+     python_keys_that_merge_are_an_error, erlang_keys_that_merge_are_an_error].
 
 init_per_suite(Config) ->
     case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
@@ -84,6 +86,27 @@ memory_pool_forms_ask_in_parallel(_) ->
     ?assert(Elapsed < 3900),
     wait_idle(default),
     {ok, [{1, [_ | _]}, {2, [_ | _]}]} = py:object_counts(3, default).
+
+%% ---- map keys that would merge ----
+
+python_keys_that_merge_are_an_error(_) ->
+    % 6 Python keys, 3 Erlang terms: never a map of 3.
+    {error, {duplicate_key, K}} =
+        py:eval(<<"{'a': 1, b'a': 2, None: 3, __import__('pyport').Atom('none'): 4, True: 5, __import__('pyport').Atom('true'): 6}">>),
+    ?assert(lists:member(K, [<<"a">>, none, true])),
+    {error, {duplicate_key, <<"a">>}} = py:eval(<<"{'a': 1, b'a': 2}">>),
+    {error, {duplicate_key, none}} = py:eval(<<"[{None: 3, __import__('pyport').Atom('none'): 4}]">>),
+    {error, {duplicate_key, true}} = py:eval(<<"{True: 5, __import__('pyport').Atom('true'): 6}">>),
+    {ok, #{<<"a">> := 1, 2 := 2}} = py:eval(<<"{'a': 1, 2: 2}">>).
+
+%% The port refuses a request whose map merges in Python (7 Erlang keys,
+%% 3 Python ones).
+erlang_keys_that_merge_are_an_error(_) ->
+    Map = #{1 => a, 1.0 => b, true => c, a => d, <<"a">> => e, none => f, undefined => g},
+    {error, {bad_request, Message}} = py:eval(<<"len(x)">>, #{x => Map}),
+    ct:pal("~ts", [Message]),
+    {error, {bad_request, _}} = py:eval(<<"len(x)">>, #{x => #{a => 1, <<"a">> => 2}}),
+    {ok, 2} = py:eval(<<"len(x)">>, #{x => #{a => 1, <<"b">> => 2}}).
 
 %% ---- helpers ----
 
