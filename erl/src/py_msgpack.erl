@@ -21,11 +21,16 @@
 -define(EXT_TUPLE, 2).
 -define(EXT_BIGINT, 3).
 -define(EXT_TERM, 4).
+%% The depth bound shared with the port (proto/PROTOCOL.md): a frame nests
+%% at most 256 levels, the envelope array `[Id, Op, Args]' being level 1,
+%% Args level 2; every array, map and tuple adds one level (a tuple's
+%% element array is not another). What this codec encodes, the port
+%% accepts; what the port encodes, this codec decodes.
 -define(MAX_DEPTH, 256).
 
 %% ---- encode ----
 
-%% @doc Encodes a term as one msgpack value.
+%% @doc Encodes a term as one msgpack value (a frame: the term is level 1).
 -spec encode(term()) -> {ok, iodata()} | {error, {unsupported, term()}}.
 encode(Term) ->
     try
@@ -43,10 +48,12 @@ enc(none, _) -> <<16#c0>>;
 enc(nil, _) -> <<16#c0>>;
 enc(undefined, _) -> <<16#c0>>;
 enc(A, _) when is_atom(A) -> enc_ext(?EXT_ATOM, atom_to_binary(A, utf8));
-enc(_, Depth) when Depth > ?MAX_DEPTH -> throw({py_msgpack, {unsupported, too_deep}});
+enc({bytes, B}, _) when is_binary(B) -> enc_bin(B);
+%% Depth counts the containers around a value: one more is level Depth + 1.
+enc(T, Depth) when Depth >= ?MAX_DEPTH, is_list(T) orelse is_map(T) orelse is_tuple(T) ->
+    throw({py_msgpack, {unsupported, too_deep}});
 enc(L, Depth) when is_list(L) -> enc_list(L, Depth);
 enc(M, Depth) when is_map(M) -> enc_map(M, Depth);
-enc({bytes, B}, _) when is_binary(B) -> enc_bin(B);
 enc(T, Depth) when is_tuple(T) ->
     Body = iolist_to_binary(enc_list(tuple_to_list(T), Depth)),
     enc_ext(?EXT_TUPLE, Body);
@@ -140,7 +147,6 @@ decode(_, _) ->
 
 bad(Reason) -> throw({py_msgpack, Reason}).
 
-dec(_, _, Depth) when Depth > ?MAX_DEPTH -> bad(too_deep);
 dec(<<16#c0, R/binary>>, _, _) -> {none, R};
 dec(<<16#c2, R/binary>>, _, _) -> {false, R};
 dec(<<16#c3, R/binary>>, _, _) -> {true, R};
@@ -165,12 +171,12 @@ dec(<<16#db, N:32, S:N/binary, R/binary>>, _, _) -> {S, R};
 dec(<<16#c4, N, S:N/binary, R/binary>>, _, _) -> {S, R};
 dec(<<16#c5, N:16, S:N/binary, R/binary>>, _, _) -> {S, R};
 dec(<<16#c6, N:32, S:N/binary, R/binary>>, _, _) -> {S, R};
-dec(<<2#1001:4, N:4, R/binary>>, C, D) -> dec_array(N, R, C, D + 1, []);
-dec(<<16#dc, N:16, R/binary>>, C, D) -> dec_array(N, R, C, D + 1, []);
-dec(<<16#dd, N:32, R/binary>>, C, D) -> dec_array(N, R, C, D + 1, []);
-dec(<<2#1000:4, N:4, R/binary>>, C, D) -> dec_map(N, R, C, D + 1);
-dec(<<16#de, N:16, R/binary>>, C, D) -> dec_map(N, R, C, D + 1);
-dec(<<16#df, N:32, R/binary>>, C, D) -> dec_map(N, R, C, D + 1);
+dec(<<2#1001:4, N:4, R/binary>>, C, D) -> dec_array(N, R, C, level(D), []);
+dec(<<16#dc, N:16, R/binary>>, C, D) -> dec_array(N, R, C, level(D), []);
+dec(<<16#dd, N:32, R/binary>>, C, D) -> dec_array(N, R, C, level(D), []);
+dec(<<2#1000:4, N:4, R/binary>>, C, D) -> dec_map(N, R, C, level(D));
+dec(<<16#de, N:16, R/binary>>, C, D) -> dec_map(N, R, C, level(D));
+dec(<<16#df, N:32, R/binary>>, C, D) -> dec_map(N, R, C, level(D));
 dec(<<16#d4, T:8/signed, X:1/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
 dec(<<16#d5, T:8/signed, X:2/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
 dec(<<16#d6, T:8/signed, X:4/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
@@ -182,6 +188,10 @@ dec(<<16#c9, N:32, T:8/signed, X:N/binary, R/binary>>, C, D) -> {dec_ext(T, X, C
 dec(<<16#c1, _/binary>>, _, _) -> bad({invalid_byte, 16#c1});
 dec(<<>>, _, _) -> bad(truncated);
 dec(<<_, _/binary>>, _, _) -> bad(truncated).
+
+%% The level of a container D containers deep; past the bound, an error.
+level(D) when D >= ?MAX_DEPTH -> bad(too_deep);
+level(D) -> D + 1.
 
 dec_array(0, R, _, _, Acc) -> {lists:reverse(Acc), R};
 dec_array(N, R, C, D, Acc) ->
@@ -208,7 +218,8 @@ duplicate_key([{K, _} | Rest], Seen) -> duplicate_key(Rest, Seen#{K => true}).
 
 dec_ext(?EXT_ATOM, Name, Create, _) -> dec_atom(Name, Create);
 dec_ext(?EXT_TUPLE, Body, Create, Depth) ->
-    case dec(Body, Create, Depth + 1) of
+    % The element array is the tuple's level, not one more.
+    case dec(Body, Create, Depth) of
         {L, <<>>} when is_list(L) -> list_to_tuple(L);
         _ -> bad(bad_tuple)
     end;

@@ -9,12 +9,14 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([exception_named_like_pyport_error_stays_binary/1, bad_arguments_answer_badarg/1,
          memory_functions_take_a_timeout/1, memory_pool_forms_ask_in_parallel/1,
-         python_keys_that_merge_are_an_error/1, erlang_keys_that_merge_are_an_error/1]).
+         python_keys_that_merge_are_an_error/1, erlang_keys_that_merge_are_an_error/1,
+         deep_locals_answer_at_once/1, deep_replies_answer_at_once/1]).
 
 all() ->
     [exception_named_like_pyport_error_stays_binary, bad_arguments_answer_badarg,
      memory_functions_take_a_timeout, memory_pool_forms_ask_in_parallel,
-     python_keys_that_merge_are_an_error, erlang_keys_that_merge_are_an_error].
+     python_keys_that_merge_are_an_error, erlang_keys_that_merge_are_an_error,
+     deep_locals_answer_at_once, deep_replies_answer_at_once].
 
 init_per_suite(Config) ->
     case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
@@ -107,6 +109,40 @@ erlang_keys_that_merge_are_an_error(_) ->
     ct:pal("~ts", [Message]),
     {error, {bad_request, _}} = py:eval(<<"len(x)">>, #{x => #{a => 1, <<"a">> => 2}}),
     {ok, 2} = py:eval(<<"len(x)">>, #{x => #{a => 1, <<"b">> => 2}}).
+
+%% ---- one depth bound on both sides ----
+
+%% Locals are level 3 of the frame: a value nesting 253 deep reaches level
+%% 256 and passes; one level more is refused here, before sending. Either
+%% way the answer comes at once, never after the call's timeout.
+deep_locals_answer_at_once(_) ->
+    [begin
+         T0 = now_ms(),
+         R = py:eval(<<"0">>, #{x => Deep(N)}, 20000),
+         ?assert(now_ms() - T0 < 5000),
+         case N =< 253 of
+             true -> {ok, 0} = R;
+             false -> {error, {unsupported_term, too_deep}} = R
+         end
+     end || N <- lists:seq(250, 260),
+            Deep <- [fun(D) -> nest(D, [], fun(A) -> [A] end) end,
+                     fun(D) -> nest(D, {}, fun(A) -> {A} end) end,
+                     fun(D) -> nest(D, #{}, fun(A) -> #{k => A} end) end]].
+
+%% A reply's value is level 2: Python may nest 255 deep.
+deep_replies_answer_at_once(_) ->
+    [begin
+         T0 = now_ms(),
+         R = py:eval(<<"__import__('functools').reduce(lambda a, _: [a], range(n - 1), [])">>,
+                     #{n => N}, 20000),
+         ?assert(now_ms() - T0 < 5000),
+         case N =< 255 of
+             true -> {ok, _} = R;
+             false -> {error, _} = R
+         end
+     end || N <- lists:seq(250, 260)].
+
+nest(N, Leaf, Wrap) -> lists:foldl(fun(_, A) -> Wrap(A) end, Leaf, lists:seq(1, N - 1)).
 
 %% ---- helpers ----
 

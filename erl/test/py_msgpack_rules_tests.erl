@@ -21,3 +21,60 @@ map_keys_that_collide_name_the_key_test() ->
     % distinct keys are fine
     ?assertEqual({ok, #{<<"a">> => 1, a => 2, none => 3, 1 => 4, 1.0 => 5}},
                  Dup([<<16#a1, "a">>, 1, atom(<<"a">>), 2, <<16#c0>>, 3, 1, 4, <<16#cb, 1.0:64/float>>, 5])).
+
+%% ---- the depth bound: 256 levels in a frame, the envelope level 1 ----
+
+lists_deep(N) -> lists:foldl(fun(_, A) -> [A] end, [], lists:seq(1, N - 1)).
+tuples_deep(N) -> lists:foldl(fun(_, A) -> {A} end, {}, lists:seq(1, N - 1)).
+maps_deep(N) -> lists:foldl(fun(_, A) -> #{k => A} end, #{}, lists:seq(1, N - 1)).
+
+frame(Args) -> py_msgpack:encode([1, <<"eval">>, Args]).
+
+%% Locals are level 3, so a value there may nest 253 deep (levels 4..256).
+encoder_depth_in_locals_test() ->
+    [begin
+         ?assertMatch({ok, _}, frame(#{<<"code">> => <<"x">>, <<"locals">> => #{x => Deep(253)}})),
+         ?assertEqual({error, {unsupported, too_deep}},
+                      frame(#{<<"code">> => <<"x">>, <<"locals">> => #{x => Deep(254)}}))
+     end || Deep <- [fun lists_deep/1, fun tuples_deep/1, fun maps_deep/1]].
+
+%% A call's args list is level 3 too.
+encoder_depth_in_call_args_test() ->
+    Call = fun(V) -> py_msgpack:encode([1, <<"call">>, #{<<"args">> => [V]}]) end,
+    ?assertMatch({ok, _}, Call(lists_deep(253))),
+    ?assertEqual({error, {unsupported, too_deep}}, Call(lists_deep(254))),
+    % a tuple is one level, like a list
+    ?assertMatch({ok, _}, Call(tuples_deep(253))),
+    ?assertEqual({error, {unsupported, too_deep}}, Call(tuples_deep(254))),
+    % scalars inside the deepest container add nothing
+    ?assertMatch({ok, _}, Call(lists:foldl(fun(_, A) -> [A] end, [1, <<"s">>, {bytes, <<>>}, self()],
+                                           lists:seq(1, 252)))).
+
+%% A reply's value is level 2: it may nest 255 deep.
+decoder_depth_in_reply_test() ->
+    Reply = fun(V) -> iolist_to_binary([16#93, 1, <<16#a2, "ok">>, V]) end,
+    Lists = fun(N) -> [binary:copy(<<16#91>>, N - 1), 16#90] end,
+    Tuples = fun(N) -> [binary:copy(<<16#d4, 2, 16#91>>, N - 1), <<16#d4, 2, 16#90>>] end,
+    Maps = fun(N) -> [binary:copy(<<16#81, 16#a1, "k">>, N - 1), 16#80] end,
+    [begin
+         ?assertMatch({ok, [1, <<"ok">>, _]}, py_msgpack:decode(Reply(Deep(255)))),
+         ?assertEqual({error, too_deep}, py_msgpack:decode(Reply(Deep(256))))
+     end || Deep <- [Lists, Maps]],
+    % a tuple's payload (d4 02 91 ...) is one element of one array: fixext
+    % only fits the empty tuple, so nest with ext 8 instead
+    ?assertMatch({ok, [1, <<"ok">>, {}]}, py_msgpack:decode(Reply(Tuples(1)))),
+    ?assertMatch({ok, [1, <<"ok">>, _]}, py_msgpack:decode(Reply(tuple_bytes(255)))),
+    ?assertEqual({error, too_deep}, py_msgpack:decode(Reply(tuple_bytes(256)))),
+    % what the encoder makes at the bound, the decoder reads back
+    {ok, Enc} = py_msgpack:encode([1, <<"ok">>, tuples_deep(255)]),
+    ?assertEqual({ok, [1, <<"ok">>, tuples_deep(255)]}, py_msgpack:decode(iolist_to_binary(Enc))).
+
+%% N nested tuples, each an ext 2 holding a one-element array.
+tuple_bytes(1) -> <<16#d4, 2, 16#90>>;
+tuple_bytes(N) ->
+    Inner = tuple_bytes(N - 1),
+    Body = <<16#91, Inner/binary>>,
+    iolist_to_binary(ext2(Body)).
+
+ext2(Body) when byte_size(Body) < 256 -> [<<16#c7, (byte_size(Body)), 2>>, Body];
+ext2(Body) when byte_size(Body) < 65536 -> [<<16#c8, (byte_size(Body)):16, 2>>, Body].
