@@ -74,6 +74,7 @@ from_port(Other) ->
 -spec undecodable(term()) -> term().
 undecodable({error, {unknown_atom, _} = Reason}) -> Reason;
 undecodable({error, {duplicate_key, _} = Reason}) -> Reason;
+undecodable({error, {too_large, _} = Reason}) -> Reason;
 undecodable(Decoded) -> {undecodable_reply, Decoded}.
 
 %% @doc The `{Type, Message}' a caller sees.

@@ -9,13 +9,24 @@
 %% Decoding never creates an atom unless asked to (`#{atoms => create}'):
 %% with the default `existing', an atom that the node does not know is an
 %% error, so no input can exhaust the atom table.
+%%
+%% Decoding never allocates past a bound (`max_bytes'): a frame larger is
+%% refused before it is read, and an opaque term in Erlang's compressed
+%% external format is inflated only if its stated size fits in what the
+%% bound leaves (the frame's bytes plus every inflated size). Without
+%% compression, decoded terms take at most about 16 times their bytes of
+%% heap (two words per list element of one byte); msgpack at most about 22
+%% (a list of one-key maps).
 -module(py_msgpack).
 
--export([encode/1, decode/1, decode/2]).
+-export([encode/1, decode/1, decode/2, pool_decode_options/1]).
 
 -export_type([decode_options/0]).
 
--type decode_options() :: #{atoms => existing | create}.
+-type decode_options() :: #{atoms => existing | create,
+                            max_bytes => pos_integer() | infinity}.
+-type too_large() :: {too_large, #{what := reply | decoded, size := non_neg_integer(),
+                                   limit := pos_integer()}}.
 
 -define(EXT_ATOM, 1).
 -define(EXT_TUPLE, 2).
@@ -27,6 +38,7 @@
 %% element array is not another). What this codec encodes, the port
 %% accepts; what the port encodes, this codec decodes.
 -define(MAX_DEPTH, 256).
+-define(BUDGET, '$py_msgpack_inflate_budget').
 
 %% ---- encode ----
 
@@ -126,24 +138,58 @@ enc_map(M, Depth) ->
 
 %% ---- decode ----
 
+%% @doc The decode options of a pool's replies.
+-spec pool_decode_options(py_opts:pool_opts()) -> decode_options().
+pool_decode_options(#{atoms := Atoms, max_reply_bytes := Max}) ->
+    #{atoms => Atoms, max_bytes => Max}.
+
 %% @equiv decode(Bin, #{})
 -spec decode(binary()) -> {ok, term()} | {error, term()}.
 decode(Bin) -> decode(Bin, #{}).
 
 %% @doc Decodes exactly one msgpack value. Never raises: bad input is
 %% `{error, Reason}'.
--spec decode(binary(), decode_options()) -> {ok, term()} | {error, term()}.
+-spec decode(binary(), decode_options()) -> {ok, term()} | {error, too_large() | term()}.
+decode(Bin, #{max_bytes := Max}) when is_binary(Bin), is_integer(Max), byte_size(Bin) > Max ->
+    {error, {too_large, #{what => reply, size => byte_size(Bin), limit => Max}}};
 decode(Bin, Opts) when is_binary(Bin), is_map(Opts) ->
     Create = maps:get(atoms, Opts, existing) =:= create,
+    % What inflating compressed terms may still add: kept in the process
+    % dictionary for the length of this call, so the hot path carries no
+    % counter for a case that is rare.
+    Budget = case maps:get(max_bytes, Opts, infinity) of
+                 infinity -> infinity;
+                 Max -> {Max, Max - byte_size(Bin)}
+             end,
+    Previous = put(?BUDGET, Budget),
     try dec(Bin, Create, 0) of
         {Term, <<>>} -> {ok, Term};
         {_, Rest} -> {error, {trailing_bytes, byte_size(Rest)}}
     catch
         throw:{py_msgpack, Reason} -> {error, Reason};
         error:_ -> {error, malformed}
+    after
+        restore(Previous)
     end;
 decode(_, _) ->
     {error, badarg}.
+
+restore(undefined) -> erase(?BUDGET);
+restore(Previous) -> put(?BUDGET, Previous).
+
+%% An opaque term in the compressed external format states its inflated
+%% size; it is inflated (by binary_to_term, into a buffer of exactly that
+%% size) only if the size fits in the budget.
+inflate_check(<<131, 80, Size:32, _/binary>>) ->
+    case get(?BUDGET) of
+        {Max, Left} when Size > Left ->
+            bad({too_large, #{what => decoded, size => Max - Left + Size, limit => Max}});
+        {Max, Left} ->
+            put(?BUDGET, {Max, Left - Size}), ok;
+        _ -> ok
+    end;
+inflate_check(_) ->
+    ok.
 
 bad(Reason) -> throw({py_msgpack, Reason}).
 
@@ -164,6 +210,10 @@ dec(<<16#ca, F:32/float, R/binary>>, _, _) -> {F, R};
 dec(<<16#cb, F:64/float, R/binary>>, _, _) -> {F, R};
 dec(<<16#ca, _:32, _/binary>>, _, _) -> bad(non_finite_float);
 dec(<<16#cb, _:64, _/binary>>, _, _) -> bad(non_finite_float);
+%% Empty strings and maps are shared literals: a reply of many costs the
+%% list cells only, never a term each.
+dec(<<16#a0, R/binary>>, _, _) -> {<<>>, R};
+dec(<<16#80, R/binary>>, _, D) -> _ = level(D), {#{}, R};
 dec(<<2#101:3, N:5, S:N/binary, R/binary>>, _, _) -> {S, R};
 dec(<<16#d9, N, S:N/binary, R/binary>>, _, _) -> {S, R};
 dec(<<16#da, N:16, S:N/binary, R/binary>>, _, _) -> {S, R};
@@ -226,8 +276,8 @@ dec_ext(?EXT_TUPLE, Body, Create, Depth) ->
 dec_ext(?EXT_BIGINT, <<0, Mag/binary>>, _, _) -> binary:decode_unsigned(Mag);
 dec_ext(?EXT_BIGINT, <<1, Mag/binary>>, _, _) -> -binary:decode_unsigned(Mag);
 dec_ext(?EXT_BIGINT, _, _, _) -> bad(bad_bigint);
-dec_ext(?EXT_TERM, Data, true, _) -> binary_to_term(Data);
-dec_ext(?EXT_TERM, Data, false, _) -> binary_to_term(Data, [safe]);
+dec_ext(?EXT_TERM, Data, true, _) -> inflate_check(Data), binary_to_term(Data);
+dec_ext(?EXT_TERM, Data, false, _) -> inflate_check(Data), binary_to_term(Data, [safe]);
 dec_ext(Type, _, _, _) -> bad({unknown_ext, Type}).
 
 dec_atom(<<"true">>, _) -> true;

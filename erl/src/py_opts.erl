@@ -28,6 +28,12 @@
 %%   <dt>`memory_limit'</dt><dd>bytes, at least 64 MiB: the port's data memory is capped
 %%     (setrlimit), so an allocation beyond it is a `MemoryError' in Python and the worker
 %%     stays up; default `undefined'.</dd>
+%%   <dt>`max_reply_bytes'</dt><dd>bytes, or `infinity': a reply frame larger than this,
+%%     or whose Erlang terms (`pyport.ErlangTerm') would inflate past it, is `{error,
+%%     {too_large, #{what => reply | decoded, size => Bytes, limit => Limit}}}' and is not
+%%     decoded; default 64 MiB (the port's own bound on a request frame). A reply's terms
+%%     take at most about 22 times its bytes of the caller's heap (a list of one-key maps;
+%%     16 for a list of small integers; a binary about its size).</dd>
 %%   <dt>`allocator'</dt><dd>`pymalloc' (default), `malloc', `jemalloc' or `mimalloc' (the
 %%     last two need Debian's libjemalloc2 or libmimalloc2.0).</dd>
 %% </dl>
@@ -59,7 +65,8 @@
                        max_rss := pos_integer() | undefined,
                        max_requests := pos_integer() | undefined,
                        memory_limit := pos_integer() | undefined,
-                       allocator := allocator()}.
+                       allocator := allocator(),
+                       max_reply_bytes := pos_integer() | infinity}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
 -type call_opts() :: #{timeout := timeout(), pool := atom()}.
 
@@ -84,7 +91,8 @@ pool(Opts) ->
                  max_rss => undefined,
                  max_requests => undefined,
                  memory_limit => undefined,
-                 allocator => pymalloc},
+                 allocator => pymalloc,
+                 max_reply_bytes => 64 * 1024 * 1024},
     validate(Opts, Defaults, fun pool_opt/2).
 
 %% @doc Validates call options; what they do not say comes from the pool.
@@ -144,6 +152,8 @@ pool_opt(max_requests, N) -> pos_int_or_undefined(N);
 pool_opt(memory_limit, undefined) -> {ok, undefined};
 pool_opt(memory_limit, N) when is_integer(N), N >= ?MIN_MEMORY_LIMIT -> {ok, N};
 pool_opt(allocator, A) when A =:= pymalloc; A =:= malloc; A =:= jemalloc; A =:= mimalloc -> {ok, A};
+pool_opt(max_reply_bytes, infinity) -> {ok, infinity};
+pool_opt(max_reply_bytes, N) -> pos_int(N);
 pool_opt(_, _) -> error.
 
 pos_int_or_undefined(undefined) -> {ok, undefined};

@@ -10,13 +10,15 @@
 -export([exception_named_like_pyport_error_stays_binary/1, bad_arguments_answer_badarg/1,
          memory_functions_take_a_timeout/1, memory_pool_forms_ask_in_parallel/1,
          python_keys_that_merge_are_an_error/1, erlang_keys_that_merge_are_an_error/1,
-         deep_locals_answer_at_once/1, deep_replies_answer_at_once/1]).
+         deep_locals_answer_at_once/1, deep_replies_answer_at_once/1,
+         compressed_term_bomb_is_too_large/1, reply_over_max_reply_bytes_is_too_large/1]).
 
 all() ->
     [exception_named_like_pyport_error_stays_binary, bad_arguments_answer_badarg,
      memory_functions_take_a_timeout, memory_pool_forms_ask_in_parallel,
      python_keys_that_merge_are_an_error, erlang_keys_that_merge_are_an_error,
-     deep_locals_answer_at_once, deep_replies_answer_at_once].
+     deep_locals_answer_at_once, deep_replies_answer_at_once,
+     compressed_term_bomb_is_too_large, reply_over_max_reply_bytes_is_too_large].
 
 init_per_suite(Config) ->
     case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
@@ -143,6 +145,73 @@ deep_replies_answer_at_once(_) ->
      end || N <- lists:seq(250, 260)].
 
 nest(N, Leaf, Wrap) -> lists:foldl(fun(_, A) -> Wrap(A) end, Leaf, lists:seq(1, N - 1)).
+
+%% ---- replies bounded in size ----
+
+%% 97 KB of Python bytes claiming to be a compressed Erlang term of a
+%% 50-million-element list (100 MB inflated, 800 MB of heap).
+-define(BOMB, <<"import zlib\n"
+                "def bomb(n=50_000_000):\n"
+                "    c = zlib.compressobj(9)\n"
+                "    parts = [c.compress(b'\\x6c' + n.to_bytes(4, 'big'))]\n"
+                "    chunk = b'\\x61\\x00' * 1_000_000\n"
+                "    for _ in range(n // 1_000_000):\n"
+                "        parts.append(c.compress(chunk))\n"
+                "    parts.append(c.compress(b'\\x6a'))\n"
+                "    parts.append(c.flush())\n"
+                "    return b'\\x83\\x50' + (6 + 2 * n).to_bytes(4, 'big') + b''.join(parts)\n">>).
+
+compressed_term_bomb_is_too_large(_) ->
+    ok = py:exec_all(?BOMB),
+    {ok, Size} = py:eval(<<"len(bomb())">>),
+    ct:pal("the bomb is ~p bytes", [Size]),
+    ?assert(Size < 200000),
+    % The caller may not grow past 8 MB of heap: it would be killed.
+    {Result, Heap} = capped(fun() -> py:eval(<<"__import__('pyport').ErlangTerm(bomb())">>) end,
+                            1000000),
+    {error, {too_large, #{what := decoded, size := Decoded, limit := Limit}}} = Result,
+    ct:pal("answered ~p with a heap of ~p words", [Result, Heap]),
+    ?assertEqual(64 * 1024 * 1024, Limit),
+    ?assert(Decoded > 100000000),
+    % Inside a list, and in a stream, the same.
+    {{error, {too_large, _}}, _} =
+        capped(fun() -> py:eval(<<"[1, __import__('pyport').ErlangTerm(bomb())]">>) end, 1000000),
+    {{error, {too_large, #{what := decoded}}}, _} =
+        capped(fun() -> py:stream_eval(<<"iter([1, __import__('pyport').ErlangTerm(bomb())])">>) end,
+               1000000),
+    % The node and the worker are fine.
+    {ok, 2} = py:eval(<<"1 + 1">>).
+
+reply_over_max_reply_bytes_is_too_large(_) ->
+    ok = py:start_pool(api2, [{size, 1}, {max_reply_bytes, 1000000}]),
+    Big = <<"b'x' * 2_000_000">>,
+    {error, {too_large, #{what := reply, size := Size, limit := 1000000}}} =
+        py:eval(Big, #{}, [{pool, api2}]),
+    ?assert(Size > 2000000),
+    {ok, <<"xx">>} = py:eval(<<"b'x' * 2">>, #{}, [{pool, api2}]),
+    {ok, Bin} = py:eval(<<"b'x' * 900_000">>, #{}, [{pool, api2}]),
+    900000 = byte_size(Bin),
+    {ok, Two} = py:eval(Big), % the default pool's bound is 64 MiB
+    2000000 = byte_size(Two),
+    ok = py:stop_pool(api2),
+    ok = py:start_pool(api2, [{size, 1}, {max_reply_bytes, infinity}]),
+    {ok, _} = py:eval(Big, #{}, [{pool, api2}]),
+    {error, {invalid_option, {max_reply_bytes, 0}}} = py:start_pool(api3, [{max_reply_bytes, 0}]).
+
+%% Fun's result in a process whose heap may not pass MaxWords.
+capped(Fun, MaxWords) ->
+    Self = self(),
+    {Pid, Mon} = spawn_opt(fun() ->
+                                   R = Fun(),
+                                   {total_heap_size, H} = process_info(self(), total_heap_size),
+                                   Self ! {self(), R, H}
+                           end,
+                           [monitor, {max_heap_size, #{size => MaxWords, kill => true,
+                                                       error_logger => false}}]),
+    receive
+        {Pid, R, H} -> erlang:demonitor(Mon, [flush]), {R, H};
+        {'DOWN', Mon, process, Pid, Reason} -> ct:fail({caller_died, Reason})
+    end.
 
 %% ---- helpers ----
 

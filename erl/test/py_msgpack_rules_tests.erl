@@ -78,3 +78,51 @@ tuple_bytes(N) ->
 
 ext2(Body) when byte_size(Body) < 256 -> [<<16#c7, (byte_size(Body)), 2>>, Body];
 ext2(Body) when byte_size(Body) < 65536 -> [<<16#c8, (byte_size(Body)):16, 2>>, Body].
+
+%% ---- size bounds: the frame, and what compressed terms inflate to ----
+
+reply_over_max_bytes_is_refused_before_decoding_test() ->
+    {ok, Enc} = py_msgpack:encode([1, <<"ok">>, binary:copy(<<"x">>, 100)]),
+    Bin = iolist_to_binary(Enc),
+    Size = byte_size(Bin),
+    ?assertEqual({error, {too_large, #{what => reply, size => Size, limit => 50}}},
+                 py_msgpack:decode(Bin, #{max_bytes => 50})),
+    ?assertMatch({ok, _}, py_msgpack:decode(Bin, #{max_bytes => Size})),
+    ?assertMatch({ok, _}, py_msgpack:decode(Bin, #{max_bytes => infinity})).
+
+ext_term(Etf) -> [<<16#c9, (byte_size(Etf)):32, 4>>, Etf].
+
+compressed_term_inflates_only_within_the_bound_test() ->
+    Etf = term_to_binary(lists:duplicate(100000, 0), [compressed]),
+    <<131, 80, Inflated:32, _/binary>> = Etf,
+    Frame = iolist_to_binary([16#93, 1, <<16#a2, "ok">>, ext_term(Etf)]),
+    Decoded = byte_size(Frame) + Inflated,
+    ?assertEqual({error, {too_large, #{what => decoded, size => Decoded, limit => 100000}}},
+                 py_msgpack:decode(Frame, #{max_bytes => 100000})),
+    ?assertMatch({ok, [1, <<"ok">>, [0 | _]]}, py_msgpack:decode(Frame, #{max_bytes => Decoded})),
+    % two terms count together
+    Two = iolist_to_binary([16#93, 1, <<16#a2, "ok">>, 16#92, ext_term(Etf), ext_term(Etf)]),
+    ?assertMatch({error, {too_large, #{what := decoded}}},
+                 py_msgpack:decode(Two, #{max_bytes => Decoded + 1000})),
+    ?assertMatch({ok, _}, py_msgpack:decode(Two, #{max_bytes => 2 * Decoded})),
+    % a stated size of 4 GB is refused without allocating it
+    Forged = iolist_to_binary([16#93, 1, <<16#a2, "ok">>, ext_term(<<131, 80, 16#ffffffff:32, 0>>)]),
+    ?assertMatch({error, {too_large, #{what := decoded, size := S}}} when S > 16#ffffffff,
+                 py_msgpack:decode(Forged, #{max_bytes => 64 * 1024 * 1024})),
+    % a stated size that is a lie either way is malformed
+    <<131, 80, _:32, Z/binary>> = Etf,
+    Lie = iolist_to_binary([16#93, 1, <<16#a2, "ok">>, ext_term(<<131, 80, 10:32, Z/binary>>)]),
+    ?assertEqual({error, malformed}, py_msgpack:decode(Lie, #{max_bytes => 100000})),
+    % the budget is this call's only
+    ?assertEqual(undefined, get('$py_msgpack_inflate_budget')).
+
+%% Without compression, decoding is bounded by the input: a list element of
+%% one byte takes two heap words; a string or a map a few more.
+decoded_heap_is_bounded_by_the_bytes_test() ->
+    N = 10000,
+    Arr = fun(Item) -> iolist_to_binary([<<16#dd, N:32>> | lists:duplicate(N, Item)]) end,
+    [begin
+         {ok, T} = py_msgpack:decode(Bin),
+         ?assert(erts_debug:size_shared(T) * 8 =< 22 * byte_size(Bin))
+     end || Bin <- [Arr(0), Arr(16#90), Arr(16#80), Arr(16#a0), Arr(<<16#a1, "x">>),
+                    Arr(<<16#81, 1, 2>>), Arr(<<16#81, 16#c0, 16#80>>), Arr(<<16#cb, 1.5:64/float>>)]].
