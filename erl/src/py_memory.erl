@@ -179,7 +179,9 @@ flush(Sub) ->
     receive {py_gc, Sub, _} -> flush(Sub) after 0 -> ok end.
 
 %% @doc The API's shape of an op's answer: atoms for the keys the port
-%% defines, `ok' for ops that return nothing.
+%% defines (but `gc_stats' keeps the binary keys of Python's
+%% gc.get_stats(), `<<"collections">>', `<<"collected">>',
+%% `<<"uncollectable">>'), `ok' for ops that return nothing.
 -spec shape(binary(), term()) -> term().
 shape(<<"object_traceback">>, {ok, Frames}) -> {ok, Frames}; % none: not traced
 shape(<<"gc_threshold">>, {ok, T}) -> {ok, T};
@@ -188,7 +190,9 @@ shape(_, {ok, V}) -> {ok, atom_keys(V)};
 shape(_, Other) -> Other.
 
 atom_keys(Map) when is_map(Map) ->
-    maps:fold(fun(K, V, Acc) -> Acc#{key(K) => atom_keys(V)} end, #{}, Map);
+    maps:fold(fun(<<"gc_stats">>, V, Acc) -> Acc#{gc_stats => V}; % as gc.get_stats() names them
+                 (K, V, Acc) -> Acc#{key(K) => atom_keys(V)}
+              end, #{}, Map);
 atom_keys(List) when is_list(List) -> [atom_keys(V) || V <- List];
 atom_keys(Other) -> Other.
 
