@@ -33,9 +33,13 @@
 -export([version/0, bind/0, bind/1, unbind/0, unbind/1, exec_all/1, exec_all/2,
          start_pool/2, stop_pool/1, last_error/0]).
 
--export_type([code/0, options/0, error/0, stream_ref/0, target/0]).
+-export_type([code/0, names/0, name/0, options/0, error/0, stream_ref/0, target/0]).
 
 -type code() :: binary() | string().
+%% Locals and keyword arguments: a map, or a keyword list (Elixir's too).
+-type names() :: #{atom() | binary() => term()} | [{atom() | binary(), term()}].
+%% A module or function name; dotted names work.
+-type name() :: atom() | binary() | string().
 -type options() :: timeout() | [{timeout, timeout()} | {pool, atom()}] | #{timeout => timeout(), pool => atom()}.
 -type error() :: {error, {atom() | binary(), binary()} | timeout | overloaded | badarg
                   | {worker_exited, term()} | {invalid_option, term()} | {no_pool, atom()} | term()}.
@@ -57,11 +61,11 @@ eval(Code) -> eval(Code, #{}, []).
 
 %% @doc The value of an expression with local variables (atom or binary
 %% names), visible inside its lambdas and comprehensions, gone afterwards.
--spec eval(code(), map()) -> {ok, term()} | error().
+-spec eval(code(), names()) -> {ok, term()} | error().
 eval(Code, Locals) -> eval(Code, Locals, []).
 
 %% @doc eval/2 with a timeout in ms, or options.
--spec eval(code(), map(), options()) -> {ok, term()} | error().
+-spec eval(code(), names(), options()) -> {ok, term()} | error().
 eval(Code, Locals, Opts) -> py_request:eval(Code, Locals, Opts).
 
 %% @doc Runs statements; what they define stays in the worker's namespace.
@@ -72,15 +76,15 @@ exec(Code) -> exec(Code, []).
 exec(Code, Opts) -> py_request:exec(Code, Opts).
 
 %% @doc Module:Function(Args...). Dotted names work: `call('os.path', join, ...)'.
--spec call(atom() | binary(), atom() | binary(), list()) -> {ok, term()} | error().
+-spec call(name(), name(), list()) -> {ok, term()} | error().
 call(Module, Function, Args) -> call(Module, Function, Args, #{}, []).
 
 %% @doc call/3 with keyword arguments.
--spec call(atom() | binary(), atom() | binary(), list(), map()) -> {ok, term()} | error().
+-spec call(name(), name(), list(), names()) -> {ok, term()} | error().
 call(Module, Function, Args, Kwargs) -> call(Module, Function, Args, Kwargs, []).
 
 %% @doc call/4 with a timeout or options.
--spec call(atom() | binary(), atom() | binary(), list(), map(), options()) -> {ok, term()} | error().
+-spec call(name(), name(), list(), names(), options()) -> {ok, term()} | error().
 call(Module, Function, Args, Kwargs, Opts) -> py_request:call(Module, Function, Args, Kwargs, Opts).
 
 %% ---- streams ----
@@ -89,20 +93,20 @@ call(Module, Function, Args, Kwargs, Opts) -> py_request:call(Module, Function, 
 -spec stream_eval(code()) -> {ok, list()} | error().
 stream_eval(Code) -> stream_eval(Code, #{}, []).
 
--spec stream_eval(code(), map()) -> {ok, list()} | error().
+-spec stream_eval(code(), names()) -> {ok, list()} | error().
 stream_eval(Code, Locals) -> stream_eval(Code, Locals, []).
 
--spec stream_eval(code(), map(), options()) -> {ok, list()} | error().
+-spec stream_eval(code(), names(), options()) -> {ok, list()} | error().
 stream_eval(Code, Locals, Opts) -> py_stream_api:eval(collect, Code, Locals, Opts).
 
 %% @doc Every item of what Module:Function(Args...) returns, collected.
--spec stream(atom() | binary(), atom() | binary(), list()) -> {ok, list()} | error().
+-spec stream(name(), name(), list()) -> {ok, list()} | error().
 stream(Module, Function, Args) -> stream(Module, Function, Args, #{}, []).
 
--spec stream(atom() | binary(), atom() | binary(), list(), map()) -> {ok, list()} | error().
+-spec stream(name(), name(), list(), names()) -> {ok, list()} | error().
 stream(Module, Function, Args, Kwargs) -> stream(Module, Function, Args, Kwargs, []).
 
--spec stream(atom() | binary(), atom() | binary(), list(), map(), options()) -> {ok, list()} | error().
+-spec stream(name(), name(), list(), names(), options()) -> {ok, list()} | error().
 stream(Module, Function, Args, Kwargs, Opts) ->
     py_stream_api:call(collect, Module, Function, Args, Kwargs, Opts).
 
@@ -111,13 +115,13 @@ stream(Module, Function, Args, Kwargs, Opts) ->
 %% `{py_stream, Ref, done}' or `{py_stream, Ref, {error, Reason}}'. Items
 %% are produced only as fast as the caller reads them. No timeout unless
 %% the options give one.
--spec stream_start(atom() | binary(), atom() | binary(), list()) -> {ok, stream_ref()} | error().
+-spec stream_start(name(), name(), list()) -> {ok, stream_ref()} | error().
 stream_start(Module, Function, Args) -> stream_start(Module, Function, Args, #{}, []).
 
--spec stream_start(atom() | binary(), atom() | binary(), list(), map()) -> {ok, stream_ref()} | error().
+-spec stream_start(name(), name(), list(), names()) -> {ok, stream_ref()} | error().
 stream_start(Module, Function, Args, Kwargs) -> stream_start(Module, Function, Args, Kwargs, []).
 
--spec stream_start(atom() | binary(), atom() | binary(), list(), map(), options()) ->
+-spec stream_start(name(), name(), list(), names(), options()) ->
           {ok, stream_ref()} | error().
 stream_start(Module, Function, Args, Kwargs, Opts) ->
     py_stream_api:call(items, Module, Function, Args, Kwargs, Opts).
@@ -126,10 +130,10 @@ stream_start(Module, Function, Args, Kwargs, Opts) ->
 -spec stream_eval_start(code()) -> {ok, stream_ref()} | error().
 stream_eval_start(Code) -> stream_eval_start(Code, #{}, []).
 
--spec stream_eval_start(code(), map()) -> {ok, stream_ref()} | error().
+-spec stream_eval_start(code(), names()) -> {ok, stream_ref()} | error().
 stream_eval_start(Code, Locals) -> stream_eval_start(Code, Locals, []).
 
--spec stream_eval_start(code(), map(), options()) -> {ok, stream_ref()} | error().
+-spec stream_eval_start(code(), names(), options()) -> {ok, stream_ref()} | error().
 stream_eval_start(Code, Locals, Opts) -> py_stream_api:eval(items, Code, Locals, Opts).
 
 %% @doc Stops a stream started by this process: the generator is cancelled

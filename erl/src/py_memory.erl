@@ -185,7 +185,7 @@ flush(Sub) ->
 -spec shape(binary(), term()) -> term().
 shape(<<"object_traceback">>, {ok, Frames}) -> {ok, Frames}; % none: not traced
 shape(<<"gc_threshold">>, {ok, T}) -> {ok, T};
-shape(_, {ok, none}) -> ok;
+shape(_, {ok, None}) when None =:= none; None =:= nil -> ok; % nil: the pool's none_as
 shape(_, {ok, V}) -> {ok, atom_keys(V)};
 shape(_, Other) -> Other.
 

@@ -24,7 +24,8 @@
 -export_type([decode_options/0]).
 
 -type decode_options() :: #{atoms => existing | create,
-                            max_bytes => pos_integer() | infinity}.
+                            max_bytes => pos_integer() | infinity,
+                            none_as => none | nil}.
 -type too_large() :: {too_large, #{what := reply | decoded, size := non_neg_integer(),
                                    limit := pos_integer()}}.
 
@@ -140,8 +141,8 @@ enc_map(M, Depth) ->
 
 %% @doc The decode options of a pool's replies.
 -spec pool_decode_options(py_opts:pool_opts()) -> decode_options().
-pool_decode_options(#{atoms := Atoms, max_reply_bytes := Max}) ->
-    #{atoms => Atoms, max_bytes => Max}.
+pool_decode_options(#{atoms := Atoms, max_reply_bytes := Max, none_as := NoneAs}) ->
+    #{atoms => Atoms, max_bytes => Max, none_as => NoneAs}.
 
 %% @equiv decode(Bin, #{})
 -spec decode(binary()) -> {ok, term()} | {error, term()}.
@@ -153,7 +154,9 @@ decode(Bin) -> decode(Bin, #{}).
 decode(Bin, #{max_bytes := Max}) when is_binary(Bin), is_integer(Max), byte_size(Bin) > Max ->
     {error, {too_large, #{what => reply, size => byte_size(Bin), limit => Max}}};
 decode(Bin, Opts) when is_binary(Bin), is_map(Opts) ->
-    Create = maps:get(atoms, Opts, existing) =:= create,
+    % What the decoder needs at every value: whether atoms may be created,
+    % and what Python's None becomes (none, or nil for Elixir).
+    C = {maps:get(atoms, Opts, existing) =:= create, maps:get(none_as, Opts, none)},
     % What inflating compressed terms may still add: kept in the process
     % dictionary for the length of this call, so the hot path carries no
     % counter for a case that is rare.
@@ -162,7 +165,7 @@ decode(Bin, Opts) when is_binary(Bin), is_map(Opts) ->
                  Max -> {Max, Max - byte_size(Bin)}
              end,
     Previous = put(?BUDGET, Budget),
-    try dec(Bin, Create, 0) of
+    try dec(Bin, C, 0) of
         {Term, <<>>} -> {ok, Term};
         {_, Rest} -> {error, {trailing_bytes, byte_size(Rest)}}
     catch
@@ -193,7 +196,7 @@ inflate_check(_) ->
 
 bad(Reason) -> throw({py_msgpack, Reason}).
 
-dec(<<16#c0, R/binary>>, _, _) -> {none, R};
+dec(<<16#c0, R/binary>>, {_, None}, _) -> {None, R};
 dec(<<16#c2, R/binary>>, _, _) -> {false, R};
 dec(<<16#c3, R/binary>>, _, _) -> {true, R};
 dec(<<0:1, I:7, R/binary>>, _, _) -> {I, R};
@@ -266,30 +269,30 @@ dec_pairs(N, R, C, D, Acc) ->
 duplicate_key([{K, _} | _], Seen) when is_map_key(K, Seen) -> K;
 duplicate_key([{K, _} | Rest], Seen) -> duplicate_key(Rest, Seen#{K => true}).
 
-dec_ext(?EXT_ATOM, Name, Create, _) -> dec_atom(Name, Create);
-dec_ext(?EXT_TUPLE, Body, Create, Depth) ->
+dec_ext(?EXT_ATOM, Name, C, _) -> dec_atom(Name, C);
+dec_ext(?EXT_TUPLE, Body, C, Depth) ->
     % The element array is the tuple's level, not one more.
-    case dec(Body, Create, Depth) of
+    case dec(Body, C, Depth) of
         {L, <<>>} when is_list(L) -> list_to_tuple(L);
         _ -> bad(bad_tuple)
     end;
 dec_ext(?EXT_BIGINT, <<0, Mag/binary>>, _, _) -> binary:decode_unsigned(Mag);
 dec_ext(?EXT_BIGINT, <<1, Mag/binary>>, _, _) -> -binary:decode_unsigned(Mag);
 dec_ext(?EXT_BIGINT, _, _, _) -> bad(bad_bigint);
-dec_ext(?EXT_TERM, Data, true, _) -> inflate_check(Data), binary_to_term(Data);
-dec_ext(?EXT_TERM, Data, false, _) -> inflate_check(Data), binary_to_term(Data, [safe]);
+dec_ext(?EXT_TERM, Data, {true, _}, _) -> inflate_check(Data), binary_to_term(Data);
+dec_ext(?EXT_TERM, Data, {false, _}, _) -> inflate_check(Data), binary_to_term(Data, [safe]);
 dec_ext(Type, _, _, _) -> bad({unknown_ext, Type}).
 
 dec_atom(<<"true">>, _) -> true;
 dec_atom(<<"false">>, _) -> false;
-dec_atom(Name, _) when Name =:= <<"none">>; Name =:= <<"nil">>; Name =:= <<"undefined">> -> none;
+dec_atom(Name, {_, None}) when Name =:= <<"none">>; Name =:= <<"nil">>; Name =:= <<"undefined">> -> None;
 %% The atoms the mapping itself produces (Python nan and infinities).
 dec_atom(<<"nan">>, _) -> nan;
 dec_atom(<<"infinity">>, _) -> infinity;
 dec_atom(<<"neg_infinity">>, _) -> neg_infinity;
 dec_atom(Name, _) when byte_size(Name) > 1020 -> bad(atom_too_long);
-dec_atom(Name, true) -> binary_to_atom(Name, utf8);
-dec_atom(Name, false) ->
+dec_atom(Name, {true, _}) -> binary_to_atom(Name, utf8);
+dec_atom(Name, {false, _}) ->
     try
         binary_to_existing_atom(Name, utf8)
     catch

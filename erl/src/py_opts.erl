@@ -34,6 +34,8 @@
 %%     decoded; default 64 MiB (the port's own bound on a request frame). A reply's terms
 %%     take at most about 22 times its bytes of the caller's heap (a list of one-key maps;
 %%     16 for a list of small integers; a binary about its size).</dd>
+%%   <dt>`none_as'</dt><dd>what Python's `None' becomes: `none' (default) or `nil' (for
+%%     Elixir); `none', `nil' and `undefined' all leave Erlang as `None'.</dd>
 %%   <dt>`allocator'</dt><dd>`pymalloc' (default), `malloc', `jemalloc' or `mimalloc' (the
 %%     last two need Debian's libjemalloc2 or libmimalloc2.0).</dd>
 %% </dl>
@@ -66,7 +68,8 @@
                        max_requests := pos_integer() | undefined,
                        memory_limit := pos_integer() | undefined,
                        allocator := allocator(),
-                       max_reply_bytes := pos_integer() | infinity}.
+                       max_reply_bytes := pos_integer() | infinity,
+                       none_as := none | nil}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
 -type call_opts() :: #{timeout := timeout(), pool := atom()}.
 
@@ -92,7 +95,8 @@ pool(Opts) ->
                  max_requests => undefined,
                  memory_limit => undefined,
                  allocator => pymalloc,
-                 max_reply_bytes => 64 * 1024 * 1024},
+                 max_reply_bytes => 64 * 1024 * 1024,
+                 none_as => none},
     validate(Opts, Defaults, fun pool_opt/2).
 
 %% @doc Validates call options; what they do not say comes from the pool.
@@ -154,6 +158,7 @@ pool_opt(memory_limit, N) when is_integer(N), N >= ?MIN_MEMORY_LIMIT -> {ok, N};
 pool_opt(allocator, A) when A =:= pymalloc; A =:= malloc; A =:= jemalloc; A =:= mimalloc -> {ok, A};
 pool_opt(max_reply_bytes, infinity) -> {ok, infinity};
 pool_opt(max_reply_bytes, N) -> pos_int(N);
+pool_opt(none_as, A) when A =:= none; A =:= nil -> {ok, A};
 pool_opt(_, _) -> error.
 
 pos_int_or_undefined(undefined) -> {ok, undefined};

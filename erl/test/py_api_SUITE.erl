@@ -11,14 +11,16 @@
          memory_functions_take_a_timeout/1, memory_pool_forms_ask_in_parallel/1,
          python_keys_that_merge_are_an_error/1, erlang_keys_that_merge_are_an_error/1,
          deep_locals_answer_at_once/1, deep_replies_answer_at_once/1,
-         compressed_term_bomb_is_too_large/1, reply_over_max_reply_bytes_is_too_large/1]).
+         compressed_term_bomb_is_too_large/1, reply_over_max_reply_bytes_is_too_large/1,
+         keyword_lists_and_charlists_work/1, none_as_nil_for_elixir/1]).
 
 all() ->
     [exception_named_like_pyport_error_stays_binary, bad_arguments_answer_badarg,
      memory_functions_take_a_timeout, memory_pool_forms_ask_in_parallel,
      python_keys_that_merge_are_an_error, erlang_keys_that_merge_are_an_error,
      deep_locals_answer_at_once, deep_replies_answer_at_once,
-     compressed_term_bomb_is_too_large, reply_over_max_reply_bytes_is_too_large].
+     compressed_term_bomb_is_too_large, reply_over_max_reply_bytes_is_too_large,
+     keyword_lists_and_charlists_work, none_as_nil_for_elixir].
 
 init_per_suite(Config) ->
     case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
@@ -212,6 +214,33 @@ capped(Fun, MaxWords) ->
         {Pid, R, H} -> erlang:demonitor(Mon, [flush]), {R, H};
         {'DOWN', Mon, process, Pid, Reason} -> ct:fail({caller_died, Reason})
     end.
+
+%% ---- the Elixir-facing forms ----
+
+keyword_lists_and_charlists_work(_) ->
+    {ok, 7} = py:eval(<<"a + b">>, [{a, 3}, {b, 4}]),
+    {ok, 7} = py:eval(<<"a + b">>, [{a, 3}, {<<"b">>, 4}], 5000),
+    {ok, [1, 2]} = py:stream_eval(<<"iter([a, b])">>, [{a, 1}, {b, 2}]),
+    {ok, <<"{\n  \"a\": 1\n}">>} = py:call("json", "dumps", [#{<<"a">> => 1}], [{indent, 2}]),
+    {ok, <<"a/b">>} = py:call("os.path", "join", [<<"a">>, <<"b">>]),
+    {ok, <<"a/b">>} = py:call('os.path', "join", [<<"a">>, <<"b">>], []),
+    {ok, [<<"[1]">>]} = py:stream(builtins, iter, [[<<"[1]">>]], []),
+    {error, {duplicate_key, a}} = py:eval(<<"a">>, [{a, 1}, {a, 2}]),
+    {error, badarg} = py:eval(<<"a">>, [a]).
+
+none_as_nil_for_elixir(_) ->
+    ok = py:start_pool(api2, [{size, 1}, {none_as, nil}]),
+    O = [{pool, api2}],
+    {ok, nil} = py:eval(<<"None">>, #{}, O),
+    {ok, [nil, #{<<"k">> := nil}, {nil}]} = py:eval(<<"[None, {'k': None}, (None,)]">>, #{}, O),
+    {ok, true} = py:eval(<<"x is None and y is None">>, #{x => nil, y => none}, O),
+    {ok, [1, nil]} = py:stream_eval(<<"iter([1, None])">>, #{}, O),
+    {ok, nil} = py:call(builtins, print, [], #{}, O),
+    % ops that answer None are still ok
+    ok = py:gc_disable({api2, 1}),
+    ok = py:gc_enable({api2, 1}),
+    % the default pool keeps none
+    {ok, none} = py:eval(<<"None">>).
 
 %% ---- helpers ----
 

@@ -126,3 +126,21 @@ decoded_heap_is_bounded_by_the_bytes_test() ->
          ?assert(erts_debug:size_shared(T) * 8 =< 22 * byte_size(Bin))
      end || Bin <- [Arr(0), Arr(16#90), Arr(16#80), Arr(16#a0), Arr(<<16#a1, "x">>),
                     Arr(<<16#81, 1, 2>>), Arr(<<16#81, 16#c0, 16#80>>), Arr(<<16#cb, 1.5:64/float>>)]].
+
+%% ---- none_as: what Python's None becomes ----
+
+none_as_nil_test() ->
+    Nil = <<16#c0>>,
+    ?assertEqual({ok, none}, py_msgpack:decode(Nil)),
+    ?assertEqual({ok, none}, py_msgpack:decode(Nil, #{none_as => none})),
+    ?assertEqual({ok, nil}, py_msgpack:decode(Nil, #{none_as => nil})),
+    % everywhere in the value, and Atom('none') the same way
+    ?assertEqual({ok, [nil, #{nil => {nil}}, nil]},
+                 py_msgpack:decode(iolist_to_binary([16#93, 16#c0, 16#81, 16#c0, <<16#d5, 2, 16#91, 16#c0>>,
+                                                     atom(<<"none">>)]), #{none_as => nil})),
+    % nil still leaves as None
+    ?assertEqual({ok, iolist_to_binary(element(2, py_msgpack:encode(none)))},
+                 {ok, iolist_to_binary(element(2, py_msgpack:encode(nil)))}),
+    Opts = py_msgpack:pool_decode_options(element(2, py_opts:pool([{none_as, nil}]))),
+    ?assertEqual(nil, maps:get(none_as, Opts)),
+    ?assertEqual({error, {invalid_option, {none_as, null}}}, py_opts:pool([{none_as, null}])).
