@@ -10,7 +10,7 @@
 %% the pool's timeout).
 -module(py_memory).
 
--export([on/3, reset/1, gc_events/1, gc_events_stop/1, shape/2]).
+-export([on/3, reset/1, gc_events/1, gc_events_stop/1]).
 -export([gc/2, limited/3, code/3, tracemalloc_start/2, traces/4, gc_threshold/2]).
 
 -export_type([target/0, where/0, subscription/0]).
@@ -100,6 +100,9 @@ gc_threshold(_, _) -> {error, badarg}.
 
 %% ---- targets ----
 
+%% The children end with their result as exit reason, by design.
+-dialyzer({nowarn_function, every_worker/2}).
+
 %% Fun(Slot) for every worker of Pool, each in a process of its own so that
 %% a busy worker does not hold up the others; the results in slot order.
 every_worker(Pool, Fun) ->
@@ -178,11 +181,10 @@ gc_events_stop(_) ->
 flush(Sub) ->
     receive {py_gc, Sub, _} -> flush(Sub) after 0 -> ok end.
 
-%% @doc The API's shape of an op's answer: atoms for the keys the port
+%% The API's shape of an op's answer: atoms for the keys the port
 %% defines (but `gc_stats' keeps the binary keys of Python's
 %% gc.get_stats(), `<<"collections">>', `<<"collected">>',
 %% `<<"uncollectable">>'), `ok' for ops that return nothing.
--spec shape(binary(), term()) -> term().
 shape(<<"object_traceback">>, {ok, Frames}) -> {ok, Frames}; % none: not traced
 shape(<<"gc_threshold">>, {ok, T}) -> {ok, T};
 shape(_, {ok, None}) when None =:= none; None =:= nil -> ok; % nil: the pool's none_as

@@ -194,6 +194,7 @@ inflate_check(<<131, 80, Size:32, _/binary>>) ->
 inflate_check(_) ->
     ok.
 
+-spec bad(term()) -> no_return().
 bad(Reason) -> throw({py_msgpack, Reason}).
 
 dec(<<16#c0, R/binary>>, {_, None}, _) -> {None, R};

@@ -4,7 +4,7 @@
 -module(py_request).
 
 -export([eval/3, exec/2, call/5, exec_all/2]).
--export([run/3, run_on/4, run_on/5, run_stream/4, resolve/1, result/1, ok_value/1, bound/1, bind/2, unbind/1]).
+-export([run_on/5, run_stream/4, ok_value/1, bound/1, bind/2, unbind/1]).
 
 -define(LAST_ERROR, '$py_last_error').
 
@@ -37,7 +37,7 @@ call(Module, Function, Args, Kwargs, Opts) ->
 exec_all(Code, Pool) ->
     case {py_args:code(Code), py_pool:workers(Pool)} of
         {{ok, C}, {ok, Workers}} ->
-            Results = [{Slot, ok_value(run_on(Pool, Slot, <<"exec">>, #{<<"code">> => C}))}
+            Results = [{Slot, ok_value(run_on(Pool, Slot, <<"exec">>, #{<<"code">> => C}, pool))}
                        || {Slot, _} <- Workers],
             case [{Slot, Reason} || {Slot, {error, Reason}} <- Results] of
                 [] -> ok;
@@ -59,11 +59,8 @@ run(Op, Args, Opts) ->
         Error -> Error
     end.
 
-%% @doc Op on one slot's worker (undefined: the caller's), with the pool's timeout.
--spec run_on(atom(), pos_integer() | undefined, binary(), map()) -> term().
-run_on(Pool, Slot, Op, Args) -> run_on(Pool, Slot, Op, Args, pool).
-
-%% @doc run_on/4 with a timeout (`pool': the pool's).
+%% @doc Op on one slot's worker (undefined: the caller's), within Timeout
+%% (`pool': the pool's).
 -spec run_on(atom(), pos_integer() | undefined, binary(), map(), timeout() | pool) -> term().
 run_on(Pool, Slot, Op, Args, pool) ->
     case py_pool:default_timeout(Pool) of
@@ -92,14 +89,21 @@ run_stream(Op, Args, Mode, Opts) ->
 resolve(Timeout) when is_integer(Timeout); Timeout =:= infinity ->
     resolve([{timeout, Timeout}]);
 resolve(Opts) ->
-    case py_opts:call(Opts, #{pool => default, timeout => pool_default}) of
-        {ok, #{pool := Pool, timeout := pool_default} = Valid} ->
-            case py_pool:default_timeout(Pool) of
-                {ok, Timeout} -> {ok, Valid#{timeout := Timeout}};
-                Error -> Error
+    case py_opts:call(Opts, py_opts:call_defaults()) of
+        {ok, #{pool := Pool} = Valid} ->
+            case gives_timeout(Opts) of
+                true -> {ok, Valid};
+                false ->
+                    case py_pool:default_timeout(Pool) of
+                        {ok, Timeout} -> {ok, Valid#{timeout := Timeout}};
+                        Error -> Error
+                    end
             end;
         Other -> Other
     end.
+
+gives_timeout(Opts) when is_map(Opts) -> is_map_key(timeout, Opts);
+gives_timeout(Opts) -> lists:keymember(timeout, 1, Opts).
 
 -spec result(term()) -> term().
 result({error, {py_exception, _, _, Info} = E}) ->
