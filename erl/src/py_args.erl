@@ -14,11 +14,20 @@
 -spec code(term()) -> {ok, binary()} | {error, badarg}.
 code(Code) when is_binary(Code) -> {ok, Code};
 code(Code) when is_list(Code) ->
-    case unicode:characters_to_binary(Code) of
+    case chars(Code) of
         B when is_binary(B) -> {ok, B};
         _ -> {error, badarg}
     end;
 code(_) -> {error, badarg}.
+
+%% A string as UTF-8, or badarg (an improper or non-character list too).
+chars(List) ->
+    try unicode:characters_to_binary(List) of
+        B when is_binary(B) -> B;
+        _ -> badarg
+    catch
+        error:_ -> badarg
+    end.
 
 %% @doc The Args of eval and stream_eval: code, and the locals if any.
 -spec eval(term(), term()) -> {ok, map()} | {error, badarg | {duplicate_key, term()}}.
@@ -45,7 +54,7 @@ call(_, _, _, _) -> {error, badarg}.
 name(A) when is_atom(A) -> atom_to_binary(A, utf8);
 name(B) when is_binary(B) -> B;
 name(L) when is_list(L) ->
-    case unicode:characters_to_binary(L) of
+    case chars(L) of
         B when is_binary(B), B =/= <<>> -> B;
         _ -> badarg
     end;

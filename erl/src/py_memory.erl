@@ -52,7 +52,9 @@ options([{target, T} | Rest], _, Timeout) when not is_list(T), not is_map(T) ->
 options([{timeout, T} | Rest], Target, _) when T =:= infinity; is_integer(T), T >= 0 ->
     options(Rest, Target, T);
 options([Opt | _], _, _) ->
-    {error, {invalid_option, Opt}}.
+    {error, {invalid_option, Opt}};
+options(ImproperTail, _, _) ->
+    {error, {invalid_option, ImproperTail}}.
 
 %% ---- the functions that take arguments ----
 

@@ -112,12 +112,17 @@ validate(Opts, Defaults, Check) when is_map(Opts) ->
     validate(maps:to_list(Opts), Defaults, Check);
 validate(Opts, Defaults, Check) when is_list(Opts) ->
     try
+        proper(Opts) orelse throw({invalid, Opts}),
         {ok, lists:foldl(fun(Opt, Acc) -> add(Opt, Acc, Check) end, Defaults, Opts)}
     catch
         throw:{invalid, Opt} -> {error, {invalid_option, Opt}}
     end;
 validate(Opts, _, _) ->
     {error, {invalid_option, Opts}}.
+
+proper([_ | T]) -> proper(T);
+proper([]) -> true;
+proper(_) -> false.
 
 add({Key, Value} = Opt, Acc, Check) when is_atom(Key) ->
     case Check(Key, Value) of
@@ -184,14 +189,17 @@ code(Code) ->
 
 string_like(S) when is_binary(S) -> {ok, binary_to_list(S)};
 string_like(S) when is_list(S) ->
-    case io_lib:printable_unicode_list(S) of
+    case proper(S) andalso io_lib:printable_unicode_list(S) of
         true -> {ok, S};
         false -> error
     end;
 string_like(_) -> error.
 
 all(Items, Check) ->
-    Checked = [Check(I) || I <- Items],
+    Checked = case proper(Items) of
+                  true -> [Check(I) || I <- Items];
+                  false -> [error]
+              end,
     case lists:all(fun({ok, _}) -> true; (_) -> false end, Checked) of
         true -> {ok, [V || {ok, V} <- Checked]};
         false -> error

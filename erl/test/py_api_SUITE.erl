@@ -8,6 +8,7 @@
 
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([exception_named_like_pyport_error_stays_binary/1, bad_arguments_answer_badarg/1,
+         garbage_arguments_never_crash/1,
          memory_functions_take_a_timeout/1, memory_pool_forms_ask_in_parallel/1,
          python_keys_that_merge_are_an_error/1, erlang_keys_that_merge_are_an_error/1,
          deep_locals_answer_at_once/1, deep_replies_answer_at_once/1,
@@ -16,6 +17,7 @@
 
 all() ->
     [exception_named_like_pyport_error_stays_binary, bad_arguments_answer_badarg,
+     garbage_arguments_never_crash,
      memory_functions_take_a_timeout, memory_pool_forms_ask_in_parallel,
      python_keys_that_merge_are_an_error, erlang_keys_that_merge_are_an_error,
      deep_locals_answer_at_once, deep_replies_answer_at_once,
@@ -66,6 +68,25 @@ bad_arguments_answer_badarg(_) ->
     {error, badarg} = py:memory_stats(<<"default">>),
     {error, {invalid_option, {timeout, soon}}} = py:memory_stats(#{timeout => soon}),
     {error, {invalid_option, {colour, red}}} = py:memory_stats([{colour, red}]).
+
+%% Every function of the API, each argument in turn replaced by garbage
+%% (the others plausible): an answer every time, never an exception.
+garbage_arguments_never_crash(_) ->
+    Garbage = [{garbage}, "x", -1, #{1 => 2}, [1 | 2], [{1, 2}], [{timeout, 1} | x], [{pool, "p"}],
+               <<255>>, [16#110000], [{a, 1}, {a, 2}]],
+    Plausible = [<<"1">>, builtins, len, [[]], #{}, []],
+    Functions = [FA || {F, A} = FA <- py:module_info(exports), A > 0,
+                       not lists:member(F, [module_info, start_pool, stop_pool])],
+    Calls = [{F, Args} || {F, A} <- Functions, G <- Garbage, Pos <- lists:seq(1, A),
+                          Args <- [[case I of Pos -> G; _ -> lists:nth(min(I, 6), Plausible) end
+                                    || I <- lists:seq(1, A)]]],
+    Crashed = [{F, Args, E} || {F, Args} <- Calls, {'EXIT', E} <- [catch apply(py, F, Args)]],
+    ct:pal("~p calls", [length(Calls)]),
+    ?assertEqual([], Crashed),
+    [{error, _} = py:start_pool(N, O) || N <- [{garbage}, "x"], O <- [[], #{}]],
+    [{error, {invalid_option, _}} = py:start_pool(api2, G) || G <- Garbage, G =/= #{1 => 2}],
+    {error, {invalid_option, _}} = py:start_pool(api2, #{1 => 2}),
+    [{error, not_found} = py:stop_pool(G) || G <- Garbage].
 
 %% ---- memory functions: a timeout, and pools asked in parallel ----
 
