@@ -1,17 +1,20 @@
-%% @doc Python from Erlang: the API of the pyport application.
+%% @doc Python from Erlang: the API of the pyport application. Each
+%% function here only delegates: py_request, py_stream_api, py_memory and
+%% py_pool_api do the work.
 %%
 %% Every call runs in a pool of pyport workers (the pool `default' unless
 %% the options name another), on the process's bound worker if it has one
 %% (bind/0,1), else on the least-loaded worker.
 %%
 %% Results: `{ok, Value}' or `ok'; `{error, {Type, Message}}' for a Python
-%% exception (Type the class name as an atom, e.g. `'ValueError'', see
-%% py_error for when it stays a binary; the traceback is kept for
-%% last_error/0); `{error, timeout}'; `{error, {worker_exited, Detail}}'
+%% exception (Type the class name as an atom, e.g. `'ValueError'', a binary
+%% for unknown names and for pyport's own (py_error); the traceback is kept
+%% for last_error/0); `{error, timeout}'; `{error, {worker_exited, Detail}}'
 %% when the worker's OS process died (Detail `{signal, sigsegv}' or
 %% `{exit_status, N}'); `{error, overloaded}' when every worker of the pool
-%% has max_in_flight requests; `{error, {invalid_option, Opt}}'.
-%%
+%% has max_in_flight requests; `{error, {invalid_option, Opt}}'; `{error,
+%% badarg}'; `{error, {unsupported_term, too_deep}}'; `{error, {too_large,
+%% Info}}' past the pool's max_reply_bytes; `{error, {duplicate_key, K}}'.
 %% Values: proto/PROTOCOL.md section 3 and docs/types.md.
 -module(py).
 -compile(warn_missing_spec).
@@ -44,14 +47,11 @@
 -type error() :: {error, {atom() | binary(), binary()} | timeout | overloaded | badarg
                   | {worker_exited, term()} | {invalid_option, term()} | {no_pool, atom()} | term()}.
 -opaque stream_ref() :: {pid(), reference()}.
-%% Where a memory function runs: `current' (the caller's worker of the
-%% default pool), `{Pool, Slot}', or every worker of a pool (asked in
-%% parallel); or options `#{target => Target, timeout => Ms}' (a proplist
-%% too; the timeout defaults to the pool's).
+%% Where a memory function runs: `current', `{Pool, Slot}', every worker of
+%% a pool (in parallel), or options `#{target => T, timeout => Ms}' (py_memory).
 -type target() :: py_memory:where().
 -type group_by() :: lineno | filename | traceback.
 -type thresholds() :: {non_neg_integer(), non_neg_integer(), non_neg_integer()} | [non_neg_integer()].
-
 
 %% ---- eval, exec, call ----
 
@@ -72,6 +72,7 @@ eval(Code, Locals, Opts) -> py_request:eval(Code, Locals, Opts).
 -spec exec(code()) -> ok | error().
 exec(Code) -> exec(Code, []).
 
+%% @doc exec/1 with a timeout in ms, or options.
 -spec exec(code(), options()) -> ok | error().
 exec(Code, Opts) -> py_request:exec(Code, Opts).
 
@@ -93,9 +94,11 @@ call(Module, Function, Args, Kwargs, Opts) -> py_request:call(Module, Function, 
 -spec stream_eval(code()) -> {ok, list()} | error().
 stream_eval(Code) -> stream_eval(Code, #{}, []).
 
+%% @doc stream_eval/1 with local variables.
 -spec stream_eval(code(), names()) -> {ok, list()} | error().
 stream_eval(Code, Locals) -> stream_eval(Code, Locals, []).
 
+%% @doc stream_eval/2 with a timeout or options.
 -spec stream_eval(code(), names(), options()) -> {ok, list()} | error().
 stream_eval(Code, Locals, Opts) -> py_stream_api:eval(collect, Code, Locals, Opts).
 
@@ -103,9 +106,11 @@ stream_eval(Code, Locals, Opts) -> py_stream_api:eval(collect, Code, Locals, Opt
 -spec stream(name(), name(), list()) -> {ok, list()} | error().
 stream(Module, Function, Args) -> stream(Module, Function, Args, #{}, []).
 
+%% @doc stream/3 with keyword arguments.
 -spec stream(name(), name(), list(), names()) -> {ok, list()} | error().
 stream(Module, Function, Args, Kwargs) -> stream(Module, Function, Args, Kwargs, []).
 
+%% @doc stream/4 with a timeout or options.
 -spec stream(name(), name(), list(), names(), options()) -> {ok, list()} | error().
 stream(Module, Function, Args, Kwargs, Opts) ->
     py_stream_api:call(collect, Module, Function, Args, Kwargs, Opts).
@@ -118,9 +123,11 @@ stream(Module, Function, Args, Kwargs, Opts) ->
 -spec stream_start(name(), name(), list()) -> {ok, stream_ref()} | error().
 stream_start(Module, Function, Args) -> stream_start(Module, Function, Args, #{}, []).
 
+%% @doc stream_start/3 with keyword arguments.
 -spec stream_start(name(), name(), list(), names()) -> {ok, stream_ref()} | error().
 stream_start(Module, Function, Args, Kwargs) -> stream_start(Module, Function, Args, Kwargs, []).
 
+%% @doc stream_start/4 with options (no timeout unless they give one).
 -spec stream_start(name(), name(), list(), names(), options()) ->
           {ok, stream_ref()} | error().
 stream_start(Module, Function, Args, Kwargs, Opts) ->
@@ -130,9 +137,11 @@ stream_start(Module, Function, Args, Kwargs, Opts) ->
 -spec stream_eval_start(code()) -> {ok, stream_ref()} | error().
 stream_eval_start(Code) -> stream_eval_start(Code, #{}, []).
 
+%% @doc stream_eval_start/1 with local variables.
 -spec stream_eval_start(code(), names()) -> {ok, stream_ref()} | error().
 stream_eval_start(Code, Locals) -> stream_eval_start(Code, Locals, []).
 
+%% @doc stream_eval_start/2 with options (no timeout unless they give one).
 -spec stream_eval_start(code(), names(), options()) -> {ok, stream_ref()} | error().
 stream_eval_start(Code, Locals, Opts) -> py_stream_api:eval(items, Code, Locals, Opts).
 
@@ -143,13 +152,8 @@ stream_eval_start(Code, Locals, Opts) -> py_stream_api:eval(items, Code, Locals,
 stream_cancel(StreamRef) -> py_stream_api:cancel(StreamRef).
 
 %% ---- memory (docs/memory.md) ----
-%%
-%% Each function runs on the caller's worker of the default pool (its
-%% bound one, else the least-loaded: bind/0 first when several calls must
-%% reach the same worker), or on the target given last: `{Pool, Slot}' for
-%% one worker, a pool name for every worker (`{ok, [{Slot, Result}]}',
-%% asked in parallel). Options may take the target's place: `#{target =>
-%% Target, timeout => Ms}'; without a timeout the pool's applies.
+%% Each runs on the caller's worker of the default pool (bind/0 first when
+%% several calls must reach the same one), or on the target() given last.
 
 %% @doc The worker's memory: `gc_stats', `gc_count', `gc_threshold',
 %% `rss_bytes', `peak_rss_bytes', `allocated_blocks', `gc_garbage',
@@ -160,6 +164,7 @@ stream_cancel(StreamRef) -> py_stream_api:cancel(StreamRef).
 -spec memory_stats() -> {ok, map()} | error().
 memory_stats() -> memory_stats(current).
 
+%% @doc memory_stats/0 on a target, or with options.
 -spec memory_stats(target()) -> {ok, map() | [{pos_integer(), map()}]} | error().
 memory_stats(Target) -> py_memory:on(Target, <<"memory_stats">>, #{}).
 
@@ -171,6 +176,7 @@ gc() -> gc(2).
 -spec gc(0..2) -> {ok, non_neg_integer()} | error().
 gc(Generation) -> gc(Generation, current).
 
+%% @doc gc/1 on a target, or with options.
 -spec gc(0..2, target()) -> {ok, non_neg_integer() | [{pos_integer(), non_neg_integer()}]} | error().
 gc(Generation, Target) -> py_memory:gc(Generation, Target).
 
@@ -181,6 +187,7 @@ gc(Generation, Target) -> py_memory:gc(Generation, Target).
 -spec gc_events(atom() | {atom(), pos_integer()}) -> {ok, py_memory:subscription()} | error().
 gc_events(Target) -> py_memory:gc_events(Target).
 
+%% @doc Ends a gc_events/1 subscription and empties the mailbox of its messages.
 -spec gc_events_stop(py_memory:subscription()) -> ok | {error, badarg}.
 gc_events_stop(Sub) -> py_memory:gc_events_stop(Sub).
 
@@ -189,6 +196,7 @@ gc_events_stop(Sub) -> py_memory:gc_events_stop(Sub).
 -spec object_counts(pos_integer()) -> {ok, [{binary(), pos_integer()}]} | error().
 object_counts(N) -> object_counts(N, current).
 
+%% @doc object_counts/1 on a target, or with options.
 -spec object_counts(pos_integer(), target()) -> {ok, list()} | error().
 object_counts(N, Target) -> py_memory:limited(<<"object_counts">>, N, Target).
 
@@ -197,9 +205,11 @@ object_counts(N, Target) -> py_memory:limited(<<"object_counts">>, N, Target).
 -spec object_growth() -> {ok, [{binary(), pos_integer(), pos_integer()}]} | error().
 object_growth() -> object_growth(20, current).
 
+%% @doc object_growth/0 on a target, or with options.
 -spec object_growth(target()) -> {ok, list()} | error().
 object_growth(Target) -> object_growth(20, Target).
 
+%% @doc The N types that grew most, on a target.
 -spec object_growth(pos_integer(), target()) -> {ok, list()} | error().
 object_growth(N, Target) -> py_memory:limited(<<"object_growth">>, N, Target).
 
@@ -207,6 +217,7 @@ object_growth(N, Target) -> py_memory:limited(<<"object_growth">>, N, Target).
 -spec refcount(code()) -> {ok, pos_integer()} | error().
 refcount(Code) -> refcount(Code, current).
 
+%% @doc refcount/1 on a target, or with options.
 -spec refcount(code(), target()) -> {ok, pos_integer() | list()} | error().
 refcount(Code, Target) -> py_memory:code(<<"refcount">>, Code, Target).
 
@@ -214,15 +225,19 @@ refcount(Code, Target) -> py_memory:code(<<"refcount">>, Code, Target).
 -spec tracemalloc_start() -> ok | error().
 tracemalloc_start() -> tracemalloc_start(1).
 
+%% @doc Starts tracing with Frames frames per traceback.
 -spec tracemalloc_start(1..1000) -> ok | error().
 tracemalloc_start(Frames) -> tracemalloc_start(Frames, current).
 
+%% @doc tracemalloc_start/1 on a target, or with options.
 -spec tracemalloc_start(1..1000, target()) -> ok | {ok, list()} | error().
 tracemalloc_start(Frames, Target) -> py_memory:tracemalloc_start(Frames, Target).
 
+%% @doc Stops tracing and frees its traces.
 -spec tracemalloc_stop() -> ok | error().
 tracemalloc_stop() -> tracemalloc_stop(current).
 
+%% @doc tracemalloc_stop/0 on a target, or with options.
 -spec tracemalloc_stop(target()) -> ok | {ok, list()} | error().
 tracemalloc_stop(Target) -> py_memory:on(Target, <<"tracemalloc_stop">>, #{}).
 
@@ -230,6 +245,7 @@ tracemalloc_stop(Target) -> py_memory:on(Target, <<"tracemalloc_stop">>, #{}).
 -spec tracemalloc_reset_peak() -> ok | error().
 tracemalloc_reset_peak() -> tracemalloc_reset_peak(current).
 
+%% @doc tracemalloc_reset_peak/0 on a target, or with options.
 -spec tracemalloc_reset_peak(target()) -> ok | {ok, list()} | error().
 tracemalloc_reset_peak(Target) -> py_memory:on(Target, <<"tracemalloc_reset_peak">>, #{}).
 
@@ -240,9 +256,11 @@ tracemalloc_reset_peak(Target) -> py_memory:on(Target, <<"tracemalloc_reset_peak
 -spec tracemalloc_top(pos_integer()) -> {ok, [map()]} | error().
 tracemalloc_top(N) -> tracemalloc_top(N, lineno, current).
 
+%% @doc tracemalloc_top/1 grouped by `lineno', `filename' or `traceback'.
 -spec tracemalloc_top(pos_integer(), group_by()) -> {ok, [map()]} | error().
 tracemalloc_top(N, GroupBy) -> tracemalloc_top(N, GroupBy, current).
 
+%% @doc tracemalloc_top/2 on a target, or with options.
 -spec tracemalloc_top(pos_integer(), group_by(), target()) -> {ok, list()} | error().
 tracemalloc_top(N, GroupBy, Target) -> py_memory:traces(<<"tracemalloc_top">>, N, GroupBy, Target).
 
@@ -250,6 +268,7 @@ tracemalloc_top(N, GroupBy, Target) -> py_memory:traces(<<"tracemalloc_top">>, N
 -spec tracemalloc_baseline() -> ok | error().
 tracemalloc_baseline() -> tracemalloc_baseline(current).
 
+%% @doc tracemalloc_baseline/0 on a target, or with options.
 -spec tracemalloc_baseline(target()) -> ok | {ok, list()} | error().
 tracemalloc_baseline(Target) -> py_memory:on(Target, <<"tracemalloc_baseline">>, #{}).
 
@@ -259,9 +278,11 @@ tracemalloc_baseline(Target) -> py_memory:on(Target, <<"tracemalloc_baseline">>,
 -spec tracemalloc_diff(pos_integer()) -> {ok, [map()]} | error().
 tracemalloc_diff(N) -> tracemalloc_diff(N, lineno, current).
 
+%% @doc tracemalloc_diff/1 grouped by `lineno', `filename' or `traceback'.
 -spec tracemalloc_diff(pos_integer(), group_by()) -> {ok, [map()]} | error().
 tracemalloc_diff(N, GroupBy) -> tracemalloc_diff(N, GroupBy, current).
 
+%% @doc tracemalloc_diff/2 on a target, or with options.
 -spec tracemalloc_diff(pos_integer(), group_by(), target()) -> {ok, list()} | error().
 tracemalloc_diff(N, GroupBy, Target) -> py_memory:traces(<<"tracemalloc_diff">>, N, GroupBy, Target).
 
@@ -270,18 +291,23 @@ tracemalloc_diff(N, GroupBy, Target) -> py_memory:traces(<<"tracemalloc_diff">>,
 -spec object_traceback(code()) -> {ok, [{binary(), integer()}] | none} | error().
 object_traceback(Code) -> object_traceback(Code, current).
 
+%% @doc object_traceback/1 on a target, or with options.
 -spec object_traceback(code(), target()) -> {ok, term()} | error().
 object_traceback(Code, Target) -> py_memory:code(<<"object_traceback">>, Code, Target).
 
+%% @doc Turns automatic collection off (gc.disable).
 -spec gc_disable() -> ok | error().
 gc_disable() -> gc_disable(current).
 
+%% @doc gc_disable/0 on a target, or with options.
 -spec gc_disable(target()) -> ok | {ok, list()} | error().
 gc_disable(Target) -> py_memory:on(Target, <<"gc_disable">>, #{}).
 
+%% @doc Turns automatic collection back on (gc.enable).
 -spec gc_enable() -> ok | error().
 gc_enable() -> gc_enable(current).
 
+%% @doc gc_enable/0 on a target, or with options.
 -spec gc_enable(target()) -> ok | {ok, list()} | error().
 gc_enable(Target) -> py_memory:on(Target, <<"gc_enable">>, #{}).
 
@@ -294,6 +320,7 @@ gc_threshold() -> gc_threshold(get, current).
 -spec gc_threshold(thresholds()) -> {ok, {integer(), integer(), integer()}} | error().
 gc_threshold(Thresholds) -> gc_threshold(Thresholds, current).
 
+%% @doc Reads (`get') or sets the thresholds on a target, or with options.
 -spec gc_threshold(get | thresholds(), target()) -> {ok, term()} | error().
 gc_threshold(T, Target) -> py_memory:gc_threshold(T, Target).
 
@@ -302,12 +329,15 @@ gc_threshold(T, Target) -> py_memory:gc_threshold(T, Target).
 -spec gc_freeze() -> ok | error().
 gc_freeze() -> gc_freeze(current).
 
+%% @doc gc_freeze/0 on a target, or with options.
 -spec gc_freeze(target()) -> ok | {ok, list()} | error().
 gc_freeze(Target) -> py_memory:on(Target, <<"gc_freeze">>, #{}).
 
+%% @doc Moves the frozen objects back into the collector's reach (gc.unfreeze).
 -spec gc_unfreeze() -> ok | error().
 gc_unfreeze() -> gc_unfreeze(current).
 
+%% @doc gc_unfreeze/0 on a target, or with options.
 -spec gc_unfreeze(target()) -> ok | {ok, list()} | error().
 gc_unfreeze(Target) -> py_memory:on(Target, <<"gc_unfreeze">>, #{}).
 
@@ -317,6 +347,7 @@ gc_unfreeze(Target) -> py_memory:on(Target, <<"gc_unfreeze">>, #{}).
 -spec reset() -> ok | error().
 reset() -> py_memory:reset(current).
 
+%% @doc reset/0 on a target (a pool: every worker), or with options.
 -spec reset(target()) -> ok | {ok, list()} | error().
 reset(Target) -> py_memory:reset(Target).
 
@@ -334,12 +365,15 @@ version() -> py_pool_api:version().
 -spec bind() -> ok | error().
 bind() -> bind(default).
 
+%% @doc bind/0 for another pool.
 -spec bind(atom()) -> ok | error().
 bind(Pool) -> py_pool_api:bind(Pool).
 
+%% @doc Ends the binding of bind/0.
 -spec unbind() -> ok.
 unbind() -> unbind(default).
 
+%% @doc Ends the binding of bind/1.
 -spec unbind(atom()) -> ok.
 unbind(Pool) -> py_request:unbind(Pool).
 
@@ -347,6 +381,7 @@ unbind(Pool) -> py_request:unbind(Pool).
 -spec exec_all(code()) -> ok | {error, [{pos_integer(), term()}]} | error().
 exec_all(Code) -> exec_all(Code, default).
 
+%% @doc exec_all/1 on another pool.
 -spec exec_all(code(), atom()) -> ok | {error, [{pos_integer(), term()}]} | error().
 exec_all(Code, Pool) -> py_request:exec_all(Code, Pool).
 
@@ -354,6 +389,7 @@ exec_all(Code, Pool) -> py_request:exec_all(Code, Pool).
 -spec start_pool(atom(), [{atom(), term()}] | map()) -> ok | error().
 start_pool(Name, Opts) -> py_pool_api:start_pool(Name, Opts).
 
+%% @doc Stops a pool: its workers' OS processes end.
 -spec stop_pool(atom()) -> ok | {error, not_found}.
 stop_pool(Name) -> py_sup:stop_pool(Name).
 
