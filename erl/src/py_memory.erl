@@ -20,7 +20,7 @@
                | [{target, target()} | {timeout, timeout()}].
 -opaque subscription() :: {atom(), reference()}.
 
-%% @doc Op on the target; the port's answer shaped by shape/2.
+%% @doc Op on a where(); the port's answer in the API's shape.
 -spec on(where(), binary(), map()) -> term().
 on(Where, Op, Args) ->
     case where(Where) of
