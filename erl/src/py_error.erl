@@ -9,9 +9,15 @@
 %% are atoms; a user-defined class is an atom if the node knows that name
 %% (any module that matches on it does), else a binary. No reply can grow
 %% the atom table.
+%%
+%% A Python exception never takes one of pyport's own error shapes: a class
+%% whose name is in reserved_names/0 (`worker_exited', `timeout',
+%% `bad_request', ...) keeps its name as a binary, `{error,
+%% {<<"worker_exited">>, Message}}'. The port's own errors are told apart
+%% by their map, which has no `module' (proto/PROTOCOL.md section 5).
 -module(py_error).
 
--export([from_port/1, public/1, undecodable/1, signal_name/1, known_types/0]).
+-export([from_port/1, public/1, undecodable/1, signal_name/1, known_types/0, reserved_names/0]).
 
 -export_type([info/0]).
 
@@ -30,15 +36,29 @@
     'PermissionError', 'ProcessLookupError', 'RecursionError', 'ReferenceError', 'RuntimeError',
     'StopAsyncIteration', 'StopIteration', 'SyntaxError', 'SystemError', 'SystemExit', 'TabError',
     'TimeoutError', 'TypeError', 'UnboundLocalError', 'UnicodeDecodeError', 'UnicodeEncodeError',
-    'UnicodeError', 'UnicodeTranslateError', 'ValueError', 'ZeroDivisionError', 'Cancelled',
-    bad_frame, frame_too_large, bad_request, unknown_op, encode_error, cancelled, shutting_down,
-    not_tracing, no_baseline]).
+    'UnicodeError', 'UnicodeTranslateError', 'ValueError', 'ZeroDivisionError', 'Cancelled'
+    | ?PORT_TYPES]).
+
+%% The port's own error types (proto/PROTOCOL.md section 5).
+-define(PORT_TYPES, [bad_frame, frame_too_large, bad_request, unknown_op, encode_error, cancelled,
+                     shutting_down, not_tracing, no_baseline]).
+
+%% Every atom pyport itself puts first in an error reason, `{error, Atom}'
+%% or `{error, {Atom, _}}': the port's types and the Erlang side's.
+-define(RESERVED, ?PORT_TYPES ++
+            [timeout, overloaded, badarg, worker_exited, invalid_option, no_pool, no_workers,
+             unsupported_term, request_too_large, too_large, duplicate_key, unknown_atom,
+             undecodable_reply, bad_error_reply, preload_failed, already_started, not_found,
+             pyport_not_found, cannot_start_pyport, hello_timeout, bad_hello]).
 
 %% @doc The error map of an `[Id, "error", Error]' reply, as the worker
 %% passes it on: `{py_exception, Type, Message, Info}'.
 -spec from_port(term()) -> {py_exception, atom() | binary(), binary(), info()} | term().
 from_port(#{<<"type">> := Type0, <<"message">> := Message} = E) when is_binary(Type0) ->
-    Type = type_name(Type0),
+    Type = case is_map_key(<<"module">>, E) of
+               true -> exception_name(Type0); % raised by Python code
+               false -> type_name(Type0)      % the port's own
+           end,
     Info0 = #{type => Type, message => Message,
               traceback => maps:get(<<"traceback">>, E, [])},
     Info = case E of
@@ -53,6 +73,8 @@ from_port(Other) ->
 %% decode (Decoded is what py_msgpack:decode/2 returned).
 -spec undecodable(term()) -> term().
 undecodable({error, {unknown_atom, _} = Reason}) -> Reason;
+undecodable({error, {duplicate_key, _} = Reason}) -> Reason;
+undecodable({error, {too_large, _} = Reason}) -> Reason;
 undecodable(Decoded) -> {undecodable_reply, Decoded}.
 
 %% @doc The `{Type, Message}' a caller sees.
@@ -63,6 +85,21 @@ public(Other) -> Other.
 %% @doc The exception and error type names that are always atoms.
 -spec known_types() -> [atom()].
 known_types() -> ?KNOWN.
+
+%% @doc The names a Python exception class cannot take as an atom: they
+%% are pyport's own error reasons (docs/types.md lists them).
+-spec reserved_names() -> [atom()].
+reserved_names() -> ?RESERVED.
+
+exception_name(Name) ->
+    case type_name(Name) of
+        Atom when is_atom(Atom) ->
+            case lists:member(Atom, ?RESERVED) of
+                true -> Name;
+                false -> Atom
+            end;
+        Binary -> Binary
+    end.
 
 type_name(Name) ->
     try

@@ -3,35 +3,116 @@
 %%
 %% A target is `current' (the caller's bound worker of the default pool,
 %% else its least-loaded one), `{Pool, Slot}' (that worker), or a pool name
-%% (every worker of it: `{ok, [{Slot, Result}]}', or `{error, [{Slot,
-%% Reason}]}' naming the workers that failed).
+%% (every worker of it, asked in parallel: `{ok, [{Slot, Result}]}', or
+%% `{error, [{Slot, Reason}]}' naming the workers that failed, in slot
+%% order). Where a target goes, options may go instead: `#{target =>
+%% Target, timeout => Ms}' or the same as a proplist (default: `current',
+%% the pool's timeout).
 -module(py_memory).
 
--export([on/3, on/4, reset/1, gc_events/1, gc_events_stop/1, shape/2]).
+-export([on/3, reset/1, gc_events/1, gc_events_stop/1]).
+-export([gc/2, limited/3, code/3, tracemalloc_start/2, traces/4, gc_threshold/2]).
 
--export_type([target/0, subscription/0]).
+-export_type([target/0, where/0, subscription/0]).
 
 -type target() :: current | atom() | {atom(), pos_integer()}.
+-type where() :: target() | #{target => target(), timeout => timeout()}
+               | [{target, target()} | {timeout, timeout()}].
 -opaque subscription() :: {atom(), reference()}.
 
-%% @doc Op on the target; the port's answer shaped by shape/2.
--spec on(target(), binary(), map()) -> term().
-on(Target, Op, Args) -> on(Target, Op, Args, fun(R) -> shape(Op, R) end).
+%% @doc Op on a where(); the port's answer in the API's shape.
+-spec on(where(), binary(), map()) -> term().
+on(Where, Op, Args) ->
+    case where(Where) of
+        {ok, Target, Timeout} -> on(Target, Op, Args, Timeout);
+        Error -> Error
+    end.
 
--spec on(target(), binary(), map(), fun((term()) -> term())) -> term().
-on(current, Op, Args, Shape) ->
-    Shape(py_request:run_on(default, undefined, Op, Args));
-on({Pool, Slot}, Op, Args, Shape) when is_atom(Pool), is_integer(Slot), Slot > 0 ->
-    Shape(py_request:run_on(Pool, Slot, Op, Args));
-on(Pool, Op, Args, Shape) when is_atom(Pool) ->
-    every_worker(Pool, fun(Slot) -> Shape(py_request:run_on(Pool, Slot, Op, Args)) end);
-on(_, _, _, _) ->
-    {error, badarg}.
+on(current, Op, Args, Timeout) ->
+    shape(Op, py_request:run_on(default, undefined, Op, Args, Timeout));
+on({Pool, Slot}, Op, Args, Timeout) ->
+    shape(Op, py_request:run_on(Pool, Slot, Op, Args, Timeout));
+on(Pool, Op, Args, Timeout) ->
+    every_worker(Pool, fun(Slot) -> on({Pool, Slot}, Op, Args, Timeout) end).
 
+%% The target and timeout of a where().
+where(current) -> {ok, current, pool};
+where({Pool, Slot} = T) when is_atom(Pool), is_integer(Slot), Slot > 0 -> {ok, T, pool};
+where(Pool) when is_atom(Pool) -> {ok, Pool, pool};
+where(Opts) when is_map(Opts) -> where(maps:to_list(Opts));
+where(Opts) when is_list(Opts) -> options(Opts, current, pool);
+where(_) -> {error, badarg}.
+
+options([], Target, Timeout) -> {ok, Target, Timeout};
+options([{target, T} | Rest], _, Timeout) when not is_list(T), not is_map(T) ->
+    case where(T) of
+        {ok, Target, pool} -> options(Rest, Target, Timeout);
+        _ -> {error, {invalid_option, {target, T}}}
+    end;
+options([{timeout, T} | Rest], Target, _) when T =:= infinity; is_integer(T), T >= 0 ->
+    options(Rest, Target, T);
+options([Opt | _], _, _) ->
+    {error, {invalid_option, Opt}};
+options(ImproperTail, _, _) ->
+    {error, {invalid_option, ImproperTail}}.
+
+%% ---- the functions that take arguments ----
+
+%% @doc A collection of generation 0, 1 or 2.
+-spec gc(term(), where()) -> term().
+gc(Generation, Target) when Generation =:= 0; Generation =:= 1; Generation =:= 2 ->
+    on(Target, <<"gc">>, #{<<"generation">> => Generation});
+gc(_, _) -> {error, badarg}.
+
+%% @doc An op that takes a positive `limit' (object_counts, object_growth).
+-spec limited(binary(), term(), where()) -> term().
+limited(Op, N, Target) when is_integer(N), N > 0 -> on(Target, Op, #{<<"limit">> => N});
+limited(_, _, _) -> {error, badarg}.
+
+%% @doc An op that evaluates code (refcount, object_traceback).
+-spec code(binary(), term(), where()) -> term().
+code(Op, Code, Target) ->
+    case py_args:code(Code) of
+        {ok, C} -> on(Target, Op, #{<<"code">> => C});
+        Error -> Error
+    end.
+
+-spec tracemalloc_start(term(), where()) -> term().
+tracemalloc_start(Frames, Target) when is_integer(Frames), Frames >= 1, Frames =< 1000 ->
+    on(Target, <<"tracemalloc_start">>, #{<<"frames">> => Frames});
+tracemalloc_start(_, _) -> {error, badarg}.
+
+%% @doc tracemalloc_top and tracemalloc_diff.
+-spec traces(binary(), term(), term(), where()) -> term().
+traces(Op, N, GroupBy, Target) when is_integer(N), N > 0,
+                                    (GroupBy =:= lineno orelse GroupBy =:= filename orelse GroupBy =:= traceback) ->
+    on(Target, Op, #{<<"limit">> => N, <<"group_by">> => atom_to_binary(GroupBy)});
+traces(_, _, _, _) -> {error, badarg}.
+
+%% @doc Reads (`get') or sets the collector's thresholds.
+-spec gc_threshold(term(), where()) -> term().
+gc_threshold(get, Target) -> on(Target, <<"gc_threshold">>, #{});
+gc_threshold(T, Target) when is_tuple(T) -> gc_threshold(tuple_to_list(T), Target);
+gc_threshold(T, Target) when is_list(T), length(T) >= 1, length(T) =< 3 ->
+    case lists:all(fun(N) -> is_integer(N) andalso N >= 0 andalso N =< 2147483647 end, T) of
+        true -> on(Target, <<"gc_threshold">>, #{<<"threshold">> => T});
+        false -> {error, badarg}
+    end;
+gc_threshold(_, _) -> {error, badarg}.
+
+%% ---- targets ----
+
+%% The children end with their result as exit reason, by design.
+-dialyzer({nowarn_function, every_worker/2}).
+
+%% Fun(Slot) for every worker of Pool, each in a process of its own so that
+%% a busy worker does not hold up the others; the results in slot order.
 every_worker(Pool, Fun) ->
     case py_pool:workers(Pool) of
         {ok, Workers} ->
-            Results = [{Slot, Fun(Slot)} || {Slot, _} <- Workers],
+            Running = [{Slot, spawn_monitor(fun() -> exit({?MODULE, Fun(Slot)}) end)}
+                       || {Slot, _} <- Workers],
+            Results = [{Slot, await(Mon)} || {Slot, {_, Mon}} <- Running],
             case [{Slot, Reason} || {Slot, {error, Reason}} <- Results] of
                 [] -> {ok, [{Slot, value(R)} || {Slot, R} <- Results]};
                 Failed -> {error, Failed}
@@ -39,32 +120,44 @@ every_worker(Pool, Fun) ->
         Error -> Error
     end.
 
+%% Every request answers within its timeout, so the 'DOWN' comes.
+await(Mon) ->
+    receive
+        {'DOWN', Mon, process, _, {?MODULE, Result}} -> Result;
+        {'DOWN', Mon, process, _, Reason} -> {error, {crashed, Reason}}
+    end.
+
 value({ok, V}) -> V;
 value(ok) -> ok.
 
 %% @doc Clears a worker's namespace back to how it started, then runs the
 %% pool's preload again there.
--spec reset(target()) -> ok | {ok, [{pos_integer(), ok}]} | {error, term()}.
-reset(current) ->
-    case py_pool:checkout(default, py_request:bound(default)) of
-        {ok, #{slot := Slot, ctx := Ctx}} ->
+-spec reset(where()) -> ok | {ok, [{pos_integer(), ok}]} | {error, term()}.
+reset(Where) ->
+    case where(Where) of
+        {ok, Target, Timeout} -> reset(Target, Timeout);
+        Error -> Error
+    end.
+
+reset(current, Timeout) ->
+    case py_pool:checkout(default, py_request:bound(default), Timeout) of
+        {ok, #{slot := Slot, ctx := Ctx}, _} ->
             py_pool:done(Ctx, Slot),
-            reset({default, Slot});
+            reset({default, Slot}, Timeout);
         Error -> Error
     end;
-reset({Pool, Slot} = Target) when is_atom(Pool) ->
-    case on(Target, <<"reset">>, #{}) of
+reset({Pool, Slot} = Target, Timeout) ->
+    case on(Target, <<"reset">>, #{}, Timeout) of
         {ok, _Removed} ->
             case maps:get(preload, py_pool:context_opts(py_pool:context(Pool))) of
                 undefined -> ok;
-                Code -> py_request:ok_value(py_request:run_on(Pool, Slot, <<"exec">>, #{<<"code">> => Code}))
+                Code -> py_request:ok_value(
+                          py_request:run_on(Pool, Slot, <<"exec">>, #{<<"code">> => Code}, Timeout))
             end;
         Error -> Error
     end;
-reset(Pool) when is_atom(Pool) ->
-    every_worker(Pool, fun(Slot) -> reset({Pool, Slot}) end);
-reset(_) ->
-    {error, badarg}.
+reset(Pool, Timeout) ->
+    every_worker(Pool, fun(Slot) -> reset({Pool, Slot}, Timeout) end).
 
 %% @doc Subscribes the caller to the collections of a pool's workers
 %% (`Pool') or of one (`{Pool, Slot}').
@@ -80,25 +173,30 @@ subscribe(Pool, Slot) ->
     end.
 
 %% @doc Ends a subscription and empties the mailbox of its messages.
--spec gc_events_stop(subscription()) -> ok.
-gc_events_stop({Pool, Ref} = Sub) ->
+-spec gc_events_stop(subscription()) -> ok | {error, badarg}.
+gc_events_stop({Pool, Ref} = Sub) when is_atom(Pool), is_reference(Ref) ->
     ok = py_pool:gc_unsubscribe(Pool, Ref),
-    flush(Sub).
+    flush(Sub);
+gc_events_stop(_) ->
+    {error, badarg}.
 
 flush(Sub) ->
     receive {py_gc, Sub, _} -> flush(Sub) after 0 -> ok end.
 
-%% @doc The API's shape of an op's answer: atoms for the keys the port
-%% defines, `ok' for ops that return nothing.
--spec shape(binary(), term()) -> term().
+%% The API's shape of an op's answer: atoms for the keys the port
+%% defines (but `gc_stats' keeps the binary keys of Python's
+%% gc.get_stats(), `<<"collections">>', `<<"collected">>',
+%% `<<"uncollectable">>'), `ok' for ops that return nothing.
 shape(<<"object_traceback">>, {ok, Frames}) -> {ok, Frames}; % none: not traced
 shape(<<"gc_threshold">>, {ok, T}) -> {ok, T};
-shape(_, {ok, none}) -> ok;
+shape(_, {ok, None}) when None =:= none; None =:= nil -> ok; % nil: the pool's none_as
 shape(_, {ok, V}) -> {ok, atom_keys(V)};
 shape(_, Other) -> Other.
 
 atom_keys(Map) when is_map(Map) ->
-    maps:fold(fun(K, V, Acc) -> Acc#{key(K) => atom_keys(V)} end, #{}, Map);
+    maps:fold(fun(<<"gc_stats">>, V, Acc) -> Acc#{gc_stats => V}; % as gc.get_stats() names them
+                 (K, V, Acc) -> Acc#{key(K) => atom_keys(V)}
+              end, #{}, Map);
 atom_keys(List) when is_list(List) -> [atom_keys(V) || V <- List];
 atom_keys(Other) -> Other.
 

@@ -9,23 +9,41 @@
 %% Decoding never creates an atom unless asked to (`#{atoms => create}'):
 %% with the default `existing', an atom that the node does not know is an
 %% error, so no input can exhaust the atom table.
+%%
+%% Decoding never allocates past a bound (`max_bytes'): a frame larger is
+%% refused before it is read, and an opaque term in Erlang's compressed
+%% external format is inflated only if its stated size fits in what the
+%% bound leaves (the frame's bytes plus every inflated size). Without
+%% compression, decoded terms take at most about 16 times their bytes of
+%% heap (two words per list element of one byte); msgpack at most about 22
+%% (a list of one-key maps).
 -module(py_msgpack).
 
--export([encode/1, decode/1, decode/2]).
+-export([encode/1, decode/1, decode/2, pool_decode_options/1]).
 
 -export_type([decode_options/0]).
 
--type decode_options() :: #{atoms => existing | create}.
+-type decode_options() :: #{atoms => existing | create,
+                            max_bytes => pos_integer() | infinity,
+                            none_as => none | nil}.
+-type too_large() :: {too_large, #{what := reply | decoded, size := non_neg_integer(),
+                                   limit := pos_integer()}}.
 
 -define(EXT_ATOM, 1).
 -define(EXT_TUPLE, 2).
 -define(EXT_BIGINT, 3).
 -define(EXT_TERM, 4).
+%% The depth bound shared with the port (proto/PROTOCOL.md): a frame nests
+%% at most 256 levels, the envelope array `[Id, Op, Args]' being level 1,
+%% Args level 2; every array, map and tuple adds one level (a tuple's
+%% element array is not another). What this codec encodes, the port
+%% accepts; what the port encodes, this codec decodes.
 -define(MAX_DEPTH, 256).
+-define(BUDGET, '$py_msgpack_inflate_budget').
 
 %% ---- encode ----
 
-%% @doc Encodes a term as one msgpack value.
+%% @doc Encodes a term as one msgpack value (a frame: the term is level 1).
 -spec encode(term()) -> {ok, iodata()} | {error, {unsupported, term()}}.
 encode(Term) ->
     try
@@ -43,10 +61,12 @@ enc(none, _) -> <<16#c0>>;
 enc(nil, _) -> <<16#c0>>;
 enc(undefined, _) -> <<16#c0>>;
 enc(A, _) when is_atom(A) -> enc_ext(?EXT_ATOM, atom_to_binary(A, utf8));
-enc(_, Depth) when Depth > ?MAX_DEPTH -> throw({py_msgpack, {unsupported, too_deep}});
+enc({bytes, B}, _) when is_binary(B) -> enc_bin(B);
+%% Depth counts the containers around a value: one more is level Depth + 1.
+enc(T, Depth) when Depth >= ?MAX_DEPTH, is_list(T) orelse is_map(T) orelse is_tuple(T) ->
+    throw({py_msgpack, {unsupported, too_deep}});
 enc(L, Depth) when is_list(L) -> enc_list(L, Depth);
 enc(M, Depth) when is_map(M) -> enc_map(M, Depth);
-enc({bytes, B}, _) when is_binary(B) -> enc_bin(B);
 enc(T, Depth) when is_tuple(T) ->
     Body = iolist_to_binary(enc_list(tuple_to_list(T), Depth)),
     enc_ext(?EXT_TUPLE, Body);
@@ -119,29 +139,65 @@ enc_map(M, Depth) ->
 
 %% ---- decode ----
 
+%% @doc The decode options of a pool's replies.
+-spec pool_decode_options(py_opts:pool_opts()) -> decode_options().
+pool_decode_options(#{atoms := Atoms, max_reply_bytes := Max, none_as := NoneAs}) ->
+    #{atoms => Atoms, max_bytes => Max, none_as => NoneAs}.
+
 %% @equiv decode(Bin, #{})
 -spec decode(binary()) -> {ok, term()} | {error, term()}.
 decode(Bin) -> decode(Bin, #{}).
 
 %% @doc Decodes exactly one msgpack value. Never raises: bad input is
 %% `{error, Reason}'.
--spec decode(binary(), decode_options()) -> {ok, term()} | {error, term()}.
+-spec decode(binary(), decode_options()) -> {ok, term()} | {error, too_large() | term()}.
+decode(Bin, #{max_bytes := Max}) when is_binary(Bin), is_integer(Max), byte_size(Bin) > Max ->
+    {error, {too_large, #{what => reply, size => byte_size(Bin), limit => Max}}};
 decode(Bin, Opts) when is_binary(Bin), is_map(Opts) ->
-    Create = maps:get(atoms, Opts, existing) =:= create,
-    try dec(Bin, Create, 0) of
+    % What the decoder needs at every value: whether atoms may be created,
+    % and what Python's None becomes (none, or nil for Elixir).
+    C = {maps:get(atoms, Opts, existing) =:= create, maps:get(none_as, Opts, none)},
+    % What inflating compressed terms may still add: kept in the process
+    % dictionary for the length of this call, so the hot path carries no
+    % counter for a case that is rare.
+    Budget = case maps:get(max_bytes, Opts, infinity) of
+                 infinity -> infinity;
+                 Max -> {Max, Max - byte_size(Bin)}
+             end,
+    Previous = put(?BUDGET, Budget),
+    try dec(Bin, C, 0) of
         {Term, <<>>} -> {ok, Term};
         {_, Rest} -> {error, {trailing_bytes, byte_size(Rest)}}
     catch
         throw:{py_msgpack, Reason} -> {error, Reason};
         error:_ -> {error, malformed}
+    after
+        restore(Previous)
     end;
 decode(_, _) ->
     {error, badarg}.
 
+restore(undefined) -> erase(?BUDGET);
+restore(Previous) -> put(?BUDGET, Previous).
+
+%% An opaque term in the compressed external format states its inflated
+%% size; it is inflated (by binary_to_term, into a buffer of exactly that
+%% size) only if the size fits in the budget.
+inflate_check(<<131, 80, Size:32, _/binary>>) ->
+    case get(?BUDGET) of
+        {Max, Left} when Size > Left ->
+            bad({too_large, #{what => decoded, size => Max - Left + Size, limit => Max}});
+        {Max, Left} ->
+            put(?BUDGET, {Max, Left - Size}), ok;
+        _ -> ok
+    end;
+inflate_check(_) ->
+    ok.
+
+-spec bad(term()) -> no_return().
 bad(Reason) -> throw({py_msgpack, Reason}).
 
-dec(_, _, Depth) when Depth > ?MAX_DEPTH -> bad(too_deep);
-dec(<<16#c0, R/binary>>, _, _) -> {none, R};
+dec(<<16#c0, R/binary>>, {_, None}, _) -> {None, R};
 dec(<<16#c2, R/binary>>, _, _) -> {false, R};
 dec(<<16#c3, R/binary>>, _, _) -> {true, R};
 dec(<<0:1, I:7, R/binary>>, _, _) -> {I, R};
@@ -158,6 +214,10 @@ dec(<<16#ca, F:32/float, R/binary>>, _, _) -> {F, R};
 dec(<<16#cb, F:64/float, R/binary>>, _, _) -> {F, R};
 dec(<<16#ca, _:32, _/binary>>, _, _) -> bad(non_finite_float);
 dec(<<16#cb, _:64, _/binary>>, _, _) -> bad(non_finite_float);
+%% Empty strings and maps are shared literals: a reply of many costs the
+%% list cells only, never a term each.
+dec(<<16#a0, R/binary>>, _, _) -> {<<>>, R};
+dec(<<16#80, R/binary>>, _, D) -> _ = level(D), {#{}, R};
 dec(<<2#101:3, N:5, S:N/binary, R/binary>>, _, _) -> {S, R};
 dec(<<16#d9, N, S:N/binary, R/binary>>, _, _) -> {S, R};
 dec(<<16#da, N:16, S:N/binary, R/binary>>, _, _) -> {S, R};
@@ -165,12 +225,12 @@ dec(<<16#db, N:32, S:N/binary, R/binary>>, _, _) -> {S, R};
 dec(<<16#c4, N, S:N/binary, R/binary>>, _, _) -> {S, R};
 dec(<<16#c5, N:16, S:N/binary, R/binary>>, _, _) -> {S, R};
 dec(<<16#c6, N:32, S:N/binary, R/binary>>, _, _) -> {S, R};
-dec(<<2#1001:4, N:4, R/binary>>, C, D) -> dec_array(N, R, C, D + 1, []);
-dec(<<16#dc, N:16, R/binary>>, C, D) -> dec_array(N, R, C, D + 1, []);
-dec(<<16#dd, N:32, R/binary>>, C, D) -> dec_array(N, R, C, D + 1, []);
-dec(<<2#1000:4, N:4, R/binary>>, C, D) -> dec_map(N, R, C, D + 1, []);
-dec(<<16#de, N:16, R/binary>>, C, D) -> dec_map(N, R, C, D + 1, []);
-dec(<<16#df, N:32, R/binary>>, C, D) -> dec_map(N, R, C, D + 1, []);
+dec(<<2#1001:4, N:4, R/binary>>, C, D) -> dec_array(N, R, C, level(D), []);
+dec(<<16#dc, N:16, R/binary>>, C, D) -> dec_array(N, R, C, level(D), []);
+dec(<<16#dd, N:32, R/binary>>, C, D) -> dec_array(N, R, C, level(D), []);
+dec(<<2#1000:4, N:4, R/binary>>, C, D) -> dec_map(N, R, C, level(D));
+dec(<<16#de, N:16, R/binary>>, C, D) -> dec_map(N, R, C, level(D));
+dec(<<16#df, N:32, R/binary>>, C, D) -> dec_map(N, R, C, level(D));
 dec(<<16#d4, T:8/signed, X:1/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
 dec(<<16#d5, T:8/signed, X:2/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
 dec(<<16#d6, T:8/signed, X:4/binary, R/binary>>, C, D) -> {dec_ext(T, X, C, D), R};
@@ -183,40 +243,57 @@ dec(<<16#c1, _/binary>>, _, _) -> bad({invalid_byte, 16#c1});
 dec(<<>>, _, _) -> bad(truncated);
 dec(<<_, _/binary>>, _, _) -> bad(truncated).
 
+%% The level of a container D containers deep; past the bound, an error.
+level(D) when D >= ?MAX_DEPTH -> bad(too_deep);
+level(D) -> D + 1.
+
 dec_array(0, R, _, _, Acc) -> {lists:reverse(Acc), R};
 dec_array(N, R, C, D, Acc) ->
     {V, R1} = dec(R, C, D),
     dec_array(N - 1, R1, C, D, [V | Acc]).
 
-dec_map(0, R, _, _, Acc) -> {maps:from_list(Acc), R};
-dec_map(N, R, C, D, Acc) ->
+dec_map(N, R, C, D) ->
+    {Pairs, R1} = dec_pairs(N, R, C, D, []),
+    case maps:from_list(Pairs) of
+        M when map_size(M) =:= N -> {M, R1};
+        _ -> bad({duplicate_key, duplicate_key(Pairs, #{})})
+    end.
+
+dec_pairs(0, R, _, _, Acc) -> {Acc, R};
+dec_pairs(N, R, C, D, Acc) ->
     {K, R1} = dec(R, C, D),
     {V, R2} = dec(R1, C, D),
-    dec_map(N - 1, R2, C, D, [{K, V} | Acc]).
+    dec_pairs(N - 1, R2, C, D, [{K, V} | Acc]).
 
-dec_ext(?EXT_ATOM, Name, Create, _) -> dec_atom(Name, Create);
-dec_ext(?EXT_TUPLE, Body, Create, Depth) ->
-    case dec(Body, Create, Depth + 1) of
+%% Two keys decoded to the same term (a str and a bin with the same bytes,
+%% nil and the atom none, ...): merging them would lose an entry silently.
+duplicate_key([{K, _} | _], Seen) when is_map_key(K, Seen) -> K;
+duplicate_key([{K, _} | Rest], Seen) -> duplicate_key(Rest, Seen#{K => true}).
+
+dec_ext(?EXT_ATOM, Name, C, _) -> dec_atom(Name, C);
+dec_ext(?EXT_TUPLE, Body, C, Depth) ->
+    % The element array is the tuple's level, not one more.
+    case dec(Body, C, Depth) of
         {L, <<>>} when is_list(L) -> list_to_tuple(L);
         _ -> bad(bad_tuple)
     end;
 dec_ext(?EXT_BIGINT, <<0, Mag/binary>>, _, _) -> binary:decode_unsigned(Mag);
 dec_ext(?EXT_BIGINT, <<1, Mag/binary>>, _, _) -> -binary:decode_unsigned(Mag);
 dec_ext(?EXT_BIGINT, _, _, _) -> bad(bad_bigint);
-dec_ext(?EXT_TERM, Data, true, _) -> binary_to_term(Data);
-dec_ext(?EXT_TERM, Data, false, _) -> binary_to_term(Data, [safe]);
+dec_ext(?EXT_TERM, Data, {true, _}, _) -> inflate_check(Data), binary_to_term(Data);
+dec_ext(?EXT_TERM, Data, {false, _}, _) -> inflate_check(Data), binary_to_term(Data, [safe]);
 dec_ext(Type, _, _, _) -> bad({unknown_ext, Type}).
 
 dec_atom(<<"true">>, _) -> true;
 dec_atom(<<"false">>, _) -> false;
-dec_atom(Name, _) when Name =:= <<"none">>; Name =:= <<"nil">>; Name =:= <<"undefined">> -> none;
+dec_atom(Name, {_, None}) when Name =:= <<"none">>; Name =:= <<"nil">>; Name =:= <<"undefined">> -> None;
 %% The atoms the mapping itself produces (Python nan and infinities).
 dec_atom(<<"nan">>, _) -> nan;
 dec_atom(<<"infinity">>, _) -> infinity;
 dec_atom(<<"neg_infinity">>, _) -> neg_infinity;
 dec_atom(Name, _) when byte_size(Name) > 1020 -> bad(atom_too_long);
-dec_atom(Name, true) -> binary_to_atom(Name, utf8);
-dec_atom(Name, false) ->
+dec_atom(Name, {true, _}) -> binary_to_atom(Name, utf8);
+dec_atom(Name, {false, _}) ->
     try
         binary_to_existing_atom(Name, utf8)
     catch

@@ -31,6 +31,14 @@
 %%   <dt>`memory_limit'</dt><dd>bytes, at least 64 MiB: the port's data memory is capped
 %%     (setrlimit), so an allocation beyond it is a `MemoryError' in Python and the worker
 %%     stays up; default `undefined'.</dd>
+%%   <dt>`max_reply_bytes'</dt><dd>bytes, or `infinity': a reply frame larger than this,
+%%     or whose Erlang terms (`pyport.ErlangTerm') would inflate past it, is `{error,
+%%     {too_large, #{what => reply | decoded, size => Bytes, limit => Limit}}}' and is not
+%%     decoded; default 64 MiB (the port's own bound on a request frame). A reply's terms
+%%     take at most about 22 times its bytes of the caller's heap (a list of one-key maps;
+%%     16 for a list of small integers; a binary about its size).</dd>
+%%   <dt>`none_as'</dt><dd>what Python's `None' becomes: `none' (default) or `nil' (for
+%%     Elixir); `none', `nil' and `undefined' all leave Erlang as `None'.</dd>
 %%   <dt>`allocator'</dt><dd>`pymalloc' (default), `malloc', `jemalloc' or `mimalloc' (the
 %%     last two need Debian's libjemalloc2 or libmimalloc2.0).</dd>
 %%   <dt>`max_collect_bytes'</dt><dd>bytes (of the chunk frames received) a collected stream
@@ -69,7 +77,9 @@
                        max_rss := pos_integer() | undefined,
                        max_requests := pos_integer() | undefined,
                        memory_limit := pos_integer() | undefined,
-                       allocator := allocator()}.
+                       allocator := allocator(),
+                       max_reply_bytes := pos_integer() | infinity,
+                       none_as := none | nil}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
 -type call_opts() :: #{timeout := timeout(), pool := atom()}.
 
@@ -96,7 +106,9 @@ pool(Opts) ->
                  max_rss => undefined,
                  max_requests => undefined,
                  memory_limit => undefined,
-                 allocator => pymalloc},
+                 allocator => pymalloc,
+                 max_reply_bytes => 64 * 1024 * 1024,
+                 none_as => none},
     validate(Opts, Defaults, fun pool_opt/2).
 
 %% @doc Validates call options; what they do not say comes from the pool.
@@ -112,12 +124,17 @@ validate(Opts, Defaults, Check) when is_map(Opts) ->
     validate(maps:to_list(Opts), Defaults, Check);
 validate(Opts, Defaults, Check) when is_list(Opts) ->
     try
+        proper(Opts) orelse throw({invalid, Opts}),
         {ok, lists:foldl(fun(Opt, Acc) -> add(Opt, Acc, Check) end, Defaults, Opts)}
     catch
         throw:{invalid, Opt} -> {error, {invalid_option, Opt}}
     end;
 validate(Opts, _, _) ->
     {error, {invalid_option, Opts}}.
+
+proper([_ | T]) -> proper(T);
+proper([]) -> true;
+proper(_) -> false.
 
 add({Key, Value} = Opt, Acc, Check) when is_atom(Key) ->
     case Check(Key, Value) of
@@ -160,6 +177,9 @@ pool_opt(max_requests, N) -> pos_int_or_undefined(N);
 pool_opt(memory_limit, undefined) -> {ok, undefined};
 pool_opt(memory_limit, N) when is_integer(N), N >= ?MIN_MEMORY_LIMIT -> {ok, N};
 pool_opt(allocator, A) when A =:= pymalloc; A =:= malloc; A =:= jemalloc; A =:= mimalloc -> {ok, A};
+pool_opt(max_reply_bytes, infinity) -> {ok, infinity};
+pool_opt(max_reply_bytes, N) -> pos_int(N);
+pool_opt(none_as, A) when A =:= none; A =:= nil -> {ok, A};
 pool_opt(_, _) -> error.
 
 pos_int_or_undefined(undefined) -> {ok, undefined};
@@ -185,14 +205,17 @@ code(Code) ->
 
 string_like(S) when is_binary(S) -> {ok, binary_to_list(S)};
 string_like(S) when is_list(S) ->
-    case io_lib:printable_unicode_list(S) of
+    case proper(S) andalso io_lib:printable_unicode_list(S) of
         true -> {ok, S};
         false -> error
     end;
 string_like(_) -> error.
 
 all(Items, Check) ->
-    Checked = [Check(I) || I <- Items],
+    Checked = case proper(Items) of
+                  true -> [Check(I) || I <- Items];
+                  false -> [error]
+              end,
     case lists:all(fun({ok, _}) -> true; (_) -> false end, Checked) of
         true -> {ok, [V || {ok, V} <- Checked]};
         false -> error

@@ -3,9 +3,49 @@
 %% the API (a Python exception's details kept for py:last_error/0).
 -module(py_request).
 
--export([run/3, run_on/4, run_stream/4, resolve/1, result/1, ok_value/1, bound/1, bind/2, unbind/1]).
+-export([eval/3, exec/2, call/5, exec_all/2]).
+-export([run_on/5, run_stream/4, ok_value/1, bound/1, bind/2, unbind/1]).
 
 -define(LAST_ERROR, '$py_last_error').
+
+%% @doc py:eval/3.
+-spec eval(term(), term(), py:options()) -> term().
+eval(Code, Locals, Opts) ->
+    case py_args:eval(Code, Locals) of
+        {ok, Args} -> run(<<"eval">>, Args, Opts);
+        Error -> Error
+    end.
+
+%% @doc py:exec/2.
+-spec exec(term(), py:options()) -> term().
+exec(Code, Opts) ->
+    case py_args:code(Code) of
+        {ok, C} -> ok_value(run(<<"exec">>, #{<<"code">> => C}, Opts));
+        Error -> Error
+    end.
+
+%% @doc py:call/5.
+-spec call(term(), term(), term(), term(), py:options()) -> term().
+call(Module, Function, Args, Kwargs, Opts) ->
+    case py_args:call(Module, Function, Args, Kwargs) of
+        {ok, A} -> run(<<"call">>, A, Opts);
+        Error -> Error
+    end.
+
+%% @doc Runs statements on every worker of a pool, one after the other.
+-spec exec_all(term(), atom()) -> ok | {error, term()}.
+exec_all(Code, Pool) ->
+    case {py_args:code(Code), py_pool:workers(Pool)} of
+        {{ok, C}, {ok, Workers}} ->
+            Results = [{Slot, ok_value(run_on(Pool, Slot, <<"exec">>, #{<<"code">> => C}, pool))}
+                       || {Slot, _} <- Workers],
+            case [{Slot, Reason} || {Slot, {error, Reason}} <- Results] of
+                [] -> ok;
+                Failed -> {error, Failed}
+            end;
+        {{error, _} = Error, _} -> Error;
+        {_, Error} -> Error
+    end.
 
 %% @doc Op on the caller's worker of the pool the options name.
 -spec run(binary(), map(), py:options()) -> term().
@@ -19,15 +59,17 @@ run(Op, Args, Opts) ->
         Error -> Error
     end.
 
-%% @doc Op on one slot's worker (undefined: the caller's), with the pool's timeout.
--spec run_on(atom(), pos_integer() | undefined, binary(), map()) -> term().
-run_on(Pool, Slot, Op, Args) ->
+%% @doc Op on one slot's worker (undefined: the caller's), within Timeout
+%% (`pool': the pool's).
+-spec run_on(atom(), pos_integer() | undefined, binary(), map(), timeout() | pool) -> term().
+run_on(Pool, Slot, Op, Args, pool) ->
     case py_pool:default_timeout(Pool) of
-        {ok, Timeout} ->
-            case py_pool:checkout(Pool, case Slot of undefined -> bound(Pool); _ -> Slot end, Timeout) of
-                {ok, Route, Left} -> result(py_call:request(Route, Op, Args, Left));
-                Error -> Error
-            end;
+        {ok, Timeout} -> run_on(Pool, Slot, Op, Args, Timeout);
+        Error -> Error
+    end;
+run_on(Pool, Slot, Op, Args, Timeout) ->
+    case py_pool:checkout(Pool, case Slot of undefined -> bound(Pool); _ -> Slot end, Timeout) of
+        {ok, Route, Left} -> result(py_call:request(Route, Op, Args, Left));
         Error -> Error
     end.
 
@@ -47,14 +89,21 @@ run_stream(Op, Args, Mode, Opts) ->
 resolve(Timeout) when is_integer(Timeout); Timeout =:= infinity ->
     resolve([{timeout, Timeout}]);
 resolve(Opts) ->
-    case py_opts:call(Opts, #{pool => default, timeout => pool_default}) of
-        {ok, #{pool := Pool, timeout := pool_default} = Valid} ->
-            case py_pool:default_timeout(Pool) of
-                {ok, Timeout} -> {ok, Valid#{timeout := Timeout}};
-                Error -> Error
+    case py_opts:call(Opts, py_opts:call_defaults()) of
+        {ok, #{pool := Pool} = Valid} ->
+            case gives_timeout(Opts) of
+                true -> {ok, Valid};
+                false ->
+                    case py_pool:default_timeout(Pool) of
+                        {ok, Timeout} -> {ok, Valid#{timeout := Timeout}};
+                        Error -> Error
+                    end
             end;
         Other -> Other
     end.
+
+gives_timeout(Opts) when is_map(Opts) -> is_map_key(timeout, Opts);
+gives_timeout(Opts) -> lists:keymember(timeout, 1, Opts).
 
 -spec result(term()) -> term().
 result({error, {py_exception, _, _, Info} = E}) ->

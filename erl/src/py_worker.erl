@@ -84,7 +84,7 @@ init({Pool, Slot}) ->
     Ctx = py_pool:context(Pool),
     Opts = py_pool:context_opts(Ctx),
     St = #st{pool = Pool, slot = Slot, opts = Opts, ctx = Ctx,
-             decode = #{atoms => maps:get(atoms, Opts)},
+             decode = py_msgpack:pool_decode_options(Opts),
              ids = atomics:new(1, [{signed, false}]),
              table = ets:new(py_worker_requests, [set, public, {write_concurrency, true}]),
              memory = py_memory_policy:new(Opts),

@@ -167,7 +167,8 @@ memory_stats_and_tracemalloc(_) ->
     {ok, #{gc_stats := [_, _, _], gc_count := {_, _, _}, gc_threshold := {_, _, _}} = Before} =
         py:memory_stats(),
     false = maps:is_key(traced_memory_current, Before),
-    [#{collections := _, collected := _, uncollectable := _} | _] = maps:get(gc_stats, Before),
+    [#{<<"collections">> := _, <<"collected">> := _, <<"uncollectable">> := _} | _] =
+        maps:get(gc_stats, Before),
     ok = py:tracemalloc_start(),
     ok = py:exec(<<"big = [bytes(1000) for _ in range(1000)]">>),
     {ok, #{traced_memory_current := Cur, traced_memory_peak := Peak}} = py:memory_stats(),

@@ -50,6 +50,9 @@ stats_per_worker(_) ->
     ?assert(Rss > 4000000 andalso Peak >= Rss),
     ?assertMatch(#{collections := _, collected := _, uncollectable := _, pause_total_us := _,
                    pause_max_us := _}, G0),
+    % gc_stats as gc.get_stats() gives it: binary keys, one map per generation.
+    #{gc_stats := [#{<<"collections">> := C0, <<"collected">> := _, <<"uncollectable">> := 0}, _, _]} = S1,
+    ?assert(is_integer(C0)),
     % The collector's own activity, counted in the port.
     #{gc_activity := [_, _, #{collections := Before}]} = One,
     {ok, _} = py:gc(2, {m, 2}),

@@ -1,0 +1,37 @@
+%% @doc The pool functions of the py API: starting pools, binding a
+%% process to a worker, and a worker's versions.
+-module(py_pool_api).
+
+-export([version/0, bind/1, start_pool/2]).
+
+%% @doc The hello of the default pool's first worker.
+-spec version() -> {ok, map()} | {error, term()}.
+version() ->
+    case py_pool:workers(default) of
+        {ok, [{_, Worker} | _]} -> py_worker:info(Worker);
+        Error -> Error
+    end.
+
+%% @doc Pins the calling process to the least-loaded worker of Pool.
+-spec bind(atom()) -> ok | {error, term()}.
+bind(Pool) when is_atom(Pool) ->
+    case py_pool:slot_worker(Pool) of
+        {ok, Slot} -> py_request:bind(Pool, Slot);
+        Error -> Error
+    end;
+bind(_) ->
+    {error, badarg}.
+
+%% @doc Validates a pool's options and starts it under py_sup.
+-spec start_pool(atom(), term()) -> ok | {error, term()}.
+start_pool(Name, Opts) when is_atom(Name) ->
+    case py_opts:pool(Opts) of
+        {ok, Valid} ->
+            case py_sup:start_pool(Name, Valid) of
+                {ok, _} -> ok;
+                Error -> Error
+            end;
+        Error -> Error
+    end;
+start_pool(_, _) ->
+    {error, badarg}.
