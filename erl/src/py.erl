@@ -151,9 +151,10 @@ stream_eval_start(Code, Locals) -> stream_eval_start(Code, Locals, []).
 -spec stream_eval_start(code(), names(), options()) -> {ok, stream_ref()} | error().
 stream_eval_start(Code, Locals, Opts) -> py_stream_api:eval(items, Code, Locals, Opts).
 
-%% @doc Stops a stream started by this process: the generator is cancelled
-%% in the port, no further message for Ref is sent, and the ones already in
-%% the mailbox are removed.
+%% @doc Stops a stream: the generator is cancelled in the port and the
+%% caller's mailbox is emptied of the stream's messages. Its owner, when
+%% that is the caller, gets nothing more; any other owner gets exactly one
+%% final `{py_stream, Ref, {error, cancelled}}'.
 -spec stream_cancel(stream_ref()) -> ok | {error, badarg}.
 stream_cancel(StreamRef) -> py_stream_api:cancel(StreamRef).
 
