@@ -13,7 +13,7 @@
 %% the monitor when the worker itself does.
 -module(py_call).
 
--export([request/4]).
+-export([request/4, down_reason/1]).
 
 -export_type([route/0]).
 
@@ -104,5 +104,7 @@ decode(Frame, #{decode := Opts}) when is_binary(Frame) ->
 decode(Result, _) ->
     Result.
 
+%% @doc What a worker's exit reason says to a caller.
+-spec down_reason(term()) -> term().
 down_reason({shutdown, {port_exited, Detail}}) -> Detail;
 down_reason(Reason) -> Reason.

@@ -24,7 +24,7 @@
 -behaviour(gen_server).
 
 -export([start_link/2, context/1, context_opts/1, worker_starting/3, ready/5, not_ready/5,
-         update_route/5, port_closed/3, checkout/2, checkout/3, done/2, workers/1, slot_worker/1, default_timeout/1,
+         update_route/5, port_closed/3, checkout/3, done/2, workers/1, slot_worker/1, default_timeout/1,
          status/1, await_started/2]).
 -export([gc_subscribe/3, gc_unsubscribe/2, gc_listeners/2]).
 -export([streams/1, stream_cancel/3]).
@@ -207,7 +207,7 @@ reserve(#{counters := C, opts := #{max_in_flight := Max}}, {Slot, _Pid, Route}) 
             {ok, Route}
     end.
 
-%% @doc A request reserved with checkout/2 has ended.
+%% @doc A request reserved with checkout/3 has ended.
 -spec done(context(), pos_integer()) -> ok.
 done(#{counters := C}, Slot) ->
     counters:sub(C, Slot, 1).

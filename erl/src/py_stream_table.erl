@@ -21,8 +21,7 @@
 %% that message.)
 -module(py_stream_table).
 
--export([new/0, add/4, finish/3, drop/2, live/2, cancel/3, worker_down/3, pool_stopped/1,
-         down_reason/1]).
+-export([new/0, add/4, finish/3, drop/2, live/2, cancel/3, worker_down/3, pool_stopped/1]).
 
 %% @doc A new table, owned by the calling process (the pool's owner).
 -spec new() -> ets:tid().
@@ -75,7 +74,7 @@ cancel(Tab, Ref, Caller) ->
 %% @doc Worker died (Reason): the streams it had not ended end now.
 -spec worker_down(ets:tid(), pid(), term()) -> ok.
 worker_down(Tab, Worker, Reason) ->
-    _ = [finish(Tab, Ref, {error, {worker_exited, down_reason(Reason)}})
+    _ = [finish(Tab, Ref, {error, {worker_exited, py_call:down_reason(Reason)}})
          || {Ref, _, _} <- ets:match_object(Tab, {'_', '_', Worker})],
     true = ets:delete(Tab, {watched, Worker}),
     ok.
@@ -86,11 +85,6 @@ pool_stopped(Tab) ->
     _ = [finish(Tab, Ref, {error, {worker_exited, shutdown}})
          || {Ref, _, _} <- ets:match_object(Tab, {'_', '_', '_'})],
     ok.
-
-%% @doc What a worker's exit reason says to a caller.
--spec down_reason(term()) -> term().
-down_reason({shutdown, {port_exited, Detail}}) -> Detail;
-down_reason(Reason) -> Reason.
 
 %% The table is gone only after the pool's owner answered every entry in
 %% its terminate: nothing is left to send.
