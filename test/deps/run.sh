@@ -39,7 +39,7 @@ cp "$root/scripts/build-priv" "$work/notools/app/scripts/"
 out=$(PATH="$work/notools/bin" "$work/notools/app/scripts/build-priv" 2>&1)
 status=$?
 check "build-priv without a toolchain fails" "$status" '^1$'
-check "build-priv names the missing Debian packages" "$out" \
+check "build-priv names the missing Debian packages" "$(tr '\n' ' ' <<<"$out")" \
   'missing meson ninja-build g\+\+ pkg-config.*apt-get install g\+\+ pkg-config meson ninja-build python3-dev libmsgpack-cxx-dev libcli11-dev'
 
 # ---- a rebar3 project ----
@@ -98,7 +98,7 @@ check "the moved release starts" "$up" '^yes$'
 check "the release answers py:eval" "$("$rel/bin/demo" eval 'py:eval(<<"6 * 7">>).' 2>&1)" '^\{ok, ?42\}$'
 want=$(/usr/bin/python3 -c 'import sys; print(sys.prefix)')
 check "with another python3 first on PATH, sys.prefix is pyport's own" \
-  "$("$rel/bin/demo" eval '{ok, P} = py:eval(<<"__import__(\"sys\").prefix">>), io:format("~s~n", [P]).' 2>&1 | head -n 1)" "^${want}\$"
+  "$("$rel/bin/demo" eval '{ok, P} = py:eval(<<"__import__(\"sys\").prefix">>), binary_to_list(P).' 2>&1)" "^\"${want}\"\$"
 workers=$(pgrep -f "^$rel/lib/pyport-0.1.0/priv/pyport" | wc -l)
 check "the release runs its pool's 2 workers from its own priv" "$workers" '^2$'
 "$rel/bin/demo" stop >/dev/null 2>&1
