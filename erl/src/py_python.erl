@@ -56,7 +56,7 @@ with_version(Exe, Fun) ->
 venv_version(Dir) ->
     case file:read_file(filename:join(Dir, "pyvenv.cfg")) of
         {ok, Text} ->
-            case re:run(Text, <<"(?m)^\\s*version(?:_info)?\\s*=\\s*([0-9][0-9.]*)">>,
+            case re:run(Text, <<"(?m)^\\s*version(?:_info)?\\s*=\\s*([0-9]+(?:\\.[0-9]+)*)">>,
                         [{capture, all_but_first, list}]) of
                 {match, [Version]} -> {ok, Version};
                 nomatch -> {error, no_version_in_pyvenv_cfg}
