@@ -15,8 +15,13 @@ work=$(mktemp -d)
 passed=0
 failed=0
 rel=""
+# The release's node starts epmd when none runs; stop it again then (epmd
+# refuses while another node is registered with it).
+epmd_was_up=no
+epmd -names >/dev/null 2>&1 && epmd_was_up=yes
 cleanup() {
   [ -n "$rel" ] && [ -x "$rel/bin/demo" ] && "$rel/bin/demo" stop >/dev/null 2>&1
+  [ "$epmd_was_up" = yes ] || epmd -kill >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
