@@ -119,8 +119,21 @@ void dispatcher::reply_value(out_buffer &out, std::uint64_t id, PyObject *value)
   end_reply(out);
 }
 
+namespace {
+
+// A str attribute of sys, as UTF-8; empty when it is not a str.
+std::string sys_string(const char *name) {
+  PyObject *value = PySys_GetObject(name); // borrowed
+  const char *utf8 = value && PyUnicode_Check(value) ? PyUnicode_AsUTF8(value) : nullptr;
+  if (!utf8)
+    PyErr_Clear();
+  return utf8 ? utf8 : "";
+}
+
+} // namespace
+
 void dispatcher::pack_hello(packer &pk) const {
-  pk.pack_map(6);
+  pk.pack_map(9);
   pack_str(pk, "protocol");
   pk.pack_uint64(1);
   pack_str(pk, "pyport");
@@ -129,6 +142,15 @@ void dispatcher::pack_hello(packer &pk) const {
   pack_str(pk, Py_GetVersion());
   pack_str(pk, "pid");
   pk.pack_int64(getpid());
+  // Which Python this port runs: the version, and where its standard
+  // library and site-packages come from (a venv shows in prefix).
+  pack_str(pk, "python_version");
+  pack_str(pk, std::to_string(PY_MAJOR_VERSION) + "." + std::to_string(PY_MINOR_VERSION) + "." +
+                   std::to_string(PY_MICRO_VERSION));
+  pack_str(pk, "prefix");
+  pack_str(pk, sys_string("prefix"));
+  pack_str(pk, "base_prefix");
+  pack_str(pk, sys_string("base_prefix"));
   pack_str(pk, "capabilities");
   const auto ops = all_ops();
   pk.pack_array(static_cast<std::uint32_t>(ops.size()));

@@ -57,6 +57,15 @@ int serve(int argc, char **argv) {
       ->capture_default_str();
   app.add_option("--python-path", interp.python_path,
                  "a directory to put in front of sys.path (repeatable, kept in order)");
+  // Which Python: never the node's PATH (see interpreter.hpp).
+  auto *home = app.add_option("--python-home", interp.python_home,
+                              "the prefix whose standard library to load (the same X.Y as this "
+                              "build's Python); default: the prefix pyport was built against (" +
+                                  std::string(PYPORT_PYTHON_PREFIX) + ")");
+  app.add_option("--venv", interp.venv,
+                 "a virtualenv to run in: sys.prefix, site-packages and their .pth files, "
+                 "VIRTUAL_ENV, as the venv's own python (made for this build's X.Y)")
+      ->excludes(home);
   app.add_flag("--json", json,
                "one JSON array per line instead of binary frames (for shells and terminals)");
   try {

@@ -1,22 +1,79 @@
 %% @doc Where the pyport program is, and its command line.
 %%
-%% The program is found without the user copying anything: the pool's
-%% `executable' option, else the PYPORT environment variable, else
-%% `build/pyport' in the source tree this application was built from
-%% (found by walking up from the application's directory), else `pyport'
-%% on the PATH.
+%% The program, in this order:
+%% <ol>
+%%   <li>the pool's `executable' option, when given: it is checked (a
+%%     regular file this node may execute) and used, or the pool does not
+%%     start (`{error, {invalid_option, {executable, Path, Reason}}}'); it
+%%     is never passed over for another pyport;</li>
+%%   <li>`priv/pyport' of the loaded pyport application (what `rebar3
+%%     compile', `mix compile' and a release put there);</li>
+%%   <li>the `PYPORT' environment variable;</li>
+%%   <li>`build/pyport' of the source tree this application was built from
+%%     (found by walking up from its ebin: a developer's checkout);</li>
+%%   <li>`pyport' on the node's PATH.</li>
+%% </ol>
+%% When none exists, `{pyport_not_found, #{tried => Paths, fix => Text}}'
+%% says every way to provide one.
 -module(py_exe).
 
--export([find/1, args/1, env/1]).
+-export([find/1, candidates/0, args/1, env/1]).
 
--spec find(string() | undefined) -> {ok, string()} | {error, {pyport_not_found, [string()]}}.
-find(Configured) ->
-    Candidates = [C || C <- [Configured, os:getenv("PYPORT")], is_list(C), C =/= ""]
-                 ++ source_tree_candidates()
-                 ++ [P || P <- [os:find_executable("pyport")], is_list(P)],
-    case [C || C <- Candidates, filelib:is_regular(C)] of
+-define(FIX, "build it: rebar3 compile (or mix compile) builds priv/pyport in the pyport "
+             "dependency (needs Debian's g++ meson ninja-build pkg-config python3-dev "
+             "libmsgpack-cxx-dev libcli11-dev); or give the pool option {executable, Path}; "
+             "or set PYPORT=/path/to/pyport; see docs/deployment.md").
+
+%% @doc The program for a pool's options (its Python choice checked by
+%% py_python), or for an `executable' option alone.
+-spec find(py_opts:pool_opts() | string() | undefined) ->
+          {ok, string()}
+        | {error, {invalid_option, {executable, string(), atom()}}}
+        | {error, {pyport_not_found, #{tried := [string()], fix := string()}}}
+        | {error, term()}.
+find(#{executable := Configured} = Opts) ->
+    case find(Configured) of
+        {ok, Exe} ->
+            case py_python:check(Exe, Opts) of
+                ok -> {ok, Exe};
+                Error -> Error
+            end;
+        Error -> Error
+    end;
+find(undefined) ->
+    Candidates = candidates(),
+    case [C || C <- Candidates, is_runnable(C) =:= ok] of
         [Exe | _] -> {ok, filename:absname(Exe)};
-        [] -> {error, {pyport_not_found, Candidates}}
+        [] -> {error, {pyport_not_found, #{tried => Candidates, fix => ?FIX}}}
+    end;
+find(Configured) ->
+    case is_runnable(Configured) of
+        ok -> {ok, filename:absname(Configured)};
+        {error, Reason} -> {error, {invalid_option, {executable, Configured, Reason}}}
+    end.
+
+%% @doc Where pyport is looked for when no `executable' is given, in order.
+-spec candidates() -> [string()].
+candidates() ->
+    priv_candidates()
+        ++ [P || P <- [os:getenv("PYPORT")], is_list(P), P =/= ""]
+        ++ source_tree_candidates()
+        ++ [P || P <- [os:find_executable("pyport")], is_list(P)].
+
+%% ok, or why the file cannot be run: enoent, eacces, not_a_file,
+%% not_executable.
+is_runnable(Path) ->
+    case file:read_file_info(Path) of
+        {ok, Info} when element(3, Info) =/= regular -> {error, not_a_file};
+        {ok, Info} when element(8, Info) band 8#111 =:= 0 -> {error, not_executable};
+        {ok, _} -> ok;
+        {error, Reason} -> {error, Reason}
+    end.
+
+priv_candidates() ->
+    case code:priv_dir(pyport) of
+        Dir when is_list(Dir) -> [filename:join(Dir, "pyport")];
+        {error, _} -> []
     end.
 
 source_tree_candidates() ->
@@ -42,7 +99,10 @@ args(Opts) ->
              {"--spin-us", maps:get(spin_us, Opts)},
              {"--memory-limit", maps:get(memory_limit, Opts)}],
     [A || {Flag, V} <- Flags, V =/= undefined, A <- [Flag, integer_to_list(V)]]
-        ++ [A || Dir <- maps:get(python_path, Opts), A <- ["--python-path", Dir]].
+        ++ [A || Dir <- maps:get(python_path, Opts), A <- ["--python-path", Dir]]
+        ++ [A || {Flag, Key} <- [{"--python-home", python_home}, {"--venv", venv}],
+                 Dir <- [maps:get(Key, Opts, undefined)], Dir =/= undefined,
+                 A <- [Flag, Dir]].
 
 %% @doc The worker's OS environment: the pool's `env', plus what its
 %% allocator needs. jemalloc and mimalloc are preloaded into that worker's

@@ -12,6 +12,10 @@
 %%     worker's OS process is killed and restarted; default 2000.</dd>
 %%   <dt>`python_path'</dt><dd>directories put in front of `sys.path'.</dd>
 %%   <dt>`executable'</dt><dd>the pyport program; default: found next to the application.</dd>
+%%   <dt>`python_home'</dt><dd>a prefix of the same Python X.Y whose standard library the
+%%     workers load; default: the prefix pyport was built against (never the PATH's python3).</dd>
+%%   <dt>`venv'</dt><dd>a virtualenv directory made by a Python of pyport's X.Y: the workers run
+%%     in it (sys.prefix, site-packages with .pth files, VIRTUAL_ENV); see docs/deployment.md.</dd>
 %%   <dt>`atoms'</dt><dd>`existing' (default): Python atoms the node does not know are an error;
 %%     `create': they are created (only for trusted code: atoms are never freed).</dd>
 %%   <dt>`max_frame', `chunk_items', `chunk_bytes', `spin_us'</dt><dd>passed to pyport's
@@ -65,6 +69,8 @@
                        max_collect_bytes := pos_integer() | infinity,
                        python_path := [string()],
                        executable := string() | undefined,
+                       python_home := string() | undefined,
+                       venv := string() | undefined,
                        atoms := existing | create,
                        max_frame := pos_integer() | undefined,
                        chunk_items := pos_integer() | undefined,
@@ -94,6 +100,8 @@ pool(Opts) ->
                  max_collect_bytes => 64 * 1024 * 1024,
                  python_path => [],
                  executable => undefined,
+                 python_home => undefined,
+                 venv => undefined,
                  atoms => existing,
                  max_frame => undefined,
                  chunk_items => undefined,
@@ -155,6 +163,10 @@ pool_opt(max_collect_bytes, N) -> pos_int(N);
 pool_opt(python_path, Dirs) when is_list(Dirs) ->
     all(Dirs, fun(D) -> case string_like(D) of {ok, S} -> {ok, S}; error -> error end end);
 pool_opt(executable, Path) -> string_like(Path);
+pool_opt(python_home, undefined) -> {ok, undefined};
+pool_opt(python_home, Dir) -> string_like(Dir);
+pool_opt(venv, undefined) -> {ok, undefined};
+pool_opt(venv, Dir) -> string_like(Dir);
 pool_opt(atoms, A) when A =:= existing; A =:= create -> {ok, A};
 pool_opt(max_frame, N) -> pos_int(N);
 pool_opt(chunk_items, N) -> pos_int(N);

@@ -14,7 +14,7 @@
 %% first (await_hello/2).
 -spec spawn(py_opts:pool_opts()) -> {ok, port()} | {error, term()}.
 spawn(Opts) ->
-    case {py_exe:find(maps:get(executable, Opts)), py_exe:env(Opts)} of
+    case {py_exe:find(Opts), py_exe:env(Opts)} of
         {{ok, Exe}, {ok, Env}} ->
             PortOpts = [binary, {packet, 4}, exit_status, use_stdio,
                         {args, py_exe:args(Opts)}, {env, Env}],
