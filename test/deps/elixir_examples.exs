@@ -19,6 +19,17 @@ checks = [
   fn ->
     {:ok, prefix} = :py.eval("__import__('sys').prefix")
     true = is_binary(prefix)
+  end,
+  # keyword lists for kwargs and locals
+  fn -> {:ok, [3, 2, 1]} = :py.call(:builtins, :sorted, [[1, 3, 2]], reverse: true) end,
+  fn -> {:ok, 25} = :py.eval("x * y", x: 5, y: 5) end,
+  # charlist module and function names
+  fn -> {:ok, 4.0} = :py.call(~c"math", ~c"sqrt", [16]) end,
+  # a pool whose None arrives as nil
+  fn ->
+    :ok = :py.start_pool(:elixir, size: 1, none_as: nil)
+    {:ok, nil} = :py.eval("None", %{}, pool: :elixir)
+    :ok = :py.stop_pool(:elixir)
   end
 ]
 

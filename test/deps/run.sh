@@ -6,8 +6,6 @@
 # stopped leaving no pyport process. Also: the hook's message when the
 # toolchain is missing. Prints ok/FAIL lines, then "N passed, N failed".
 #
-#   test/deps/run.sh            (PYPORT_TEST_E2=1: also the Elixir examples
-#                                that need keyword lists / charlists / nil)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here="$root/test/deps"
@@ -130,10 +128,6 @@ check "mix compile of a project depending on pyport (git, $(( $(date +%s) - star
 if [ -x "$app/deps/pyport/priv/pyport" ]; then ok "mix built the dependency's priv/pyport"; else fail "mix built the dependency's priv/pyport"; fi
 out=$(cd "$app" && mix run "$here/elixir_examples.exs" 2>&1)
 check "docs/elixir.md's examples run in the mix project" "$out" '^examples: [0-9]+ ok$'
-if [ "${PYPORT_TEST_E2:-0}" = 1 ]; then
-  out=$(cd "$app" && mix run "$here/elixir_examples_e2.exs" 2>&1)
-  check "docs/elixir.md's keyword/charlist/nil examples run" "$out" '^examples: [0-9]+ ok$'
-fi
 check "no pyport process left by mix run" "$(pgrep -f "^$app/.*priv/pyport" | wc -l)" '^0$'
 
 echo "$passed passed, $failed failed"
