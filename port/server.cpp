@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
@@ -377,17 +378,7 @@ void server::reader_loop() noexcept {
     int frames = 0;
     while (auto event = input->next()) {
       ++frames;
-      if (event->what == frame_event::kind::too_large) {
-        const std::string size =
-            event->declared ? std::to_string(event->declared) + " bytes" : "a line";
-        std::lock_guard lk(mu_);
-        reject(0, port_error(error_type::frame_too_large,
-                             "frame of " + size + " exceeds --max-frame " +
-                                 std::to_string(options_.lim.max_frame) + "; discarded")
-                      .info());
-        continue;
-      }
-      on_frame(std::move(event->payload), replies);
+      on_event(std::move(*event), replies);
     }
     pipelined = frames > 1;
     cv_.notify_all();
@@ -395,7 +386,42 @@ void server::reader_loop() noexcept {
     if (io_failed_)
       break;
   }
+  if (auto last = input->end_of_input()) {
+    on_event(std::move(*last), replies);
+    flush(replies);
+  }
   on_eof();
+}
+
+void server::on_event(frame_event event, out_buffer &replies) {
+  switch (event.what) {
+  case frame_event::kind::frame:
+    on_frame(std::move(event.payload), replies);
+    return;
+  case frame_event::kind::too_large: {
+    const std::string size = event.declared ? std::to_string(event.declared) + " bytes" : "a line";
+    std::lock_guard lk(mu_);
+    reject(0, port_error(error_type::frame_too_large, "frame of " + size + " exceeds --max-frame " +
+                                                          std::to_string(options_.lim.max_frame) +
+                                                          "; discarded")
+                  .info());
+    return;
+  }
+  case frame_event::kind::truncated: {
+    // Said on stderr too: the client may be gone, and a person piping a
+    // file by hand sees why nothing came back.
+    const std::string message =
+        event.declared
+            ? "stdin ended inside a frame: " + std::to_string(event.received) + " of its " +
+                  std::to_string(event.declared) + " bytes arrived; discarded"
+            : "stdin ended inside a frame's length prefix: " + std::to_string(event.received) +
+                  " of its 4 bytes arrived; discarded";
+    std::fprintf(stderr, "pyport: %s\n", message.c_str());
+    std::lock_guard lk(mu_);
+    reject(0, port_error(error_type::bad_frame, message).info());
+    return;
+  }
+  }
 }
 
 void server::on_frame(frame f, out_buffer &replies) {

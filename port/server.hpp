@@ -4,6 +4,7 @@
 #pragma once
 
 #include "dispatch.hpp"
+#include "frame.hpp"
 #include "pyport_module.hpp"
 
 #include <atomic>
@@ -59,6 +60,7 @@ private:
   };
 
   void reader_loop() noexcept;
+  void on_event(frame_event event, out_buffer &replies);
   void on_frame(frame f, out_buffer &replies);
   void on_cancel(const request &r, out_buffer &replies);
   void on_eof();

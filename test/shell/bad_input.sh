@@ -14,6 +14,12 @@ check_match "wrong argument type" "$(reply 5 <<<"$out")" "'code' must be a strin
 check_match "not an array" "$(sed -n 8p <<<"$out")" 'must be an array \[Id, Op, Args\]'
 check "still serving" "$(reply 6 <<<"$out")" '[6,"ok","pong"]'
 
+# People pipe printf, which adds no newline: the last line is still served.
+check "a last line without a newline is answered" "$(printf '[1,"ping",{}]' | timeout 30 "$PYPORT" --json 2>/dev/null)" '[1,"ok","pong"]'
+check "two lines, the last without a newline" "$(printf '[1,"ping",{}]\n[2,"eval",{"code":"1+1"}]' | timeout 30 "$PYPORT" --json 2>/dev/null | tr '\n' ' ')" '[1,"ok","pong"] [2,"ok",2] '
+err=$(printf '\0\0\0\x10\x93\x01' | timeout 30 "$PYPORT" 2>&1 >/dev/null)
+check_match "a binary frame truncated by EOF is reported on stderr" "$err" 'stdin ended inside a frame: 2 of its 16 bytes arrived'
+
 long=$(printf '[1,"eval",{"code":"%*s"}]' 300 "1")
 out=$(json --max-frame 100 -- "$long" '[2,"ping",{}]')
 check_match "an overlong line" "$(sed -n 1p <<<"$out")" '^\[0,"error",\{"type":"frame_too_large"'
@@ -69,9 +75,13 @@ r = p2.call(10, "eval", {"code": "(lambda l: (l.append(l), l)[1])([])"})
 t.check("a self-referencing result is an encode_error", r[2]["type"] == "encode_error", r)
 t.equal("still alive", p2.call(11, "ping"), [11, "ok", "pong"])
 
-# A frame cut short by EOF: the port exits cleanly.
+# A frame cut short by EOF: an Id 0 error saying so, then a clean exit.
 p2.send_raw(struct.pack(">I", 100) + b"abc")
-t.equal("EOF mid-frame: exit 0", p2.close(), 0)
+p2.proc.stdin.close()
+r = p2.recv()
+t.check("EOF mid-frame: an id 0 bad_frame naming the sizes",
+        r is not None and r[0] == 0 and r[2]["type"] == "bad_frame" and "3 of its 100 bytes" in r[2]["message"], r)
+t.equal("EOF mid-frame: exit 0", p2.proc.wait(timeout=10), 0)
 t.equal("exit 0", p.close(), 0)
 t.finish()
 PY
