@@ -59,7 +59,7 @@ void dispatcher::op_stream(const request &r, args_reader &args, out_buffer &out,
   if (!iter) {
     if (!ctx.acquire_credit(r.id))
       cancelled(r.id);
-    convert_.to_msgpack(value.get(), item_packer);
+    convert_.to_msgpack_at(value.get(), item_packer, chunk_item_level);
     count = 1;
     emit(true);
   } else {
@@ -90,7 +90,7 @@ void dispatcher::op_stream(const request &r, args_reader &args, out_buffer &out,
       last = now;
       const std::size_t before = items.size();
       try {
-        convert_.to_msgpack(item.get(), item_packer);
+        convert_.to_msgpack_at(item.get(), item_packer, chunk_item_level);
       } catch (...) {
         items.bytes().resize(before); // drop the half-packed item
         if (count > 0)
