@@ -1,6 +1,7 @@
 #include "server.hpp"
 
 #include "channel.hpp"
+#include "depth.hpp"
 #include "gil.hpp"
 #include "interpreter.hpp"
 #include "json.hpp"
@@ -35,6 +36,8 @@ constexpr int kick_interval_ms = 20;
 // How long the running code has to stop, once nobody reads the replies,
 // before the port exits anyway.
 constexpr auto eof_grace = std::chrono::milliseconds(500);
+// JSON nesting accepted in --json mode, see on_frame.
+constexpr std::size_t json_depth_bound = 3 * max_depth + 3;
 
 // The "window" of a stream request, read without failing: a bad value is
 // reported by the dispatcher when the request runs.
@@ -427,12 +430,16 @@ void server::on_event(frame_event event, out_buffer &replies) {
 void server::on_frame(frame f, out_buffer &replies) {
   if (options_.json) {
     try {
-      std::string packed = json_to_msgpack({f.data.get(), f.size}, max_depth);
+      // A $-spelling takes up to three JSON levels for one of the frame's:
+      // the frame's own bound (decode_frame) is the one that applies, this
+      // one only caps the work on absurd lines.
+      std::string packed = json_to_msgpack({f.data.get(), f.size}, json_depth_bound);
       f = frame{std::make_unique_for_overwrite<char[]>(packed.size()), packed.size()};
       std::copy(packed.begin(), packed.end(), f.data.get());
-    } catch (const port_error &e) {
+    } catch (const json_error &e) {
       std::lock_guard lk(mu_);
-      reject(0, e.info());
+      reject(e.id(), e.too_deep() ? port_error(error_type::bad_request, too_deep_message()).info()
+                                  : e.info());
       return;
     }
   }
