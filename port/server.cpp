@@ -118,6 +118,7 @@ int server::run() {
       flush(out_);
     dispatcher_.run(next.r, out_, *this);
     next = job();
+    report_log_drops(out_);
     if (dispatcher_.gc_activity_monitor().has_events())
       pack_gc_events(out_);
     if (code == op::shutdown) {
@@ -136,8 +137,9 @@ int server::run() {
     if (out_.size() >= flush_threshold)
       flush(out_);
   }
+  interpreter::run_exit_hooks(); // atexit callbacks may log
+  report_log_drops(out_);
   flush(out_);
-  interpreter::run_exit_hooks();
   std::lock_guard lk(mu_);
   // A peer that closed both pipes ended the session normally, even if a
   // last write raced its going.
@@ -272,17 +274,50 @@ void server::flush(out_buffer &out) noexcept {
   }
 }
 
-void server::log(std::string_view level, std::string_view message) {
-  out_buffer frame(options_.json);
-  begin_reply(frame, 0, "log");
-  packer pk(frame);
+namespace {
+
+void pack_log(out_buffer &out, std::string_view level, std::string_view message) {
+  begin_reply(out, 0, "log");
+  packer pk(out);
   pk.pack_map(2);
   pack_str(pk, "level");
   pack_str(pk, level);
   pack_str(pk, "message");
   pack_str(pk, message);
-  end_reply(frame);
+  end_reply(out);
+}
+
+} // namespace
+
+// Python may log far faster than any client reads: a flood held the
+// worker's mailbox and its replies. Logs are bounded (log_limit.hpp), and
+// the drops reported in a warning of their own, before the next log that
+// gets through and after the request that logged them.
+void server::log(std::string_view level, std::string_view message) {
+  out_buffer frame(options_.json);
+  {
+    std::lock_guard lk(log_mu_); // Python threads log too (each with the GIL)
+    if (!log_limit_.admit(log_limiter::clock::now()))
+      return;
+    pack_log_drops(frame);
+  }
+  pack_log(frame, level, log_limiter::clip(message));
   flush(frame);
+}
+
+void server::pack_log_drops(out_buffer &out) {
+  const std::uint64_t dropped = log_limit_.take_dropped();
+  if (dropped == 0)
+    return;
+  pack_log(out, "warning",
+           "pyport.log: " + std::to_string(dropped) + " messages dropped (at most " +
+               std::to_string(static_cast<int>(log_burst)) + " at once, then " +
+               std::to_string(static_cast<int>(log_rate)) + " per second)");
+}
+
+void server::report_log_drops(out_buffer &out) {
+  std::lock_guard lk(log_mu_);
+  pack_log_drops(out);
 }
 
 bool server::cancel_pending() {

@@ -5,6 +5,7 @@
 
 #include "dispatch.hpp"
 #include "frame.hpp"
+#include "log_limit.hpp"
 #include "pyport_module.hpp"
 
 #include <atomic>
@@ -73,6 +74,9 @@ private:
   bool spin_for_arrival(std::uint64_t seen);
   void reject(std::uint64_t id, error_info error); // PRECONDITION: mu_ held
   void pack_gc_events(out_buffer &out);
+  // A warning counting the logs dropped since the last one, if any.
+  void pack_log_drops(out_buffer &out); // PRECONDITION: log_mu_ held
+  void report_log_drops(out_buffer &out);
 
   dispatcher &dispatcher_;
   server_options options_;
@@ -93,6 +97,8 @@ private:
   std::mutex write_mu_;                     // one writer at a time on out_fd
   std::atomic<bool> io_failed_{false};
   out_buffer out_; // the main thread's replies
+  std::mutex log_mu_;
+  log_limiter log_limit_;
   std::thread reader_;
 };
 
