@@ -47,7 +47,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 # Python objects in pymalloc arenas (mmap) hide what they point to from
 # LeakSanitizer; with malloc it sees every object and can judge leaks.
 export PYTHONMALLOC=malloc
-export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$PWD/test/ubsan.supp
 passed=0
 failed=0
 for target in frame envelope convert json; do
