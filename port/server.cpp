@@ -105,38 +105,45 @@ int server::run() {
   reader_ = std::thread([this] { reader_loop(); });
 
   job next;
+  bool shutting_down = false;
   while (!io_failed_ && wait_for_job(next)) {
     if (next.rejected) {
       write_error(out_, next.r.id, *next.rejected);
       finish(next.r.id);
       continue;
     }
-    const op code = next.r.code;
-    // Replies already made go out before user code runs: if that code
-    // kills the process, the requests that finished keep their answers.
-    if (runs_user_code(code))
-      flush(out_);
-    dispatcher_.run(next.r, out_, *this);
+    const op code = next.resume ? op::stream : next.r.code;
+    run_job(next);
     next = job();
     report_log_drops(out_);
     if (dispatcher_.gc_activity_monitor().has_events())
       pack_gc_events(out_);
     if (code == op::shutdown) {
+      shutting_down = true;
       std::deque<job> left;
       {
         std::lock_guard lk(mu_);
         left.swap(queue_);
       }
       for (const job &j : left)
-        write_error(
-            out_, j.r.id,
-            j.rejected ? *j.rejected
-                       : port_error(error_type::shutting_down, "the port is shutting down").info());
+        if (!j.resume) // a parked stream is answered by end_parked
+          write_error(
+              out_, j.r.id,
+              j.rejected
+                  ? *j.rejected
+                  : port_error(error_type::shutting_down, "the port is shutting down").info());
       break;
     }
     if (out_.size() >= flush_threshold)
       flush(out_);
   }
+  // Stdin ended (no credit can come) or the port shuts down: the streams
+  // still parked end now.
+  if (shutting_down)
+    end_parked(port_error(error_type::shutting_down, "the port is shutting down").info());
+  else
+    end_parked(port_error(error_type::cancelled, "stdin closed while the stream waited for credit")
+                   .info());
   interpreter::run_exit_hooks(); // atexit callbacks may log
   report_log_drops(out_);
   flush(out_);
@@ -144,6 +151,41 @@ int server::run() {
   // A peer that closed both pipes ended the session normally, even if a
   // last write raced its going.
   return io_failed_ && !abandoned_ ? 4 : 0;
+}
+
+void server::run_job(job &next) {
+  if (next.resume) {
+    auto it = std::find_if(parked_.begin(), parked_.end(),
+                           [&](const parked_stream &p) { return p.id == next.r.id; });
+    if (it == parked_.end())
+      return; // cannot happen: a resume is queued once per parking
+    parked_stream s = std::move(*it);
+    parked_.erase(it);
+    flush(out_); // user code runs: see below
+    dispatcher_.resume(std::move(s), out_, *this);
+    return;
+  }
+  // Replies already made go out before user code runs: if that code
+  // kills the process, the requests that finished keep their answers.
+  if (runs_user_code(next.r.code))
+    flush(out_);
+  dispatcher_.run(next.r, out_, *this);
+}
+
+void server::end_parked(const error_info &why) {
+  std::vector<parked_stream> left;
+  left.swap(parked_);
+  bool gone = false;
+  {
+    std::lock_guard lk(mu_);
+    gone = abandoned_ || io_failed_;
+  }
+  for (const parked_stream &p : left) {
+    if (!gone)
+      write_error(out_, p.id, why);
+    finish(p.id);
+  }
+  // left's iterators are released here, with the GIL.
 }
 
 // Waits, with the GIL released, until a job is ready. false: stop.
@@ -167,7 +209,8 @@ bool server::wait_for_job(job &next) {
   next = std::move(queue_.front());
   queue_.pop_front();
   running_ = next.r.id;
-  running_cancelled_ = false;
+  running_cancelled_ = next.cancelled;
+  cancel_pending_ = false;
   return true;
 }
 
@@ -252,6 +295,46 @@ bool server::acquire_credit(std::uint64_t id) {
     if (io_failed_)
       return false;
   }
+}
+
+// Instead of waiting for credit with the worker held, the stream parks:
+// the main thread goes on with the queue, and a credit grant (or a cancel)
+// queues the stream again.
+server::credit server::take_credit(std::uint64_t id) {
+  std::lock_guard lk(mu_);
+  if (running_cancelled_ || abandoned_)
+    return credit::stop;
+  credit_entry *e = find_credit(id);
+  if (!e)
+    return credit::go; // not a tracked stream: unlimited
+  if (e->chunks > 0) {
+    if (e->chunks != unlimited_credit)
+      --e->chunks;
+    return credit::go;
+  }
+  if (eof_)
+    return credit::stop; // stdin is closed: no credit can arrive any more
+  e->parked = true;
+  return credit::park;
+}
+
+void server::park(parked_stream &&s) {
+  parked_.push_back(std::move(s));
+  std::lock_guard lk(mu_);
+  // The stream is no longer running: a cancel now finds it parked.
+  running_ = 0;
+  running_cancelled_ = false;
+  cancel_pending_ = false;
+}
+
+void server::queue_resume(credit_entry &e, bool cancelled) {
+  e.parked = false;
+  job j;
+  j.r.id = e.id;
+  j.resume = true;
+  j.cancelled = cancelled;
+  queue_.push_back(std::move(j));
+  arrivals_.fetch_add(1, std::memory_order_release);
 }
 
 void server::frames_ready(out_buffer &out, bool urgent) {
@@ -487,9 +570,12 @@ void server::on_frame(frame f, out_buffer &replies) {
   if (auto *grant = std::get_if<credit_grant>(&d)) {
     std::lock_guard lk(mu_);
     // A grant for a stream that already ended crossed its last chunk: ignore.
-    if (credit_entry *e = find_credit(grant->id); e && e->chunks != unlimited_credit)
+    if (credit_entry *e = find_credit(grant->id); e && e->chunks != unlimited_credit) {
       e->chunks =
           std::min(unlimited_credit - 1, e->chunks + std::min(grant->chunks, unlimited_credit / 2));
+      if (e->parked)
+        queue_resume(*e, false);
+    }
     return;
   }
   request &r = std::get<request>(d);
@@ -530,12 +616,21 @@ void server::on_cancel(const request &r, out_buffer &replies) {
     std::lock_guard lk(mu_);
     auto queued = std::find_if(queue_.begin(), queue_.end(),
                                [target](const job &q) { return q.r.id == target && !q.rejected; });
-    if (queued != queue_.end()) {
+    credit_entry *e = find_credit(target);
+    if (queued != queue_.end() && queued->resume) {
+      // A parked stream about to resume: it ends as cancelled when it runs
+      // (its iterator is Python's, released on the main thread).
+      queued->cancelled = true;
+      found = true;
+    } else if (queued != queue_.end()) {
       queue_.erase(queued);
       credits_.erase(std::remove_if(credits_.begin(), credits_.end(),
                                     [target](const credit_entry &e) { return e.id == target; }),
                      credits_.end());
       write_cancelled(replies, target);
+      found = true;
+    } else if (e && e->parked) {
+      queue_resume(*e, true);
       found = true;
     } else if (running_ == target) {
       running_cancelled_ = true;
