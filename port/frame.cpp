@@ -7,10 +7,10 @@ namespace pyport {
 
 namespace {
 
-constexpr std::size_t initial_buffer = 64 * 1024;
+constexpr std::size_t initial_buffer = std::size_t{64} * 1024;
 // Frames at least this large get a buffer of their own and are read into it
 // directly; smaller ones are copied out of the shared read buffer.
-constexpr std::size_t big_frame = 64 * 1024;
+constexpr std::size_t big_frame = std::size_t{64} * 1024;
 
 frame copy_frame(const char *p, std::size_t n) {
   frame f{std::make_unique_for_overwrite<char[]>(n), n};
@@ -100,22 +100,21 @@ std::optional<frame_event> binary_framer::end_of_input() {
     e.received = big_filled_;
     big_ = frame();
     big_filled_ = 0;
-  } else if (discard_ > 0) {
-    return std::nullopt; // already answered as too_large
-  } else if (tail_ > head_) {
-    const std::size_t avail = tail_ - head_;
-    if (avail >= 4) {
-      const auto *p = reinterpret_cast<const unsigned char *>(buf_.data() + head_);
-      e.declared = (std::uint64_t{p[0]} << 24) | (std::uint64_t{p[1]} << 16) |
-                   (std::uint64_t{p[2]} << 8) | std::uint64_t{p[3]};
-      e.received = avail - 4;
-    } else {
-      e.received = avail; // not even the whole length prefix
-    }
-    head_ = tail_ = 0;
-  } else {
-    return std::nullopt;
+    return e;
   }
+  // Nothing left, or the rest of a frame already answered as too_large.
+  if (discard_ > 0 || tail_ == head_)
+    return std::nullopt;
+  const std::size_t avail = tail_ - head_;
+  if (avail >= 4) {
+    const auto *p = reinterpret_cast<const unsigned char *>(buf_.data() + head_);
+    e.declared = (std::uint64_t{p[0]} << 24) | (std::uint64_t{p[1]} << 16) |
+                 (std::uint64_t{p[2]} << 8) | std::uint64_t{p[3]};
+    e.received = avail - 4;
+  } else {
+    e.received = avail; // not even the whole length prefix
+  }
+  head_ = tail_ = 0;
   return e;
 }
 

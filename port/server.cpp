@@ -15,7 +15,7 @@ namespace {
 // Replies are written before the next request runs Python (which could
 // kill the process), when nothing more is ready to run, or once this many
 // bytes are waiting.
-constexpr std::size_t flush_threshold = 64 * 1024;
+constexpr std::size_t flush_threshold = std::size_t{64} * 1024;
 // The adaptive spin of spin_for_arrival (its length is --spin-us): how many
 // misses in a row stop it, and for how many waits it then rests.
 constexpr int spin_miss_limit = 4;
