@@ -255,7 +255,7 @@ void server::on_cancel(const request &r, out_buffer &replies) {
     } else if (queued != queue_.end()) {
       queue_.erase(queued);
       credits_.erase(std::remove_if(credits_.begin(), credits_.end(),
-                                    [target](const credit_entry &e) { return e.id == target; }),
+                                    [target](const credit_entry &c) { return c.id == target; }),
                      credits_.end());
       write_cancelled(replies, target);
       found = true;
