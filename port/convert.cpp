@@ -223,7 +223,7 @@ py_ref converter::to_python(const msgpack::object &o, std::size_t depth) const {
 void converter::to_msgpack(PyObject *o, packer &pk, std::size_t depth) const {
   if (depth > max_depth)
     encode_error("value nested deeper than " + std::to_string(max_depth) +
-                 " levels (or refers to itself)");
+                 " levels, counted from the reply's envelope (or refers to itself)");
   // The exact built-in types first: they are nearly every value.
   if (o == Py_None)
     return void(pk.pack_nil());

@@ -20,7 +20,11 @@ public:
   // Packs o. Throws port_error(encode_error) naming the type of what has no
   // mapping; never falls back to str(). On a throw the packer may hold a
   // partial value: the caller aborts the frame.
-  void to_msgpack(PyObject *o, packer &pk) const { to_msgpack(o, pk, 0); }
+  // o is a reply's value; to_msgpack_at packs o at the given frame level
+  // (a chunk's items are at chunk_item_level), so that no value of the
+  // frame sits deeper than max_depth.
+  void to_msgpack(PyObject *o, packer &pk) const { to_msgpack(o, pk, reply_value_level); }
+  void to_msgpack_at(PyObject *o, packer &pk, std::size_t level) const { to_msgpack(o, pk, level); }
 
   // A str when the bytes are UTF-8, else bytes (how client strings arrive).
   [[nodiscard]] static py_ref text_or_bytes(std::string_view s);

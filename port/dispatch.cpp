@@ -46,9 +46,24 @@ void write_final_error(out_buffer &out, std::uint64_t id, const error_info &erro
 
 void dispatcher::run(const request &r, out_buffer &out, run_context &ctx) noexcept {
   ++requests_;
+  guarded(r.id, out, ctx, [&] { run_op(r, out, ctx); });
+}
+
+void dispatcher::resume(parked_stream &&s, out_buffer &out, run_context &ctx) noexcept {
+  parked_stream stream = std::move(s);
+  guarded(stream.id, out, ctx, [&] {
+    if (!continue_stream(stream, out, ctx))
+      write_nil_reply(out, stream.id, "done");
+  });
+}
+
+template <typename Body>
+void dispatcher::guarded(std::uint64_t id, out_buffer &out, run_context &ctx,
+                         Body &&body) noexcept {
+  parked_ = false;
   std::optional<error_info> error;
   try {
-    run_op(r, out, ctx);
+    body();
   } catch (const python_error &e) {
     error = e.info();
   } catch (const port_error &e) {
@@ -59,12 +74,14 @@ void dispatcher::run(const request &r, out_buffer &out, run_context &ctx) noexce
     error = error_info{"internal", "unknown C++ exception", {}, {}};
   }
   PyErr_Clear();
+  if (parked_ && !error)
+    return; // no final reply yet: the stream waits for credit
   if (error)
-    write_final_error(out, r.id, *error);
-  if (!ctx.finish(r.id)) {
+    write_final_error(out, id, *error);
+  if (!ctx.finish(id)) {
     // A cancel won, whatever the code did with the Cancelled exception.
     out.drop_last_frame();
-    write_final_error(out, r.id, cancelled_error(r.id));
+    write_final_error(out, id, cancelled_error(id));
   }
 }
 

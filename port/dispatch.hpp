@@ -27,6 +27,15 @@ struct limits {
   std::size_t memory_limit = 0;
 };
 
+// A stream set aside for lack of credit: its iterator (null for a value
+// that streams as one item) and the item produced that waits for credit.
+// Holds Python objects: touched only with the GIL, on the main thread.
+struct parked_stream {
+  std::uint64_t id = 0;
+  py_ref iter;
+  py_ref item;
+};
+
 // What a running request may ask of whoever runs it (the server, or a test).
 class run_context {
 public:
@@ -34,6 +43,14 @@ public:
   // Blocks, with the GIL released, until the stream may send one more
   // chunk. false: the request was cancelled (or the port is stopping).
   virtual bool acquire_credit(std::uint64_t id) = 0;
+  // As acquire_credit, but instead of waiting it may answer park: the
+  // stream is then handed to park() and its request stays live, without a
+  // final reply, until the context resumes it (dispatcher::resume).
+  enum class credit { go, stop, park };
+  virtual credit take_credit(std::uint64_t id) {
+    return acquire_credit(id) ? credit::go : credit::stop;
+  }
+  virtual void park(parked_stream &&) {}
   // Frames in out are complete; urgent asks for them to be written now.
   virtual void frames_ready(out_buffer &out, bool urgent) = 0;
   // Called once the final reply is in out. Marks id finished unless a
@@ -51,6 +68,9 @@ public:
   // Runs r and writes exactly one final reply (after any chunks) into out.
   // Never throws: this is the request's catch boundary.
   void run(const request &r, out_buffer &out, run_context &ctx) noexcept;
+  // Goes on with a parked stream: its chunks, then its final reply (or it
+  // parks again). Never throws.
+  void resume(parked_stream &&s, out_buffer &out, run_context &ctx) noexcept;
 
   [[nodiscard]] const pyport_types &types() const noexcept { return types_; }
   // The collector's activity, and its events for the server to send.
@@ -66,6 +86,13 @@ private:
   void op_exec(args_reader &args, out_buffer &out, std::uint64_t id);
   void op_call(args_reader &args, out_buffer &out, std::uint64_t id);
   void op_stream(const request &r, args_reader &args, out_buffer &out, run_context &ctx);
+  // The stream's loop from where s stands; true when it parked.
+  bool continue_stream(parked_stream &s, out_buffer &out, run_context &ctx);
+  // The catch boundary shared by run and resume: body writes the final
+  // reply, or parks (then nothing more is written here).
+  template <typename Body>
+  void guarded(std::uint64_t id, out_buffer &out, run_context &ctx, Body &&body) noexcept;
+  bool parked_ = false; // set by the stream that parked during the current run
   // gc, memory_stats, tracemalloc_* and the other memory ops (ops/memory.cpp).
   void op_memory(op code, args_reader &args, out_buffer &out, std::uint64_t id);
   void op_stats(out_buffer &out, std::uint64_t id);

@@ -93,6 +93,31 @@ bool binary_framer::partial() const {
   return big_.data || discard_ > 0 || tail_ > head_;
 }
 
+std::optional<frame_event> binary_framer::end_of_input() {
+  frame_event e{frame_event::kind::truncated, {}, 0, 0};
+  if (big_.data) {
+    e.declared = big_.size;
+    e.received = big_filled_;
+    big_ = frame();
+    big_filled_ = 0;
+    return e;
+  }
+  // Nothing left, or the rest of a frame already answered as too_large.
+  if (discard_ > 0 || tail_ == head_)
+    return std::nullopt;
+  const std::size_t avail = tail_ - head_;
+  if (avail >= 4) {
+    const auto *p = reinterpret_cast<const unsigned char *>(buf_.data() + head_);
+    e.declared = (std::uint64_t{p[0]} << 24) | (std::uint64_t{p[1]} << 16) |
+                 (std::uint64_t{p[2]} << 8) | std::uint64_t{p[3]};
+    e.received = avail - 4;
+  } else {
+    e.received = avail; // not even the whole length prefix
+  }
+  head_ = tail_ = 0;
+  return e;
+}
+
 line_framer::line_framer(std::size_t max_frame) : max_frame_(max_frame), buf_(initial_buffer) {}
 
 std::span<char> line_framer::write_area() {
@@ -143,6 +168,16 @@ std::optional<frame_event> line_framer::next() {
 
 bool line_framer::partial() const {
   return tail_ > head_ && !discarding_;
+}
+
+std::optional<frame_event> line_framer::end_of_input() {
+  if (discarding_ || tail_ == head_)
+    return std::nullopt;
+  // The last line lacks its newline (`printf '[1,"ping",{}]' | pyport
+  // --json`): supply it and serve the line like any other.
+  buf_.resize(std::max(buf_.size(), tail_ + 1));
+  buf_[tail_++] = '\n';
+  return next();
 }
 
 } // namespace pyport

@@ -20,10 +20,11 @@ struct frame {
 };
 
 struct frame_event {
-  enum class kind { frame, too_large };
+  enum class kind { frame, too_large, truncated };
   kind what = kind::frame;
   frame payload;              // kind::frame
-  std::uint64_t declared = 0; // kind::too_large: the announced length (0 if unknown)
+  std::uint64_t declared = 0; // too_large, truncated: the announced length (0 if unknown)
+  std::uint64_t received = 0; // truncated: the bytes of it that arrived before EOF
 };
 
 class framer {
@@ -37,6 +38,11 @@ public:
   virtual std::optional<frame_event> next() = 0;
   // True when bytes of an unfinished frame are buffered (EOF mid-frame).
   [[nodiscard]] virtual bool partial() const = 0;
+  // Input ended: what the buffered bytes of an unfinished frame amount to
+  // (call once, after next() returned nothing). A last line without its
+  // newline is a frame; a binary frame cut short is reported truncated, so
+  // the client hears why it got no answer. Nothing when nothing is left.
+  virtual std::optional<frame_event> end_of_input() = 0;
 };
 
 // 4-byte big-endian length, then the payload. A frame larger than
@@ -50,6 +56,7 @@ public:
   void commit(std::size_t n) override;
   std::optional<frame_event> next() override;
   [[nodiscard]] bool partial() const override;
+  std::optional<frame_event> end_of_input() override;
 
 private:
   std::size_t max_frame_;
@@ -69,6 +76,7 @@ public:
   void commit(std::size_t n) override;
   std::optional<frame_event> next() override;
   [[nodiscard]] bool partial() const override;
+  std::optional<frame_event> end_of_input() override;
 
 private:
   std::size_t max_frame_;

@@ -19,8 +19,14 @@ inline constexpr std::int8_t ext_tuple = 2;
 inline constexpr std::int8_t ext_bigint = 3;
 inline constexpr std::int8_t ext_term = 4;
 
-// Deepest nesting of arrays, maps and tuples accepted or produced.
+// Deepest level of a value in a frame, accepted or produced (PROTOCOL.md
+// section 3): the envelope [Id, Op, Args] is level 1, and the elements of
+// every array, map and tuple are one level below it.
 inline constexpr std::size_t max_depth = 256;
+// Where values sit: a reply's value in [Id, "ok", Value], a chunk's items
+// in [Id, "chunk", [Item, ...]].
+inline constexpr std::size_t reply_value_level = 2;
+inline constexpr std::size_t chunk_item_level = 3;
 
 // msgpack-c's packer, plus a float that stays a float: its pack_double()
 // writes integral doubles as integers (2.0 -> 2), which would turn Python

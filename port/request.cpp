@@ -1,5 +1,7 @@
 #include "request.hpp"
 
+#include "depth.hpp"
+
 #include <array>
 #include <limits>
 #include <string>
@@ -117,14 +119,23 @@ decoded decode_frame(frame f) {
   // could hold, so a forged header cannot make the decoder allocate.
   const auto n = static_cast<std::size_t>(f.size);
   const msgpack::unpack_limit limits(n, n, n, n, n, max_depth);
+  // Read before the whole frame is, so that a frame that fails to parse
+  // (too deep, cut short) is still answered with its request's Id.
+  const std::uint64_t peeked = peek_request_id(f.view());
   try {
     r.hold = msgpack::unpack(f.data.get(), f.size, offset, reference_everything, nullptr, limits);
+  } catch (const msgpack::depth_size_overflow &) {
+    return failure(peeked, error_type::bad_request, too_deep_message());
   } catch (const std::exception &e) {
-    return failure(0, error_type::bad_frame, std::string("frame is not msgpack: ") + e.what());
+    return failure(peeked, error_type::bad_frame, std::string("frame is not msgpack: ") + e.what());
   }
   if (offset != f.size)
-    return failure(0, error_type::bad_frame,
+    return failure(peeked, error_type::bad_frame,
                    "frame holds " + std::to_string(f.size - offset) + " bytes after its value");
+  // A frame shorter than the bound cannot nest deeper than it (each level
+  // takes a byte at least): small requests skip the walk.
+  if (f.size > max_depth && !within_depth(r.hold.get()))
+    return failure(peeked, error_type::bad_request, too_deep_message());
 
   const msgpack::object &env = r.hold.get();
   if (env.type != msgpack::type::ARRAY || env.via.array.size == 0)

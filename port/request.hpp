@@ -80,6 +80,9 @@ struct decode_failure {
 using decoded = std::variant<request, credit_grant, decode_failure>;
 
 // Decodes one frame payload (one msgpack value) into a request or a credit.
+// No value may sit deeper than max_depth levels, the envelope being level
+// 1 and the elements of every array, map and tuple one level below it
+// (PROTOCOL.md section 3); a deeper frame is a bad_request.
 decoded decode_frame(frame f);
 
 // Reads an op's Args map with errors that name the op and the field.

@@ -3,17 +3,10 @@
 #include "channel.hpp"
 #include "gil.hpp"
 #include "interpreter.hpp"
-#include "json.hpp"
 #include "py_error.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <csignal>
-#include <cstdio>
-#include <fcntl.h>
-#include <poll.h>
-#include <unistd.h>
 
 namespace pyport {
 
@@ -23,35 +16,10 @@ namespace {
 // kill the process), when nothing more is ready to run, or once this many
 // bytes are waiting.
 constexpr std::size_t flush_threshold = std::size_t{64} * 1024;
-// How long the reader keeps reading after the last data before it sleeps.
-constexpr auto reader_spin = std::chrono::microseconds(50);
 // The adaptive spin of spin_for_arrival (its length is --spin-us): how many
 // misses in a row stop it, and for how many waits it then rests.
 constexpr int spin_miss_limit = 4;
 constexpr int spin_skip_after_misses = 64;
-// How often a cancel re-sends its signal while the running code has not
-// stopped (a signal can land just before a blocking call starts).
-constexpr int kick_interval_ms = 20;
-// How long the running code has to stop, once nobody reads the replies,
-// before the port exits anyway.
-constexpr auto eof_grace = std::chrono::milliseconds(500);
-
-// The "window" of a stream request, read without failing: a bad value is
-// reported by the dispatcher when the request runs.
-std::uint64_t window_of(const request &r, std::uint64_t otherwise) {
-  for (std::uint32_t i = 0; i < r.args.via.map.size; ++i) {
-    const auto &kv = r.args.via.map.ptr[i];
-    if (key_name(kv.key) == "window" && kv.val.type == msgpack::type::POSITIVE_INTEGER)
-      return kv.val.via.u64;
-  }
-  return otherwise;
-}
-
-void write_cancelled(out_buffer &out, std::uint64_t id) {
-  write_error(
-      out, id,
-      port_error(error_type::cancelled, "request " + std::to_string(id) + " was cancelled").info());
-}
 
 bool runs_user_code(op code) {
   switch (code) {
@@ -102,43 +70,87 @@ int server::run() {
   reader_ = std::thread([this] { reader_main(); });
 
   job next;
+  bool shutting_down = false;
   while (!io_failed_ && wait_for_job(next)) {
     if (next.rejected) {
       write_error(out_, next.r.id, *next.rejected);
       finish(next.r.id);
       continue;
     }
-    const op code = next.r.code;
-    // Replies already made go out before user code runs: if that code
-    // kills the process, the requests that finished keep their answers.
-    if (runs_user_code(code))
-      flush(out_);
-    dispatcher_.run(next.r, out_, *this);
+    const op code = next.resume ? op::stream : next.r.code;
+    run_job(next);
     next = job();
+    report_log_drops(out_);
     if (dispatcher_.gc_activity_monitor().has_events())
       pack_gc_events(out_);
     if (code == op::shutdown) {
+      shutting_down = true;
       std::deque<job> left;
       {
         std::lock_guard lk(mu_);
         left.swap(queue_);
       }
       for (const job &j : left)
-        write_error(
-            out_, j.r.id,
-            j.rejected ? *j.rejected
-                       : port_error(error_type::shutting_down, "the port is shutting down").info());
+        if (!j.resume) // a parked stream is answered by end_parked
+          write_error(
+              out_, j.r.id,
+              j.rejected
+                  ? *j.rejected
+                  : port_error(error_type::shutting_down, "the port is shutting down").info());
       break;
     }
     if (out_.size() >= flush_threshold)
       flush(out_);
   }
+  // Stdin ended (no credit can come) or the port shuts down: the streams
+  // still parked end now.
+  if (shutting_down)
+    end_parked(port_error(error_type::shutting_down, "the port is shutting down").info());
+  else
+    end_parked(port_error(error_type::cancelled, "stdin closed while the stream waited for credit")
+                   .info());
+  interpreter::run_exit_hooks(); // atexit callbacks may log
+  report_log_drops(out_);
   flush(out_);
-  interpreter::run_exit_hooks();
   std::lock_guard lk(mu_);
   // A peer that closed both pipes ended the session normally, even if a
   // last write raced its going.
   return io_failed_ && !abandoned_ ? 4 : 0;
+}
+
+void server::run_job(job &next) {
+  if (next.resume) {
+    auto it = std::find_if(parked_.begin(), parked_.end(),
+                           [&](const parked_stream &p) { return p.id == next.r.id; });
+    if (it == parked_.end())
+      return; // cannot happen: a resume is queued once per parking
+    parked_stream s = std::move(*it);
+    parked_.erase(it);
+    flush(out_); // user code runs: see below
+    dispatcher_.resume(std::move(s), out_, *this);
+    return;
+  }
+  // Replies already made go out before user code runs: if that code
+  // kills the process, the requests that finished keep their answers.
+  if (runs_user_code(next.r.code))
+    flush(out_);
+  dispatcher_.run(next.r, out_, *this);
+}
+
+void server::end_parked(const error_info &why) {
+  std::vector<parked_stream> left;
+  left.swap(parked_);
+  bool gone = false;
+  {
+    std::lock_guard lk(mu_);
+    gone = abandoned_ || io_failed_;
+  }
+  for (const parked_stream &p : left) {
+    if (!gone)
+      write_error(out_, p.id, why);
+    finish(p.id);
+  }
+  // left's iterators are released here, with the GIL.
 }
 
 // Waits, with the GIL released, until a job is ready. false: stop.
@@ -162,7 +174,8 @@ bool server::wait_for_job(job &next) {
   next = std::move(queue_.front());
   queue_.pop_front();
   running_ = next.r.id;
-  running_cancelled_ = false;
+  running_cancelled_ = next.cancelled;
+  cancel_pending_ = false;
   return true;
 }
 
@@ -249,6 +262,36 @@ bool server::acquire_credit(std::uint64_t id) {
   }
 }
 
+// Instead of waiting for credit with the worker held, the stream parks:
+// the main thread goes on with the queue, and a credit grant (or a cancel)
+// queues the stream again.
+server::credit server::take_credit(std::uint64_t id) {
+  std::lock_guard lk(mu_);
+  if (running_cancelled_ || abandoned_)
+    return credit::stop;
+  credit_entry *e = find_credit(id);
+  if (!e)
+    return credit::go; // not a tracked stream: unlimited
+  if (e->chunks > 0) {
+    if (e->chunks != unlimited_credit)
+      --e->chunks;
+    return credit::go;
+  }
+  if (eof_)
+    return credit::stop; // stdin is closed: no credit can arrive any more
+  e->parked = true;
+  return credit::park;
+}
+
+void server::park(parked_stream &&s) {
+  parked_.push_back(std::move(s));
+  std::lock_guard lk(mu_);
+  // The stream is no longer running: a cancel now finds it parked.
+  running_ = 0;
+  running_cancelled_ = false;
+  cancel_pending_ = false;
+}
+
 void server::frames_ready(out_buffer &out, bool urgent) {
   if (urgent)
     flush(out);
@@ -269,17 +312,50 @@ void server::flush(out_buffer &out) noexcept {
   }
 }
 
-void server::log(std::string_view level, std::string_view message) {
-  out_buffer frame(options_.json);
-  begin_reply(frame, 0, "log");
-  packer pk(frame);
+namespace {
+
+void pack_log(out_buffer &out, std::string_view level, std::string_view message) {
+  begin_reply(out, 0, "log");
+  packer pk(out);
   pk.pack_map(2);
   pack_str(pk, "level");
   pack_str(pk, level);
   pack_str(pk, "message");
   pack_str(pk, message);
-  end_reply(frame);
+  end_reply(out);
+}
+
+} // namespace
+
+// Python may log far faster than any client reads: a flood held the
+// worker's mailbox and its replies. Logs are bounded (log_limit.hpp), and
+// the drops reported in a warning of their own, before the next log that
+// gets through and after the request that logged them.
+void server::log(std::string_view level, std::string_view message) {
+  out_buffer frame(options_.json);
+  {
+    std::lock_guard lk(log_mu_); // Python threads log too (each with the GIL)
+    if (!log_limit_.admit(log_limiter::clock::now()))
+      return;
+    pack_log_drops(frame);
+  }
+  pack_log(frame, level, log_limiter::clip(message));
   flush(frame);
+}
+
+void server::pack_log_drops(out_buffer &out) {
+  const std::uint64_t dropped = log_limit_.take_dropped();
+  if (dropped == 0)
+    return;
+  pack_log(out, "warning",
+           "pyport.log: " + std::to_string(dropped) + " messages dropped (at most " +
+               std::to_string(static_cast<int>(log_burst)) + " at once, then " +
+               std::to_string(static_cast<int>(log_rate)) + " per second)");
+}
+
+void server::report_log_drops(out_buffer &out) {
+  std::lock_guard lk(log_mu_);
+  pack_log_drops(out);
 }
 
 bool server::cancel_pending() {
@@ -306,230 +382,6 @@ void server::pack_gc_events(out_buffer &out) {
   pack_str(pk, "dropped");
   pk.pack_uint64(dropped);
   end_reply(out);
-}
-
-void server::kick() const noexcept {
-  pthread_kill(main_thread_, cancel_signal());
-}
-
-// ---- the reader thread ----
-
-void server::reader_main() noexcept {
-  try {
-    reader_loop();
-  } catch (const std::exception &e) {
-    // Out of memory for a frame buffer, most likely: no request can be read
-    // any more, so the port ends as it does at EOF, once the queue is done.
-    std::fprintf(stderr, "pyport: the reader stopped: %s\n", e.what());
-    try {
-      on_eof();
-    } catch (...) {
-      _exit(4);
-    }
-  }
-}
-
-void server::reader_loop() {
-  // Only the main thread takes the cancel signal.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, cancel_signal());
-  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
-
-  // Non-blocking reads (see the loop). The read end of the pipe is ours
-  // alone: fd 0 now points at /dev/null.
-  fcntl(options_.in_fd, F_SETFL, fcntl(options_.in_fd, F_GETFL) | O_NONBLOCK);
-
-  std::unique_ptr<framer> input;
-  if (options_.json)
-    input = std::make_unique<line_framer>(options_.lim.max_frame);
-  else
-    input = std::make_unique<binary_framer>(options_.lim.max_frame);
-  out_buffer replies(options_.json);
-
-  // After a burst the reader keeps reading, without blocking, for a short
-  // while: while requests keep coming it is never asleep on the pipe, so
-  // the client's writes wake nobody (on a small VM a wake-up is an
-  // interrupt to the other CPU, a quarter of the client's time at high
-  // rates). Past reader_spin without data it blocks in poll(): idle costs
-  // nothing.
-  using clock = std::chrono::steady_clock;
-  auto last_data = clock::time_point{};
-  // Only a client with several requests in flight (one read brought more
-  // than one frame) makes the reader spin: a client that waits for each
-  // reply is already met by the main thread's spin, and on two cores a
-  // second spinner costs more latency than it saves.
-  bool pipelined = false;
-  const bool spin = options_.lim.spin_time.count() > 0; // --spin-us 0: never spin
-  for (;;) {
-    bool kicking = false;
-    {
-      std::lock_guard lk(mu_);
-      kicking = running_cancelled_ && running_ != 0;
-    }
-    const std::span<char> area = input->write_area();
-    const ssize_t n = ::read(options_.in_fd, area.data(), area.size());
-    if (n == 0)
-      break;
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno != EAGAIN)
-        break;
-      if (!kicking && pipelined && spin && clock::now() - last_data < reader_spin) {
-        __builtin_ia32_pause();
-        continue;
-      }
-      pollfd p{options_.in_fd, POLLIN, 0};
-      const int ready = poll(&p, 1, kicking ? kick_interval_ms : -1);
-      if (ready == 0)
-        kick();
-      continue;
-    }
-    last_data = clock::now();
-    input->commit(static_cast<std::size_t>(n));
-    // Every complete frame that arrived is queued before the main thread is
-    // woken once.
-    int frames = 0;
-    while (auto event = input->next()) {
-      ++frames;
-      if (event->what == frame_event::kind::too_large) {
-        const std::string size =
-            event->declared ? std::to_string(event->declared) + " bytes" : "a line";
-        std::lock_guard lk(mu_);
-        reject(0, port_error(error_type::frame_too_large,
-                             "frame of " + size + " exceeds --max-frame " +
-                                 std::to_string(options_.lim.max_frame) + "; discarded")
-                      .info());
-        continue;
-      }
-      on_frame(std::move(event->payload), replies);
-    }
-    pipelined = frames > 1;
-    cv_.notify_all();
-    flush(replies);
-    if (io_failed_)
-      break;
-  }
-  on_eof();
-}
-
-void server::on_frame(frame f, out_buffer &replies) {
-  if (options_.json) {
-    try {
-      std::string packed = json_to_msgpack({f.data.get(), f.size}, max_depth);
-      f = frame{std::make_unique_for_overwrite<char[]>(packed.size()), packed.size()};
-      std::copy(packed.begin(), packed.end(), f.data.get());
-    } catch (const port_error &e) {
-      std::lock_guard lk(mu_);
-      reject(0, e.info());
-      return;
-    }
-  }
-  decoded d = decode_frame(std::move(f));
-  if (auto *failure = std::get_if<decode_failure>(&d)) {
-    std::lock_guard lk(mu_);
-    reject(failure->id, std::move(failure->error));
-    return;
-  }
-  if (auto *grant = std::get_if<credit_grant>(&d)) {
-    std::lock_guard lk(mu_);
-    // A grant for a stream that already ended crossed its last chunk: ignore.
-    if (credit_entry *e = find_credit(grant->id); e && e->chunks != unlimited_credit)
-      e->chunks =
-          std::min(unlimited_credit - 1, e->chunks + std::min(grant->chunks, unlimited_credit / 2));
-    return;
-  }
-  request &r = std::get<request>(d);
-  if (r.code == op::cancel) {
-    on_cancel(r, replies);
-    return;
-  }
-  std::lock_guard lk(mu_);
-  if (r.code == op::stream || r.code == op::stream_eval)
-    credits_.push_back({r.id, window_of(r, unlimited_credit)});
-  queue_.push_back(job{std::move(r), std::nullopt});
-  arrivals_.fetch_add(1, std::memory_order_release);
-}
-
-void server::reject(std::uint64_t id, error_info error) {
-  job j;
-  j.r.id = id;
-  j.rejected = std::move(error);
-  queue_.push_back(std::move(j));
-  arrivals_.fetch_add(1, std::memory_order_release);
-}
-
-void server::on_cancel(const request &r, out_buffer &replies) {
-  std::uint64_t target = 0;
-  try {
-    args_reader args(op::cancel, r.args);
-    const auto id = args.opt_int("id", 1, INT64_MAX);
-    if (!id)
-      args.fail("id", "is required");
-    args.done();
-    target = static_cast<std::uint64_t>(*id);
-  } catch (const port_error &e) {
-    write_error(replies, r.id, e.info());
-    return;
-  }
-  bool found = false, running = false;
-  {
-    std::lock_guard lk(mu_);
-    auto queued = std::find_if(queue_.begin(), queue_.end(),
-                               [target](const job &q) { return q.r.id == target && !q.rejected; });
-    if (queued != queue_.end()) {
-      queue_.erase(queued);
-      credits_.erase(std::remove_if(credits_.begin(), credits_.end(),
-                                    [target](const credit_entry &e) { return e.id == target; }),
-                     credits_.end());
-      write_cancelled(replies, target);
-      found = true;
-    } else if (running_ == target) {
-      running_cancelled_ = true;
-      cancel_pending_ = true;
-      found = running = true;
-    }
-  }
-  if (running) {
-    kick();
-    cv_.notify_all(); // a stream waiting for credit
-  }
-  write_bool_reply(replies, r.id, found);
-}
-
-void server::on_eof() {
-  // EOF means no more requests. Whether anyone still reads the replies is
-  // told by stdout: a shell pipeline (`echo ... | pyport --json`) keeps it
-  // open and gets every queued request answered; a closed Erlang port has
-  // closed it too, and the port stops at once. The write end of a pipe
-  // polls POLLERR when its reader is gone.
-  {
-    std::lock_guard lk(mu_);
-    eof_ = true;
-  }
-  cv_.notify_all();
-  for (;;) {
-    pollfd p{options_.out_fd, 0, 0};
-    const int ready = poll(&p, 1, -1);
-    if (ready < 0 && errno == EINTR)
-      continue;
-    if (ready != 0)
-      break;
-  }
-  {
-    std::lock_guard lk(mu_);
-    abandoned_ = true;
-    queue_.clear();
-    if (running_ != 0) {
-      running_cancelled_ = true;
-      cancel_pending_ = true;
-    }
-  }
-  cv_.notify_all();
-  kick();
-  std::this_thread::sleep_for(eof_grace);
-  _exit(0); // the running code ignored the interruption
 }
 
 } // namespace pyport

@@ -4,6 +4,8 @@
 #pragma once
 
 #include "dispatch.hpp"
+#include "frame.hpp"
+#include "log_limit.hpp"
 #include "pyport_module.hpp"
 
 #include <atomic>
@@ -39,6 +41,8 @@ public:
 
   // run_context
   bool acquire_credit(std::uint64_t id) override;
+  credit take_credit(std::uint64_t id) override;
+  void park(parked_stream &&s) override;
   void frames_ready(out_buffer &out, bool urgent) override;
   bool finish(std::uint64_t id) override;
   // module_hooks
@@ -49,13 +53,18 @@ private:
   struct credit_entry {
     std::uint64_t id;
     std::uint64_t chunks; // unlimited_credit when the request had no window
+    bool parked = false;  // set aside for lack of credit (parked_ holds it)
   };
   static constexpr std::uint64_t unlimited_credit = UINT64_MAX;
   // A request, or the error answering a frame that was not one. Errors
   // queue too, so a client sees replies in the order it sent frames.
+  // A resume job goes on with the parked stream r.id (cancelled: to end
+  // it as cancelled).
   struct job {
     request r;
     std::optional<error_info> rejected;
+    bool resume = false;
+    bool cancelled = false;
   };
 
   // The reader thread's body: reader_loop, and what happens when it fails.
@@ -71,8 +80,15 @@ private:
   credit_entry *find_credit(std::uint64_t id);
   bool wait_for_job(job &next);
   bool spin_for_arrival(std::uint64_t seen);
-  void reject(std::uint64_t id, error_info error); // PRECONDITION: mu_ held
+  void reject(std::uint64_t id, error_info error);    // PRECONDITION: mu_ held
+  void queue_resume(credit_entry &e, bool cancelled); // PRECONDITION: mu_ held
+  void run_job(job &next);
+  // Answers every parked stream (the port is stopping) and lets it go.
+  void end_parked(const error_info &why);
   void pack_gc_events(out_buffer &out);
+  // A warning counting the logs dropped since the last one, if any.
+  void pack_log_drops(out_buffer &out); // PRECONDITION: log_mu_ held
+  void report_log_drops(out_buffer &out);
 
   dispatcher &dispatcher_;
   server_options options_;
@@ -92,7 +108,10 @@ private:
   std::atomic<bool> cancel_pending_{false}; // read by the signal handler
   std::mutex write_mu_;                     // one writer at a time on out_fd
   std::atomic<bool> io_failed_{false};
-  out_buffer out_; // the main thread's replies
+  out_buffer out_;                    // the main thread's replies
+  std::vector<parked_stream> parked_; // main thread only (Python objects)
+  std::mutex log_mu_;
+  log_limiter log_limit_;
   std::thread reader_;
 };
 

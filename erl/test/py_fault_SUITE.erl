@@ -178,7 +178,7 @@ bad_frames_to_live_port(_) ->
     port_command(Port, <<16#dd, 255, 255, 255, 255>>), % four billion elements, five bytes
     {ok, [0, <<"error">>, #{<<"type">> := <<"bad_frame">>}]} = recv(Port),
     port_command(Port, binary:copy(<<16#91>>, 1000)), % 1000 levels of nesting
-    {ok, [0, <<"error">>, #{<<"type">> := <<"bad_frame">>}]} = recv(Port),
+    {ok, [0, <<"error">>, #{<<"type">> := <<"bad_request">>}]} = recv(Port), % too deep
     {ok, Bad} = py_msgpack:encode([7, <<"eval">>, #{<<"code">> => 1}]),
     port_command(Port, Bad),
     {ok, [7, <<"error">>, #{<<"type">> := <<"bad_request">>}]} = recv(Port),

@@ -32,21 +32,34 @@ void dispatcher::op_stream(const request &r, args_reader &args, out_buffer &out,
     value = invoke(args);
   }
 
-  py_ref iter;
+  parked_stream s;
+  s.id = r.id;
   if (!streams_as_one_item(value.get())) {
-    iter = py_ref::steal(PyObject_GetIter(value.get()));
-    if (!iter) {
+    s.iter = py_ref::steal(PyObject_GetIter(value.get()));
+    if (!s.iter) {
       if (!PyErr_ExceptionMatches(PyExc_TypeError))
         throw python_error(fetch_python_error());
       PyErr_Clear(); // not iterable: one item
     }
   }
+  if (!s.iter)
+    s.item = std::move(value);
+  if (!continue_stream(s, out, ctx))
+    write_nil_reply(out, r.id, "done");
+}
 
+// Chunks from where s stands. Credit is taken when a chunk starts: at most
+// the one item produced waits while the client has granted nothing, and
+// the end of the stream needs no credit. Without credit the stream parks
+// (when the context allows): s keeps the iterator and that item, and the
+// port serves other requests until credit comes.
+bool dispatcher::continue_stream(parked_stream &s, out_buffer &out, run_context &ctx) {
+  const std::uint64_t id = s.id;
   out_buffer items;
   packer item_packer(items);
   std::uint32_t count = 0;
   const auto emit = [&](bool urgent) {
-    begin_reply(out, r.id, "chunk");
+    begin_reply(out, id, "chunk");
     packer pk(out);
     pk.pack_array(count);
     out.write(items.bytes().data(), items.size());
@@ -55,56 +68,69 @@ void dispatcher::op_stream(const request &r, args_reader &args, out_buffer &out,
     count = 0;
     ctx.frames_ready(out, urgent || out.size() >= limits_.chunk_bytes);
   };
+  // false: parked, s holds item.
+  const auto credit_for = [&](py_ref &item) {
+    switch (ctx.take_credit(id)) {
+    case run_context::credit::go:
+      return true;
+    case run_context::credit::stop:
+      cancelled(id);
+    case run_context::credit::park:
+      break;
+    }
+    s.item = std::move(item);
+    parked_ = true;
+    ctx.park(std::move(s));
+    return false;
+  };
 
-  if (!iter) {
-    if (!ctx.acquire_credit(r.id))
-      cancelled(r.id);
-    convert_.to_msgpack(value.get(), item_packer);
+  if (!s.iter) {
+    py_ref value = std::move(s.item);
+    if (!credit_for(value))
+      return true;
+    convert_.to_msgpack_at(value.get(), item_packer, chunk_item_level);
     count = 1;
     emit(true);
-  } else {
-    using clock = std::chrono::steady_clock;
-    auto last = clock::now();
-    for (;;) {
-      py_ref item = py_ref::steal(PyIter_Next(iter.get()));
-      if (!item) {
-        if (PyErr_Occurred()) {
-          // What was produced before the failure still reaches the client.
-          error_info failure = fetch_python_error();
-          if (count > 0)
-            emit(true);
-          throw python_error(std::move(failure));
-        }
-        break;
-      }
-      auto now = clock::now();
-      const bool slow = now - last >= limits_.chunk_time; // producing it took long
-      // Credit is taken when a chunk starts: at most this one item waits
-      // while the client has granted nothing, and the end of the stream
-      // needs no credit.
-      if (count == 0) {
-        if (!ctx.acquire_credit(r.id))
-          cancelled(r.id);
-        now = clock::now(); // time spent waiting is not the generator's
-      }
-      last = now;
-      const std::size_t before = items.size();
-      try {
-        convert_.to_msgpack(item.get(), item_packer);
-      } catch (...) {
-        items.bytes().resize(before); // drop the half-packed item
+    return false;
+  }
+  using clock = std::chrono::steady_clock;
+  auto last = clock::now();
+  for (;;) {
+    py_ref item = s.item ? std::move(s.item) : py_ref::steal(PyIter_Next(s.iter.get()));
+    if (!item) {
+      if (PyErr_Occurred()) {
+        // What was produced before the failure still reaches the client.
+        error_info failure = fetch_python_error();
         if (count > 0)
           emit(true);
-        throw;
+        throw python_error(std::move(failure));
       }
-      ++count;
-      if (count >= limits_.chunk_items || items.size() >= limits_.chunk_bytes || slow)
-        emit(slow);
+      break;
     }
-    if (count > 0)
-      emit(false);
+    auto now = clock::now();
+    const bool slow = now - last >= limits_.chunk_time; // producing it took long
+    if (count == 0) {
+      if (!credit_for(item))
+        return true;
+      now = clock::now(); // time spent waiting is not the generator's
+    }
+    last = now;
+    const std::size_t before = items.size();
+    try {
+      convert_.to_msgpack_at(item.get(), item_packer, chunk_item_level);
+    } catch (...) {
+      items.bytes().resize(before); // drop the half-packed item
+      if (count > 0)
+        emit(true);
+      throw;
+    }
+    ++count;
+    if (count >= limits_.chunk_items || items.size() >= limits_.chunk_bytes || slow)
+      emit(slow);
   }
-  write_nil_reply(out, r.id, "done");
+  if (count > 0)
+    emit(false);
+  return false;
 }
 
 } // namespace pyport

@@ -16,7 +16,7 @@ ninja -C $build -j2 >/dev/null || exit 1
 
 # Seeds: each vector's payload (and whole frame, for the framer) as a file.
 corpus=$build/corpus
-rm -rf "$corpus" && mkdir -p "$corpus"/{frame,envelope,convert}
+rm -rf "$corpus" && mkdir -p "$corpus"/{frame,envelope,convert,json}
 /usr/bin/python3 - "$corpus" <<'PY'
 import glob, json, os, sys
 out = sys.argv[1]
@@ -26,6 +26,19 @@ for path in glob.glob("proto/vectors/*.json"):
     open(os.path.join(out, "envelope", name), "wb").write(bytes.fromhex(v["msgpack"]))
     open(os.path.join(out, "convert", name), "wb").write(bytes.fromhex(v["msgpack"]))
     open(os.path.join(out, "envelope", name + ".json"), "wb").write(v["json"].encode())
+    open(os.path.join(out, "json", name), "wb").write(v["json"].encode())
+# Lines as a --json client writes them: requests, spellings, long integers.
+seeds = [
+    '[1,"eval",{"code":"x","locals":{"x":{"$tuple":[1,{"$atom":"a"},{"$bytes":"AAH/"}]}}}]',
+    '[2,"eval",{"code":"1","locals":{"x":{"$map":[[1,2],[[3],{"$term":"g2Q="}]]}}}]',
+    '[3,"credit",2]',
+    '[4,"eval",{"code":"x","locals":{"x":-' + "9" * 400 + '}}]',
+    '[5,"eval",{"code":"x","locals":{"x":' + "1" * 4301 + '}}]',
+    '[6,"eval",{"s":"\\u00e9\\ud83d\\ude00\\n"}]',
+    '[7,"eval",' + "[" * 300 + "]" * 300 + ']',
+]
+for i, s in enumerate(seeds):
+    open(os.path.join(out, "json", "line%d" % i), "wb").write(s.encode())
     open(os.path.join(out, "frame", name), "wb").write(b"\x10\x07" + bytes.fromhex(v["frame"]) * 3)
     open(os.path.join(out, "frame", name + ".line"), "wb").write(b"\x10\x03" + v["json"].encode() + b"\n")
 PY
@@ -34,10 +47,10 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 # Python objects in pymalloc arenas (mmap) hide what they point to from
 # LeakSanitizer; with malloc it sees every object and can judge leaks.
 export PYTHONMALLOC=malloc
-export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$PWD/test/ubsan.supp
 passed=0
 failed=0
-for target in frame envelope convert; do
+for target in frame envelope convert json; do
   exe=$build/test/fuzz/fuzz_$target
   regressions=test/fuzz/regressions/$target
   mkdir -p "$regressions"

@@ -14,6 +14,12 @@ check_match "wrong argument type" "$(reply 5 <<<"$out")" "'code' must be a strin
 check_match "not an array" "$(sed -n 8p <<<"$out")" 'must be an array \[Id, Op, Args\]'
 check "still serving" "$(reply 6 <<<"$out")" '[6,"ok","pong"]'
 
+# People pipe printf, which adds no newline: the last line is still served.
+check "a last line without a newline is answered" "$(printf '[1,"ping",{}]' | timeout 30 "$PYPORT" --json 2>/dev/null)" '[1,"ok","pong"]'
+check "two lines, the last without a newline" "$(printf '[1,"ping",{}]\n[2,"eval",{"code":"1+1"}]' | timeout 30 "$PYPORT" --json 2>/dev/null | tr '\n' ' ')" '[1,"ok","pong"] [2,"ok",2] '
+err=$(printf '\0\0\0\x10\x93\x01' | timeout 30 "$PYPORT" 2>&1 >/dev/null)
+check_match "a binary frame truncated by EOF is reported on stderr" "$err" 'stdin ended inside a frame: 2 of its 16 bytes arrived'
+
 long=$(printf '[1,"eval",{"code":"%*s"}]' 300 "1")
 out=$(json --max-frame 100 -- "$long" '[2,"ping",{}]')
 check_match "an overlong line" "$(sed -n 1p <<<"$out")" '^\[0,"error",\{"type":"frame_too_large"'
@@ -21,7 +27,7 @@ check "served after it" "$(reply 2 <<<"$out")" '[2,"ok","pong"]'
 
 pyclient <<'PY'
 import struct
-from pyport_client import Checks, Port, frame
+from pyport_client import Checks, Port, frame, pack
 
 t = Checks("binary bad input")
 p = Port("--max-frame", "1024")
@@ -59,7 +65,7 @@ deep = b"\x91" * 100000 + b"\xc0"
 p2 = Port()
 p2.send_raw(struct.pack(">I", len(deep)) + deep)
 r = p2.recv()
-t.equal("100000 levels of nesting: an error, no crash", r[2]["type"], "bad_frame")
+t.equal("100000 levels of nesting: an error, no crash", r[2]["type"], "bad_request")
 t.equal("served after it", p2.call(7, "ping"), [7, "ok", "pong"])
 r = p2.call(8, "eval", {"code": "x", "locals": {"x": [[[[[[[[1]]]]]]]]}})
 t.equal("moderate nesting is fine", r, [8, "ok", [[[[[[[[1]]]]]]]]])
@@ -69,9 +75,40 @@ r = p2.call(10, "eval", {"code": "(lambda l: (l.append(l), l)[1])([])"})
 t.check("a self-referencing result is an encode_error", r[2]["type"] == "encode_error", r)
 t.equal("still alive", p2.call(11, "ping"), [11, "ok", "pong"])
 
-# A frame cut short by EOF: the port exits cleanly.
+# The depth bound is the whole frame's: the envelope is level 1, Args 2.
+def nest(levels):
+    v = None
+    for _ in range(levels):
+        v = [v]
+    return v
+# In {code, locals: {x: V}}, V is at level 4: 252 arrays put the nil at 256.
+r = p2.call(12, "eval", {"code": "1", "locals": {"x": nest(252)}})
+t.equal("a request 256 levels deep is served", r, [12, "ok", 1])
+p2.send([13, "eval", {"code": "1", "locals": {"x": nest(253)}}])
+r = p2.recv(timeout=5)
+t.check("a request 257 levels deep is answered at once with its id",
+        r is not None and r[0] == 13 and isinstance(r[2], dict) and r[2]["type"] == "bad_request" and "256 levels" in r[2]["message"], r)
+body = pack([14, "eval", {"code": "1", "locals": {"x": None}}])[:-1] + b"\x91" * 2000 + b"\xc0"
+p2.send_raw(struct.pack(">I", len(body)) + body)
+r = p2.recv(timeout=5)
+t.check("a request 2000 levels deep is answered with its id", r is not None and r[0] == 14 and isinstance(r[2], dict) and r[2]["type"] == "bad_request", r)
+# A reply's value is at level 2, a chunk's items at 3.
+r = p2.call(15, "eval", {"code": "__import__('functools').reduce(lambda a, _: [a], range(254), None)"})
+t.equal("a reply value reaching level 256 is sent", r, [15, "ok", nest(254)])
+r = p2.call(16, "eval", {"code": "__import__('functools').reduce(lambda a, _: [a], range(255), None)"})
+t.check("a reply value reaching level 257 is an encode_error", r[1] == "error" and r[2]["type"] == "encode_error", r)
+r = p2.call(17, "stream_eval", {"code": "iter([__import__('functools').reduce(lambda a, _: [a], range(253), None)])"})
+t.equal("a chunk item reaching level 256 ends the stream done", r[1], "done")
+r = p2.call(18, "stream_eval", {"code": "iter([__import__('functools').reduce(lambda a, _: [a], range(254), None)])"})
+t.check("a chunk item reaching level 257 is an encode_error", r[1] == "error" and r[2]["type"] == "encode_error", r)
+
+# A frame cut short by EOF: an Id 0 error saying so, then a clean exit.
 p2.send_raw(struct.pack(">I", 100) + b"abc")
-t.equal("EOF mid-frame: exit 0", p2.close(), 0)
+p2.proc.stdin.close()
+r = p2.recv()
+t.check("EOF mid-frame: an id 0 bad_frame naming the sizes",
+        r is not None and r[0] == 0 and r[2]["type"] == "bad_frame" and "3 of its 100 bytes" in r[2]["message"], r)
+t.equal("EOF mid-frame: exit 0", p2.proc.wait(timeout=10), 0)
 t.equal("exit 0", p.close(), 0)
 t.finish()
 PY

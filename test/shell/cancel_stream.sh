@@ -99,6 +99,40 @@ while time.monotonic() < deadline:
         break
 t.equal("an unbounded C-level stream is cancellable", final and final[2]["type"], "cancelled")
 t.equal("served after", p.call(24, "ping"), [24, "ok", "pong"])
+
+# A stream out of credit is set aside: the port serves the queue meanwhile.
+p.send([30, "stream_eval", {"code": "iter(int, 1)", "window": 1}])
+t.equal("window 1: one chunk", p.recv(5)[:2], [30, "chunk"])
+t.equal("a ping behind a stream without credit is answered", p.call(31, "ping", timeout=5), [31, "ok", "pong"])
+t.equal("so is an eval", p.call(32, "eval", {"code": "6 * 7"}, timeout=5), [32, "ok", 42])
+p.send([30, "credit", 1])
+r = p.recv(5)
+t.equal("credit resumes the parked stream", (r[0], r[1], len(r[2])), (30, "chunk", 1000))
+t.equal("which parks again", p.call(33, "ping", timeout=5), [33, "ok", "pong"])
+ack, r = cancel(34, 30)
+t.equal("cancel of a parked stream", ack, [34, "ok", True])
+t.equal("answers it cancelled", r and (r[0], r[2]["type"]), (30, "cancelled"))
 t.equal("exit 0", p.close(), 0)
+
+# At EOF, and at shutdown, parked streams are answered.
+q = Port()
+q.send([1, "stream_eval", {"code": "iter(int, 1)", "window": 1}])
+q.recv(5)
+q.proc.stdin.close()
+r = q.recv(5)
+t.equal("EOF answers a parked stream cancelled", r and (r[0], r[2]["type"]), (1, "cancelled"))
+t.equal("and exits 0", q.proc.wait(timeout=10), 0)
+q = Port()
+q.send([1, "stream_eval", {"code": "iter(int, 1)", "window": 1}])
+q.recv(5)
+q.send([2, "shutdown", {}])
+got = {}
+for _ in range(2):
+    r = q.recv(5)
+    if r:
+        got[r[0]] = r
+t.equal("shutdown is answered", got.get(2), [2, "ok", None])
+t.equal("and answers a parked stream shutting_down", got.get(1) and got[1][2]["type"], "shutting_down")
+t.equal("exit 0 after shutdown", q.proc.wait(timeout=10), 0)
 t.finish()
 PY

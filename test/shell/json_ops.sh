@@ -64,4 +64,56 @@ check "non-str keys and sets" "$(reply 4 <<<"$out")" '[4,"ok",{"$map":[[1,"one"]
 check "opaque terms round-trip unchanged" "$(reply 5 <<<"$out")" '[5,"ok",{"$term":"g2Q="}]'
 check "infinity arrives as an Atom" "$(reply 6 <<<"$out")" '[6,"ok","Atom"]'
 
+# Integers are bounded as Python bounds int <-> str: 4300 digits.
+d4300=$(printf '7%.0s' $(seq 4300))
+out=$(json -- \
+  "[1,\"eval\",{\"code\":\"len(str(x))\",\"locals\":{\"x\":$d4300}}]" \
+  "[2,\"eval\",{\"code\":\"x\",\"locals\":{\"x\":7$d4300}}]" \
+  '[3,"eval",{"code":"10**4300"}]' \
+  '[4,"eval",{"code":"1 << (200000*8)"}]' \
+  "[5,\"eval\",{\"code\":\"x == 10**400\",\"locals\":{\"x\":1$(printf '0%.0s' $(seq 400))}}]" \
+  '[6,"ping",{}]')
+check "an integer of 4300 digits arrives exact" "$(reply 1 <<<"$out")" '[1,"ok",4300]'
+check_match "one of 4301 digits is refused with its id, naming the limit" "$(reply 2 <<<"$out")" '^\[2,"error",\{"type":"bad_request","message":"[^"]*4301 digits exceeds the limit of 4300 digits'
+check_match "a reply of 4301 digits is an encode_error" "$(reply 3 <<<"$out")" '^\[3,"error",\{"type":"encode_error","message":"an integer of 4301 digits exceeds the limit of 4300'
+check_match "a reply of 1600001 bits is refused from its size" "$(reply 4 <<<"$out")" '^\[4,"error",\{"type":"encode_error","message":"an integer of 1600001 bits'
+check "401 digits, beyond a double, exact" "$(reply 5 <<<"$out")" '[5,"ok",true]'
+check "served after them" "$(reply 6 <<<"$out")" '[6,"ok","pong"]'
+
+# The reader thread does no unbounded work: a line of 320000 digits does not
+# hold up a cancel that follows it.
+/usr/bin/python3 - "$PYPORT" <<'PY'
+import os, select, subprocess, sys, time
+p = subprocess.Popen([sys.argv[1], "--json"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+big = "[2,\"eval\",{\"code\":\"1\",\"locals\":{\"x\":" + "7" * 320000 + "}}]\n"
+p.stdin.write(b'[1,"eval",{"code":"__import__(\'time\').sleep(30)"}]\n')
+p.stdin.flush()
+time.sleep(0.3)
+start = time.monotonic()
+p.stdin.write(big.encode() + b'[3,"cancel",{"id":1}]\n')
+p.stdin.flush()
+# Raw reads: a buffered readline could hold the wanted line while select()
+# waits on an empty pipe.
+buf, line = b"", b""
+while not line.startswith(b"[3,") and time.monotonic() - start < 20:
+    if b"\n" in buf:
+        line, buf = buf.split(b"\n", 1)
+        continue
+    if select.select([p.stdout], [], [], 20)[0]:
+        buf += os.read(p.stdout.fileno(), 1 << 16)
+took = time.monotonic() - start
+p.stdin.close()
+p.wait(timeout=30)
+ok = line.startswith(b'[3,"ok",true]') and took < 5
+print(("ok  " if ok else "FAIL") + f" cancel behind a 320000-digit line answered in {took:.2f}s (< 5 s): {line[:40]!r}")
+sys.exit(0 if ok else 1)
+PY
+[ $? -eq 0 ] && passed=$((passed + 1)) || failed=$((failed + 1))
+
+# Too deep: answered with the request's id.
+deep=$(printf '[%.0s' $(seq 300))$(printf ']%.0s' $(seq 300))
+out=$(json -- "[7,\"eval\",{\"code\":\"1\",\"locals\":{\"x\":$deep}}]" '[8,"ping",{}]')
+check_match "a JSON request too deep is answered with its id" "$(reply 7 <<<"$out")" '^\[7,"error",\{"type":"bad_request","message":"the frame is nested deeper than 256 levels'
+check "served after it" "$(reply 8 <<<"$out")" '[8,"ok","pong"]'
+
 finish

@@ -73,6 +73,16 @@ struct fake_context final : pyport::run_context {
     finished.push_back(id);
     return !cancelled;
   }
+  // With parks set, a stream out of credit parks here instead of stopping.
+  bool parks = false;
+  std::vector<pyport::parked_stream> parked;
+  using answer = pyport::run_context::credit;
+  answer take_credit(std::uint64_t id) override {
+    if (parks && !cancelled && credit == 0)
+      return answer::park;
+    return acquire_credit(id) ? answer::go : answer::stop;
+  }
+  void park(pyport::parked_stream &&s) override { parked.push_back(std::move(s)); }
 };
 
 // The dispatcher most tests share (one interpreter, one namespace).

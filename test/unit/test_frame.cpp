@@ -105,3 +105,64 @@ TEST_CASE("an overlong line is skipped to its newline") {
   CHECK(events[2].what == frame_event::kind::too_large);
   CHECK(text(events[3]) == "[2]");
 }
+
+TEST_CASE("at EOF a binary frame cut short is reported truncated, with its sizes") {
+  pyport::binary_framer f(1024);
+  auto events = feed(f, framed("one") + framed("truncated").substr(0, 6), 100);
+  REQUIRE(events.size() == 1);
+  auto last = f.end_of_input();
+  REQUIRE(last);
+  CHECK(last->what == frame_event::kind::truncated);
+  CHECK(last->declared == 9);
+  CHECK(last->received == 2);
+  CHECK_FALSE(f.end_of_input());
+}
+
+TEST_CASE("at EOF a length prefix cut short is reported truncated") {
+  pyport::binary_framer f(1024);
+  feed(f, std::string("\0\0", 2), 100);
+  auto last = f.end_of_input();
+  REQUIRE(last);
+  CHECK(last->what == frame_event::kind::truncated);
+  CHECK(last->declared == 0);
+  CHECK(last->received == 2);
+}
+
+TEST_CASE("at EOF a large frame cut short is reported truncated") {
+  pyport::binary_framer f(1 << 20);
+  const std::string body(200000, 'x');
+  feed(f, framed(body).substr(0, 100004), 4096);
+  auto last = f.end_of_input();
+  REQUIRE(last);
+  CHECK(last->what == frame_event::kind::truncated);
+  CHECK(last->declared == 200000);
+  CHECK(last->received == 100000);
+}
+
+TEST_CASE("at EOF whole binary frames leave nothing to report") {
+  pyport::binary_framer f(1024);
+  feed(f, framed("one"), 100);
+  CHECK_FALSE(f.end_of_input());
+}
+
+TEST_CASE("at EOF a last line without its newline is a frame") {
+  pyport::line_framer f(1024);
+  auto events = feed(f, "[1]\n[2,\"ping\",{}]", 3);
+  REQUIRE(events.size() == 1);
+  auto last = f.end_of_input();
+  REQUIRE(last);
+  CHECK(last->what == frame_event::kind::frame);
+  CHECK(text(*last) == "[2,\"ping\",{}]");
+  CHECK_FALSE(f.end_of_input());
+}
+
+TEST_CASE("at EOF a blank or overlong unfinished line is not a frame") {
+  pyport::line_framer blank(1024);
+  feed(blank, "[1]\n  ", 100);
+  CHECK_FALSE(blank.end_of_input());
+  pyport::line_framer overlong(10);
+  auto events = feed(overlong, std::string(50, 'a'), 100);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].what == frame_event::kind::too_large);
+  CHECK_FALSE(overlong.end_of_input());
+}

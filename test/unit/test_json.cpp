@@ -116,3 +116,98 @@ TEST_CASE("floats that JSON cannot spell print as atoms") {
   pk.pack_float64(std::numeric_limits<double>::infinity());
   CHECK(msgpack_to_json(buf.bytes().data(), buf.size()) == R"J({"$atom":"infinity"})J");
 }
+
+namespace {
+
+std::string digits_of(std::size_t n, char d = '7') {
+  return std::string(n, d);
+}
+
+pyport::json_error json_error_of(std::string_view json) {
+  try {
+    json_to_msgpack(json);
+  } catch (const pyport::json_error &e) {
+    return e;
+  }
+  FAIL("no error for " << json.substr(0, 80));
+  return {pyport::error_type::bad_frame, "", 0, false};
+}
+
+// An ext 3 big integer of the given magnitude bytes, as msgpack.
+std::string bigint_msgpack(const std::string &magnitude) {
+  pyport::out_buffer buf;
+  pyport::packer pk(buf);
+  const std::string payload = std::string(1, '\0') + magnitude;
+  pk.pack_ext(payload.size(), pyport::ext_bigint);
+  pk.pack_ext_body(payload.data(), static_cast<std::uint32_t>(payload.size()));
+  return buf.bytes();
+}
+
+} // namespace
+
+TEST_CASE("integers of up to 4300 digits are exact, past the reader's double range") {
+  for (const std::size_t n : {19, 20, 308, 309, 400, 4300}) {
+    const std::string d = digits_of(n);
+    CHECK(round_trip(d) == d);
+    CHECK(round_trip("-" + d) == "-" + d);
+    CHECK(round_trip("[1,\"" + d + "\"," + d + ",{\"k\":-" + d + "}]") ==
+          "[1,\"" + d + "\"," + d + ",{\"k\":-" + d + "}]");
+  }
+  // A long digit string inside a string is not a number.
+  CHECK(round_trip("[\"" + digits_of(5000) + "\",1]") == "[\"" + digits_of(5000) + "\",1]");
+  // Floats with long mantissas stay floats.
+  CHECK(round_trip("0." + digits_of(400, '1')) == "0.1111111111111111");
+}
+
+TEST_CASE("an integer of more than 4300 digits is refused, naming the limit and the id") {
+  for (const std::string &line :
+       {"[5,\"eval\",{\"code\":\"x\",\"locals\":{\"x\":" + digits_of(4301) + "}}]",
+        "[5,\"eval\",{\"code\":\"x\",\"locals\":{\"x\":-" + digits_of(320000) + "}}]"}) {
+    const auto e = json_error_of(line);
+    CHECK(e.type() == pyport::error_type::bad_request);
+    CHECK(e.id() == 5);
+    CHECK(test::contains(e.what(), "exceeds the limit of 4300 digits"));
+  }
+}
+
+TEST_CASE("a JSON line that fails is answered with its id when it began [Id, Op") {
+  CHECK(json_error_of(R"J([5,"eval",{"code":"1",)J").id() == 5);
+  CHECK(json_error_of(R"J([5,"eval",{"x":{"$atom":1}}])J").id() == 5);
+  CHECK(json_error_of(R"J([5,"credit",)J").id() == 0); // a stream's id
+  CHECK(json_error_of(R"J([0,"eval",)J").id() == 0);
+  CHECK(json_error_of(R"J([5)J").id() == 0);
+  CHECK(json_error_of(R"J(x)J").id() == 0);
+  const auto deep =
+      json_error_of("[7,\"eval\"," + std::string(300, '[') + std::string(300, ']') + "]");
+  CHECK(deep.id() == 7);
+  CHECK(deep.too_deep());
+}
+
+TEST_CASE("a reply integer of more than 4300 digits is an encode_error decided by its size") {
+  // 10**4300 - 1 (4300 nines) prints; 10**4300 (4301 digits) does not.
+  const std::string nines = pyport::decimal_to_magnitude(digits_of(4300, '9'));
+  const std::string packed = bigint_msgpack(nines);
+  CHECK(msgpack_to_json(packed.data(), packed.size()) == digits_of(4300, '9'));
+  const std::string ten = pyport::decimal_to_magnitude("1" + digits_of(4300, '0'));
+  const std::string over = bigint_msgpack(ten);
+  try {
+    msgpack_to_json(over.data(), over.size());
+    FAIL("no error");
+  } catch (const pyport::port_error &e) {
+    CHECK(e.type() == pyport::error_type::encode_error);
+    CHECK(test::contains(e.what(), "4301 digits exceeds the limit of 4300"));
+  }
+  // 1 << (200000 * 8): refused from its bit length, at once.
+  const std::string huge = bigint_msgpack("\x01" + std::string(200000, '\0'));
+  try {
+    msgpack_to_json(huge.data(), huge.size());
+    FAIL("no error");
+  } catch (const pyport::port_error &e) {
+    CHECK(e.type() == pyport::error_type::encode_error);
+    CHECK(test::contains(e.what(), "1600001 bits"));
+  }
+}
+
+TEST_CASE("a NUL byte ends nothing: text after it is an error") {
+  CHECK(test::contains(error_of(std::string("[1]\0[2]", 7)), "after the value"));
+}

@@ -1,4 +1,5 @@
 // codec layer: envelopes, argument reading, and reply encoding.
+#include "depth.hpp"
 #include "helpers.hpp"
 
 #include <functional>
@@ -91,7 +92,91 @@ TEST_CASE("nesting past the bound is an error, not a stack overflow") {
   std::string deep(10000, '\x91'); // fixarray of 1, nested
   deep += '\xc0';
   auto f = failure_of(pyport::decode_frame(test::make_frame(deep)));
-  CHECK(f.error.type == "bad_frame");
+  CHECK(f.id == 0); // the envelope does not start with an Id
+  CHECK(f.error.type == "bad_request");
+  CHECK(test::contains(f.error.message, "deeper than 256 levels"));
+}
+
+namespace {
+
+// [Id, "ping", {"a": V}]: V sits at level 3.
+std::string envelope_around(std::uint8_t id, const std::string &value) {
+  return std::string("\x93") + static_cast<char>(id) + "\xa4ping\x81\xa1" + "a" + value;
+}
+
+// A tuple (ext 2) whose elements are the one value inside.
+std::string tuple_of(const std::string &inner) {
+  const std::string payload = "\x91" + inner;
+  std::string ext;
+  if (payload.size() <= 0xff)
+    ext = std::string("\xc7") + static_cast<char>(payload.size());
+  else
+    ext = std::string("\xc8") + static_cast<char>(payload.size() >> 8) +
+          static_cast<char>(payload.size() & 0xff);
+  return ext + '\x02' + payload;
+}
+
+// A value whose deepest element sits `levels` below it: alternately an
+// array and a tuple around a nil when mixed, else arrays only.
+std::string nested(std::size_t levels, bool mixed) {
+  std::string v = "\xc0";
+  for (std::size_t i = 0; i < levels; ++i)
+    v = mixed && i % 2 == 1 ? tuple_of(v) : "\x91" + v;
+  return v;
+}
+
+pyport::decoded decode_bytes(const std::string &bytes) {
+  return pyport::decode_frame(test::make_frame(bytes));
+}
+
+} // namespace
+
+TEST_CASE("a value at level 256 decodes, one at 257 is too deep and answered with its id") {
+  // The nil inside 253 arrays in {"a": ...} is at level 3 + 253 = 256.
+  CHECK(std::holds_alternative<pyport::request>(
+      decode_bytes(envelope_around(7, nested(253, false)))));
+  auto deep = failure_of(decode_bytes(envelope_around(7, nested(254, false))));
+  CHECK(deep.id == 7);
+  CHECK(deep.error.type == "bad_request");
+  CHECK(test::contains(deep.error.message, "deeper than 256 levels"));
+  // An empty array is a value too: at level 256 it is fine.
+  CHECK(std::holds_alternative<pyport::request>(
+      decode_bytes(envelope_around(7, std::string(253, '\x91') + "\x90"))));
+  CHECK(failure_of(decode_bytes(envelope_around(7, std::string(254, '\x91') + "\x90"))).id == 7);
+  // Far too deep for the parser itself: still answered with the id.
+  auto far = failure_of(decode_bytes(envelope_around(9, nested(5000, false))));
+  CHECK(far.id == 9);
+  CHECK(far.error.type == "bad_request");
+}
+
+TEST_CASE("tuples count one level each, like arrays") {
+  CHECK(
+      std::holds_alternative<pyport::request>(decode_bytes(envelope_around(3, nested(253, true)))));
+  auto deep = failure_of(decode_bytes(envelope_around(3, nested(254, true))));
+  CHECK(deep.id == 3);
+  CHECK(test::contains(deep.error.message, "deeper than 256 levels"));
+  // Tuples only.
+  std::string v = "\xc0";
+  for (int i = 0; i < 254; ++i)
+    v = tuple_of(v);
+  CHECK(failure_of(decode_bytes(envelope_around(4, v))).id == 4);
+}
+
+TEST_CASE("the id is read from the envelope's first bytes") {
+  using pyport::peek_request_id;
+  const auto peek = [](const std::string &s) { return peek_request_id({s.data(), s.size()}); };
+  CHECK(peek("\x93\x05") == 5);
+  CHECK(peek(std::string("\x93\xcd\x01\x00", 4)) == 256);
+  CHECK(peek(std::string("\xdc\x00\x03\xce\x00\x01\x00\x00", 8)) == 65536);
+  CHECK(peek(std::string("\x93\x00", 2)) == 0); // Id 0
+  CHECK(peek("\x93\xff") == 0);                 // negative
+  CHECK(peek("\x90") == 0);                     // empty array
+  CHECK(peek("\x81") == 0);                     // not an array
+  CHECK(peek("\x93\xcd\x01") == 0);             // cut short
+  CHECK(peek("\x93\x05\xa6"
+             "credit") == 0); // a stream's Id, not the frame's
+  CHECK(peek("\x93\x05\xa4"
+             "eval") == 5);
 }
 
 TEST_CASE("forged lengths do not allocate") {

@@ -114,3 +114,62 @@ TEST_CASE("a bad window is a bad request") {
   REQUIRE(frames.size() == 1);
   CHECK(contains(frames[0], "'window' must be an integer"));
 }
+
+TEST_CASE("a stream out of credit parks, holding its iterator, and resumes") {
+  test::fake_context ctx;
+  ctx.parks = true;
+  ctx.credit = 1;
+  pyport::limits lim;
+  lim.chunk_items = 3;
+  pyport::dispatcher d(lim);
+  test::run(
+      d,
+      R"J([1,"exec",{"code":"produced = []\ndef gen():\n    for i in range(7):\n        produced.append(i)\n        yield i\n"}])J",
+      ctx);
+  ctx.finished.clear();
+  auto frames = test::run(d, R"J([2,"stream_eval",{"code":"gen()","window":1}])J", ctx);
+  CHECK(frames == std::vector<std::string>{R"J([2,"chunk",[0,1,2]])J"});
+  REQUIRE(ctx.parked.size() == 1);
+  CHECK(ctx.parked[0].id == 2);
+  CHECK(ctx.finished.empty()); // no final reply: the request is live
+  // One item waits with the parked stream, no more was produced.
+  test::fake_context other;
+  CHECK(test::run(d, R"J([3,"eval",{"code":"len(produced)"}])J", other) ==
+        std::vector<std::string>{R"J([3,"ok",4])J"});
+  // Credit for one chunk: the waiting item leads it, then it parks again.
+  ctx.credit = 1;
+  pyport::out_buffer out;
+  pyport::parked_stream s = std::move(ctx.parked[0]);
+  ctx.parked.clear();
+  d.resume(std::move(s), out, ctx);
+  CHECK(test::frames_json(out.bytes()) == std::vector<std::string>{R"J([2,"chunk",[3,4,5]])J"});
+  REQUIRE(ctx.parked.size() == 1);
+  // Unlimited credit: the rest, then done.
+  ctx.credit = UINT64_MAX;
+  out.clear();
+  s = std::move(ctx.parked[0]);
+  ctx.parked.clear();
+  d.resume(std::move(s), out, ctx);
+  CHECK(test::frames_json(out.bytes()) ==
+        std::vector<std::string>{R"J([2,"chunk",[6]])J", R"J([2,"done",null])J"});
+  CHECK(ctx.finished == std::vector<std::uint64_t>{2});
+}
+
+TEST_CASE("a parked stream resumed after a cancel ends cancelled") {
+  test::fake_context ctx;
+  ctx.parks = true;
+  ctx.credit = 0;
+  pyport::dispatcher &d = test::shared_dispatcher();
+  auto frames = test::run(d, R"J([4,"stream_eval",{"code":"iter(int, 1)","window":0}])J", ctx);
+  CHECK(frames.empty());
+  REQUIRE(ctx.parked.size() == 1);
+  ctx.cancelled = true;
+  pyport::out_buffer out;
+  pyport::parked_stream s = std::move(ctx.parked[0]);
+  ctx.parked.clear();
+  d.resume(std::move(s), out, ctx);
+  const auto replies = test::frames_json(out.bytes());
+  REQUIRE(replies.size() == 1);
+  CHECK(test::contains(replies[0], R"J([4,"error",{"type":"cancelled")J"));
+  CHECK(ctx.parked.empty());
+}
