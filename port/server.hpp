@@ -70,6 +70,7 @@ private:
   // The reader thread's body: reader_loop, and what happens when it fails.
   void reader_main() noexcept;
   void reader_loop();
+  void on_event(frame_event event, out_buffer &replies);
   void on_frame(frame f, out_buffer &replies);
   void on_cancel(const request &r, out_buffer &replies);
   void on_eof();
