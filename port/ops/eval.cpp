@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <string>
 #include <vector>
 
 namespace pyport {
@@ -24,6 +25,13 @@ bool is_keyword(std::string_view name) {
       "from",  "global",   "if",    "import", "in",   "is",     "lambda", "nonlocal", "not",
       "or",    "pass",     "raise", "return", "try",  "while",  "with",   "yield"};
   return std::find(keywords.begin(), keywords.end(), name) != keywords.end();
+}
+
+// Appends "<size>:<part>" to key, so that parts cannot run together.
+void append_counted(std::string &key, std::string_view part) {
+  key += std::to_string(part.size());
+  key += ':';
+  key += part;
 }
 
 struct local_binding {
@@ -63,15 +71,15 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
   }
   std::sort(bindings.begin(), bindings.end(),
             [](const auto &a, const auto &b) { return a.name < b.name; });
+  // Every part is length-prefixed: joined with a separator, the names
+  // {a, b} and {"a,b"} would share a key (and a's and b's function).
   std::string key = "l";
-  key += code;
-  key += '\0';
+  append_counted(key, code);
   for (std::size_t i = 0; i < bindings.size(); ++i) {
     if (i > 0 && bindings[i].name == bindings[i - 1].name)
       throw port_error(error_type::bad_request,
                        "locals: '" + std::string(bindings[i].name) + "' given twice");
-    key += bindings[i].name;
-    key += ',';
+    append_counted(key, bindings[i].name);
   }
 
   PyObject *fn = cache_.find(key);
