@@ -28,6 +28,9 @@
 %%   <dt>`memory_limit'</dt><dd>bytes, at least 64 MiB: the port's data memory is capped
 %%     (setrlimit), so an allocation beyond it is a `MemoryError' in Python and the worker
 %%     stays up; default `undefined'.</dd>
+%%   <dt>`compile_cache_bytes'</dt><dd>bytes the worker's cache of compiled eval/exec code
+%%     may hold (source text plus an estimate of the code; least recently used entries are
+%%     dropped past it); 0 caches nothing; default `undefined': the port's 32 MiB.</dd>
 %%   <dt>`allocator'</dt><dd>`pymalloc' (default), `malloc', `jemalloc' or `mimalloc' (the
 %%     last two need Debian's libjemalloc2 or libmimalloc2.0).</dd>
 %% </dl>
@@ -59,6 +62,7 @@
                        max_rss := pos_integer() | undefined,
                        max_requests := pos_integer() | undefined,
                        memory_limit := pos_integer() | undefined,
+                       compile_cache_bytes := non_neg_integer() | undefined,
                        allocator := allocator()}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
 -type call_opts() :: #{timeout := timeout(), pool := atom()}.
@@ -84,6 +88,7 @@ pool(Opts) ->
                  max_rss => undefined,
                  max_requests => undefined,
                  memory_limit => undefined,
+                 compile_cache_bytes => undefined,
                  allocator => pymalloc},
     validate(Opts, Defaults, fun pool_opt/2).
 
@@ -143,6 +148,8 @@ pool_opt(max_rss, N) -> pos_int_or_undefined(N);
 pool_opt(max_requests, N) -> pos_int_or_undefined(N);
 pool_opt(memory_limit, undefined) -> {ok, undefined};
 pool_opt(memory_limit, N) when is_integer(N), N >= ?MIN_MEMORY_LIMIT -> {ok, N};
+pool_opt(compile_cache_bytes, undefined) -> {ok, undefined};
+pool_opt(compile_cache_bytes, N) when is_integer(N), N >= 0 -> {ok, N};
 pool_opt(allocator, A) when A =:= pymalloc; A =:= malloc; A =:= jemalloc; A =:= mimalloc -> {ok, A};
 pool_opt(_, _) -> error.
 

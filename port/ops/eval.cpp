@@ -1,5 +1,6 @@
 // eval, exec and call: code and functions run against the port's namespace.
 #include "dispatch.hpp"
+#include "process_limits.hpp"
 #include "py_error.hpp"
 
 #include <algorithm>
@@ -10,6 +11,10 @@
 namespace pyport {
 
 namespace {
+
+// Compiling a text this long frees megabytes of parser memory that the
+// allocator keeps resident unless asked (see release_free_memory).
+constexpr std::size_t large_text = 256u << 10;
 
 // Py_CompileString reads a C string: a NUL inside the text would cut it.
 std::string source_text(std::string_view code) {
@@ -41,21 +46,24 @@ struct local_binding {
 
 } // namespace
 
-PyObject *dispatcher::compiled(std::string_view code, int mode) {
+py_ref dispatcher::compiled(std::string_view code, int mode) {
   const bool expression = mode == Py_eval_input;
   std::string key = expression ? "e" : "x";
   key += code;
   if (PyObject *hit = cache_.find(key))
-    return hit;
-  return cache_.insert(
-      std::move(key),
-      checked(Py_CompileString(source_text(code).c_str(), expression ? "<eval>" : "<exec>", mode)));
+    return py_ref::borrow(hit);
+  py_ref made =
+      checked(Py_CompileString(source_text(code).c_str(), expression ? "<eval>" : "<exec>", mode));
+  cache_.insert(std::move(key), made, compiled_footprint(made.get()));
+  if (code.size() >= large_text)
+    release_free_memory();
+  return made;
 }
 
 py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals) {
   PyObject *ns = namespace_.get();
   if (!locals || locals->via.map.size == 0)
-    return checked(PyEval_EvalCode(compiled(code, Py_eval_input), ns, ns));
+    return checked(PyEval_EvalCode(compiled(code, Py_eval_input).get(), ns, ns));
 
   // The expression becomes the body of a function whose parameters are the
   // locals: closures (lambdas, comprehensions) capture them like any
@@ -82,7 +90,7 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
     append_counted(key, bindings[i].name);
   }
 
-  PyObject *fn = cache_.find(key);
+  py_ref fn = py_ref::borrow(cache_.find(key));
   if (!fn) {
     std::string params;
     for (const auto &b : bindings) {
@@ -99,13 +107,16 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
     checked(Py_CompileString(text.c_str(), "<eval>", Py_eval_input));
     const std::string wrapper = "lambda " + params + ": (" + text + "\n)";
     py_ref compiled = checked(Py_CompileString(wrapper.c_str(), "<eval>", Py_eval_input));
-    fn = cache_.insert(std::move(key), checked(PyEval_EvalCode(compiled.get(), ns, ns)));
+    fn = checked(PyEval_EvalCode(compiled.get(), ns, ns));
+    cache_.insert(std::move(key), fn, compiled_footprint(fn.get()));
+    if (code.size() >= large_text)
+      release_free_memory();
   }
   py_ref args = checked(PyTuple_New(static_cast<Py_ssize_t>(bindings.size())));
   for (std::size_t i = 0; i < bindings.size(); ++i)
     PyTuple_SET_ITEM(args.get(), static_cast<Py_ssize_t>(i),
                      convert_.to_python(*bindings[i].value).release());
-  return checked(PyObject_Call(fn, args.get(), nullptr));
+  return checked(PyObject_Call(fn.get(), args.get(), nullptr));
 }
 
 PyObject *dispatcher::interned_name(std::string_view name) {
@@ -177,7 +188,7 @@ void dispatcher::op_eval(args_reader &args, out_buffer &out, std::uint64_t id) {
 void dispatcher::op_exec(args_reader &args, out_buffer &out, std::uint64_t id) {
   const std::string_view code = args.str("code");
   args.done();
-  checked(PyEval_EvalCode(compiled(code, Py_file_input), namespace_.get(), namespace_.get()));
+  checked(PyEval_EvalCode(compiled(code, Py_file_input).get(), namespace_.get(), namespace_.get()));
   write_nil_reply(out, id, "ok");
 }
 
