@@ -1,7 +1,12 @@
 #include "channel.hpp"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <fcntl.h>
+#include <fstream>
+#include <iterator>
+#include <string>
 #include <sys/prctl.h>
 #include <system_error>
 #include <unistd.h>
@@ -16,12 +21,51 @@ int checked_call(int rc, const char *what) {
   return rc;
 }
 
+// The parent of pid (field 4 of /proc/<pid>/stat, after the command name
+// in parentheses, which may itself hold spaces and parentheses); 0 if
+// unreadable.
+pid_t parent_of(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  const std::string line((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto close = line.rfind(')');
+  if (close == std::string::npos)
+    return 0;
+  char state = 0;
+  long ppid = 0;
+  if (std::sscanf(line.c_str() + close + 1, " %c %ld", &state, &ppid) != 2)
+    return 0;
+  return static_cast<pid_t>(ppid);
+}
+
+// Whether the process named by PYPORT_PARENT_PID (the one whose death must
+// end the port) is still the port's parent or its parent's parent: a
+// launcher may sit between (Erlang starts ports through erl_child_setup).
+// A parent that died before prctl() could take effect has handed the port
+// to a reaper, so neither matches. No variable: true (nothing is known).
+// The variable is removed, so that a pyport started from Python code does
+// not compare itself with its grandparent's parent.
+bool expected_parent_alive(pid_t parent) {
+  const char *value = std::getenv("PYPORT_PARENT_PID");
+  if (!value)
+    return true;
+  char *end = nullptr;
+  const long expected = std::strtol(value, &end, 10);
+  const bool valid = end != value && *end == '\0' && expected > 0;
+  unsetenv("PYPORT_PARENT_PID");
+  if (!valid)
+    return true;
+  return parent == expected || parent_of(parent) == expected;
+}
+
 } // namespace
 
 protocol_fds take_protocol_fds() {
+  // The parent may die before prctl() takes effect: between the two
+  // getppid() calls (the parent changed), or before this process ran at all
+  // (the parent is a reaper already, caught by PYPORT_PARENT_PID).
   const pid_t parent = getppid();
   checked_call(prctl(PR_SET_PDEATHSIG, SIGKILL), "prctl(PR_SET_PDEATHSIG)");
-  if (getppid() != parent) // the parent died before the request took effect
+  if (getppid() != parent || !expected_parent_alive(parent))
     _exit(0);
 
   // An ignored SIGCHLD is inherited across exec and would make

@@ -15,7 +15,9 @@ struct protocol_fds {
 // Moves the protocol to private, close-on-exec copies of fds 0 and 1, then
 // points fd 1 at fd 2 and fd 0 at /dev/null, so nothing Python or a child
 // process prints or reads can touch the frame stream. Also: die with the
-// parent, SIGCHLD default, SIGPIPE ignored, no signal blocked.
+// parent (exits 0 at once if the parent is already gone: see
+// PYPORT_PARENT_PID in PROTOCOL.md section 6), SIGCHLD default, SIGPIPE
+// ignored, no signal blocked.
 // Throws std::system_error.
 protocol_fds take_protocol_fds();
 
