@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <iterator>
+#include <pthread.h>
 #include <string>
 #include <sys/prctl.h>
 #include <system_error>
@@ -14,6 +15,33 @@
 namespace pyport {
 
 namespace {
+
+// What the fork handlers need, set once before Python starts and read
+// only afterwards (so a child's handler reads settled values).
+int protocol_in = -1, protocol_out = -1, dev_null = -1;
+// The pid that called fork(), recorded in the forking process itself.
+volatile pid_t forking_pid = 0;
+volatile sig_atomic_t forked_child = 0;
+
+void before_fork() noexcept {
+  forking_pid = getpid();
+}
+
+// Runs in every child of fork() (os.fork, multiprocessing, C code's fork;
+// not vfork or posix_spawn, whose children exec at once). Only
+// async-signal-safe calls: another thread may have held any lock at the
+// fork. The child holds no end of the protocol pipes (the node sees the
+// parent's exit as EOF, and the child cannot write into the frame stream),
+// dies with the process that forked it (a chain of forks dies together),
+// and is marked so that the server never serves in it.
+void in_forked_child() noexcept {
+  forked_child = 1;
+  dup3(dev_null, protocol_in, O_CLOEXEC);
+  dup3(dev_null, protocol_out, O_CLOEXEC);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != forking_pid) // the parent died before prctl took effect
+    _exit(0);
+}
 
 int checked_call(int rc, const char *what) {
   if (rc < 0)
@@ -82,10 +110,19 @@ protocol_fds take_protocol_fds() {
   fds.in = checked_call(fcntl(0, F_DUPFD_CLOEXEC, 3), "dup(stdin)");
   fds.out = checked_call(fcntl(1, F_DUPFD_CLOEXEC, 3), "dup(stdout)");
   checked_call(dup2(2, 1), "dup2(stderr, stdout)");
-  const int null = checked_call(open("/dev/null", O_RDONLY | O_CLOEXEC), "open(/dev/null)");
+  const int null = checked_call(open("/dev/null", O_RDWR | O_CLOEXEC), "open(/dev/null)");
   checked_call(dup2(null, 0), "dup2(/dev/null, stdin)");
-  close(null);
+  protocol_in = fds.in;
+  protocol_out = fds.out;
+  dev_null = null; // kept open (close-on-exec) for the fork handler
+  const int rc = pthread_atfork(before_fork, nullptr, in_forked_child);
+  if (rc != 0)
+    throw std::system_error(rc, std::generic_category(), "pthread_atfork");
   return fds;
+}
+
+bool is_forked_child() noexcept {
+  return forked_child != 0;
 }
 
 bool write_all(int fd, std::string_view bytes) noexcept {

@@ -17,9 +17,15 @@ struct protocol_fds {
 // process prints or reads can touch the frame stream. Also: die with the
 // parent (exits 0 at once if the parent is already gone: see
 // PYPORT_PARENT_PID in PROTOCOL.md section 6), SIGCHLD default, SIGPIPE
-// ignored, no signal blocked.
+// ignored, no signal blocked; fork handlers for is_forked_child.
 // Throws std::system_error.
 protocol_fds take_protocol_fds();
+
+// Whether this process is a child of fork() made after take_protocol_fds
+// (a fork handler marks it, closes its copies of the protocol pipes and
+// ties its life to its parent's). Such a process must never serve: the
+// server exits it when it returns into the loop. Async-signal-safe.
+bool is_forked_child() noexcept;
 
 // Writes all of bytes to fd, retrying on EINTR and short writes.
 // Returns false on any other error (the peer is gone).
