@@ -15,9 +15,17 @@ struct protocol_fds {
 // Moves the protocol to private, close-on-exec copies of fds 0 and 1, then
 // points fd 1 at fd 2 and fd 0 at /dev/null, so nothing Python or a child
 // process prints or reads can touch the frame stream. Also: die with the
-// parent, SIGCHLD default, SIGPIPE ignored, no signal blocked.
+// parent (exits 0 at once if the parent is already gone: see
+// PYPORT_PARENT_PID in PROTOCOL.md section 6), SIGCHLD default, SIGPIPE
+// ignored, no signal blocked; fork handlers for is_forked_child.
 // Throws std::system_error.
 protocol_fds take_protocol_fds();
+
+// Whether this process is a child of fork() made after take_protocol_fds
+// (a fork handler marks it, closes its copies of the protocol pipes and
+// ties its life to its parent's). Such a process must never serve: the
+// server exits it when it returns into the loop. Async-signal-safe.
+bool is_forked_child() noexcept;
 
 // Writes all of bytes to fd, retrying on EINTR and short writes.
 // Returns false on any other error (the peer is gone).

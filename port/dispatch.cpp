@@ -9,7 +9,8 @@
 namespace pyport {
 
 dispatcher::dispatcher(const limits &lim)
-    : limits_(lim), types_(load_pyport_types()), convert_(types_) {
+    : limits_(lim), types_(load_pyport_types()), convert_(types_),
+      cache_(1024, lim.compile_cache_bytes) {
   PyObject *main = PyImport_AddModule("__main__"); // borrowed
   if (!main)
     throw python_error(fetch_python_error());

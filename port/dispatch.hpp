@@ -25,6 +25,9 @@ struct limits {
   // The cap on the port's data memory (setrlimit RLIMIT_DATA, set by main);
   // 0 none. Reported by memory_stats.
   std::size_t memory_limit = 0;
+  // The compile cache's bound in bytes (--compile-cache-bytes): source text
+  // plus an estimate of the code it keeps (compile_cache.hpp).
+  std::size_t compile_cache_bytes = 32u << 20;
 };
 
 // A stream set aside for lack of credit: its iterator (null for a value
@@ -103,8 +106,8 @@ private:
   // cached, so a reassigned or reloaded function is always seen. Borrowed.
   PyObject *interned_name(std::string_view name);
   // code compiled as an expression (Py_eval_input) or statements
-  // (Py_file_input), from the cache when the same text was seen. Borrowed.
-  PyObject *compiled(std::string_view code, int mode);
+  // (Py_file_input), from the cache when the same text was seen.
+  py_ref compiled(std::string_view code, int mode);
   // Shared by eval and stream_eval: the value of code with locals.
   py_ref evaluate(std::string_view code, const msgpack::object *locals);
   // Shared by call and stream: module.function(*args, **kwargs).
@@ -123,7 +126,7 @@ private:
   py_ref gc_, tracemalloc_, memory_tools_;
   py_ref initial_namespace_; // a copy of the namespace at start, for reset
   gc_monitor gc_monitor_;
-  compile_cache cache_{1024};
+  compile_cache cache_; // at most 1024 entries and limits_.compile_cache_bytes
   std::unordered_map<std::string, py_ref> names_; // bounded in interned_name
   std::uint64_t requests_ = 0;
 };

@@ -55,6 +55,12 @@ int serve(int argc, char **argv) {
                  "Python and the port keeps serving; 0 no cap")
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
+  app.add_option("--compile-cache-bytes", lim.compile_cache_bytes,
+                 "bound of the cache of compiled eval/exec code, in bytes (suffixes KB, MB: "
+                 "1024-based): source text plus an estimate of the code kept; least recently "
+                 "used entries are dropped past it (or past 1024 entries); 0 caches nothing")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   app.add_option("--python-path", interp.python_path,
                  "a directory to put in front of sys.path (repeatable, kept in order)");
   // Which Python: never the node's PATH (see interpreter.hpp).

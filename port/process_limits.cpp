@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <malloc.h>
 #include <sys/resource.h>
 
 namespace pyport {
@@ -20,6 +21,12 @@ std::size_t data_memory_in_use() {
       break;
   std::fclose(f);
   return kb * 1024;
+}
+
+void release_free_memory() noexcept {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }
 
 void apply_memory_limit(std::size_t bytes, std::size_t headroom) {

@@ -79,6 +79,8 @@ int server::run() {
     }
     const op code = next.resume ? op::stream : next.r.code;
     run_job(next);
+    if (is_forked_child()) // os.fork() in the request: the parent answers
+      _exit(0);
     next = job();
     report_log_drops(out_);
     if (dispatcher_.gc_activity_monitor().has_events())
@@ -211,6 +213,8 @@ bool server::spin_for_arrival(std::uint64_t seen) {
 }
 
 bool server::finish(std::uint64_t id) {
+  if (is_forked_child()) // mu_ may have been held by a thread the fork lost
+    return false;
   std::lock_guard lk(mu_);
   const bool cancelled = running_cancelled_ || abandoned_;
   running_ = 0;
@@ -230,6 +234,8 @@ server::credit_entry *server::find_credit(std::uint64_t id) {
 }
 
 bool server::acquire_credit(std::uint64_t id) {
+  if (is_forked_child()) // a stream forked: only the parent streams on
+    return false;
   for (bool flushed = false;;) {
     {
       std::lock_guard lk(mu_);
@@ -298,8 +304,10 @@ void server::frames_ready(out_buffer &out, bool urgent) {
 }
 
 void server::flush(out_buffer &out) noexcept {
-  if (out.empty())
+  if (out.empty() || is_forked_child()) { // a child's output is nobody's
+    out.clear();
     return;
+  }
   {
     std::lock_guard lk(write_mu_);
     if (!io_failed_ && !write_all(options_.out_fd, out.bytes()))

@@ -97,7 +97,8 @@ args(Opts) ->
              {"--chunk-items", maps:get(chunk_items, Opts)},
              {"--chunk-bytes", maps:get(chunk_bytes, Opts)},
              {"--spin-us", maps:get(spin_us, Opts)},
-             {"--memory-limit", maps:get(memory_limit, Opts)}],
+             {"--memory-limit", maps:get(memory_limit, Opts)},
+             {"--compile-cache-bytes", maps:get(compile_cache_bytes, Opts, undefined)}],
     [A || {Flag, V} <- Flags, V =/= undefined, A <- [Flag, integer_to_list(V)]]
         ++ [A || Dir <- maps:get(python_path, Opts), A <- ["--python-path", Dir]]
         ++ [A || {Flag, Key} <- [{"--python-home", python_home}, {"--venv", venv}],

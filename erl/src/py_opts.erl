@@ -43,6 +43,9 @@
 %%     16 for a list of small integers; a binary about its size).</dd>
 %%   <dt>`none_as'</dt><dd>what Python's `None' becomes: `none' (default) or `nil' (for
 %%     Elixir); `none', `nil' and `undefined' all leave Erlang as `None'.</dd>
+%%   <dt>`compile_cache_bytes'</dt><dd>bytes the worker's cache of compiled eval/exec code
+%%     may hold (source text plus an estimate of the code; least recently used entries are
+%%     dropped past it); 0 caches nothing; default `undefined': the port's 32 MiB.</dd>
 %%   <dt>`allocator'</dt><dd>`pymalloc' (default), `malloc', `jemalloc' or `mimalloc' (the
 %%     last two need Debian's libjemalloc2 or libmimalloc2.0).</dd>
 %%   <dt>`max_collect_bytes'</dt><dd>bytes (of the chunk frames received) a collected stream
@@ -83,6 +86,7 @@
                        max_rss := pos_integer() | undefined,
                        max_requests := pos_integer() | undefined,
                        memory_limit := pos_integer() | undefined,
+                       compile_cache_bytes := non_neg_integer() | undefined,
                        allocator := allocator(),
                        max_reply_bytes := pos_integer() | infinity,
                        none_as := none | nil}.
@@ -114,6 +118,7 @@ pool(Opts) ->
                  max_rss => undefined,
                  max_requests => undefined,
                  memory_limit => undefined,
+                 compile_cache_bytes => undefined,
                  allocator => pymalloc,
                  max_reply_bytes => 64 * 1024 * 1024,
                  none_as => none},
@@ -188,6 +193,8 @@ pool_opt(max_rss, N) -> pos_int_or_undefined(N);
 pool_opt(max_requests, N) -> pos_int_or_undefined(N);
 pool_opt(memory_limit, undefined) -> {ok, undefined};
 pool_opt(memory_limit, N) when is_integer(N), N >= ?MIN_MEMORY_LIMIT -> {ok, N};
+pool_opt(compile_cache_bytes, undefined) -> {ok, undefined};
+pool_opt(compile_cache_bytes, N) when is_integer(N), N >= 0 -> {ok, N};
 pool_opt(allocator, A) when A =:= pymalloc; A =:= malloc; A =:= jemalloc; A =:= mimalloc -> {ok, A};
 pool_opt(max_reply_bytes, infinity) -> {ok, infinity};
 pool_opt(max_reply_bytes, N) -> pos_int(N);

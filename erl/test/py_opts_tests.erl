@@ -60,3 +60,14 @@ max_collect_bytes_test() ->
     ?assertMatch({ok, #{max_collect_bytes := 1}}, py_opts:pool([{max_collect_bytes, 1}])),
     ?assertEqual({error, {invalid_option, {max_collect_bytes, 0}}}, py_opts:pool([{max_collect_bytes, 0}])),
     ?assertEqual({error, {invalid_option, {max_collect_bytes, big}}}, py_opts:pool([{max_collect_bytes, big}])).
+
+compile_cache_bytes_test() ->
+    {ok, D} = py_opts:pool([]),
+    ?assertMatch(#{compile_cache_bytes := undefined}, D),
+    ?assertEqual([], py_exe:args(D#{python_path => []})),
+    {ok, O} = py_opts:pool([{compile_cache_bytes, 8 bsl 20}]),
+    ?assertEqual(["--compile-cache-bytes", "8388608"], py_exe:args(O)),
+    {ok, Off} = py_opts:pool([{compile_cache_bytes, 0}]),
+    ?assertEqual(["--compile-cache-bytes", "0"], py_exe:args(Off)),
+    [?assertEqual({error, {invalid_option, Opt}}, py_opts:pool([Opt]))
+     || Opt <- [{compile_cache_bytes, -1}, {compile_cache_bytes, big}]].

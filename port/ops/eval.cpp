@@ -1,14 +1,20 @@
 // eval, exec and call: code and functions run against the port's namespace.
 #include "dispatch.hpp"
+#include "process_limits.hpp"
 #include "py_error.hpp"
 
 #include <algorithm>
 #include <array>
+#include <string>
 #include <vector>
 
 namespace pyport {
 
 namespace {
+
+// Compiling a text this long frees megabytes of parser memory that the
+// allocator keeps resident unless asked (see release_free_memory).
+constexpr std::size_t large_text = 256u << 10;
 
 // Py_CompileString reads a C string: a NUL inside the text would cut it.
 std::string source_text(std::string_view code) {
@@ -26,6 +32,13 @@ bool is_keyword(std::string_view name) {
   return std::find(keywords.begin(), keywords.end(), name) != keywords.end();
 }
 
+// Appends "<size>:<part>" to key, so that parts cannot run together.
+void append_counted(std::string &key, std::string_view part) {
+  key += std::to_string(part.size());
+  key += ':';
+  key += part;
+}
+
 struct local_binding {
   std::string_view name;
   const msgpack::object *value;
@@ -33,21 +46,24 @@ struct local_binding {
 
 } // namespace
 
-PyObject *dispatcher::compiled(std::string_view code, int mode) {
+py_ref dispatcher::compiled(std::string_view code, int mode) {
   const bool expression = mode == Py_eval_input;
   std::string key = expression ? "e" : "x";
   key += code;
   if (PyObject *hit = cache_.find(key))
-    return hit;
-  return cache_.insert(
-      std::move(key),
-      checked(Py_CompileString(source_text(code).c_str(), expression ? "<eval>" : "<exec>", mode)));
+    return py_ref::borrow(hit);
+  py_ref made =
+      checked(Py_CompileString(source_text(code).c_str(), expression ? "<eval>" : "<exec>", mode));
+  cache_.insert(std::move(key), made, compiled_footprint(made.get()));
+  if (code.size() >= large_text)
+    release_free_memory();
+  return made;
 }
 
 py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals) {
   PyObject *ns = namespace_.get();
   if (!locals || locals->via.map.size == 0)
-    return checked(PyEval_EvalCode(compiled(code, Py_eval_input), ns, ns));
+    return checked(PyEval_EvalCode(compiled(code, Py_eval_input).get(), ns, ns));
 
   // The expression becomes the body of a function whose parameters are the
   // locals: closures (lambdas, comprehensions) capture them like any
@@ -63,18 +79,18 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
   }
   std::sort(bindings.begin(), bindings.end(),
             [](const auto &a, const auto &b) { return a.name < b.name; });
+  // Every part is length-prefixed: joined with a separator, the names
+  // {a, b} and {"a,b"} would share a key (and a's and b's function).
   std::string key = "l";
-  key += code;
-  key += '\0';
+  append_counted(key, code);
   for (std::size_t i = 0; i < bindings.size(); ++i) {
     if (i > 0 && bindings[i].name == bindings[i - 1].name)
       throw port_error(error_type::bad_request,
                        "locals: '" + std::string(bindings[i].name) + "' given twice");
-    key += bindings[i].name;
-    key += ',';
+    append_counted(key, bindings[i].name);
   }
 
-  PyObject *fn = cache_.find(key);
+  py_ref fn = py_ref::borrow(cache_.find(key));
   if (!fn) {
     std::string params;
     for (const auto &b : bindings) {
@@ -91,13 +107,16 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
     checked(Py_CompileString(text.c_str(), "<eval>", Py_eval_input));
     const std::string wrapper = "lambda " + params + ": (" + text + "\n)";
     py_ref compiled = checked(Py_CompileString(wrapper.c_str(), "<eval>", Py_eval_input));
-    fn = cache_.insert(std::move(key), checked(PyEval_EvalCode(compiled.get(), ns, ns)));
+    fn = checked(PyEval_EvalCode(compiled.get(), ns, ns));
+    cache_.insert(std::move(key), fn, compiled_footprint(fn.get()));
+    if (code.size() >= large_text)
+      release_free_memory();
   }
   py_ref args = checked(PyTuple_New(static_cast<Py_ssize_t>(bindings.size())));
   for (std::size_t i = 0; i < bindings.size(); ++i)
     PyTuple_SET_ITEM(args.get(), static_cast<Py_ssize_t>(i),
                      convert_.to_python(*bindings[i].value).release());
-  return checked(PyObject_Call(fn, args.get(), nullptr));
+  return checked(PyObject_Call(fn.get(), args.get(), nullptr));
 }
 
 PyObject *dispatcher::interned_name(std::string_view name) {
@@ -169,7 +188,7 @@ void dispatcher::op_eval(args_reader &args, out_buffer &out, std::uint64_t id) {
 void dispatcher::op_exec(args_reader &args, out_buffer &out, std::uint64_t id) {
   const std::string_view code = args.str("code");
   args.done();
-  checked(PyEval_EvalCode(compiled(code, Py_file_input), namespace_.get(), namespace_.get()));
+  checked(PyEval_EvalCode(compiled(code, Py_file_input).get(), namespace_.get(), namespace_.get()));
   write_nil_reply(out, id, "ok");
 }
 

@@ -4,6 +4,7 @@
 #include "dispatch.hpp"
 #include "ops/memory_tools.hpp"
 #include "ops/traceback_block.h"
+#include "process_limits.hpp"
 #include "py_error.hpp"
 
 #include <sys/resource.h>
@@ -126,6 +127,11 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
     py_ref limit_value = limits_.memory_limit ? checked(PyLong_FromSize_t(limits_.memory_limit))
                                               : py_ref::borrow(Py_None);
     value = tool("memory_stats", "OO", gc_activity().get(), limit_value.get());
+    // The compile cache is the port's own memory, outside what Python reports.
+    for (const auto &[key, n] : {std::pair{"compile_cache_entries", cache_.size()},
+                                 std::pair{"compile_cache_bytes", cache_.bytes()}})
+      if (PyDict_SetItemString(value.get(), key, checked(PyLong_FromSize_t(n)).get()) < 0)
+        throw python_error(fetch_python_error());
     break;
   }
   case op::gc_events:
@@ -220,7 +226,11 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
   }
   case op::reset:
     args.done();
+    // Cached functions (eval with locals) hold the namespace's globals, and
+    // cached code holds its constants: reset frees them too.
+    cache_.clear();
     value = tool("reset", "OO", namespace_.get(), initial_namespace_.get());
+    release_free_memory();
     break;
   default:
     throw port_error(error_type::unknown_op, "not a memory op: " + std::string(to_string(code)));

@@ -47,6 +47,29 @@ for _ in $(seq 20); do kill -0 "$port_pid" 2>/dev/null || { gone=yes; break; }; 
 check "port gone within 2 s of its parent's death" "$gone" "yes"
 pkill -f "sleep 1000" 2>/dev/null
 
+# The parent dies before the port starts (certain, not a race: the child
+# waits for its parent to be gone before it execs the port). Its stdin is a
+# FIFO this script holds open, so only the parent check can end it.
+mkfifo "$dir/race.in"
+exec 7<>"$dir/race.in"
+bash -c 'P=$$; ( while kill -0 "$P" 2>/dev/null; do sleep 0.01; done
+                 PYPORT_PARENT_PID=$P exec "$PYPORT" --json <"$1" >/dev/null 2>&1 ) &
+         echo $! >"$2"' race "$dir/race.in" "$dir/race.pid"
+race_pid=$(cat "$dir/race.pid")
+gone=no
+for _ in $(seq 50); do kill -0 "$race_pid" 2>/dev/null || { gone=yes; break; }; sleep 0.1; done
+check "a parent dead before start-up: the port exits (PYPORT_PARENT_PID)" "$gone" "yes"
+[ "$gone" = yes ] || kill -9 "$race_pid" 2>/dev/null
+exec 7>&-
+# (No command substitution: its subshell would sit between.)
+echo '[1,"eval",{"code":"__import__(\"os\").environ.get(\"PYPORT_PARENT_PID\")"}]' |
+  PYPORT_PARENT_PID=$$ "$PYPORT" --json >"$dir/parent.out" 2>/dev/null
+check "PYPORT_PARENT_PID naming the parent: the port serves, without the variable" \
+  "$(cat "$dir/parent.out")" '[1,"ok",null]'
+echo '[1,"ping",{}]' | PYPORT_PARENT_PID=$$ sh -c '"$PYPORT" --json 2>/dev/null; true' >"$dir/grand.out"
+check "PYPORT_PARENT_PID naming the grandparent (a launcher between): the port serves" \
+  "$(cat "$dir/grand.out")" '[1,"ok","pong"]'
+
 pyclient <<'PY'
 import os
 import signal

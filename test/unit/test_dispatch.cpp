@@ -57,6 +57,16 @@ TEST_CASE("bad locals are named") {
   CHECK_FALSE(contains(err, "lambda"));
 }
 
+TEST_CASE("locals whose names join alike get their own cache entries") {
+  // Joined with a separator, {a, b} and {"a,b"} would make one key: the
+  // second would call the first's two-parameter function.
+  CHECK(reply(R"J([1,"eval",{"code":"a+b","locals":{"a":1,"b":2}}])J") == R"J([1,"ok",3])J");
+  const std::string joined = reply(R"J([2,"eval",{"code":"a+b","locals":{"a,b":5}}])J");
+  CHECK(contains(joined, R"("type":"bad_request")"));
+  CHECK(contains(joined, "'a,b' is not a Python identifier"));
+  CHECK(reply(R"J([3,"eval",{"code":"a+b","locals":{"a":10,"b":20}}])J") == R"J([3,"ok",30])J");
+}
+
 TEST_CASE("the same text is compiled once") {
   auto count = [](std::string_view key) {
     const std::string stats = reply(R"J([1,"stats",{}])J");
