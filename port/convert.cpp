@@ -1,9 +1,9 @@
+// msgpack -> Python objects: the value table of PROTOCOL.md section 3
+// (encoding is in convert_encode.cpp).
 #include "convert.hpp"
 
 #include "py_error.hpp"
 
-#include <cmath>
-#include <limits>
 #include <string>
 
 namespace pyport {
@@ -15,87 +15,12 @@ constexpr Py_ssize_t atom_cache_limit = 4096;
 [[noreturn]] void bad_request(const std::string &message) {
   throw port_error(error_type::bad_request, message);
 }
-[[noreturn]] void encode_error(const std::string &message) {
-  throw port_error(error_type::encode_error, message);
-}
-
-void pack_bin(packer &pk, const char *p, std::size_t n) {
-  pk.pack_bin(static_cast<std::uint32_t>(n));
-  pk.pack_bin_body(p, static_cast<std::uint32_t>(n));
-}
-
-void pack_ext(packer &pk, std::int8_t type, const char *p, std::size_t n) {
-  pk.pack_ext(n, type);
-  pk.pack_ext_body(p, static_cast<std::uint32_t>(n));
-}
-
-void pack_atom(packer &pk, std::string_view name) {
-  pack_ext(pk, ext_atom, name.data(), name.size());
-}
-
-void pack_float(packer &pk, double d) {
-  if (std::isnan(d))
-    return pack_atom(pk, "nan");
-  if (std::isinf(d))
-    return pack_atom(pk, d > 0 ? "infinity" : "neg_infinity");
-  pk.pack_float64(d);
-}
-
-void pack_bigint(packer &pk, PyObject *o) {
-  py_ref magnitude = checked(PyNumber_Absolute(o));
-  const std::size_t bits = _PyLong_NumBits(magnitude.get());
-  if (bits == static_cast<std::size_t>(-1))
-    throw python_error(fetch_python_error());
-  std::string payload(1 + (bits + 7) / 8, '\0');
-  payload[0] = Py_SIZE(o) < 0 ? '\1' : '\0';
-  if (_PyLong_AsByteArray(reinterpret_cast<PyLongObject *>(magnitude.get()),
-                          reinterpret_cast<unsigned char *>(payload.data() + 1), payload.size() - 1,
-                          /*little_endian=*/0, /*is_signed=*/0) < 0)
-    throw python_error(fetch_python_error());
-  pack_ext(pk, ext_bigint, payload.data(), payload.size());
-}
-
-void pack_int(packer &pk, PyObject *o) {
-  int overflow = 0;
-  const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-  if (overflow == 0) {
-    if (v == -1 && PyErr_Occurred())
-      throw python_error(fetch_python_error());
-    pk.pack_int64(v);
-    return;
-  }
-  if (overflow > 0) {
-    const unsigned long long u = PyLong_AsUnsignedLongLong(o);
-    if (!PyErr_Occurred()) {
-      pk.pack_uint64(u);
-      return;
-    }
-    PyErr_Clear();
-  }
-  pack_bigint(pk, o);
-}
-
-void pack_unicode(packer &pk, PyObject *o) {
-  Py_ssize_t n = 0;
-  const char *p = PyUnicode_AsUTF8AndSize(o, &n);
-  if (!p) {
-    PyErr_Clear();
-    encode_error(
-        "cannot encode a str holding characters that are not valid UTF-8 (lone surrogates)");
-  }
-  pk.pack_str(static_cast<std::uint32_t>(n));
-  pk.pack_str_body(p, static_cast<std::uint32_t>(n));
-}
-
-std::string type_name(PyObject *o) {
-  return Py_TYPE(o)->tp_name;
-}
 
 } // namespace
 
-converter::converter(const pyport_types &types)
+converter::converter(const pyport_types &types, std::size_t max_length)
     : atom_type_(types.atom.get()), term_type_(types.erlang_term.get()),
-      atom_cache_(checked(PyDict_New())) {}
+      atom_cache_(checked(PyDict_New())), max_length_(max_length) {}
 
 py_ref converter::text_or_bytes(std::string_view s) {
   PyObject *u = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "strict");
@@ -208,7 +133,7 @@ py_ref converter::to_python(const msgpack::object &o, std::size_t depth) const {
       py_ref v = to_python(o.via.map.ptr[i].val, depth + 1);
       if (PyDict_SetItem(dict.get(), k.get(), v.get()) < 0) {
         PyErr_Clear();
-        bad_request("a map key of type '" + type_name(k.get()) +
+        bad_request("a map key of type '" + std::string(Py_TYPE(k.get())->tp_name) +
                     "' cannot be a Python dict key (unhashable)");
       }
     }
@@ -218,124 +143,6 @@ py_ref converter::to_python(const msgpack::object &o, std::size_t depth) const {
     return from_ext(o.via.ext, depth);
   }
   bad_request("unknown msgpack type");
-}
-
-void converter::to_msgpack(PyObject *o, packer &pk, std::size_t depth) const {
-  if (depth > max_depth)
-    encode_error("value nested deeper than " + std::to_string(max_depth) +
-                 " levels (or refers to itself)");
-  // The exact built-in types first: they are nearly every value.
-  if (o == Py_None)
-    return void(pk.pack_nil());
-  if (o == Py_True)
-    return void(pk.pack_true());
-  if (o == Py_False)
-    return void(pk.pack_false());
-  PyTypeObject *t = Py_TYPE(o);
-  if (t == &PyLong_Type)
-    return pack_int(pk, o);
-  if (t == &PyUnicode_Type)
-    return pack_unicode(pk, o);
-  if (t == &PyFloat_Type)
-    return pack_float(pk, PyFloat_AS_DOUBLE(o));
-  if (t == &PyBytes_Type)
-    return pack_bin(pk, PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o)));
-  if (PyList_Check(o)) {
-    const Py_ssize_t n = PyList_GET_SIZE(o);
-    pk.pack_array(static_cast<std::uint32_t>(n));
-    for (Py_ssize_t i = 0; i < n; ++i)
-      to_msgpack(PyList_GET_ITEM(o, i), pk, depth + 1);
-    return;
-  }
-  if (PyDict_Check(o)) {
-    pk.pack_map(static_cast<std::uint32_t>(PyDict_GET_SIZE(o)));
-    Py_ssize_t pos = 0;
-    PyObject *k = nullptr, *v = nullptr;
-    while (PyDict_Next(o, &pos, &k, &v)) {
-      to_msgpack(k, pk, depth + 1);
-      to_msgpack(v, pk, depth + 1);
-    }
-    return;
-  }
-  if (PyTuple_Check(o)) {
-    // The ext header needs the payload's length: pack the elements aside.
-    out_buffer inner;
-    packer ipk(inner);
-    const Py_ssize_t n = PyTuple_GET_SIZE(o);
-    ipk.pack_array(static_cast<std::uint32_t>(n));
-    for (Py_ssize_t i = 0; i < n; ++i)
-      to_msgpack(PyTuple_GET_ITEM(o, i), ipk, depth + 1);
-    return pack_ext(pk, ext_tuple, inner.bytes().data(), inner.size());
-  }
-  if (!pack_uncommon(o, pk, depth)) {
-    std::string message = "cannot encode object of type '" + type_name(o) + "'";
-    if (PyIter_Check(o) || PyGen_Check(o))
-      message += " (iterate it with stream_eval or stream, or make it a list)";
-    encode_error(message);
-  }
-}
-
-// Subclasses and the less common types. false: no mapping.
-bool converter::pack_uncommon(PyObject *o, packer &pk, std::size_t depth) const {
-  if (PyObject_TypeCheck(o, reinterpret_cast<PyTypeObject *>(atom_type_))) {
-    Py_ssize_t n = 0;
-    const char *p = PyUnicode_AsUTF8AndSize(o, &n);
-    if (!p) {
-      PyErr_Clear();
-      encode_error("an Atom's name is not valid UTF-8");
-    }
-    if (PyUnicode_GET_LENGTH(o) > 255)
-      encode_error("an Atom's name is longer than 255 characters");
-    pack_atom(pk, {p, static_cast<std::size_t>(n)});
-    return true;
-  }
-  if (PyObject_TypeCheck(o, reinterpret_cast<PyTypeObject *>(term_type_))) {
-    py_ref data = checked(PyObject_GetAttrString(o, "data"));
-    if (!PyBytes_Check(data.get()))
-      encode_error("an ErlangTerm's data must be bytes");
-    pack_ext(pk, ext_term, PyBytes_AS_STRING(data.get()),
-             static_cast<std::size_t>(PyBytes_GET_SIZE(data.get())));
-    return true;
-  }
-  if (PyLong_Check(o)) { // IntEnum, IntFlag and other int subclasses
-    pack_int(pk, o);
-    return true;
-  }
-  if (PyFloat_Check(o)) {
-    pack_float(pk, PyFloat_AS_DOUBLE(o));
-    return true;
-  }
-  if (PyUnicode_Check(o)) {
-    pack_unicode(pk, o);
-    return true;
-  }
-  if (PyBytes_Check(o)) {
-    pack_bin(pk, PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o)));
-    return true;
-  }
-  if (PyByteArray_Check(o)) {
-    pack_bin(pk, PyByteArray_AS_STRING(o), static_cast<std::size_t>(PyByteArray_GET_SIZE(o)));
-    return true;
-  }
-  if (PyMemoryView_Check(o)) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(o, &view, PyBUF_CONTIG_RO) < 0) {
-      PyErr_Clear();
-      encode_error("cannot encode a memoryview that is not contiguous");
-    }
-    pack_bin(pk, static_cast<const char *>(view.buf), static_cast<std::size_t>(view.len));
-    PyBuffer_Release(&view);
-    return true;
-  }
-  if (PyAnySet_Check(o)) {
-    pk.pack_array(static_cast<std::uint32_t>(PySet_GET_SIZE(o)));
-    py_ref it = checked(PyObject_GetIter(o));
-    while (py_ref item = py_ref::steal(PyIter_Next(it.get())))
-      to_msgpack(item.get(), pk, depth + 1);
-    throw_if_python_error();
-    return true;
-  }
-  return false;
 }
 
 } // namespace pyport
