@@ -16,6 +16,38 @@ constexpr Py_ssize_t atom_cache_limit = 4096;
   throw port_error(error_type::bad_request, message);
 }
 
+// A key's repr for an error, cut when long.
+std::string key_repr(PyObject *k) {
+  py_ref r = py_ref::steal(PyObject_Repr(k));
+  const char *text = r ? PyUnicode_AsUTF8(r.get()) : nullptr;
+  if (!text) {
+    PyErr_Clear();
+    return std::string("a key of type '") + Py_TYPE(k)->tp_name + "'";
+  }
+  std::string s(text);
+  return s.size() > 200 ? s.substr(0, 200) + "..." : s;
+}
+
+// k did not grow dict: an earlier key equals it in Python (1, 1.0 and true;
+// the atom a and the binary a; none, nil and undefined).
+[[noreturn]] void key_collision(PyObject *dict, PyObject *k) {
+  std::string earlier;
+  Py_ssize_t pos = 0;
+  PyObject *key = nullptr, *value = nullptr;
+  while (PyDict_Next(dict, &pos, &key, &value)) {
+    py_ref held = py_ref::borrow(key);
+    const int equal = PyObject_RichCompareBool(held.get(), k, Py_EQ);
+    if (equal < 0)
+      PyErr_Clear();
+    if (equal == 1) {
+      earlier = key_repr(held.get());
+      break;
+    }
+  }
+  bad_request("map keys " + earlier + " and " + key_repr(k) +
+              " are the same Python dict key: the dict would keep only one of them");
+}
+
 } // namespace
 
 converter::converter(const pyport_types &types, std::size_t max_length)
@@ -131,11 +163,14 @@ py_ref converter::to_python(const msgpack::object &o, std::size_t depth) const {
     for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
       py_ref k = to_python(o.via.map.ptr[i].key, depth + 1);
       py_ref v = to_python(o.via.map.ptr[i].val, depth + 1);
+      const Py_ssize_t before = PyDict_GET_SIZE(dict.get());
       if (PyDict_SetItem(dict.get(), k.get(), v.get()) < 0) {
         PyErr_Clear();
         bad_request("a map key of type '" + std::string(Py_TYPE(k.get())->tp_name) +
                     "' cannot be a Python dict key (unhashable)");
       }
+      if (PyDict_GET_SIZE(dict.get()) == before) // the key met an equal one
+        key_collision(dict.get(), k.get());
     }
     return dict;
   }

@@ -42,6 +42,10 @@ private:
   py_ref make_atom(std::string_view name) const;
   void to_msgpack(PyObject *o, packer &pk, std::size_t depth) const;
   bool pack_uncommon(PyObject *o, packer &pk, std::size_t depth) const;
+  // Throws encode_error naming two keys of dict that the client would
+  // decode to the same term (str 'a' and b'a'; None and Atom('none'); True
+  // and Atom('true'); two nans). Runs no Python code (convert_keys.cpp).
+  void check_key_collisions(PyObject *dict) const;
 
   // n as a msgpack length; an encode_error naming what and n (in units)
   // when it is over max_length_.

@@ -171,6 +171,7 @@ void converter::to_msgpack(PyObject *o, packer &pk, std::size_t depth) const {
   if (PyDict_Check(o)) {
     const Py_ssize_t n = PyDict_GET_SIZE(o);
     pk.pack_map(length(static_cast<std::size_t>(n), "a dict", "entries"));
+    check_key_collisions(o);
     Py_ssize_t pos = 0, done = 0;
     PyObject *k = nullptr, *v = nullptr;
     while (PyDict_Next(o, &pos, &k, &v)) {
