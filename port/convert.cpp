@@ -101,14 +101,21 @@ py_ref converter::from_ext(const msgpack::object_ext &ext, std::size_t depth) co
     const std::size_t n = payload.size();
     const msgpack::unpack_limit limits(n, n, n, n, n, max_depth - depth);
     msgpack::object_handle h;
+    // Strings and binaries inside reference the payload, which outlives h:
+    // an array's megabytes are not copied on the way.
+    const auto reference = [](msgpack::type::object_type, std::size_t, void *) { return true; };
     try {
-      h = msgpack::unpack(payload.data(), n, offset, nullptr, nullptr, limits);
+      h = msgpack::unpack(payload.data(), n, offset, reference, nullptr, limits);
     } catch (const std::exception &e) {
       bad_request(std::string("a tuple's payload is not msgpack: ") + e.what());
     }
     if (offset != n || h.get().type != msgpack::type::ARRAY)
       bad_request("a tuple's payload must be exactly one msgpack array");
     const auto &arr = h.get().via.array;
+    if (arr.size == 4 && arr.ptr[0].type == msgpack::type::EXT &&
+        arr.ptr[0].via.ext.type() == ext_atom &&
+        std::string_view(arr.ptr[0].via.ext.data(), arr.ptr[0].via.ext.size) == "ndarray")
+      return make_ndarray(arr);
     py_ref tuple = checked(PyTuple_New(arr.size));
     for (std::uint32_t i = 0; i < arr.size; ++i)
       PyTuple_SET_ITEM(tuple.get(), i, to_python(arr.ptr[i], depth + 1).release());

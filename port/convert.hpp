@@ -11,6 +11,14 @@ namespace pyport {
 
 // Packs an atom (ext 1). PRECONDITION: name is at most 255 characters.
 void pack_atom(packer &pk, std::string_view name);
+// Packs a float; nan and the infinities as the atoms nan, infinity, neg_infinity.
+void pack_float(packer &pk, double d);
+
+// How numpy arrays leave (the request's "arrays" argument).
+enum class array_mode {
+  lists,   // nested lists of Python scalars
+  ndarray, // {ndarray, Dtype, Shape, Binary}
+};
 
 // PRECONDITION for every member: GIL held.
 class converter {
@@ -31,6 +39,9 @@ public:
   // value: the caller aborts the frame.
   void to_msgpack(PyObject *o, packer &pk) const { to_msgpack(o, pk, 0); }
 
+  // For the request now running; lists unless it asks otherwise.
+  void set_arrays(array_mode mode) noexcept { arrays_ = mode; }
+
   // A str when the bytes are UTF-8, else bytes (how client strings arrive).
   [[nodiscard]] static py_ref text_or_bytes(std::string_view s);
   // The Python str of a wire name (op arguments, locals keys).
@@ -46,6 +57,12 @@ private:
   // decode to the same term (str 'a' and b'a'; None and Atom('none'); True
   // and Atom('true'); two nans). Runs no Python code (convert_keys.cpp).
   void check_key_collisions(PyObject *dict) const;
+  // numpy scalars and arrays, __index__, the buffer protocol; false: none
+  // of these (convert_numpy.cpp).
+  bool pack_numeric(PyObject *o, packer &pk, std::size_t depth) const;
+  void pack_ndarray(PyObject *o, packer &pk, std::size_t depth) const;
+  // The array an {ndarray, Dtype, Shape, Binary} tuple's elements describe.
+  py_ref make_ndarray(const msgpack::object_array &arr) const;
 
   // n as a msgpack length; an encode_error naming what and n (in units)
   // when it is over max_length_.
@@ -59,6 +76,8 @@ private:
   PyObject *term_type_;
   py_ref atom_cache_; // dict: name -> Atom, so repeated atoms are not rebuilt
   std::size_t max_length_;
+  array_mode arrays_ = array_mode::lists;
+  mutable py_ref numpy_; // imported when an array first arrives
 };
 
 } // namespace pyport

@@ -25,14 +25,6 @@ std::string type_name(PyObject *o) {
                " now): Python code that the encoding ran changed it");
 }
 
-void pack_float(packer &pk, double d) {
-  if (std::isnan(d))
-    return pack_atom(pk, "nan");
-  if (std::isinf(d))
-    return pack_atom(pk, d > 0 ? "infinity" : "neg_infinity");
-  pk.pack_float64(d);
-}
-
 // A buffer held for the length of a scope (released on every exit).
 class held_buffer {
 public:
@@ -66,6 +58,14 @@ void pack_atom(packer &pk, std::string_view name) {
   // Atom names are at most 255 characters: the length always fits.
   pk.pack_ext(name.size(), ext_atom);
   pk.pack_ext_body(name.data(), static_cast<std::uint32_t>(name.size()));
+}
+
+void pack_float(packer &pk, double d) {
+  if (std::isnan(d))
+    return pack_atom(pk, "nan");
+  if (std::isinf(d))
+    return pack_atom(pk, d > 0 ? "infinity" : "neg_infinity");
+  pk.pack_float64(d);
 }
 
 std::uint32_t converter::length(std::size_t n, const char *what, const char *unit) const {
@@ -271,7 +271,7 @@ bool converter::pack_uncommon(PyObject *o, packer &pk, std::size_t depth) const 
       to_msgpack(PyTuple_GET_ITEM(items.get(), i), pk, depth + 1);
     return true;
   }
-  return false;
+  return pack_numeric(o, pk, depth);
 }
 
 } // namespace pyport
