@@ -36,7 +36,8 @@
 -export_type([code/0, options/0, error/0, stream_ref/0, target/0]).
 
 -type code() :: binary() | string().
--type options() :: timeout() | [{timeout, timeout()} | {pool, atom()}] | #{timeout => timeout(), pool => atom()}.
+-type options() :: timeout() | [{timeout, timeout()} | {pool, atom()} | {arrays, py_opts:arrays()}]
+                 | #{timeout => timeout(), pool => atom(), arrays => py_opts:arrays()}.
 -type error() :: {error, {atom() | binary(), binary()} | timeout | overloaded | badarg
                   | {worker_exited, term()} | {invalid_option, term()} | {no_pool, atom()} | term()}.
 -opaque stream_ref() :: {pid(), reference()}.

@@ -30,13 +30,15 @@
 %%     stays up; default `undefined'.</dd>
 %%   <dt>`allocator'</dt><dd>`pymalloc' (default), `malloc', `jemalloc' or `mimalloc' (the
 %%     last two need Debian's libjemalloc2 or libmimalloc2.0).</dd>
+%%   <dt>`arrays'</dt><dd>how numpy arrays come back: `list' (default, nested lists) or
+%%     `ndarray' (`{ndarray, Dtype, Shape, Binary}'); the default of the call option.</dd>
 %% </dl>
-%% Call options: `timeout', `pool'.
+%% Call options: `timeout', `pool', `arrays' (`list' or `ndarray', default the pool's).
 -module(py_opts).
 
 -export([pool/1, call/2, call_defaults/0]).
 
--export_type([pool_opts/0, call_opts/0, allocator/0]).
+-export_type([pool_opts/0, call_opts/0, allocator/0, arrays/0]).
 
 %% The smallest memory_limit: below it the interpreter cannot start.
 -define(MIN_MEMORY_LIMIT, 64 * 1024 * 1024).
@@ -59,9 +61,11 @@
                        max_rss := pos_integer() | undefined,
                        max_requests := pos_integer() | undefined,
                        memory_limit := pos_integer() | undefined,
-                       allocator := allocator()}.
+                       allocator := allocator(),
+                       arrays := arrays()}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
--type call_opts() :: #{timeout := timeout(), pool := atom()}.
+-type call_opts() :: #{timeout := timeout(), pool := atom(), arrays => arrays()}.
+-type arrays() :: list | ndarray.
 
 %% @doc Validates pool options and fills in the defaults.
 -spec pool([{atom(), term()}] | map()) -> {ok, pool_opts()} | {error, {invalid_option, term()}}.
@@ -84,7 +88,8 @@ pool(Opts) ->
                  max_rss => undefined,
                  max_requests => undefined,
                  memory_limit => undefined,
-                 allocator => pymalloc},
+                 allocator => pymalloc,
+                 arrays => list},
     validate(Opts, Defaults, fun pool_opt/2).
 
 %% @doc Validates call options; what they do not say comes from the pool.
@@ -144,6 +149,7 @@ pool_opt(max_requests, N) -> pos_int_or_undefined(N);
 pool_opt(memory_limit, undefined) -> {ok, undefined};
 pool_opt(memory_limit, N) when is_integer(N), N >= ?MIN_MEMORY_LIMIT -> {ok, N};
 pool_opt(allocator, A) when A =:= pymalloc; A =:= malloc; A =:= jemalloc; A =:= mimalloc -> {ok, A};
+pool_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
 pool_opt(_, _) -> error.
 
 pos_int_or_undefined(undefined) -> {ok, undefined};
@@ -151,6 +157,7 @@ pos_int_or_undefined(N) -> pos_int(N).
 
 call_opt(timeout, T) -> timeout(T);
 call_opt(pool, P) when is_atom(P) -> {ok, P};
+call_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
 call_opt(_, _) -> error.
 
 pos_int(N) when is_integer(N), N > 0 -> {ok, N};

@@ -11,9 +11,9 @@
 -spec run(binary(), map(), py:options()) -> term().
 run(Op, Args, Opts) ->
     case resolve(Opts) of
-        {ok, #{pool := Pool, timeout := Timeout}} ->
+        {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
             case py_pool:checkout(Pool, bound(Pool)) of
-                {ok, Route} -> result(py_call:request(Route, Op, Args, Timeout));
+                {ok, Route} -> result(py_call:request(Route, Op, with_arrays(Op, Args, Valid), Timeout));
                 Error -> Error
             end;
         Error -> Error
@@ -34,9 +34,10 @@ run_on(Pool, Slot, Op, Args) ->
 -spec run_stream(binary(), map(), collect | {items, pid()}, py:options()) -> term().
 run_stream(Op, Args, Mode, Opts) ->
     case resolve(Opts) of
-        {ok, #{pool := Pool, timeout := Timeout}} ->
+        {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
             case py_pool:checkout(Pool, bound(Pool)) of
-                {ok, #{pid := Worker}} -> result(py_worker:stream(Worker, Op, Args, Mode, Timeout));
+                {ok, #{pid := Worker}} ->
+                    result(py_worker:stream(Worker, Op, with_arrays(Op, Args, Valid), Mode, Timeout));
                 Error -> Error
             end;
         Error -> Error
@@ -55,6 +56,20 @@ resolve(Opts) ->
             end;
         Other -> Other
     end.
+
+%% The arrays option (the call's, else the pool's) as the value ops' request argument.
+-spec with_arrays(binary(), map(), py_opts:call_opts()) -> map().
+with_arrays(Op, Args, #{pool := Pool} = Opts)
+  when Op =:= <<"eval">>; Op =:= <<"call">>; Op =:= <<"stream_eval">>; Op =:= <<"stream">> ->
+    case maps:get(arrays, Opts, undefined) of
+        undefined -> with_arrays(Args, py_pool:arrays(Pool));
+        Arrays -> with_arrays(Args, Arrays)
+    end;
+with_arrays(_, Args, _) ->
+    Args.
+
+with_arrays(Args, ndarray) -> Args#{<<"arrays">> => <<"ndarray">>};
+with_arrays(Args, list) -> Args.
 
 -spec result(term()) -> term().
 result({error, {py_exception, _, _, Info} = E}) ->
