@@ -40,7 +40,7 @@ erlang_key classify(PyObject *k, PyTypeObject *atom_type) {
       PyErr_Clear();
       return {};
     }
-    return {erlang_key::binary, {p, static_cast<std::size_t>(n)}, PyUnicode_CheckExact(k)};
+    return {erlang_key::binary, {p, static_cast<std::size_t>(n)}, PyUnicode_CheckExact(k) != 0};
   }
   if (PyBytes_Check(k))
     return {erlang_key::binary,
