@@ -121,7 +121,7 @@ TEST_CASE("a set changed while it is encoded leaves as it was when encoding bega
   define_hooks();
   test::py_exec("S1 = {Hook(lambda: S1.update(range(100)))}");
   CHECK(hostile_encode("S1") == std::string("[") + term_json + "]");
-  CHECK(test::py_eval("len(S1)").get() != nullptr);
+  CHECK(encode("len(S1)") == "101"); // the hook ran: the set grew behind the snapshot
 }
 
 TEST_CASE("keys whose __hash__ and __eq__ change the dict are never called by the encoder") {
