@@ -1,9 +1,9 @@
+// msgpack -> Python objects: the value table of PROTOCOL.md section 3
+// (encoding is in convert_encode.cpp).
 #include "convert.hpp"
 
 #include "py_error.hpp"
 
-#include <cmath>
-#include <limits>
 #include <string>
 
 namespace pyport {
@@ -15,87 +15,44 @@ constexpr Py_ssize_t atom_cache_limit = 4096;
 [[noreturn]] void bad_request(const std::string &message) {
   throw port_error(error_type::bad_request, message);
 }
-[[noreturn]] void encode_error(const std::string &message) {
-  throw port_error(error_type::encode_error, message);
-}
 
-void pack_bin(packer &pk, const char *p, std::size_t n) {
-  pk.pack_bin(static_cast<std::uint32_t>(n));
-  pk.pack_bin_body(p, static_cast<std::uint32_t>(n));
-}
-
-void pack_ext(packer &pk, std::int8_t type, const char *p, std::size_t n) {
-  pk.pack_ext(n, type);
-  pk.pack_ext_body(p, static_cast<std::uint32_t>(n));
-}
-
-void pack_atom(packer &pk, std::string_view name) {
-  pack_ext(pk, ext_atom, name.data(), name.size());
-}
-
-void pack_float(packer &pk, double d) {
-  if (std::isnan(d))
-    return pack_atom(pk, "nan");
-  if (std::isinf(d))
-    return pack_atom(pk, d > 0 ? "infinity" : "neg_infinity");
-  pk.pack_float64(d);
-}
-
-void pack_bigint(packer &pk, PyObject *o) {
-  py_ref magnitude = checked(PyNumber_Absolute(o));
-  const std::size_t bits = _PyLong_NumBits(magnitude.get());
-  if (bits == static_cast<std::size_t>(-1))
-    throw python_error(fetch_python_error());
-  std::string payload(1 + (bits + 7) / 8, '\0');
-  payload[0] = Py_SIZE(o) < 0 ? '\1' : '\0';
-  if (_PyLong_AsByteArray(reinterpret_cast<PyLongObject *>(magnitude.get()),
-                          reinterpret_cast<unsigned char *>(payload.data() + 1), payload.size() - 1,
-                          /*little_endian=*/0, /*is_signed=*/0) < 0)
-    throw python_error(fetch_python_error());
-  pack_ext(pk, ext_bigint, payload.data(), payload.size());
-}
-
-void pack_int(packer &pk, PyObject *o) {
-  int overflow = 0;
-  const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-  if (overflow == 0) {
-    if (v == -1 && PyErr_Occurred())
-      throw python_error(fetch_python_error());
-    pk.pack_int64(v);
-    return;
+// A key's repr for an error, cut when long.
+std::string key_repr(PyObject *k) {
+  py_ref r = py_ref::steal(PyObject_Repr(k));
+  const char *text = r ? PyUnicode_AsUTF8(r.get()) : nullptr;
+  if (!text) {
+    PyErr_Clear();
+    return std::string("a key of type '") + Py_TYPE(k)->tp_name + "'";
   }
-  if (overflow > 0) {
-    const unsigned long long u = PyLong_AsUnsignedLongLong(o);
-    if (!PyErr_Occurred()) {
-      pk.pack_uint64(u);
-      return;
+  std::string s(text);
+  return s.size() > 200 ? s.substr(0, 200) + "..." : s;
+}
+
+// k did not grow dict: an earlier key equals it in Python (1, 1.0 and true;
+// the atom a and the binary a; none, nil and undefined).
+[[noreturn]] void key_collision(PyObject *dict, PyObject *k) {
+  std::string earlier;
+  Py_ssize_t pos = 0;
+  PyObject *key = nullptr, *value = nullptr;
+  while (PyDict_Next(dict, &pos, &key, &value)) {
+    py_ref held = py_ref::borrow(key);
+    const int equal = PyObject_RichCompareBool(held.get(), k, Py_EQ);
+    if (equal < 0)
+      PyErr_Clear();
+    if (equal == 1) {
+      earlier = key_repr(held.get());
+      break;
     }
-    PyErr_Clear();
   }
-  pack_bigint(pk, o);
-}
-
-void pack_unicode(packer &pk, PyObject *o) {
-  Py_ssize_t n = 0;
-  const char *p = PyUnicode_AsUTF8AndSize(o, &n);
-  if (!p) {
-    PyErr_Clear();
-    encode_error(
-        "cannot encode a str holding characters that are not valid UTF-8 (lone surrogates)");
-  }
-  pk.pack_str(static_cast<std::uint32_t>(n));
-  pk.pack_str_body(p, static_cast<std::uint32_t>(n));
-}
-
-std::string type_name(PyObject *o) {
-  return Py_TYPE(o)->tp_name;
+  bad_request("map keys " + earlier + " and " + key_repr(k) +
+              " are the same Python dict key: the dict would keep only one of them");
 }
 
 } // namespace
 
-converter::converter(const pyport_types &types)
+converter::converter(const pyport_types &types, std::size_t max_length)
     : atom_type_(types.atom.get()), term_type_(types.erlang_term.get()),
-      atom_cache_(checked(PyDict_New())) {}
+      atom_cache_(checked(PyDict_New())), max_length_(max_length) {}
 
 py_ref converter::text_or_bytes(std::string_view s) {
   PyObject *u = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "strict");
@@ -144,14 +101,21 @@ py_ref converter::from_ext(const msgpack::object_ext &ext, std::size_t depth) co
     const std::size_t n = payload.size();
     const msgpack::unpack_limit limits(n, n, n, n, n, max_depth - depth);
     msgpack::object_handle h;
+    // Strings and binaries inside reference the payload, which outlives h:
+    // an array's megabytes are not copied on the way.
+    const auto reference = [](msgpack::type::object_type, std::size_t, void *) { return true; };
     try {
-      h = msgpack::unpack(payload.data(), n, offset, nullptr, nullptr, limits);
+      h = msgpack::unpack(payload.data(), n, offset, reference, nullptr, limits);
     } catch (const std::exception &e) {
       bad_request(std::string("a tuple's payload is not msgpack: ") + e.what());
     }
     if (offset != n || h.get().type != msgpack::type::ARRAY)
       bad_request("a tuple's payload must be exactly one msgpack array");
     const auto &arr = h.get().via.array;
+    if (arr.size == 4 && arr.ptr[0].type == msgpack::type::EXT &&
+        arr.ptr[0].via.ext.type() == ext_atom &&
+        std::string_view(arr.ptr[0].via.ext.data(), arr.ptr[0].via.ext.size) == "ndarray")
+      return make_ndarray(arr);
     py_ref tuple = checked(PyTuple_New(arr.size));
     for (std::uint32_t i = 0; i < arr.size; ++i)
       PyTuple_SET_ITEM(tuple.get(), i, to_python(arr.ptr[i], depth + 1).release());
@@ -206,11 +170,14 @@ py_ref converter::to_python(const msgpack::object &o, std::size_t depth) const {
     for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
       py_ref k = to_python(o.via.map.ptr[i].key, depth + 1);
       py_ref v = to_python(o.via.map.ptr[i].val, depth + 1);
+      const Py_ssize_t before = PyDict_GET_SIZE(dict.get());
       if (PyDict_SetItem(dict.get(), k.get(), v.get()) < 0) {
         PyErr_Clear();
-        bad_request("a map key of type '" + type_name(k.get()) +
+        bad_request("a map key of type '" + std::string(Py_TYPE(k.get())->tp_name) +
                     "' cannot be a Python dict key (unhashable)");
       }
+      if (PyDict_GET_SIZE(dict.get()) == before) // the key met an equal one
+        key_collision(dict.get(), k.get());
     }
     return dict;
   }
@@ -218,124 +185,6 @@ py_ref converter::to_python(const msgpack::object &o, std::size_t depth) const {
     return from_ext(o.via.ext, depth);
   }
   bad_request("unknown msgpack type");
-}
-
-void converter::to_msgpack(PyObject *o, packer &pk, std::size_t depth) const {
-  if (depth > max_depth)
-    encode_error("value nested deeper than " + std::to_string(max_depth) +
-                 " levels, counted from the reply's envelope (or refers to itself)");
-  // The exact built-in types first: they are nearly every value.
-  if (o == Py_None)
-    return void(pk.pack_nil());
-  if (o == Py_True)
-    return void(pk.pack_true());
-  if (o == Py_False)
-    return void(pk.pack_false());
-  PyTypeObject *t = Py_TYPE(o);
-  if (t == &PyLong_Type)
-    return pack_int(pk, o);
-  if (t == &PyUnicode_Type)
-    return pack_unicode(pk, o);
-  if (t == &PyFloat_Type)
-    return pack_float(pk, PyFloat_AS_DOUBLE(o));
-  if (t == &PyBytes_Type)
-    return pack_bin(pk, PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o)));
-  if (PyList_Check(o)) {
-    const Py_ssize_t n = PyList_GET_SIZE(o);
-    pk.pack_array(static_cast<std::uint32_t>(n));
-    for (Py_ssize_t i = 0; i < n; ++i)
-      to_msgpack(PyList_GET_ITEM(o, i), pk, depth + 1);
-    return;
-  }
-  if (PyDict_Check(o)) {
-    pk.pack_map(static_cast<std::uint32_t>(PyDict_GET_SIZE(o)));
-    Py_ssize_t pos = 0;
-    PyObject *k = nullptr, *v = nullptr;
-    while (PyDict_Next(o, &pos, &k, &v)) {
-      to_msgpack(k, pk, depth + 1);
-      to_msgpack(v, pk, depth + 1);
-    }
-    return;
-  }
-  if (PyTuple_Check(o)) {
-    // The ext header needs the payload's length: pack the elements aside.
-    out_buffer inner;
-    packer ipk(inner);
-    const Py_ssize_t n = PyTuple_GET_SIZE(o);
-    ipk.pack_array(static_cast<std::uint32_t>(n));
-    for (Py_ssize_t i = 0; i < n; ++i)
-      to_msgpack(PyTuple_GET_ITEM(o, i), ipk, depth + 1);
-    return pack_ext(pk, ext_tuple, inner.bytes().data(), inner.size());
-  }
-  if (!pack_uncommon(o, pk, depth)) {
-    std::string message = "cannot encode object of type '" + type_name(o) + "'";
-    if (PyIter_Check(o) || PyGen_Check(o))
-      message += " (iterate it with stream_eval or stream, or make it a list)";
-    encode_error(message);
-  }
-}
-
-// Subclasses and the less common types. false: no mapping.
-bool converter::pack_uncommon(PyObject *o, packer &pk, std::size_t depth) const {
-  if (PyObject_TypeCheck(o, reinterpret_cast<PyTypeObject *>(atom_type_))) {
-    Py_ssize_t n = 0;
-    const char *p = PyUnicode_AsUTF8AndSize(o, &n);
-    if (!p) {
-      PyErr_Clear();
-      encode_error("an Atom's name is not valid UTF-8");
-    }
-    if (PyUnicode_GET_LENGTH(o) > 255)
-      encode_error("an Atom's name is longer than 255 characters");
-    pack_atom(pk, {p, static_cast<std::size_t>(n)});
-    return true;
-  }
-  if (PyObject_TypeCheck(o, reinterpret_cast<PyTypeObject *>(term_type_))) {
-    py_ref data = checked(PyObject_GetAttrString(o, "data"));
-    if (!PyBytes_Check(data.get()))
-      encode_error("an ErlangTerm's data must be bytes");
-    pack_ext(pk, ext_term, PyBytes_AS_STRING(data.get()),
-             static_cast<std::size_t>(PyBytes_GET_SIZE(data.get())));
-    return true;
-  }
-  if (PyLong_Check(o)) { // IntEnum, IntFlag and other int subclasses
-    pack_int(pk, o);
-    return true;
-  }
-  if (PyFloat_Check(o)) {
-    pack_float(pk, PyFloat_AS_DOUBLE(o));
-    return true;
-  }
-  if (PyUnicode_Check(o)) {
-    pack_unicode(pk, o);
-    return true;
-  }
-  if (PyBytes_Check(o)) {
-    pack_bin(pk, PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o)));
-    return true;
-  }
-  if (PyByteArray_Check(o)) {
-    pack_bin(pk, PyByteArray_AS_STRING(o), static_cast<std::size_t>(PyByteArray_GET_SIZE(o)));
-    return true;
-  }
-  if (PyMemoryView_Check(o)) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(o, &view, PyBUF_CONTIG_RO) < 0) {
-      PyErr_Clear();
-      encode_error("cannot encode a memoryview that is not contiguous");
-    }
-    pack_bin(pk, static_cast<const char *>(view.buf), static_cast<std::size_t>(view.len));
-    PyBuffer_Release(&view);
-    return true;
-  }
-  if (PyAnySet_Check(o)) {
-    pk.pack_array(static_cast<std::uint32_t>(PySet_GET_SIZE(o)));
-    py_ref it = checked(PyObject_GetIter(o));
-    while (py_ref item = py_ref::steal(PyIter_Next(it.get())))
-      to_msgpack(item.get(), pk, depth + 1);
-    throw_if_python_error();
-    return true;
-  }
-  return false;
 }
 
 } // namespace pyport

@@ -1,4 +1,5 @@
 // msgpack values <-> Python objects: the mapping of PROTOCOL.md section 3.
+// Decoding is in convert.cpp, encoding in convert_encode.cpp.
 #pragma once
 
 #include "pyport_module.hpp"
@@ -8,23 +9,42 @@
 
 namespace pyport {
 
+// Packs an atom (ext 1). PRECONDITION: name is at most 255 characters.
+void pack_atom(packer &pk, std::string_view name);
+// Packs a float; nan and the infinities as the atoms nan, infinity, neg_infinity.
+void pack_float(packer &pk, double d);
+
+// How numpy arrays leave (the request's "arrays" argument).
+enum class array_mode {
+  lists,   // nested lists of Python scalars
+  ndarray, // {ndarray, Dtype, Shape, Binary}
+};
+
 // PRECONDITION for every member: GIL held.
 class converter {
 public:
-  explicit converter(const pyport_types &types);
+  // max_length: the most bytes or entries one str, bin, ext payload, array
+  // or map may hold; msgpack's own limit, lowered only by tests.
+  explicit converter(const pyport_types &types, std::size_t max_length = msgpack_max_length);
 
   // Throws port_error(bad_request) for what has no Python counterpart (an
   // unhashable map key, a reserved ext type, nesting past max_depth).
   [[nodiscard]] py_ref to_python(const msgpack::object &o) const { return to_python(o, 0); }
 
   // Packs o. Throws port_error(encode_error) naming the type of what has no
-  // mapping; never falls back to str(). On a throw the packer may hold a
-  // partial value: the caller aborts the frame.
+  // mapping, and naming the size of what is longer than max_length; never
+  // falls back to str(). Python code that encoding runs (an ErlangTerm
+  // subclass's data property) and that changes a container being encoded
+  // makes an encode_error too. On a throw the packer may hold a partial
+  // value: the caller aborts the frame.
   // o is a reply's value; to_msgpack_at packs o at the given frame level
   // (a chunk's items are at chunk_item_level), so that no value of the
   // frame sits deeper than max_depth.
   void to_msgpack(PyObject *o, packer &pk) const { to_msgpack(o, pk, reply_value_level); }
   void to_msgpack_at(PyObject *o, packer &pk, std::size_t level) const { to_msgpack(o, pk, level); }
+
+  // For the request now running; lists unless it asks otherwise.
+  void set_arrays(array_mode mode) noexcept { arrays_ = mode; }
 
   // A str when the bytes are UTF-8, else bytes (how client strings arrive).
   [[nodiscard]] static py_ref text_or_bytes(std::string_view s);
@@ -37,10 +57,31 @@ private:
   py_ref make_atom(std::string_view name) const;
   void to_msgpack(PyObject *o, packer &pk, std::size_t depth) const;
   bool pack_uncommon(PyObject *o, packer &pk, std::size_t depth) const;
+  // Throws encode_error naming two keys of dict that the client would
+  // decode to the same term (str 'a' and b'a'; None and Atom('none'); True
+  // and Atom('true'); two nans). Runs no Python code (convert_keys.cpp).
+  void check_key_collisions(PyObject *dict) const;
+  // numpy scalars and arrays, __index__, the buffer protocol; false: none
+  // of these (convert_numpy.cpp).
+  bool pack_numeric(PyObject *o, packer &pk, std::size_t depth) const;
+  void pack_ndarray(PyObject *o, packer &pk, std::size_t depth) const;
+  // The array an {ndarray, Dtype, Shape, Binary} tuple's elements describe.
+  py_ref make_ndarray(const msgpack::object_array &arr) const;
+
+  // n as a msgpack length; an encode_error naming what and n (in units)
+  // when it is over max_length_.
+  std::uint32_t length(std::size_t n, const char *what, const char *unit) const;
+  void pack_bin(packer &pk, const char *p, std::size_t n, const char *what) const;
+  void pack_ext(packer &pk, std::int8_t type, const char *p, std::size_t n, const char *what) const;
+  void pack_str(packer &pk, PyObject *o) const;
+  void pack_int(packer &pk, PyObject *o) const;
 
   PyObject *atom_type_; // borrowed from the pyport module, which lives forever
   PyObject *term_type_;
   py_ref atom_cache_; // dict: name -> Atom, so repeated atoms are not rebuilt
+  std::size_t max_length_;
+  array_mode arrays_ = array_mode::lists;
+  mutable py_ref numpy_; // imported when an array first arrives
 };
 
 } // namespace pyport

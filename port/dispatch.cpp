@@ -88,6 +88,14 @@ void dispatcher::guarded(std::uint64_t id, out_buffer &out, run_context &ctx,
 
 void dispatcher::run_op(const request &r, out_buffer &out, run_context &ctx) {
   args_reader args(r.code, r.args);
+  // "arrays" (PROTOCOL.md section 3): how the value ops send numpy arrays.
+  convert_.set_arrays(array_mode::lists);
+  if (r.code == op::eval || r.code == op::call || r.code == op::stream_eval || r.code == op::stream)
+    if (const auto arrays = args.opt_str("arrays"); arrays && *arrays != "list") {
+      if (*arrays != "ndarray")
+        args.fail("arrays", "must be \"list\" or \"ndarray\"");
+      convert_.set_arrays(array_mode::ndarray);
+    }
   const auto simple = [&](auto &&body) {
     args.done();
     body();

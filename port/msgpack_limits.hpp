@@ -19,6 +19,10 @@ inline constexpr std::int8_t ext_tuple = 2;
 inline constexpr std::int8_t ext_bigint = 3;
 inline constexpr std::int8_t ext_term = 4;
 
+// The longest str, bin or ext payload, and the most items in an array or
+// entries in a map, that msgpack's 32-bit lengths carry.
+inline constexpr std::size_t msgpack_max_length = UINT32_MAX;
+
 // Deepest level of a value in a frame, accepted or produced (PROTOCOL.md
 // section 3): the envelope [Id, Op, Args] is level 1, and the elements of
 // every array, map and tuple are one level below it.

@@ -21,6 +21,10 @@ void out_buffer::end_frame() {
     data_ += line;
     data_ += '\n';
   } else {
+    if (len > max_payload_)
+      throw port_error(error_type::encode_error, "cannot send a reply of " + std::to_string(len) +
+                                                     " bytes: a frame carries at most " +
+                                                     std::to_string(max_payload_));
     auto n = static_cast<std::uint32_t>(len);
     data_[frame_start_] = static_cast<char>(n >> 24);
     data_[frame_start_ + 1] = static_cast<char>(n >> 16);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace pyport {
@@ -14,13 +15,18 @@ namespace pyport {
 // finished bytes to the output channel.
 class out_buffer {
 public:
-  explicit out_buffer(bool json = false) : json_(json) {}
+  // max_payload: the longest frame payload, what a 32-bit length carries
+  // (lowered only by tests).
+  explicit out_buffer(bool json = false, std::size_t max_payload = UINT32_MAX)
+      : json_(json), max_payload_(max_payload) {}
 
   void write(const char *p, std::size_t n) { data_.append(p, n); }
 
   // PRECONDITION: no frame is open.
   void begin_frame();
   // Closes the open frame: patches its length, or converts it to JSON.
+  // Throws port_error(encode_error), the frame still open, when a binary
+  // frame's payload is longer than max_payload.
   void end_frame();
   // Drops the open frame (its payload could not be encoded).
   void abort_frame();
@@ -44,6 +50,7 @@ private:
   std::size_t frame_start_ = npos;
   std::size_t last_start_ = npos;
   bool json_;
+  std::size_t max_payload_;
 };
 
 } // namespace pyport

@@ -54,8 +54,16 @@ PyObject *py_log(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
   const char *msg = level ? PyUnicode_AsUTF8AndSize(args[1], &msg_len) : nullptr;
   if (!msg)
     return nullptr;
-  if (module_hooks *h = hooks.load())
-    h->log({level, static_cast<std::size_t>(level_len)}, {msg, static_cast<std::size_t>(msg_len)});
+  // No C++ exception may cross back into the interpreter: a message too long
+  // for a frame is a ValueError in the caller.
+  try {
+    if (module_hooks *h = hooks.load())
+      h->log({level, static_cast<std::size_t>(level_len)},
+             {msg, static_cast<std::size_t>(msg_len)});
+  } catch (const std::exception &e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+    return nullptr;
+  }
   Py_RETURN_NONE;
 }
 

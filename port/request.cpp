@@ -265,9 +265,30 @@ void args_reader::done() const {
 }
 
 void pack_str(packer &pk, std::string_view s) {
+  if (s.size() > msgpack_max_length)
+    throw port_error(error_type::encode_error,
+                     "cannot encode a str of " + std::to_string(s.size()) +
+                         " bytes: msgpack carries at most " + std::to_string(msgpack_max_length));
   pk.pack_str(static_cast<std::uint32_t>(s.size()));
   pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
 }
+
+namespace {
+
+// An error's texts are capped: a Python exception's message can be any
+// size, a frame carries at most 4 GiB, and the client holds it whole.
+constexpr std::size_t max_error_text = std::size_t{1} << 20;
+
+void pack_error_text(packer &pk, const std::string &s) {
+  if (s.size() <= max_error_text)
+    return pack_str(pk, s);
+  std::size_t cut = max_error_text;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80)
+    --cut; // not inside a UTF-8 sequence
+  pack_str(pk, s.substr(0, cut) + "... [truncated, " + std::to_string(s.size()) + " bytes in all]");
+}
+
+} // namespace
 
 void begin_reply(out_buffer &out, std::uint64_t id, std::string_view tag) {
   out.begin_frame();
@@ -298,7 +319,7 @@ void write_error(out_buffer &out, std::uint64_t id, const error_info &error) {
   pack_str(pk, "type");
   pack_str(pk, error.type);
   pack_str(pk, "message");
-  pack_str(pk, error.message);
+  pack_error_text(pk, error.message);
   if (has_module) {
     pack_str(pk, "module");
     pack_str(pk, error.module);
@@ -306,7 +327,7 @@ void write_error(out_buffer &out, std::uint64_t id, const error_info &error) {
   pack_str(pk, "traceback");
   pk.pack_array(static_cast<std::uint32_t>(error.traceback.size()));
   for (const auto &line : error.traceback)
-    pack_str(pk, line);
+    pack_error_text(pk, line);
   end_reply(out);
 }
 

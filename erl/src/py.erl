@@ -49,7 +49,8 @@
 -type names() :: #{atom() | binary() => term()} | [{atom() | binary(), term()}].
 %% A module or function name; dotted names work.
 -type name() :: atom() | binary() | string().
--type options() :: timeout() | [{timeout, timeout()} | {pool, atom()}] | #{timeout => timeout(), pool => atom()}.
+-type options() :: timeout() | [{timeout, timeout()} | {pool, atom()} | {arrays, py_opts:arrays()}]
+                 | #{timeout => timeout(), pool => atom(), arrays => py_opts:arrays()}.
 -type error() :: {error, {atom() | binary(), binary()} | timeout | overloaded | badarg
                   | {worker_exited, term()} | {invalid_option, term()} | {no_pool, atom()} | term()}.
 -opaque stream_ref() :: {pid(), reference()}.

@@ -53,13 +53,15 @@
 %%     and answered `{error, {too_large, #{what => collected, size => Bytes, limit => Limit}}}'.
 %%     Default 64 MiB, the default `max_frame': a collected stream may carry what one reply
 %%     can. `infinity' removes the bound.</dd>
+%%   <dt>`arrays'</dt><dd>how numpy arrays come back: `list' (default, nested lists) or
+%%     `ndarray' (`{ndarray, Dtype, Shape, Binary}'); the default of the call option.</dd>
 %% </dl>
-%% Call options: `timeout', `pool'.
+%% Call options: `timeout', `pool', `arrays' (`list' or `ndarray', default the pool's).
 -module(py_opts).
 
 -export([pool/1, call/2, call_defaults/0]).
 
--export_type([pool_opts/0, call_opts/0, allocator/0]).
+-export_type([pool_opts/0, call_opts/0, allocator/0, arrays/0]).
 
 %% The smallest memory_limit: below it the interpreter cannot start.
 -define(MIN_MEMORY_LIMIT, 64 * 1024 * 1024).
@@ -89,9 +91,11 @@
                        compile_cache_bytes := non_neg_integer() | undefined,
                        allocator := allocator(),
                        max_reply_bytes := pos_integer() | infinity,
-                       none_as := none | nil}.
+                       none_as := none | nil,
+                       arrays := arrays()}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
--type call_opts() :: #{timeout := timeout(), pool := atom()}.
+-type call_opts() :: #{timeout := timeout(), pool := atom(), arrays => arrays()}.
+-type arrays() :: list | ndarray.
 
 %% @doc Validates pool options and fills in the defaults.
 -spec pool([{atom(), term()}] | map()) -> {ok, pool_opts()} | {error, {invalid_option, term()}}.
@@ -121,7 +125,8 @@ pool(Opts) ->
                  compile_cache_bytes => undefined,
                  allocator => pymalloc,
                  max_reply_bytes => 64 * 1024 * 1024,
-                 none_as => none},
+                 none_as => none,
+                 arrays => list},
     validate(Opts, Defaults, fun pool_opt/2).
 
 %% @doc Validates call options; what they do not say comes from the pool.
@@ -199,6 +204,7 @@ pool_opt(allocator, A) when A =:= pymalloc; A =:= malloc; A =:= jemalloc; A =:= 
 pool_opt(max_reply_bytes, infinity) -> {ok, infinity};
 pool_opt(max_reply_bytes, N) -> pos_int(N);
 pool_opt(none_as, A) when A =:= none; A =:= nil -> {ok, A};
+pool_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
 pool_opt(_, _) -> error.
 
 pos_int_or_undefined(undefined) -> {ok, undefined};
@@ -206,6 +212,7 @@ pos_int_or_undefined(N) -> pos_int(N).
 
 call_opt(timeout, T) -> timeout(T);
 call_opt(pool, P) when is_atom(P) -> {ok, P};
+call_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
 call_opt(_, _) -> error.
 
 pos_int(N) when is_integer(N), N > 0 -> {ok, N};

@@ -25,7 +25,7 @@
 
 -export([start_link/2, context/1, context_opts/1, worker_starting/3, ready/5, not_ready/5,
          update_route/5, port_closed/3, checkout/3, done/2, workers/1, slot_worker/1, default_timeout/1,
-         status/1, await_started/2]).
+         status/1, await_started/2, arrays/1]).
 -export([gc_subscribe/3, gc_unsubscribe/2, gc_listeners/2]).
 -export([streams/1, stream_cancel/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -266,6 +266,14 @@ default_timeout(Name) ->
     case persistent_term:get({?MODULE, Name}, undefined) of
         undefined -> {error, {no_pool, Name}};
         #{opts := #{timeout := Timeout}} -> {ok, Timeout}
+    end.
+
+%% @doc The pool's arrays option, for calls that give none.
+-spec arrays(atom()) -> py_opts:arrays().
+arrays(Name) ->
+    case persistent_term:get({?MODULE, Name}, undefined) of
+        #{opts := #{arrays := Arrays}} -> Arrays;
+        _ -> list
     end.
 
 %% @doc The least-loaded slot of a pool, for binding.

@@ -51,9 +51,9 @@ exec_all(Code, Pool) ->
 -spec run(binary(), map(), py:options()) -> term().
 run(Op, Args, Opts) ->
     case resolve(Opts) of
-        {ok, #{pool := Pool, timeout := Timeout}} ->
+        {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
             case py_pool:checkout(Pool, bound(Pool), Timeout) of
-                {ok, Route, Left} -> result(py_call:request(Route, Op, Args, Left));
+                {ok, Route, Left} -> result(py_call:request(Route, Op, with_arrays(Op, Args, Valid), Left));
                 Error -> Error
             end;
         Error -> Error
@@ -76,9 +76,10 @@ run_on(Pool, Slot, Op, Args, Timeout) ->
 -spec run_stream(binary(), map(), collect | {items, pid()}, py:options()) -> term().
 run_stream(Op, Args, Mode, Opts) ->
     case resolve(Opts) of
-        {ok, #{pool := Pool, timeout := Timeout}} ->
+        {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
             case py_pool:checkout(Pool, bound(Pool), Timeout) of
-                {ok, #{pid := Worker}, Left} -> result(py_worker:stream(Worker, Op, Args, Mode, Left));
+                {ok, #{pid := Worker}, Left} ->
+                    result(py_worker:stream(Worker, Op, with_arrays(Op, Args, Valid), Mode, Left));
                 Error -> Error
             end;
         Error -> Error
@@ -104,6 +105,20 @@ resolve(Opts) ->
 
 gives_timeout(Opts) when is_map(Opts) -> is_map_key(timeout, Opts);
 gives_timeout(Opts) -> lists:keymember(timeout, 1, Opts).
+
+%% The arrays option (the call's, else the pool's) as the value ops' request argument.
+-spec with_arrays(binary(), map(), py_opts:call_opts()) -> map().
+with_arrays(Op, Args, #{pool := Pool} = Opts)
+  when Op =:= <<"eval">>; Op =:= <<"call">>; Op =:= <<"stream_eval">>; Op =:= <<"stream">> ->
+    case maps:get(arrays, Opts, undefined) of
+        undefined -> with_arrays(Args, py_pool:arrays(Pool));
+        Arrays -> with_arrays(Args, Arrays)
+    end;
+with_arrays(_, Args, _) ->
+    Args.
+
+with_arrays(Args, ndarray) -> Args#{<<"arrays">> => <<"ndarray">>};
+with_arrays(Args, list) -> Args.
 
 -spec result(term()) -> term().
 result({error, {py_exception, _, _, Info} = E}) ->

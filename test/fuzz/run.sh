@@ -63,7 +63,9 @@ for target in frame envelope convert json; do
   fi
   artifacts=$(mktemp -d)
   log=$build/fuzz_$target.log
-  "$exe" "$corpus/$target" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 \
+  dict=()
+  [ -f test/fuzz/fuzz_$target.dict ] && dict=(-dict=test/fuzz/fuzz_$target.dict)
+  "$exe" "$corpus/$target" "${dict[@]}" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 \
     -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1
   status=$?
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')

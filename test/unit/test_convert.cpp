@@ -1,61 +1,11 @@
 // msgpack <-> Python: the value table of PROTOCOL.md section 3.
-#include "convert.hpp"
-#include "helpers.hpp"
-#include "py_error.hpp"
+#include "convert_helpers.hpp"
 
-namespace {
-
-const pyport::converter &conv() {
-  static pyport::converter c(test::shared_dispatcher().types());
-  return c;
-}
-
-pyport::py_ref py_eval(const char *expr) {
-  PyObject *globals = PyModule_GetDict(PyImport_AddModule("__main__"));
-  pyport::py_ref code = pyport::checked(Py_CompileString(expr, "<test>", Py_eval_input));
-  return pyport::checked(PyEval_EvalCode(code.get(), globals, globals));
-}
-
-// The --json spelling of what a Python expression encodes to.
-std::string encode(const char *expr) {
-  pyport::py_ref v = py_eval(expr);
-  pyport::out_buffer out;
-  pyport::packer pk(out);
-  conv().to_msgpack(v.get(), pk);
-  return pyport::msgpack_to_json(out.bytes().data(), out.size());
-}
-
-std::string encode_error(const char *expr) {
-  try {
-    encode(expr);
-  } catch (const pyport::port_error &e) {
-    CHECK(e.type() == pyport::error_type::encode_error);
-    return e.what();
-  }
-  return "no error";
-}
-
-// repr() of what a --json value decodes to in Python.
-std::string decode(std::string_view json) {
-  const std::string packed = pyport::json_to_msgpack(json);
-  msgpack::object_handle h = msgpack::unpack(packed.data(), packed.size());
-  pyport::py_ref v = conv().to_python(h.get());
-  pyport::py_ref r = pyport::checked(PyObject_Repr(v.get()));
-  return PyUnicode_AsUTF8(r.get());
-}
-
-std::string decode_error(std::string_view packed) {
-  try {
-    msgpack::object_handle h = msgpack::unpack(packed.data(), packed.size());
-    pyport::py_ref unused = conv().to_python(h.get());
-  } catch (const pyport::port_error &e) {
-    CHECK(e.type() == pyport::error_type::bad_request);
-    return e.what();
-  }
-  return "no error";
-}
-
-} // namespace
+using test::conv;
+using test::decode;
+using test::decode_error;
+using test::encode;
+using test::encode_error;
 
 TEST_CASE("Python values leave as the table says") {
   CHECK(encode("None") == "null");

@@ -1,0 +1,218 @@
+// numpy values, without importing numpy to encode them (PROTOCOL.md
+// section 3, "Arrays and numpy scalars"): scalars through their own
+// __index__/__float__, arrays as nested lists or as
+// {ndarray, Dtype, Shape, Binary}; objects with the buffer protocol as bin.
+// numpy is imported only to build an array the client sent.
+#include "convert.hpp"
+
+#include "py_error.hpp"
+
+#include <cstring>
+#include <string>
+
+namespace pyport {
+
+namespace {
+
+[[noreturn]] void encode_error(const std::string &message) {
+  throw port_error(error_type::encode_error, message);
+}
+[[noreturn]] void bad_request(const std::string &message) {
+  throw port_error(error_type::bad_request, message);
+}
+
+// True when t or one of its bases is the numpy type of that name (or, with
+// an empty name, any numpy type). numpy's types are static, named "numpy.X".
+bool numpy_type(PyTypeObject *t, std::string_view name = {}) {
+  for (; t != nullptr; t = t->tp_base) {
+    const std::string_view n = t->tp_name;
+    if (n.starts_with("numpy.") && (name.empty() || n.substr(6) == name))
+      return true;
+  }
+  return false;
+}
+
+std::string python_failure(const char *what, PyObject *o) {
+  const error_info e = fetch_python_error();
+  return std::string("cannot encode object of type '") + Py_TYPE(o)->tp_name + "': its " + what +
+         " raised " + e.type + ": " + e.message;
+}
+
+// A buffer held for the length of a scope.
+class held_view {
+public:
+  held_view() = default;
+  held_view(const held_view &) = delete;
+  held_view &operator=(const held_view &) = delete;
+  ~held_view() {
+    if (held_)
+      PyBuffer_Release(&view_);
+  }
+  // false: none with these flags (the Python error is cleared).
+  bool get(PyObject *o, int flags) {
+    if (PyObject_GetBuffer(o, &view_, flags) < 0) {
+      PyErr_Clear();
+      return false;
+    }
+    held_ = true;
+    return true;
+  }
+  [[nodiscard]] char *data() const { return static_cast<char *>(view_.buf); }
+  [[nodiscard]] std::size_t size() const { return static_cast<std::size_t>(view_.len); }
+
+private:
+  Py_buffer view_{};
+  bool held_ = false;
+};
+
+std::string_view wire_text(const msgpack::object &o) {
+  if (o.type == msgpack::type::STR)
+    return {o.via.str.ptr, o.via.str.size};
+  if (o.type == msgpack::type::BIN)
+    return {o.via.bin.ptr, o.via.bin.size};
+  bad_request("an {ndarray, Dtype, Shape, Binary} tuple's Dtype and Binary must be binaries");
+}
+
+} // namespace
+
+bool converter::pack_numeric(PyObject *o, packer &pk, std::size_t depth) const {
+  PyTypeObject *t = Py_TYPE(o);
+  const bool numpy = numpy_type(t);
+  if (numpy && numpy_type(t, "ndarray")) {
+    pack_ndarray(o, pk, depth);
+    return true;
+  }
+  if (numpy && (numpy_type(t, "bool_") || numpy_type(t, "bool"))) {
+    const int truth = PyObject_IsTrue(o);
+    if (truth < 0)
+      encode_error(python_failure("__bool__", o));
+    truth ? pk.pack_true() : pk.pack_false();
+    return true;
+  }
+  // An integer that says so (numpy's integer scalars, or any __index__):
+  // exact by contract.
+  if (t->tp_as_number && t->tp_as_number->nb_index) {
+    py_ref i = py_ref::steal(PyNumber_Index(o));
+    if (!i)
+      encode_error(python_failure("__index__", o));
+    pack_int(pk, i.get());
+    return true;
+  }
+  // numpy's float scalars (float64 is a float already). Not __float__ in
+  // general: Decimal and Fraction would lose digits; nor numpy's complex.
+  if (numpy && t->tp_as_number && t->tp_as_number->nb_float &&
+      !std::string_view(t->tp_name).starts_with("numpy.complex")) {
+    const double d = PyFloat_AsDouble(o);
+    if (d == -1.0 && PyErr_Occurred())
+      encode_error(python_failure("__float__", o));
+    pack_float(pk, d);
+    return true;
+  }
+  if (!numpy && PyObject_CheckBuffer(o)) { // array.array, mmap, ctypes arrays
+    held_view view;
+    if (!view.get(o, PyBUF_CONTIG_RO))
+      encode_error(std::string("cannot encode a '") + t->tp_name +
+                   "' whose buffer is not contiguous");
+    pack_bin(pk, view.data(), view.size(), "a buffer");
+    return true;
+  }
+  return false;
+}
+
+void converter::pack_ndarray(PyObject *o, packer &pk, std::size_t depth) const {
+  py_ref dtype = checked(PyObject_GetAttrString(o, "dtype"));
+  py_ref kind = checked(PyObject_GetAttrString(dtype.get(), "kind"));
+  const char *k = PyUnicode_Check(kind.get()) ? PyUnicode_AsUTF8(kind.get()) : nullptr;
+  const bool raw = k && std::string_view("biufc").find(k[0]) != std::string_view::npos;
+  if (arrays_ == array_mode::lists || !raw) {
+    // Nested lists of Python scalars (a 0-d array: one scalar).
+    py_ref items = checked(PyObject_CallMethod(o, "tolist", nullptr));
+    return to_msgpack(items.get(), pk, depth + 1);
+  }
+  // {ndarray, Dtype, Shape, Binary}: C order, little-endian; the array's
+  // own memory when it is laid out so, else one converted copy.
+  py_ref little = checked(PyObject_CallMethod(dtype.get(), "newbyteorder", "s", "<"));
+  py_ref kwargs = checked(Py_BuildValue("{s:s,s:O}", "order", "C", "copy", Py_False));
+  py_ref astype = checked(PyObject_GetAttrString(o, "astype"));
+  py_ref args = checked(PyTuple_Pack(1, little.get()));
+  py_ref laid_out = checked(PyObject_Call(astype.get(), args.get(), kwargs.get()));
+  py_ref name = checked(PyObject_GetAttrString(dtype.get(), "name"));
+  py_ref shape = checked(PyObject_GetAttrString(laid_out.get(), "shape"));
+  if (!PyUnicode_Check(name.get()) || !PyTuple_Check(shape.get()))
+    encode_error("an ndarray's dtype name or shape is not what numpy gives");
+  held_view view;
+  if (!view.get(laid_out.get(), PyBUF_C_CONTIGUOUS))
+    encode_error("cannot read an ndarray's memory in C order");
+  // Everything but the data is packed aside, then the ext header with the
+  // whole length, then the data straight from the array: one copy.
+  out_buffer head;
+  packer hp(head);
+  hp.pack_array(4);
+  pack_atom(hp, "ndarray");
+  pack_str(hp, name.get());
+  const Py_ssize_t dims = PyTuple_GET_SIZE(shape.get());
+  hp.pack_array(static_cast<std::uint32_t>(dims));
+  for (Py_ssize_t i = 0; i < dims; ++i)
+    pack_int(hp, PyTuple_GET_ITEM(shape.get(), i));
+  hp.pack_bin(length(view.size(), "an ndarray", "bytes"));
+  const std::uint32_t total = length(head.size() + view.size(), "an ndarray's encoding", "bytes");
+  pk.pack_ext(total, ext_tuple);
+  pk.pack_ext_body(head.bytes().data(), static_cast<std::uint32_t>(head.size()));
+  pk.pack_ext_body(view.data(), static_cast<std::uint32_t>(view.size()));
+}
+
+py_ref converter::make_ndarray(const msgpack::object_array &arr) const {
+  if (!numpy_) {
+    numpy_ = py_ref::steal(PyImport_ImportModule("numpy"));
+    if (!numpy_) {
+      const error_info e = fetch_python_error();
+      bad_request("an {ndarray, Dtype, Shape, Binary} tuple needs numpy, which cannot be "
+                  "imported: " +
+                  e.type + ": " + e.message);
+    }
+  }
+  const std::string_view dtype_name = wire_text(arr.ptr[1]);
+  const std::string_view data = wire_text(arr.ptr[3]);
+  const msgpack::object &shape = arr.ptr[2];
+  if (shape.type != msgpack::type::ARRAY || shape.via.array.size > 32)
+    bad_request("an {ndarray, Dtype, Shape, Binary} tuple's Shape must be a list of at most 32 "
+                "integers");
+  py_ref name = converter::name(dtype_name);
+  py_ref dtype = py_ref::steal(PyObject_CallMethod(numpy_.get(), "dtype", "O", name.get()));
+  if (!dtype) {
+    PyErr_Clear();
+    bad_request("an ndarray's Dtype '" + std::string(dtype_name) + "' is not a numpy dtype");
+  }
+  py_ref kind = checked(PyObject_GetAttrString(dtype.get(), "kind"));
+  const char *k = PyUnicode_Check(kind.get()) ? PyUnicode_AsUTF8(kind.get()) : nullptr;
+  // Raw bytes make numbers and booleans only: never objects (pointers).
+  if (!k || std::string_view("biufc").find(k[0]) == std::string_view::npos)
+    bad_request("an ndarray's Dtype must be a bool, integer, float or complex type, not '" +
+                std::string(dtype_name) + "'");
+  py_ref little = checked(PyObject_CallMethod(dtype.get(), "newbyteorder", "s", "<"));
+  py_ref itemsize = checked(PyObject_GetAttrString(little.get(), "itemsize"));
+  std::size_t expected = PyLong_AsSize_t(itemsize.get());
+  throw_if_python_error();
+  py_ref dims = checked(PyTuple_New(shape.via.array.size));
+  for (std::uint32_t i = 0; i < shape.via.array.size; ++i) {
+    const msgpack::object &d = shape.via.array.ptr[i];
+    if (d.type != msgpack::type::POSITIVE_INTEGER)
+      bad_request("an ndarray's Shape must hold non-negative integers");
+    if (__builtin_mul_overflow(expected, d.via.u64, &expected))
+      bad_request("an ndarray's Shape is larger than memory");
+    PyTuple_SET_ITEM(dims.get(), i, checked(PyLong_FromUnsignedLongLong(d.via.u64)).release());
+  }
+  if (expected != data.size())
+    bad_request("an ndarray's Binary holds " + std::to_string(data.size()) +
+                " bytes; its Shape and Dtype need " + std::to_string(expected));
+  py_ref array =
+      checked(PyObject_CallMethod(numpy_.get(), "empty", "OO", dims.get(), little.get()));
+  held_view view;
+  if (!view.get(array.get(), PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) || view.size() != data.size())
+    bad_request("numpy gave an array whose memory cannot take the Binary");
+  if (!data.empty())
+    std::memcpy(view.data(), data.data(), data.size());
+  return array;
+}
+
+} // namespace pyport
