@@ -151,8 +151,8 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
   conv = &c;
   pyport::py_ref globals = pyport::checked(PyDict_New());
   PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins());
-  pyport::py_ref done = pyport::checked(
-      PyRun_String(hostile_source, Py_file_input, globals.get(), globals.get()));
+  pyport::py_ref done =
+      pyport::checked(PyRun_String(hostile_source, Py_file_input, globals.get(), globals.get()));
   arm = hostile_function(globals.get(), "arm");
   disarm = hostile_function(globals.get(), "disarm");
   return 0;
