@@ -27,6 +27,8 @@ for path in glob.glob("proto/vectors/*.json"):
     open(os.path.join(out, "convert", name), "wb").write(bytes.fromhex(v["msgpack"]))
     open(os.path.join(out, "envelope", name + ".json"), "wb").write(v["json"].encode())
     open(os.path.join(out, "json", name), "wb").write(v["json"].encode())
+    open(os.path.join(out, "frame", name), "wb").write(b"\x10\x07" + bytes.fromhex(v["frame"]) * 3)
+    open(os.path.join(out, "frame", name + ".line"), "wb").write(b"\x10\x03" + v["json"].encode() + b"\n")
 # Lines as a --json client writes them: requests, spellings, long integers.
 seeds = [
     '[1,"eval",{"code":"x","locals":{"x":{"$tuple":[1,{"$atom":"a"},{"$bytes":"AAH/"}]}}}]',
@@ -39,8 +41,6 @@ seeds = [
 ]
 for i, s in enumerate(seeds):
     open(os.path.join(out, "json", "line%d" % i), "wb").write(s.encode())
-    open(os.path.join(out, "frame", name), "wb").write(b"\x10\x07" + bytes.fromhex(v["frame"]) * 3)
-    open(os.path.join(out, "frame", name + ".line"), "wb").write(b"\x10\x03" + v["json"].encode() + b"\n")
 PY
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
