@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan) and runs each for
 # FUZZ_SECONDS (default 20; the test command uses that, run longer by hand),
-# seeded from proto/vectors. Inputs that once crashed, kept under
-# test/fuzz/regressions/<target>/, are replayed first. A crash, leak or hang
+# seeded from proto/vectors. FUZZ_TARGETS picks some of the targets (runs of
+# different targets may go side by side: each has its own corpus). Inputs
+# that once crashed, kept under test/fuzz/regressions/<target>/, are
+# replayed first. A crash, leak or hang
 # fails the run and its input is copied into regressions/ to keep.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +17,8 @@ fi
 ninja -C $build -j2 >/dev/null || exit 1
 
 # Seeds: each vector's payload (and whole frame, for the framer) as a file.
-corpus=$build/corpus
+targets=${FUZZ_TARGETS:-frame envelope convert json}
+corpus=$build/corpus-${targets// /-}
 rm -rf "$corpus" && mkdir -p "$corpus"/{frame,envelope,convert,json}
 /usr/bin/python3 - "$corpus" <<'PY'
 import glob, json, os, sys
@@ -50,7 +53,7 @@ export PYTHONMALLOC=malloc
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$PWD/test/ubsan.supp
 passed=0
 failed=0
-for target in frame envelope convert json; do
+for target in $targets; do
   exe=$build/test/fuzz/fuzz_$target
   regressions=test/fuzz/regressions/$target
   mkdir -p "$regressions"
