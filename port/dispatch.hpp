@@ -28,6 +28,9 @@ struct limits {
   // The compile cache's bound in bytes (--compile-cache-bytes): source text
   // plus an estimate of the code it keeps (compile_cache.hpp).
   std::size_t compile_cache_bytes = 32u << 20;
+  // The longest reply payload the client takes in (--max-reply-bytes): a
+  // larger one is answered reply_too_large instead; 0 none but msgpack's.
+  std::size_t max_reply_bytes = 0;
 };
 
 // A stream set aside for lack of credit: its iterator (null for a value

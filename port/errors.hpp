@@ -2,6 +2,7 @@
 // every failure is reduced to before it is written as a reply.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -19,6 +20,7 @@ enum class error_type {
   shutting_down,
   not_tracing,
   no_baseline,
+  reply_too_large,
 };
 
 constexpr std::string_view to_string(error_type t) noexcept {
@@ -41,28 +43,39 @@ constexpr std::string_view to_string(error_type t) noexcept {
     return "not_tracing";
   case error_type::no_baseline:
     return "no_baseline";
+  case error_type::reply_too_large:
+    return "reply_too_large";
   }
   return "internal";
 }
 
 // What an error reply carries. module and traceback are empty for the
-// port's own errors.
+// port's own errors; size and limit are set (limit > 0) for reply_too_large.
 struct error_info {
   std::string type;
   std::string message;
   std::string module;
   std::vector<std::string> traceback;
+  std::uint64_t size = 0;
+  std::uint64_t limit = 0;
 };
 
 // Thrown for the port's own errors; caught once per request.
 class port_error : public std::runtime_error {
 public:
   port_error(error_type t, const std::string &message) : std::runtime_error(message), type_(t) {}
+  // An error about a size past a limit (reply_too_large): both travel.
+  port_error(error_type t, const std::string &message, std::uint64_t size, std::uint64_t limit)
+      : std::runtime_error(message), type_(t), size_(size), limit_(limit) {}
   [[nodiscard]] error_type type() const noexcept { return type_; }
-  [[nodiscard]] error_info info() const { return {std::string(to_string(type_)), what(), {}, {}}; }
+  [[nodiscard]] error_info info() const {
+    return {std::string(to_string(type_)), what(), {}, {}, size_, limit_};
+  }
 
 private:
   error_type type_;
+  std::uint64_t size_ = 0;
+  std::uint64_t limit_ = 0;
 };
 
 // Thrown when a C API call failed; the Python exception was captured

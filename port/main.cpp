@@ -49,6 +49,12 @@ int serve(int argc, char **argv) {
                  "machines whose every core is busy)")
       ->check(CLI::Range(0u, 10000u))
       ->capture_default_str();
+  app.add_option("--max-reply-bytes", lim.max_reply_bytes,
+                 "largest reply payload sent, in bytes (suffixes KB, MB: 1024-based); a larger "
+                 "reply is answered with a reply_too_large error instead, so the client never "
+                 "takes it in; 0 only msgpack's own bound")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   app.add_option("--memory-limit", lim.memory_limit,
                  "cap the port's data memory at this many bytes (suffixes KB, MB, GB: 1024-based) "
                  "with setrlimit(RLIMIT_DATA): an allocation beyond it raises MemoryError in "

@@ -15,6 +15,11 @@ void out_buffer::begin_frame() {
 void out_buffer::end_frame() {
   const std::size_t body = frame_start_ + 4;
   const std::size_t len = data_.size() - body;
+  if (max_reply_ != 0 && len > max_reply_ && len <= max_payload_)
+    throw port_error(error_type::reply_too_large,
+                     "a reply of " + std::to_string(len) +
+                         " bytes is larger than --max-reply-bytes " + std::to_string(max_reply_),
+                     len, max_reply_);
   if (json_) {
     std::string line = msgpack_to_json(data_.data() + body, len);
     data_.resize(frame_start_);

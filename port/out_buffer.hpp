@@ -20,13 +20,19 @@ public:
   explicit out_buffer(bool json = false, std::size_t max_payload = UINT32_MAX)
       : json_(json), max_payload_(max_payload) {}
 
+  // The longest reply payload its reader accepts (--max-reply-bytes); 0:
+  // only max_payload. A larger frame is refused here, so the reader never
+  // has to take it in.
+  void set_max_reply(std::size_t n) noexcept { max_reply_ = n; }
+
   void write(const char *p, std::size_t n) { data_.append(p, n); }
 
   // PRECONDITION: no frame is open.
   void begin_frame();
   // Closes the open frame: patches its length, or converts it to JSON.
   // Throws port_error(encode_error), the frame still open, when a binary
-  // frame's payload is longer than max_payload.
+  // frame's payload is longer than max_payload, and
+  // port_error(reply_too_large) when it is longer than the max_reply set.
   void end_frame();
   // Drops the open frame (its payload could not be encoded).
   void abort_frame();
@@ -51,6 +57,7 @@ private:
   std::size_t last_start_ = npos;
   bool json_;
   std::size_t max_payload_;
+  std::size_t max_reply_ = 0;
 };
 
 } // namespace pyport

@@ -315,7 +315,8 @@ void write_error(out_buffer &out, std::uint64_t id, const error_info &error) {
   begin_reply(out, id, "error");
   packer pk(out);
   const bool has_module = !error.module.empty();
-  pk.pack_map(has_module ? 4 : 3);
+  const bool has_sizes = error.limit != 0;
+  pk.pack_map(3 + (has_module ? 1 : 0) + (has_sizes ? 2 : 0));
   pack_str(pk, "type");
   pack_str(pk, error.type);
   pack_str(pk, "message");
@@ -323,6 +324,12 @@ void write_error(out_buffer &out, std::uint64_t id, const error_info &error) {
   if (has_module) {
     pack_str(pk, "module");
     pack_str(pk, error.module);
+  }
+  if (has_sizes) {
+    pack_str(pk, "size");
+    pk.pack_uint64(error.size);
+    pack_str(pk, "limit");
+    pk.pack_uint64(error.limit);
   }
   pack_str(pk, "traceback");
   pk.pack_array(static_cast<std::uint32_t>(error.traceback.size()));

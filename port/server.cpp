@@ -38,6 +38,7 @@ bool runs_user_code(op code) {
 
 server::server(dispatcher &d, const pyport_types &types, const server_options &options)
     : dispatcher_(d), options_(options), main_thread_(pthread_self()), out_(options.json) {
+  out_.set_max_reply(options_.lim.max_reply_bytes);
   // Python runs its signal handlers on this thread at the next bytecode;
   // ours raises Cancelled when the running request has been cancelled.
   py_ref signal = checked(PyImport_ImportModule("signal"));

@@ -41,7 +41,7 @@
 
 %% The port's own error types (proto/PROTOCOL.md section 5).
 -define(PORT_TYPES, [bad_frame, frame_too_large, bad_request, unknown_op, encode_error, cancelled,
-                     shutting_down, not_tracing, no_baseline]).
+                     shutting_down, not_tracing, no_baseline, reply_too_large]).
 
 %% Every atom pyport itself puts first in an error reason, `{error, Atom}'
 %% or `{error, {Atom, _}}': the port's types and the Erlang side's.
@@ -54,6 +54,11 @@
 %% @doc The error map of an `[Id, "error", Error]' reply, as the worker
 %% passes it on: `{py_exception, Type, Message, Info}'.
 -spec from_port(term()) -> {py_exception, atom() | binary(), binary(), info()} | term().
+from_port(#{<<"type">> := <<"reply_too_large">>, <<"size">> := Size, <<"limit">> := Limit})
+  when is_integer(Size), is_integer(Limit) ->
+    % The port refused to send a reply past the pool's max_reply_bytes: the
+    % same answer as a reply refused here.
+    {too_large, #{what => reply, size => Size, limit => Limit}};
 from_port(#{<<"type">> := Type0, <<"message">> := Message} = E) when is_binary(Type0) ->
     Type = case is_map_key(<<"module">>, E) of
                true -> exception_name(Type0); % raised by Python code

@@ -98,7 +98,12 @@ args(Opts) ->
              {"--chunk-bytes", maps:get(chunk_bytes, Opts)},
              {"--spin-us", maps:get(spin_us, Opts)},
              {"--memory-limit", maps:get(memory_limit, Opts)},
-             {"--compile-cache-bytes", maps:get(compile_cache_bytes, Opts, undefined)}],
+             {"--compile-cache-bytes", maps:get(compile_cache_bytes, Opts, undefined)},
+             % The port refuses a larger reply itself: the node never takes it in.
+             {"--max-reply-bytes", case maps:get(max_reply_bytes, Opts, infinity) of
+                                       infinity -> undefined;
+                                       N -> N
+                                   end}],
     [A || {Flag, V} <- Flags, V =/= undefined, A <- [Flag, integer_to_list(V)]]
         ++ [A || Dir <- maps:get(python_path, Opts), A <- ["--python-path", Dir]]
         ++ [A || {Flag, Key} <- [{"--python-home", python_home}, {"--venv", venv}],

@@ -35,10 +35,11 @@
 %%   <dt>`memory_limit'</dt><dd>bytes, at least 64 MiB: the port's data memory is capped
 %%     (setrlimit), so an allocation beyond it is a `MemoryError' in Python and the worker
 %%     stays up; default `undefined'.</dd>
-%%   <dt>`max_reply_bytes'</dt><dd>bytes, or `infinity': a reply frame larger than this,
-%%     or whose Erlang terms (`pyport.ErlangTerm') would inflate past it, is `{error,
-%%     {too_large, #{what => reply | decoded, size => Bytes, limit => Limit}}}' and is not
-%%     decoded; default 64 MiB (the port's own bound on a request frame). A reply's terms
+%%   <dt>`max_reply_bytes'</dt><dd>bytes, or `infinity': a reply larger than this, or
+%%     whose Erlang terms (`pyport.ErlangTerm') would inflate past it, is `{error,
+%%     {too_large, #{what => reply | decoded, size => Bytes, limit => Limit}}}'; the port
+%%     itself refuses to send a larger reply (`--max-reply-bytes'), so the node never takes
+%%     it in, and the caller checks again before decoding; default 64 MiB (the port's own bound on a request frame). A reply's terms
 %%     take at most about 22 times its bytes of the caller's heap (a list of one-key maps;
 %%     16 for a list of small integers; a binary about its size).</dd>
 %%   <dt>`none_as'</dt><dd>what Python's `None' becomes: `none' (default) or `nil' (for

@@ -13,10 +13,10 @@ python_options_test() ->
 
 flags_test() ->
     {ok, D} = py_opts:pool([]),
-    ?assertEqual([], py_exe:args(D)),
-    ?assertEqual(["--python-home", "/opt/py"], py_exe:args(D#{python_home => "/opt/py"})),
+    ?assertEqual(["--max-reply-bytes", "67108864"], py_exe:args(D)),
+    ?assertEqual(["--python-home", "/opt/py"], py_exe:args(D#{python_home => "/opt/py", max_reply_bytes => infinity})),
     ?assertEqual(["--python-path", "/a", "--venv", "/srv/venv"],
-                 py_exe:args(D#{python_path => ["/a"], venv => "/srv/venv"})).
+                 py_exe:args(D#{python_path => ["/a"], venv => "/srv/venv", max_reply_bytes => infinity})).
 
 venv_version_test() ->
     Dir = filename:join(temp_dir(), "venv_version_test"),

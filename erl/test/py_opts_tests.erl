@@ -50,7 +50,7 @@ memory_options_test() ->
                    allocator := jemalloc}, O),
     [?assertEqual({error, {invalid_option, Opt}}, py_opts:pool([Opt]))
      || Opt <- [{max_rss, 0}, {max_requests, 1.5}, {memory_limit, 63 bsl 20}, {allocator, tcmalloc}]],
-    ?assertEqual(["--memory-limit", "268435456"], py_exe:args(O#{python_path => []})),
+    ?assertEqual(["--memory-limit", "268435456"], py_exe:args(O#{python_path => [], max_reply_bytes => infinity})),
     ?assertEqual({ok, [{"PYTHONMALLOC", "malloc"}]}, py_exe:env(D#{allocator => malloc})),
     ?assertEqual({ok, []}, py_exe:env(D)).
 
@@ -64,10 +64,19 @@ max_collect_bytes_test() ->
 compile_cache_bytes_test() ->
     {ok, D} = py_opts:pool([]),
     ?assertMatch(#{compile_cache_bytes := undefined}, D),
-    ?assertEqual([], py_exe:args(D#{python_path => []})),
-    {ok, O} = py_opts:pool([{compile_cache_bytes, 8 bsl 20}]),
+    ?assertEqual([], py_exe:args(D#{python_path => [], max_reply_bytes => infinity})),
+    {ok, O} = py_opts:pool([{compile_cache_bytes, 8 bsl 20}, {max_reply_bytes, infinity}]),
     ?assertEqual(["--compile-cache-bytes", "8388608"], py_exe:args(O)),
-    {ok, Off} = py_opts:pool([{compile_cache_bytes, 0}]),
+    {ok, Off} = py_opts:pool([{compile_cache_bytes, 0}, {max_reply_bytes, infinity}]),
     ?assertEqual(["--compile-cache-bytes", "0"], py_exe:args(Off)),
     [?assertEqual({error, {invalid_option, Opt}}, py_opts:pool([Opt]))
      || Opt <- [{compile_cache_bytes, -1}, {compile_cache_bytes, big}]].
+
+%% The reply bound reaches the port, which refuses a larger reply itself.
+max_reply_bytes_flag_test() ->
+    {ok, D} = py_opts:pool([]),
+    ?assertEqual(["--max-reply-bytes", "67108864"], py_exe:args(D)),
+    {ok, O} = py_opts:pool([{max_reply_bytes, 1000}]),
+    ?assertEqual(["--max-reply-bytes", "1000"], py_exe:args(O)),
+    {ok, Off} = py_opts:pool([{max_reply_bytes, infinity}]),
+    ?assertEqual([], py_exe:args(Off)).

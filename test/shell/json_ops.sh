@@ -116,4 +116,16 @@ out=$(json -- "[7,\"eval\",{\"code\":\"1\",\"locals\":{\"x\":$deep}}]" '[8,"ping
 check_match "a JSON request too deep is answered with its id" "$(reply 7 <<<"$out")" '^\[7,"error",\{"type":"bad_request","message":"the frame is nested deeper than 256 levels'
 check "served after it" "$(reply 8 <<<"$out")" '[8,"ok","pong"]'
 
+# --max-reply-bytes: a larger reply (or stream chunk) is refused in the port,
+# with its size and the limit, so the client never has to take it in.
+out=$(json --max-reply-bytes 1000 -- \
+  '[1,"eval",{"code":"b\"x\" * 2000"}]' \
+  '[2,"eval",{"code":"b\"x\" * 2"}]' \
+  '[3,"stream_eval",{"code":"iter([1, b\"y\" * 5000])"}]')
+check "a reply past --max-reply-bytes is reply_too_large" "$(reply 1 <<<"$out")" \
+  '[1,"error",{"type":"reply_too_large","message":"a reply of 2008 bytes is larger than --max-reply-bytes 1000","size":2008,"limit":1000,"traceback":[]}]'
+check "a reply under it is sent" "$(reply 2 <<<"$out")" '[2,"ok",{"$bytes":"eHg="}]'
+check "a stream item past it ends the stream" "$(reply 3 <<<"$out")" \
+  '[3,"error",{"type":"reply_too_large","message":"a reply of 5013 bytes is larger than --max-reply-bytes 1000","size":5013,"limit":1000,"traceback":[]}]'
+
 finish
