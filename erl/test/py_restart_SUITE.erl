@@ -10,13 +10,15 @@
 -export([calls_wait_while_both_workers_restart/1, crash_loop_keeps_pool_and_serves_others/1,
          exec_all_of_segfault_keeps_pool/1, preload_failing_pool_unavailable_then_recovers/1,
          boot_with_broken_pool_starts_the_rest/1, stop_pool_during_recycle_shuts_down_cleanly/1,
-         memory_stats_of_missing_slot/1, callers_do_not_spin_on_a_closed_port/1]).
+         memory_stats_of_missing_slot/1, callers_do_not_spin_on_a_closed_port/1,
+         killed_worker_leaves_no_stale_route/1]).
 
 all() ->
     [calls_wait_while_both_workers_restart, crash_loop_keeps_pool_and_serves_others,
      exec_all_of_segfault_keeps_pool, preload_failing_pool_unavailable_then_recovers,
      boot_with_broken_pool_starts_the_rest, stop_pool_during_recycle_shuts_down_cleanly,
-     memory_stats_of_missing_slot, callers_do_not_spin_on_a_closed_port].
+     memory_stats_of_missing_slot, callers_do_not_spin_on_a_closed_port,
+     killed_worker_leaves_no_stale_route].
 
 -define(SEGFAULT, <<"__import__('ctypes').string_at(0)">>).
 
@@ -191,6 +193,22 @@ callers_do_not_spin_on_a_closed_port(_) ->
     ?assert(Closed =< 20),
     [] = [A || A <- Answers, not ok_or_exited(A)],
     {ok, 2} = py:eval(<<"1 + 1">>, #{}, [{pool, r}]).
+
+%% The worker process itself is killed (its terminate does not run): the
+%% callers that come while its replacement runs a 1.5 s preload wait for
+%% it and succeed, and the slot's in-flight count is back to 0 after, so
+%% later calls are not refused as overloaded (before: worker_exited at
+%% once, the count stuck at 3, every later call overloaded).
+killed_worker_leaves_no_stale_route(_) ->
+    ok = py:start_pool(r, [{size, 1}, {max_in_flight, 3}, {preload, <<"import time\ntime.sleep(1.5)">>}]),
+    {ok, [{1, Worker}]} = py_pool:workers(r),
+    exit(Worker, kill),
+    Answers = answers(calls(3, fun() -> py:eval(<<"1 + 1">>, #{}, [{pool, r}, {timeout, 20000}]) end), 30000),
+    ct:pal("calls while the killed worker's replacement starts: ~p", [count(Answers)]),
+    [{ok, 2}] = lists:usort(Answers),
+    #{counters := Counters} = py_pool:context(r),
+    0 = counters:get(Counters, 1),
+    [{ok, 2}] = lists:usort([py:eval(<<"1 + 1">>, #{}, [{pool, r}]) || _ <- lists:seq(1, 5)]).
 
 calls_until(Until, Acc) ->
     case erlang:monotonic_time(millisecond) < Until of
