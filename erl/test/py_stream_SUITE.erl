@@ -12,7 +12,7 @@
          cancel_by_owner_after_worker_killed_leaves_nothing/1,
          owner_told_once_when_done/1, undecodable_item_ends_stream_in_port/1,
          collected_too_large_answered_early_and_freed/1, collected_under_bound_works/1,
-         collected_timeout_frees_accumulation/1]).
+         collected_timeout_frees_accumulation/1, owner_told_once_when_pool_owner_killed/1]).
 
 %% Long enough for any message already on its way to have arrived.
 -define(QUIET_MS, 500).
@@ -24,7 +24,7 @@ all() ->
      cancel_by_owner_after_worker_killed_leaves_nothing,
      owner_told_once_when_done, undecodable_item_ends_stream_in_port,
      collected_too_large_answered_early_and_freed, collected_under_bound_works,
-     collected_timeout_frees_accumulation].
+     collected_timeout_frees_accumulation, owner_told_once_when_pool_owner_killed].
 
 init_per_suite(Config) ->
     % Loaded already when another suite ran first in this node.
@@ -105,6 +105,17 @@ cancel_by_owner_after_worker_killed_leaves_nothing(_) ->
                           ok = py:stream_cancel(Ref),
                           nothing_more(Ref)
                   end, lists:seq(1, 5)).
+
+%% The process that owns the pool's routing and stream tables is killed:
+%% the workers restart with it, and the stream still ends with one final
+%% message (before: none, the stream table was gone with its owner).
+owner_told_once_when_pool_owner_killed(_) ->
+    ok = py:start_pool(s, [{size, 1}]),
+    Ref = endless(),
+    {_, PoolOwner} = py_pool:streams(py_pool:context(s)),
+    exit(PoolOwner, kill),
+    {error, {worker_exited, _}} = final(Ref),
+    nothing_more(Ref).
 
 owner_told_once_when_done(_) ->
     ok = py:start_pool(s, [{size, 1}]),
