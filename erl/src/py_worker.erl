@@ -132,11 +132,11 @@ handle_info({timeout, _TRef, {request_timeout, Id}}, St) ->
         error -> {noreply, St}
     end;
 handle_info({timeout, _TRef, {cancel_grace, Id}}, #st{abandoned = Ab} = St) ->
-    case maps:find(Id, Ab) of
-        {ok, {_, Port}} ->
+    case maps:take(Id, Ab) of
+        {{_, Port}, Rest} ->
             logger:warning("pyport worker ~p/~p: request ~p ignored its cancel; killing OS pid ~p",
                            [St#st.pool, St#st.slot, Id, os_pid(Port, St)]),
-            {noreply, kill_port(Port, St)};
+            {noreply, kill_port(Port, St#st{abandoned = Rest})};
         error ->
             {noreply, St}
     end;
@@ -209,7 +209,8 @@ terminate(_Reason, #st{port = Port} = St) ->
     St1 = py_worker_route:answer_all({error, {worker_exited, shutdown}}, St),
     _ = [py_port:kill(OsPid) || #{os_pid := OsPid} <- maps:values(St1#st.retiring)],
     _ = abort_starting(St1),
-    Port =/= undefined andalso stop_port(Port, St1),
+    % The port's own cancels are still sent, before its shutdown.
+    Port =/= undefined andalso stop_port(Port, St1#st{abandoned = St#st.abandoned}),
     ok.
 
 %% Cancel what runs, ask for a clean exit, and kill if it does not come.

@@ -4,6 +4,7 @@
 -module(py_restart_SUITE).
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
+-include_lib("pyport/src/py_worker.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([log/2]).
@@ -11,14 +12,14 @@
          exec_all_of_segfault_keeps_pool/1, preload_failing_pool_unavailable_then_recovers/1,
          boot_with_broken_pool_starts_the_rest/1, stop_pool_during_recycle_shuts_down_cleanly/1,
          memory_stats_of_missing_slot/1, callers_do_not_spin_on_a_closed_port/1,
-         killed_worker_leaves_no_stale_route/1]).
+         killed_worker_leaves_no_stale_route/1, ignored_cancel_leaves_no_abandoned_entry/1]).
 
 all() ->
     [calls_wait_while_both_workers_restart, crash_loop_keeps_pool_and_serves_others,
      exec_all_of_segfault_keeps_pool, preload_failing_pool_unavailable_then_recovers,
      boot_with_broken_pool_starts_the_rest, stop_pool_during_recycle_shuts_down_cleanly,
      memory_stats_of_missing_slot, callers_do_not_spin_on_a_closed_port,
-     killed_worker_leaves_no_stale_route].
+     killed_worker_leaves_no_stale_route, ignored_cancel_leaves_no_abandoned_entry].
 
 -define(SEGFAULT, <<"__import__('ctypes').string_at(0)">>).
 
@@ -209,6 +210,20 @@ killed_worker_leaves_no_stale_route(_) ->
     #{counters := Counters} = py_pool:context(r),
     0 = counters:get(Counters, 1),
     [{ok, 2}] = lists:usort([py:eval(<<"1 + 1">>, #{}, [{pool, r}]) || _ <- lists:seq(1, 5)]).
+
+%% A request that ignores its cancel (a loop in C) has its port killed
+%% after cancel_grace: once the port restarted, the worker holds no
+%% abandoned entry (before: the entry stayed, for good).
+ignored_cancel_leaves_no_abandoned_entry(_) ->
+    ok = py:start_pool(r, [{size, 1}, {cancel_grace, 200}]),
+    {ok, [{1, Worker}]} = py_pool:workers(r),
+    [Pid] = os_pids(r),
+    {error, timeout} = py:eval(<<"sum(range(10**12))">>, #{}, [{pool, r}, {timeout, 300}]),
+    ok = wait_until(fun() -> not os_alive(Pid) end, 5000),
+    {ok, #{state := ready}} = wait_status(r, ready, 5000),
+    {ok, 2} = py:eval(<<"1 + 1">>, #{}, [{pool, r}]),
+    #st{abandoned = Abandoned} = sys:get_state(Worker),
+    ?assertEqual(#{}, Abandoned).
 
 calls_until(Until, Acc) ->
     case erlang:monotonic_time(millisecond) < Until of
