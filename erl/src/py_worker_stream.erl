@@ -130,9 +130,13 @@ undecodable(Id, Req, Frame, Reason, St) ->
 cancel(Ref, Caller, #st{by_ref = ByRef} = St) ->
     case maps:find(Ref, ByRef) of
         {ok, Id} ->
-            #req{owner = Owner} = maps:get(Id, St#st.pending),
-            _ = py_stream_table:cancel(streams(St), Ref, Owner, Caller),
-            abandon(Id, St);
+            case maps:get(Id, St#st.pending) of
+                #req{kind = items, owner = Owner} ->
+                    _ = py_stream_table:cancel(streams(St), Ref, Owner, Caller),
+                    abandon(Id, St);
+                #req{kind = collect} ->
+                    St % its caller waits for it; only a timed-out call gives it up
+            end;
         error ->
             St
     end.
