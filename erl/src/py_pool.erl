@@ -306,14 +306,20 @@ slot_worker(Name) ->
 gc_subscribe(Name, Slot, Pid) ->
     case persistent_term:get({?MODULE, Name}, undefined) of
         undefined -> {error, {no_pool, Name}};
-        #{owner := Owner} -> gen_server:call(Owner, {gc_subscribe, Slot, Pid})
+        #{owner := Owner} ->
+            try gen_server:call(Owner, {gc_subscribe, Slot, Pid})
+            catch exit:_ -> {error, {no_pool, Name}} % the pool stopped meanwhile
+            end
     end.
 
 -spec gc_unsubscribe(atom(), reference()) -> ok.
 gc_unsubscribe(Name, Ref) ->
     case persistent_term:get({?MODULE, Name}, undefined) of
         undefined -> ok;
-        #{owner := Owner} -> gen_server:call(Owner, {gc_unsubscribe, Ref})
+        #{owner := Owner} ->
+            try gen_server:call(Owner, {gc_unsubscribe, Ref})
+            catch exit:_ -> ok % the pool stopped meanwhile, and its subscriptions with it
+            end
     end.
 
 %% @doc Who listens to a slot's collections: `[{Ref, Pid}]'.

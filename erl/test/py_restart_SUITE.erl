@@ -12,14 +12,16 @@
          exec_all_of_segfault_keeps_pool/1, preload_failing_pool_unavailable_then_recovers/1,
          boot_with_broken_pool_starts_the_rest/1, stop_pool_during_recycle_shuts_down_cleanly/1,
          memory_stats_of_missing_slot/1, callers_do_not_spin_on_a_closed_port/1,
-         killed_worker_leaves_no_stale_route/1, ignored_cancel_leaves_no_abandoned_entry/1]).
+         killed_worker_leaves_no_stale_route/1, ignored_cancel_leaves_no_abandoned_entry/1,
+         gc_subscribe_to_a_pool_going_away/1]).
 
 all() ->
     [calls_wait_while_both_workers_restart, crash_loop_keeps_pool_and_serves_others,
      exec_all_of_segfault_keeps_pool, preload_failing_pool_unavailable_then_recovers,
      boot_with_broken_pool_starts_the_rest, stop_pool_during_recycle_shuts_down_cleanly,
      memory_stats_of_missing_slot, callers_do_not_spin_on_a_closed_port,
-     killed_worker_leaves_no_stale_route, ignored_cancel_leaves_no_abandoned_entry].
+     killed_worker_leaves_no_stale_route, ignored_cancel_leaves_no_abandoned_entry,
+     gc_subscribe_to_a_pool_going_away].
 
 -define(SEGFAULT, <<"__import__('ctypes').string_at(0)">>).
 
@@ -224,6 +226,18 @@ ignored_cancel_leaves_no_abandoned_entry(_) ->
     {ok, 2} = py:eval(<<"1 + 1">>, #{}, [{pool, r}]),
     #st{abandoned = Abandoned} = sys:get_state(Worker),
     ?assertEqual(#{}, Abandoned).
+
+%% The pool's owner goes away while a gc_subscribe / gc_unsubscribe waits
+%% for it: the caller gets no_pool / ok (before: it crashed).
+gc_subscribe_to_a_pool_going_away(_) ->
+    ok = py:start_pool(r, [{size, 1}]),
+    {_, Owner} = py_pool:streams(py_pool:context(r)),
+    ok = sys:suspend(Owner),
+    Refs = calls(1, fun() -> catch py:gc_events(r) end)
+        ++ calls(1, fun() -> catch py_pool:gc_unsubscribe(r, make_ref()) end),
+    timer:sleep(200), % both wait for the owner
+    exit(Owner, kill),
+    [{error, {no_pool, r}}, ok] = answers(Refs, 5000).
 
 calls_until(Until, Acc) ->
     case erlang:monotonic_time(millisecond) < Until of
