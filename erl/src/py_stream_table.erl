@@ -25,7 +25,7 @@
 %% that message.)
 -module(py_stream_table).
 
--export([new/0, add/4, finish/3, finish/4, drop/2, live/2, cancel/3, cancel/4, worker_down/3, pool_stopped/1]).
+-export([new/0, add/4, finish/4, drop/2, live/2, cancel/3, cancel/4, worker_down/3, pool_stopped/1]).
 
 %% @doc A new table, owned by the calling process (the pool's owner).
 -spec new() -> ets:tid().
@@ -43,8 +43,8 @@ add(Tab, PoolOwner, Ref, Owner) ->
         false -> ok
     end.
 
-%% @doc Ends stream Ref with Msg, unless someone else ended it already:
-%% `true' if this call sent the final message.
+%% Ends stream Ref with Msg, unless someone else ended it already: `true'
+%% if this call sent the final message (the pool's owner's side).
 -spec finish(ets:tid(), reference(), term()) -> boolean().
 finish(Tab, Ref, Msg) ->
     case take(Tab, Ref) of
@@ -52,8 +52,10 @@ finish(Tab, Ref, Msg) ->
         _ -> false
     end.
 
-%% @doc finish/3 by the worker that runs stream Ref for Owner: it sends
-%% the message itself if the table is gone (its owner process was killed).
+%% @doc Ends stream Ref with Msg, unless someone else ended it already:
+%% `true' if this call sent the final message. Called by the worker that
+%% runs stream Ref for Owner: it sends the message itself if the table is
+%% gone (its owner process was killed).
 -spec finish(ets:tid(), reference(), pid(), term()) -> boolean().
 finish(Tab, Ref, Owner, Msg) ->
     case take(Tab, Ref) of

@@ -10,8 +10,8 @@ finish_once_test() ->
     Me = self(),
     ?assertEqual({watch_streams, Me}, receive W -> W after 0 -> none end),
     ?assert(py_stream_table:live(Tab, Ref)),
-    ?assert(py_stream_table:finish(Tab, Ref, done)),
-    ?assertNot(py_stream_table:finish(Tab, Ref, done)),
+    ?assert(py_stream_table:finish(Tab, Ref, self(), done)),
+    ?assertNot(py_stream_table:finish(Tab, Ref, self(), done)),
     ?assertNot(py_stream_table:live(Tab, Ref)),
     ?assertEqual([{py_stream, {Me, Ref}, done}], flush()).
 
@@ -66,7 +66,6 @@ table_gone_worker_ends_its_stream_test() ->
     [R1, R2] = [make_ref(), make_ref()],
     Other = spawn(fun() -> receive stop -> ok end end),
     ets:delete(Tab),
-    ?assertNot(py_stream_table:finish(Tab, R1, done)), % the pool's owner: nothing to send
     ?assert(py_stream_table:live(Tab, R1)),
     ?assert(py_stream_table:finish(Tab, R1, self(), done)),
     ?assert(py_stream_table:cancel(Tab, R2, self(), Other)),
