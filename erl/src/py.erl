@@ -10,8 +10,12 @@
 %% exception (Type the class name as an atom, e.g. `'ValueError'', a binary
 %% for unknown names and for pyport's own (py_error); the traceback is kept
 %% for last_error/0); `{error, timeout}'; `{error, {worker_exited, Detail}}'
-%% when the worker's OS process died (Detail `{signal, sigsegv}' or
-%% `{exit_status, N}'); `{error, overloaded}' when every worker of the pool
+%% when the request's worker went away with it: its OS process died
+%% (Detail `{signal, sigsegv}', `{exit_status, N}', or `{oom_killed, Info}'),
+%% its port closed before or during the write (`port_closed', `{port_closed,
+%% Reason}'), the worker was between ports (`restarting'), its pool stopped
+%% (`shutdown'), or the worker process itself was gone (`noproc') or killed
+%% (`killed'); `{error, overloaded}' when every worker of the pool
 %% has max_in_flight requests; `{error, {invalid_option, Opt}}'; `{error,
 %% badarg}'; `{error, {unsupported_term, too_deep}}'; `{error, {too_large,
 %% Info}}' past the pool's max_reply_bytes; `{error, {duplicate_key, K}}'.

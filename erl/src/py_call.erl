@@ -42,9 +42,11 @@ request(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame
                             send(Route, Id, Tag, Frame, Timeout);
                         _ ->
                             % The worker died since the route was read, and
-                            % its table with it. Its slot's count is reset
-                            % by the replacement: nothing to give back.
+                            % its table with it: the reservation is given
+                            % back (the replacement's reset of the count
+                            % would have to fall between the two to skew it).
                             erlang:demonitor(Tag, [flush]),
+                            py_pool:done(Ctx, Slot),
                             {error, {worker_exited, restarting}}
                     end
             end;

@@ -48,15 +48,19 @@ is_chunk(_) -> false.
 chunk_tag(<<16#a5, "chunk", _/binary>>) -> true;
 chunk_tag(_) -> false.
 
-%% @doc Every item of the chunk frames, in order.
+%% @doc Every item of the chunk frames, in order. The frames are decoded
+%% as one result: their Erlang terms inflate within one budget (the
+%% decode bound), not one per chunk.
 -spec items([binary()], py_msgpack:decode_options()) -> {ok, list()} | {error, term()}.
 items(Frames, Decode) ->
-    items(Frames, Decode, []).
-
-items([], _, Acc) ->
-    {ok, lists:append(lists:reverse(Acc))};
-items([Frame | Rest], Decode, Acc) ->
-    case py_msgpack:decode(Frame, Decode) of
-        {ok, [_, <<"chunk">>, Items]} when is_list(Items) -> items(Rest, Decode, [Items | Acc]);
+    case py_msgpack:decode_frames(Frames, Decode) of
+        {ok, Chunks} -> chunk_items(Chunks, []);
         Other -> {error, py_error:undecodable(Other)}
     end.
+
+chunk_items([], Acc) ->
+    {ok, lists:append(lists:reverse(Acc))};
+chunk_items([[_, <<"chunk">>, Items] | Rest], Acc) when is_list(Items) ->
+    chunk_items(Rest, [Items | Acc]);
+chunk_items([Other | _], _) ->
+    {error, py_error:undecodable({ok, Other})}.

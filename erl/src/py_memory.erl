@@ -135,29 +135,43 @@ value(ok) -> ok.
 -spec reset(where()) -> ok | {ok, [{pos_integer(), ok}]} | {error, term()}.
 reset(Where) ->
     case where(Where) of
+        {ok, Target, pool} ->
+            case py_pool:default_timeout(pool_of(Target)) of
+                {ok, Timeout} -> reset(Target, Timeout);
+                Error -> Error
+            end;
         {ok, Target, Timeout} -> reset(Target, Timeout);
         Error -> Error
     end.
 
+pool_of(current) -> default;
+pool_of({Pool, _}) -> Pool;
+pool_of(Pool) -> Pool.
+
+%% Timeout bounds the reset and the preload's re-run together.
 reset(current, Timeout) ->
     case py_pool:checkout(default, py_request:bound(default), Timeout) of
-        {ok, #{slot := Slot, ctx := Ctx}, _} ->
+        {ok, #{slot := Slot, ctx := Ctx}, Left} ->
             py_pool:done(Ctx, Slot),
-            reset({default, Slot}, Timeout);
+            reset({default, Slot}, Left);
         Error -> Error
     end;
 reset({Pool, Slot} = Target, Timeout) ->
+    Start = erlang:monotonic_time(millisecond),
     case on(Target, <<"reset">>, #{}, Timeout) of
         {ok, _Removed} ->
             case maps:get(preload, py_pool:context_opts(py_pool:context(Pool))) of
                 undefined -> ok;
                 Code -> py_request:ok_value(
-                          py_request:run_on(Pool, Slot, <<"exec">>, #{<<"code">> => Code}, Timeout))
+                          py_request:run_on(Pool, Slot, <<"exec">>, #{<<"code">> => Code}, left(Start, Timeout)))
             end;
         Error -> Error
     end;
 reset(Pool, Timeout) ->
     every_worker(Pool, fun(Slot) -> reset({Pool, Slot}, Timeout) end).
+
+left(_, infinity) -> infinity;
+left(Start, Timeout) -> max(0, Timeout - (erlang:monotonic_time(millisecond) - Start)).
 
 %% @doc Subscribes the caller to the collections of a pool's workers
 %% (`Pool') or of one (`{Pool, Slot}').

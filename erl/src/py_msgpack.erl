@@ -19,7 +19,7 @@
 %% (a list of one-key maps).
 -module(py_msgpack).
 
--export([encode/1, decode/1, decode/2, pool_decode_options/1]).
+-export([encode/1, decode/1, decode/2, decode_frames/2, pool_decode_options/1]).
 
 -export_type([decode_options/0]).
 
@@ -154,28 +154,56 @@ decode(Bin) -> decode(Bin, #{}).
 decode(Bin, #{max_bytes := Max}) when is_binary(Bin), is_integer(Max), byte_size(Bin) > Max ->
     {error, {too_large, #{what => reply, size => byte_size(Bin), limit => Max}}};
 decode(Bin, Opts) when is_binary(Bin), is_map(Opts) ->
-    % What the decoder needs at every value: whether atoms may be created,
-    % and what Python's None becomes (none, or nil for Elixir).
-    C = {maps:get(atoms, Opts, existing) =:= create, maps:get(none_as, Opts, none)},
-    % What inflating compressed terms may still add: kept in the process
-    % dictionary for the length of this call, so the hot path carries no
-    % counter for a case that is rare.
-    Budget = case maps:get(max_bytes, Opts, infinity) of
-                 infinity -> infinity;
-                 Max -> {Max, Max - byte_size(Bin)}
-             end,
-    Previous = put(?BUDGET, Budget),
-    try dec(Bin, C, 0) of
-        {Term, <<>>} -> {ok, Term};
-        {_, Rest} -> {error, {trailing_bytes, byte_size(Rest)}}
-    catch
-        throw:{py_msgpack, Reason} -> {error, Reason};
-        error:_ -> {error, malformed}
-    after
-        restore(Previous)
+    case decode_frames([Bin], Opts) of
+        {ok, [Term]} -> {ok, Term};
+        Error -> Error
     end;
 decode(_, _) ->
     {error, badarg}.
+
+%% @doc Decodes frames that make one result (a collected stream's chunks)
+%% within one bound: each frame's size, and their bytes plus every
+%% inflated size together, are held to `max_bytes'.
+-spec decode_frames([binary()], decode_options()) -> {ok, [term()]} | {error, too_large() | term()}.
+decode_frames(Bins, Opts) when is_list(Bins), is_map(Opts) ->
+    case [B || B <- Bins, not is_binary(B)] of
+        [] -> decode_binaries(Bins, Opts);
+        _ -> {error, badarg}
+    end;
+decode_frames(_, _) ->
+    {error, badarg}.
+
+decode_binaries(Bins, Opts) ->
+    Max = maps:get(max_bytes, Opts, infinity),
+    case [B || B <- Bins, is_integer(Max), byte_size(B) > Max] of
+        [Big | _] -> {error, {too_large, #{what => reply, size => byte_size(Big), limit => Max}}};
+        [] ->
+            % What the decoder needs at every value: whether atoms may be
+            % created, and what Python's None becomes (none, or nil for Elixir).
+            C = {maps:get(atoms, Opts, existing) =:= create, maps:get(none_as, Opts, none)},
+            % What inflating compressed terms may still add: kept in the
+            % process dictionary for the length of this call, so the hot path
+            % carries no counter for a case that is rare.
+            Budget = case Max of
+                         infinity -> infinity;
+                         _ -> {Max, Max - lists:sum([byte_size(B) || B <- Bins])}
+                     end,
+            Previous = put(?BUDGET, Budget),
+            try
+                {ok, [decode_one(B, C) || B <- Bins]}
+            catch
+                throw:{py_msgpack, Reason} -> {error, Reason};
+                error:_ -> {error, malformed}
+            after
+                restore(Previous)
+            end
+    end.
+
+decode_one(Bin, C) ->
+    case dec(Bin, C, 0) of
+        {Term, <<>>} -> Term;
+        {_, Rest} -> bad({trailing_bytes, byte_size(Rest)})
+    end.
 
 restore(undefined) -> erase(?BUDGET);
 restore(Previous) -> put(?BUDGET, Previous).

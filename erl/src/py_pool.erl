@@ -55,9 +55,11 @@ context_opts(#{opts := Opts}) -> Opts.
 %% ---- what the workers say ----
 
 %% @doc A worker process (new, or replacing one that crashed) is starting
-%% its first port: its slot holds no request.
+%% its first port: its slot holds no request. The route of a worker that
+%% was killed (its terminate did not run) leaves with it.
 -spec worker_starting(context(), pos_integer(), pid()) -> ok.
-worker_starting(#{counters := C} = Ctx, Slot, Pid) ->
+worker_starting(#{tab := Tab, counters := C} = Ctx, Slot, Pid) ->
+    catch ets:delete(Tab, Slot),
     counters:put(C, Slot, 0),
     not_ready(Ctx, Slot, Pid, starting, #{os_pid => undefined, restarts => 0, last_error => undefined}).
 
@@ -140,17 +142,27 @@ checkout_in(#{name := Name} = Ctx, Which, Deadline) ->
     end.
 
 try_checkout(#{tab := Tab} = Ctx, undefined) ->
-    case ets:tab2list(Tab) of
+    case live_routes(Tab, ets:tab2list(Tab)) of
         [] -> not_ready;
         Slots -> reserve(Ctx, least_loaded(Ctx, Slots))
     end;
 try_checkout(#{name := Name, opts := #{size := Size}}, Slot) when not is_integer(Slot); Slot < 1; Slot > Size ->
     {error, {no_slot, Name, Slot}};
 try_checkout(#{tab := Tab} = Ctx, Slot) ->
-    case ets:lookup(Tab, Slot) of
+    case live_routes(Tab, ets:lookup(Tab, Slot)) of
         [Entry] -> reserve(Ctx, Entry);
         [] -> not_ready
     end.
+
+%% The routes whose worker is alive. A killed worker's route (until its
+%% replacement takes it out) leaves the table here, and its callers wait
+%% for the replacement like the others.
+live_routes(Tab, Entries) ->
+    [E || {_, Pid, _} = E <- Entries, is_process_alive(Pid) orelse stale(Tab, E)].
+
+stale(Tab, Entry) ->
+    catch ets:delete_object(Tab, Entry),
+    false.
 
 %% Whether waiting can help: not when every slot concerned is failing to start.
 availability(#{status := Status, opts := #{size := Size}}, undefined) ->
@@ -294,14 +306,20 @@ slot_worker(Name) ->
 gc_subscribe(Name, Slot, Pid) ->
     case persistent_term:get({?MODULE, Name}, undefined) of
         undefined -> {error, {no_pool, Name}};
-        #{owner := Owner} -> gen_server:call(Owner, {gc_subscribe, Slot, Pid})
+        #{owner := Owner} ->
+            try gen_server:call(Owner, {gc_subscribe, Slot, Pid})
+            catch exit:_ -> {error, {no_pool, Name}} % the pool stopped meanwhile
+            end
     end.
 
 -spec gc_unsubscribe(atom(), reference()) -> ok.
 gc_unsubscribe(Name, Ref) ->
     case persistent_term:get({?MODULE, Name}, undefined) of
         undefined -> ok;
-        #{owner := Owner} -> gen_server:call(Owner, {gc_unsubscribe, Ref})
+        #{owner := Owner} ->
+            try gen_server:call(Owner, {gc_unsubscribe, Ref})
+            catch exit:_ -> ok % the pool stopped meanwhile, and its subscriptions with it
+            end
     end.
 
 %% @doc Who listens to a slot's collections: `[{Ref, Pid}]'.

@@ -10,6 +10,9 @@
 
 -export([check/2, embedded_version/1, venv_version/1]).
 
+%% How long `pyport --version' has to answer, in all.
+-define(VERSION_TIMEOUT_MS, 10000).
+
 -type problem() :: {invalid_option, {venv | python_home, string(), term()}}.
 
 %% @doc ok when the pool's python_home / venv fit the program Exe.
@@ -80,20 +83,26 @@ embedded_version(Exe) ->
 
 ask_version(Exe) ->
     try open_port({spawn_executable, Exe}, [{args, ["--version"]}, exit_status, stderr_to_stdout, binary]) of
-        Port -> read_version(Port, <<>>)
+        Port -> read_version(Port, <<>>, erlang:monotonic_time(millisecond) + ?VERSION_TIMEOUT_MS)
     catch
         error:Reason -> {error, {cannot_start_pyport, Exe, Reason}}
     end.
 
-read_version(Port, Acc) ->
+%% One deadline for the whole answer, however it comes in pieces; past
+%% it the program is killed (closing the port would leave it running).
+read_version(Port, Acc, Deadline) ->
     receive
-        {Port, {data, Data}} -> read_version(Port, <<Acc/binary, Data/binary>>);
+        {Port, {data, Data}} -> read_version(Port, <<Acc/binary, Data/binary>>, Deadline);
         {Port, {exit_status, _}} ->
             case re:run(Acc, <<"Python ([0-9]+\\.[0-9]+\\.[0-9]+)">>, [{capture, all_but_first, list}]) of
                 {match, [Version]} -> {ok, Version};
                 nomatch -> {error, {not_pyport, Acc}}
             end
-    after 10000 ->
+    after max(0, Deadline - erlang:monotonic_time(millisecond)) ->
+        case erlang:port_info(Port, os_pid) of
+            {os_pid, OsPid} -> py_port:kill(OsPid);
+            undefined -> ok
+        end,
         catch port_close(Port),
         {error, {not_pyport, version_timeout}}
     end.

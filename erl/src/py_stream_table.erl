@@ -14,6 +14,10 @@
 %%     and when the pool stops (`{error, {worker_exited, Reason}}');</li>
 %%   <li>the pool's owner, for a cancel that finds the worker gone.</li>
 %% </ul>
+%% If the pool's owner process is killed, the table goes with it: each
+%% worker, restarted with it, then ends its own streams itself (it is the
+%% only one left that knows them).
+%%
 %% A cancel from any process other than the owner gives the owner
 %% `{error, cancelled}'. A worker sends an item only while the entry is
 %% there, so no item follows the final message. (One window remains: a
@@ -21,7 +25,7 @@
 %% that message.)
 -module(py_stream_table).
 
--export([new/0, add/4, finish/3, drop/2, live/2, cancel/3, worker_down/3, pool_stopped/1]).
+-export([new/0, add/4, finish/4, drop/2, live/2, cancel/3, cancel/4, worker_down/3, pool_stopped/1]).
 
 %% @doc A new table, owned by the calling process (the pool's owner).
 -spec new() -> ets:tid().
@@ -39,12 +43,24 @@ add(Tab, PoolOwner, Ref, Owner) ->
         false -> ok
     end.
 
-%% @doc Ends stream Ref with Msg, unless someone else ended it already:
-%% `true' if this call sent the final message.
+%% Ends stream Ref with Msg, unless someone else ended it already: `true'
+%% if this call sent the final message (the pool's owner's side).
 -spec finish(ets:tid(), reference(), term()) -> boolean().
 finish(Tab, Ref, Msg) ->
     case take(Tab, Ref) of
         [{Ref, Owner, Worker}] -> Owner ! {py_stream, {Worker, Ref}, Msg}, true;
+        _ -> false
+    end.
+
+%% @doc Ends stream Ref with Msg, unless someone else ended it already:
+%% `true' if this call sent the final message. Called by the worker that
+%% runs stream Ref for Owner: it sends the message itself if the table is
+%% gone (its owner process was killed).
+-spec finish(ets:tid(), reference(), pid(), term()) -> boolean().
+finish(Tab, Ref, Owner, Msg) ->
+    case take(Tab, Ref) of
+        gone -> Owner ! {py_stream, {self(), Ref}, Msg}, true;
+        [{Ref, Owner1, Worker}] -> Owner1 ! {py_stream, {Worker, Ref}, Msg}, true;
         [] -> false
     end.
 
@@ -55,10 +71,11 @@ drop(Tab, Ref) ->
     ok.
 
 %% @doc Whether stream Ref has not ended yet (its items may still be sent).
+%% A table that is gone leaves its streams to their workers: live.
 -spec live(ets:tid(), reference()) -> boolean().
 live(Tab, Ref) ->
     try ets:member(Tab, Ref)
-    catch error:badarg -> false
+    catch error:badarg -> true
     end.
 
 %% @doc Caller cancels stream Ref: its owner hears `{error, cancelled}',
@@ -68,7 +85,16 @@ cancel(Tab, Ref, Caller) ->
     case take(Tab, Ref) of
         [{Ref, Caller, _}] -> true;
         [{Ref, Owner, Worker}] -> Owner ! {py_stream, {Worker, Ref}, {error, cancelled}}, true;
-        [] -> false
+        _ -> false
+    end.
+
+%% @doc cancel/3 by the worker that runs stream Ref for Owner (as finish/4).
+-spec cancel(ets:tid(), reference(), pid(), pid()) -> boolean().
+cancel(Tab, Ref, Owner, Caller) ->
+    case ets:info(Tab, id) of
+        undefined when Owner =:= Caller -> true;
+        undefined -> Owner ! {py_stream, {self(), Ref}, {error, cancelled}}, true;
+        _ -> cancel(Tab, Ref, Caller)
     end.
 
 %% @doc Worker died (Reason): the streams it had not ended end now.
@@ -79,16 +105,18 @@ worker_down(Tab, Worker, Reason) ->
     true = ets:delete(Tab, {watched, Worker}),
     ok.
 
-%% @doc The pool stops: every stream still live ends.
+%% @doc The pool stops: every stream still live ends, but those of
+%% workers still alive (the owner crashed before them), which end their
+%% own once the table is gone.
 -spec pool_stopped(ets:tid()) -> ok.
 pool_stopped(Tab) ->
     _ = [finish(Tab, Ref, {error, {worker_exited, shutdown}})
-         || {Ref, _, _} <- ets:match_object(Tab, {'_', '_', '_'})],
+         || {Ref, _, Worker} <- ets:match_object(Tab, {'_', '_', '_'}), not is_process_alive(Worker)],
     ok.
 
-%% The table is gone only after the pool's owner answered every entry in
-%% its terminate: nothing is left to send.
+%% `gone': the table went with its owner (answered in its terminate, or
+%% killed: then its workers answer).
 take(Tab, Ref) ->
     try ets:take(Tab, Ref)
-    catch error:badarg -> []
+    catch error:badarg -> gone
     end.

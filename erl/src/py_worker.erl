@@ -50,10 +50,20 @@ start_link(Pool, Slot) ->
 %% @doc Starts a stream. `collect' answers `{ok, Items}' at the end;
 %% `{items, Owner}' answers `{ok, Ref}' at once and sends Owner
 %% `{py_stream, {Worker, Ref}, ...}' messages.
+%% A start that the worker could not take in time (it was blocked
+%% starting its port) is called off: the worker, reading that after the
+%% call, drops the stream without a word to its owner.
 -spec stream(pid(), binary(), map(), collect | {items, pid()}, timeout()) -> term().
 stream(Worker, Op, Args, Mode, Timeout) ->
-    py_worker_stream:collected(
-      call(Worker, {stream, Op, Args, Mode, Timeout}, case Mode of collect -> Timeout; _ -> 10000 end)).
+    Ref = make_ref(),
+    case call(Worker, {stream, Op, Args, Mode, Timeout, Ref},
+              case Mode of collect -> Timeout; _ -> min(Timeout, 10000) end) of
+        {error, timeout} = Error ->
+            Worker ! {stream_abandon, Ref},
+            Error;
+        Answer ->
+            py_worker_stream:collected(Answer)
+    end.
 
 -spec stream_cancel(pid(), reference()) -> ok.
 stream_cancel(Worker, Ref) ->
@@ -95,11 +105,10 @@ init({Pool, Slot}) ->
 handle_continue(start_port, St) ->
     {noreply, start_port(St)}.
 
-handle_call({stream, Op, Args, collect, Timeout}, {Caller, _} = From, St) ->
-    py_worker_stream:start_request(#req{kind = collect, from = From}, Caller, Op,
+handle_call({stream, Op, Args, collect, Timeout, Ref}, {Caller, _} = From, St) ->
+    py_worker_stream:start_request(#req{kind = collect, from = From, ref = Ref}, Caller, Op,
                   Args#{<<"window">> => ?STREAM_WINDOW}, Timeout, St);
-handle_call({stream, Op, Args, {items, Owner}, Timeout}, _From, St) ->
-    Ref = make_ref(),
+handle_call({stream, Op, Args, {items, Owner}, Timeout, Ref}, _From, St) ->
     case py_worker_stream:start_request(#req{kind = items, owner = Owner, ref = Ref}, Owner, Op,
                        Args#{<<"window">> => ?STREAM_WINDOW}, Timeout, St) of
         {noreply, St1} -> {reply, {ok, {self(), Ref}}, St1};
@@ -132,11 +141,11 @@ handle_info({timeout, _TRef, {request_timeout, Id}}, St) ->
         error -> {noreply, St}
     end;
 handle_info({timeout, _TRef, {cancel_grace, Id}}, #st{abandoned = Ab} = St) ->
-    case maps:find(Id, Ab) of
-        {ok, {_, Port}} ->
+    case maps:take(Id, Ab) of
+        {{_, Port}, Rest} ->
             logger:warning("pyport worker ~p/~p: request ~p ignored its cancel; killing OS pid ~p",
                            [St#st.pool, St#st.slot, Id, os_pid(Port, St)]),
-            {noreply, kill_port(Port, St)};
+            {noreply, kill_port(Port, St#st{abandoned = Rest})};
         error ->
             {noreply, St}
     end;
@@ -148,6 +157,11 @@ handle_info({abandoned, Id}, #st{finished = Finished, table = Table} = St) ->
                 [{Id, _, _, Port}] -> {noreply, py_worker_route:cancel_in_port(Id, Port, St)};
                 [] -> {noreply, St}
             end
+    end;
+handle_info({stream_abandon, Ref}, #st{by_ref = ByRef} = St) ->
+    case maps:find(Ref, ByRef) of
+        {ok, Id} -> {noreply, py_worker_stream:abandon(Id, St)}; % its caller has given up on it
+        error -> {noreply, St}
     end;
 handle_info(sweep, #st{table = Table} = St) ->
     % A caller that died while waiting costs nothing: its request is cancelled.
@@ -209,7 +223,8 @@ terminate(_Reason, #st{port = Port} = St) ->
     St1 = py_worker_route:answer_all({error, {worker_exited, shutdown}}, St),
     _ = [py_port:kill(OsPid) || #{os_pid := OsPid} <- maps:values(St1#st.retiring)],
     _ = abort_starting(St1),
-    Port =/= undefined andalso stop_port(Port, St1),
+    % The port's own cancels are still sent, before its shutdown.
+    Port =/= undefined andalso stop_port(Port, St1#st{abandoned = St#st.abandoned}),
     ok.
 
 %% Cancel what runs, ask for a clean exit, and kill if it does not come.

@@ -111,12 +111,18 @@ forget(Id, Abandoned) ->
 -spec next_cancel_id(non_neg_integer()) -> pos_integer().
 next_cancel_id(Id) -> Id + (1 bsl 62).
 
-%% Answers every request (of every port, or of one) with Result.
+%% Answers every request (of every port, or of one) with Result; the
+%% cancels sent to that port are forgotten with it.
 -spec answer_all(term(), #st{}) -> #st{}.
 answer_all(Result, St) -> answer_port('_', Result, St).
 
 -spec answer_port(port() | '_', term(), #st{}) -> #st{}.
-answer_port(Which, Result, #st{pending = Pending, table = Table} = St) ->
+answer_port(Which, Result, #st{abandoned = Abandoned} = St0) ->
+    Gone = maps:filter(fun(_, {_, P}) -> Which =:= '_' orelse P =:= Which end, Abandoned),
+    _ = [erlang:cancel_timer(T) || {T, _} <- maps:values(Gone)],
+    answer_requests(Which, Result, St0#st{abandoned = maps:without(maps:keys(Gone), Abandoned)}).
+
+answer_requests(Which, Result, #st{pending = Pending, table = Table} = St) ->
     lists:foreach(fun({Id, _, _, _}) ->
                           case ets:take(Table, Id) of
                               [{Id, Caller, Tag, _}] when is_pid(Caller) ->

@@ -130,8 +130,13 @@ undecodable(Id, Req, Frame, Reason, St) ->
 cancel(Ref, Caller, #st{by_ref = ByRef} = St) ->
     case maps:find(Ref, ByRef) of
         {ok, Id} ->
-            _ = py_stream_table:cancel(streams(St), Ref, Caller),
-            abandon(Id, St);
+            case maps:get(Id, St#st.pending) of
+                #req{kind = items, owner = Owner} ->
+                    _ = py_stream_table:cancel(streams(St), Ref, Owner, Caller),
+                    abandon(Id, St);
+                #req{kind = collect} ->
+                    St % its caller waits for it; only a timed-out call gives it up
+            end;
         error ->
             St
     end.
@@ -167,13 +172,13 @@ finish_quietly(Id, Req, Result, St) ->
 -spec answer(#req{}, term(), #st{}) -> #st{}.
 answer(#req{kind = collect, from = From}, Result, St) ->
     gen_server:reply(From, Result), St;
-answer(#req{kind = items, ref = Ref}, Result, St) ->
+answer(#req{kind = items, ref = Ref, owner = Owner}, Result, St) ->
     Msg = case Result of
               done -> done;
               {ok, _} -> done;
               {error, Reason} -> {error, py_error:public(Reason)}
           end,
-    _ = py_stream_table:finish(streams(St), Ref, Msg),
+    _ = py_stream_table:finish(streams(St), Ref, Owner, Msg),
     St.
 
 forget_request(Id, #req{timer = Timer, mon = Mon, ref = Ref, credit_timer = CT} = Req, St) ->

@@ -32,3 +32,18 @@ undecodable_test() ->
     % An atom the node does not know: a known one's name overwritten.
     Frame = binary:replace(chunk(1, [py_collect_tests_known_atom1]), <<"known_atom1">>, <<"nknown_atom">>),
     ?assertMatch({error, {unknown_atom, _}}, py_collect:items([Frame], #{atoms => existing})).
+
+%% A chunk frame whose one item is an Erlang term in the compressed
+%% external format that inflates to about Size bytes.
+compressed_chunk(Id, Size) ->
+    Data = term_to_binary(binary:copy(<<0>>, Size), [compressed]),
+    <<16#93, Id, 16#a5, "chunk", 16#91, 16#c8, (byte_size(Data)):16, 4, Data/binary>>.
+
+%% Each chunk's terms fit the decode bound alone, two together do not: the
+%% collected result is refused (before: each chunk had a budget of its own).
+one_inflate_budget_per_collection_test() ->
+    Opts = #{max_bytes => 100000},
+    [F1, F2] = [compressed_chunk(Id, 60000) || Id <- [1, 2]],
+    ?assertMatch({ok, [<<0, _/binary>>]}, py_collect:items([F1], Opts)),
+    ?assertMatch({ok, [<<0, _/binary>>]}, py_collect:items([F2], Opts)),
+    ?assertMatch({error, {too_large, #{what := decoded, limit := 100000}}}, py_collect:items([F1, F2], Opts)).

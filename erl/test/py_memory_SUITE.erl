@@ -7,13 +7,13 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
 -export([stats_per_worker/1, leak_found_by_diff_and_growth/1, clear_errors_when_not_tracing/1,
          gc_events_see_a_cycle/1, gc_events_unsubscribe/1, refcount/1, collector_control/1,
-         reset_keeps_the_worker/1, memory_limit_makes_memory_error/1, max_rss_recycles/1,
+         reset_keeps_the_worker/1, reset_of_the_default_pool/1, memory_limit_makes_memory_error/1, max_rss_recycles/1,
          max_requests_recycles/1, allocators_in_maps/1, oom_kill_reported/1, options_validated/1]).
 
 all() ->
     [stats_per_worker, leak_found_by_diff_and_growth, clear_errors_when_not_tracing,
      gc_events_see_a_cycle, gc_events_unsubscribe, refcount, collector_control,
-     reset_keeps_the_worker, memory_limit_makes_memory_error, max_rss_recycles,
+     reset_keeps_the_worker, reset_of_the_default_pool, memory_limit_makes_memory_error, max_rss_recycles,
      max_requests_recycles, allocators_in_maps, oom_kill_reported, options_validated].
 
 -define(LEAKY, <<"class Leak:\n    pass\n\nkept = []\n\ndef work(n):\n    kept.extend(Leak() for _ in range(n))\n    return len(kept)\n">>).
@@ -32,7 +32,7 @@ end_per_suite(_Config) ->
 
 end_per_testcase(_Case, _Config) ->
     application:unset_env(pyport, oom_counter_file),
-    _ = [py:stop_pool(P) || P <- [m, m2]],
+    _ = [py:stop_pool(P) || P <- [m, m2, default]],
     ok.
 
 %% ---- see ----
@@ -167,6 +167,16 @@ reset_keeps_the_worker(_) ->
     {ok, <<"preloaded">>} = py:eval(<<"P">>, #{}, [{pool, m}]),
     {ok, Pid} = py:eval(<<"__import__('os').getpid()">>, #{}, [{pool, m}]),
     {ok, [{1, ok}]} = py:reset(m).
+
+%% py:reset() (the caller's worker of the default pool, the pool's
+%% timeout) clears and preloads again (before: it crashed with badarith
+%% on the timeout `pool').
+reset_of_the_default_pool(_) ->
+    ok = py:start_pool(default, [{size, 1}, {preload, <<"P = 'preloaded'">>}]),
+    ok = py:exec(<<"a = 1\nP = 'changed'\n">>, []),
+    ok = py:reset(),
+    {error, {'NameError', _}} = py:eval(<<"a">>, #{}, []),
+    {ok, <<"preloaded">>} = py:eval(<<"P">>, #{}, []).
 
 memory_limit_makes_memory_error(_) ->
     ok = py:start_pool(m, [{size, 1}, {memory_limit, 512 * 1024 * 1024}]),

@@ -11,14 +11,16 @@
          python_home_other_prefix/1, python_home_without_stdlib_refused/1,
          venv_pth_package_imported/1, venv_of_other_version_refused/1, not_a_venv_refused/1,
          executable_missing_refused/1, executable_not_runnable_refused/1,
-         executable_given_is_used/1, not_found_names_every_fix/1]).
+         executable_given_is_used/1, not_found_names_every_fix/1,
+         version_probe_that_keeps_talking_is_killed/1]).
 
 all() ->
     [path_python3_is_not_pyports, path_venv_is_not_pyports, hello_names_python,
      python_home_other_prefix, python_home_without_stdlib_refused,
      venv_pth_package_imported, venv_of_other_version_refused, not_a_venv_refused,
      executable_missing_refused, executable_not_runnable_refused,
-     executable_given_is_used, not_found_names_every_fix].
+     executable_given_is_used, not_found_names_every_fix,
+     version_probe_that_keeps_talking_is_killed].
 
 init_per_suite(Config) ->
     case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
@@ -38,6 +40,25 @@ end_per_testcase(_Case, Config) ->
     os:putenv("PATH", ?config(path, Config)),
     _ = [py:stop_pool(P) || P <- [p, home, venv]],
     ok.
+
+%% A program that answers --version with a line a second, forever: the
+%% probe gives up after its 10 s overall, and the program is killed
+%% (before: each line restarted the wait, and a timeout left it running).
+version_probe_that_keeps_talking_is_killed(Config) ->
+    Dir = ?config(priv_dir, Config),
+    PidFile = filename:join(Dir, "talker.pid"),
+    Exe = filename:join(Dir, "talker"),
+    ok = file:write_file(Exe, ["#!/bin/sh\necho $$ > ", PidFile, "\nwhile true; do echo x; sleep 1; done\n"]),
+    ok = file:change_mode(Exe, 8#755),
+    Self = self(),
+    spawn(fun() -> Self ! {version, py_python:embedded_version(Exe)} end),
+    {error, {not_pyport, version_timeout}} = receive {version, V} -> V after 25000 -> ct:fail(probe_stuck) end,
+    {ok, PidText} = file:read_file(PidFile),
+    Pid = string:trim(binary_to_list(PidText)),
+    timer:sleep(200),
+    Stat = case file:read_file("/proc/" ++ Pid ++ "/stat") of {ok, B} -> B; {error, _} -> gone end,
+    ct:pal("the probed program after the timeout: ~p", [Stat]),
+    ?assert(Stat =:= gone orelse binary:match(Stat, <<") Z">>) =/= nomatch).
 
 %% A directory looking like another Python installation: bin/python3 and
 %% lib/python3.11 (Debian's standard library, linked), so that a pyport

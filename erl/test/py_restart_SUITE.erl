@@ -4,19 +4,24 @@
 -module(py_restart_SUITE).
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
+-include_lib("pyport/src/py_worker.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([log/2]).
 -export([calls_wait_while_both_workers_restart/1, crash_loop_keeps_pool_and_serves_others/1,
          exec_all_of_segfault_keeps_pool/1, preload_failing_pool_unavailable_then_recovers/1,
          boot_with_broken_pool_starts_the_rest/1, stop_pool_during_recycle_shuts_down_cleanly/1,
-         memory_stats_of_missing_slot/1, callers_do_not_spin_on_a_closed_port/1]).
+         memory_stats_of_missing_slot/1, callers_do_not_spin_on_a_closed_port/1,
+         killed_worker_leaves_no_stale_route/1, ignored_cancel_leaves_no_abandoned_entry/1,
+         gc_subscribe_to_a_pool_going_away/1]).
 
 all() ->
     [calls_wait_while_both_workers_restart, crash_loop_keeps_pool_and_serves_others,
      exec_all_of_segfault_keeps_pool, preload_failing_pool_unavailable_then_recovers,
      boot_with_broken_pool_starts_the_rest, stop_pool_during_recycle_shuts_down_cleanly,
-     memory_stats_of_missing_slot, callers_do_not_spin_on_a_closed_port].
+     memory_stats_of_missing_slot, callers_do_not_spin_on_a_closed_port,
+     killed_worker_leaves_no_stale_route, ignored_cancel_leaves_no_abandoned_entry,
+     gc_subscribe_to_a_pool_going_away].
 
 -define(SEGFAULT, <<"__import__('ctypes').string_at(0)">>).
 
@@ -191,6 +196,48 @@ callers_do_not_spin_on_a_closed_port(_) ->
     ?assert(Closed =< 20),
     [] = [A || A <- Answers, not ok_or_exited(A)],
     {ok, 2} = py:eval(<<"1 + 1">>, #{}, [{pool, r}]).
+
+%% The worker process itself is killed (its terminate does not run): the
+%% callers that come while its replacement runs a 1.5 s preload wait for
+%% it and succeed, and the slot's in-flight count is back to 0 after, so
+%% later calls are not refused as overloaded (before: worker_exited at
+%% once, the count stuck at 3, every later call overloaded).
+killed_worker_leaves_no_stale_route(_) ->
+    ok = py:start_pool(r, [{size, 1}, {max_in_flight, 3}, {preload, <<"import time\ntime.sleep(1.5)">>}]),
+    {ok, [{1, Worker}]} = py_pool:workers(r),
+    exit(Worker, kill),
+    Answers = answers(calls(3, fun() -> py:eval(<<"1 + 1">>, #{}, [{pool, r}, {timeout, 20000}]) end), 30000),
+    ct:pal("calls while the killed worker's replacement starts: ~p", [count(Answers)]),
+    [{ok, 2}] = lists:usort(Answers),
+    #{counters := Counters} = py_pool:context(r),
+    0 = counters:get(Counters, 1),
+    [{ok, 2}] = lists:usort([py:eval(<<"1 + 1">>, #{}, [{pool, r}]) || _ <- lists:seq(1, 5)]).
+
+%% A request that ignores its cancel (a loop in C) has its port killed
+%% after cancel_grace: once the port restarted, the worker holds no
+%% abandoned entry (before: the entry stayed, for good).
+ignored_cancel_leaves_no_abandoned_entry(_) ->
+    ok = py:start_pool(r, [{size, 1}, {cancel_grace, 200}]),
+    {ok, [{1, Worker}]} = py_pool:workers(r),
+    [Pid] = os_pids(r),
+    {error, timeout} = py:eval(<<"sum(range(10**12))">>, #{}, [{pool, r}, {timeout, 300}]),
+    ok = wait_until(fun() -> not os_alive(Pid) end, 5000),
+    {ok, #{state := ready}} = wait_status(r, ready, 5000),
+    {ok, 2} = py:eval(<<"1 + 1">>, #{}, [{pool, r}]),
+    #st{abandoned = Abandoned} = sys:get_state(Worker),
+    ?assertEqual(#{}, Abandoned).
+
+%% The pool's owner goes away while a gc_subscribe / gc_unsubscribe waits
+%% for it: the caller gets no_pool / ok (before: it crashed).
+gc_subscribe_to_a_pool_going_away(_) ->
+    ok = py:start_pool(r, [{size, 1}]),
+    {_, Owner} = py_pool:streams(py_pool:context(r)),
+    ok = sys:suspend(Owner),
+    Refs = calls(1, fun() -> catch py:gc_events(r) end)
+        ++ calls(1, fun() -> catch py_pool:gc_unsubscribe(r, make_ref()) end),
+    timer:sleep(200), % both wait for the owner
+    exit(Owner, kill),
+    [{error, {no_pool, r}}, ok] = answers(Refs, 5000).
 
 calls_until(Until, Acc) ->
     case erlang:monotonic_time(millisecond) < Until of

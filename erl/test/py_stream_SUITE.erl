@@ -12,7 +12,8 @@
          cancel_by_owner_after_worker_killed_leaves_nothing/1,
          owner_told_once_when_done/1, undecodable_item_ends_stream_in_port/1,
          collected_too_large_answered_early_and_freed/1, collected_under_bound_works/1,
-         collected_timeout_frees_accumulation/1]).
+         collected_timeout_frees_accumulation/1, owner_told_once_when_pool_owner_killed/1,
+         stream_start_given_up_never_runs/1]).
 
 %% Long enough for any message already on its way to have arrived.
 -define(QUIET_MS, 500).
@@ -24,7 +25,8 @@ all() ->
      cancel_by_owner_after_worker_killed_leaves_nothing,
      owner_told_once_when_done, undecodable_item_ends_stream_in_port,
      collected_too_large_answered_early_and_freed, collected_under_bound_works,
-     collected_timeout_frees_accumulation].
+     collected_timeout_frees_accumulation, owner_told_once_when_pool_owner_killed,
+     stream_start_given_up_never_runs].
 
 init_per_suite(Config) ->
     % Loaded already when another suite ran first in this node.
@@ -105,6 +107,40 @@ cancel_by_owner_after_worker_killed_leaves_nothing(_) ->
                           ok = py:stream_cancel(Ref),
                           nothing_more(Ref)
                   end, lists:seq(1, 5)).
+
+%% The process that owns the pool's routing and stream tables is killed:
+%% the workers restart with it, and the stream still ends with one final
+%% message (before: none, the stream table was gone with its owner).
+owner_told_once_when_pool_owner_killed(_) ->
+    ok = py:start_pool(s, [{size, 1}]),
+    Ref = endless(),
+    {_, PoolOwner} = py_pool:streams(py_pool:context(s)),
+    exit(PoolOwner, kill),
+    {error, {worker_exited, _}} = final(Ref),
+    nothing_more(Ref).
+
+%% A stream start reaches a worker blocked running its preload (8 s, on
+%% restarts only) past the call's bound (6 s for a 1 s stream): the
+%% caller's {error, timeout} is the only answer, the stream never runs
+%% (before: it ran once the worker was up, a second answer).
+stream_start_given_up_never_runs(Config) ->
+    Marker = filename:join(?config(priv_dir, Config), "stream_start_marker"),
+    _ = file:delete(Marker),
+    Preload = iolist_to_binary(["import os, time\nif os.path.exists('", Marker, "'):\n    time.sleep(",
+                                "8", ")\n"
+                                "open('", Marker, "', 'w').close()"]),
+    ok = py:start_pool(s, [{size, 1}, {preload, Preload}, {start_timeout, 30000}]),
+    {ok, #{pid := Worker}, _} = py_pool:checkout(s, undefined, 5000),
+    {error, {worker_exited, _}} = py:eval(<<"__import__('os')._exit(1)">>, #{}, [{pool, s}]),
+    timer:sleep(500), % the worker is in its preload
+    {ok, Args} = py_args:eval(<<"__import__('itertools').count()">>, #{}),
+    {error, timeout} = py_worker:stream(Worker, <<"stream_eval">>, Args, {items, self()}, 1000),
+    ok = wait_until(fun() -> is_ready(s) end, 30000),
+    {ok, 1} = py:eval(<<"1">>, #{}, [{pool, s}]),
+    receive {py_stream, _, Msg} -> ct:fail({stream_ran, Msg}) after 1000 -> ok end.
+
+is_ready(Pool) ->
+    case py:pool_status(Pool) of {ok, #{state := ready}} -> true; _ -> false end.
 
 owner_told_once_when_done(_) ->
     ok = py:start_pool(s, [{size, 1}]),

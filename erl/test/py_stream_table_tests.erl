@@ -10,8 +10,8 @@ finish_once_test() ->
     Me = self(),
     ?assertEqual({watch_streams, Me}, receive W -> W after 0 -> none end),
     ?assert(py_stream_table:live(Tab, Ref)),
-    ?assert(py_stream_table:finish(Tab, Ref, done)),
-    ?assertNot(py_stream_table:finish(Tab, Ref, done)),
+    ?assert(py_stream_table:finish(Tab, Ref, self(), done)),
+    ?assertNot(py_stream_table:finish(Tab, Ref, self(), done)),
     ?assertNot(py_stream_table:live(Tab, Ref)),
     ?assertEqual([{py_stream, {Me, Ref}, done}], flush()).
 
@@ -47,16 +47,31 @@ worker_down_test() ->
 
 pool_stopped_test() ->
     Tab = py_stream_table:new(),
-    Refs = [make_ref() || _ <- [1, 2]],
-    [ok = py_stream_table:add(Tab, self(), R, self()) || R <- Refs],
-    ok = py_stream_table:drop(Tab, hd(Refs)),
+    Me = self(),
+    [Dropped, Ended] = Refs = [make_ref() || _ <- [1, 2]],
+    {Dead, Mon} = spawn_monitor(fun() -> [ok = py_stream_table:add(Tab, Me, R, Me) || R <- Refs] end),
+    receive {'DOWN', Mon, process, Dead, normal} -> ok end,
+    Alive = make_ref(),
+    ok = py_stream_table:add(Tab, self(), Alive, self()), % its worker (this process) is alive
+    ok = py_stream_table:drop(Tab, Dropped),
     _ = flush(),
     ok = py_stream_table:pool_stopped(Tab),
+    ?assertEqual([{py_stream, {Dead, Ended}, {error, {worker_exited, shutdown}}}], flush()),
+    ?assert(py_stream_table:live(Tab, Alive)).
+
+%% The table went with its owner (killed): the worker ends its stream itself, once.
+table_gone_worker_ends_its_stream_test() ->
+    Tab = py_stream_table:new(),
     Me = self(),
-    ?assertEqual([{py_stream, {Me, lists:last(Refs)}, {error, {worker_exited, shutdown}}}], flush()),
+    [R1, R2] = [make_ref(), make_ref()],
+    Other = spawn(fun() -> receive stop -> ok end end),
     ets:delete(Tab),
-    ?assertNot(py_stream_table:finish(Tab, hd(Refs), done)), % the table gone: nothing to send
-    ?assertNot(py_stream_table:live(Tab, hd(Refs))).
+    ?assert(py_stream_table:live(Tab, R1)),
+    ?assert(py_stream_table:finish(Tab, R1, self(), done)),
+    ?assert(py_stream_table:cancel(Tab, R2, self(), Other)),
+    ?assert(py_stream_table:cancel(Tab, R2, self(), self())), % by the owner: nothing sent
+    ?assertEqual([{py_stream, {Me, R1}, done}, {py_stream, {Me, R2}, {error, cancelled}}], flush()),
+    Other ! stop.
 
 flush() ->
     receive M -> [M | flush()] after 0 -> [] end.
