@@ -107,7 +107,8 @@ invalid_arrays_option(_) ->
 %% 100 MB of float64 from Erlang to Python and back; the time is logged
 %% (median of 5), not asserted.
 hundred_mb_round_trip(_) ->
-    ok = py:start_pool(big_arrays, [{size, 1}, {max_frame, 256 * 1024 * 1024}]),
+    ok = py:start_pool(big_arrays, [{size, 1}, {max_frame, 256 * 1024 * 1024},
+                                     {max_reply_bytes, 256 * 1024 * 1024}]),
     try
         N = 100 * 1000 * 1000 div 8,
         Data = binary:copy(<<1.5:64/little-float>>, N),
