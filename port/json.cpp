@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <new>
 #include <unordered_map>
 #include <vector>
 
@@ -310,10 +311,8 @@ private:
   const std::string &arena_;
 };
 
-} // namespace
-
-std::string json_to_msgpack(std::string_view text, std::size_t max_depth) {
-  tape_builder b(max_depth);
+// json_to_msgpack's work, on a tape the caller keeps for the Id.
+std::string pack_line(std::string_view text, std::size_t max_depth, tape_builder &b) {
   constexpr unsigned flags = rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag;
   rapidjson::Reader reader;
   rapidjson::MemoryStream in(text.data(), text.size());
@@ -364,6 +363,22 @@ std::string json_to_msgpack(std::string_view text, std::size_t max_depth) {
     throw json_error(e.type(), e.what(), id_of(b), false);
   }
   return out;
+}
+
+} // namespace
+
+std::string json_to_msgpack(std::string_view text, std::size_t max_depth) {
+  tape_builder b(max_depth);
+  try {
+    return pack_line(text, max_depth, b);
+  } catch (const std::bad_alloc &) {
+    // Out of memory (--memory-limit) is this line's failure, not the
+    // port's: answered with its Id when the tape reached it.
+    throw json_error(error_type::bad_frame,
+                     "out of memory converting a JSON line of " + std::to_string(text.size()) +
+                         " bytes",
+                     id_of(b), false);
+  }
 }
 
 } // namespace pyport

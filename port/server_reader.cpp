@@ -204,6 +204,14 @@ void server::on_frame(frame f, out_buffer &replies) {
       reject(e.id(), e.too_deep() ? port_error(error_type::bad_request, too_deep_message()).info()
                                   : e.info());
       return;
+    } catch (const std::exception &e) {
+      // Out of memory for the packed copy: this line fails, the port
+      // keeps reading (json_to_msgpack names the Id of those it can).
+      std::lock_guard lk(mu_);
+      reject(0, port_error(error_type::bad_frame,
+                           std::string("out of memory converting a JSON line: ") + e.what())
+                    .info());
+      return;
     }
   }
   decoded d = decode_frame(std::move(f));
