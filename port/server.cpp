@@ -273,6 +273,10 @@ bool server::acquire_credit(std::uint64_t id) {
 // the main thread goes on with the queue, and a credit grant (or a cancel)
 // queues the stream again.
 server::credit server::take_credit(std::uint64_t id) {
+  // A stream forked: only the parent streams on. Checked before mu_, which
+  // a thread the fork lost may have held.
+  if (is_forked_child())
+    return credit::stop;
   std::lock_guard lk(mu_);
   if (running_cancelled_ || abandoned_)
     return credit::stop;
@@ -291,6 +295,8 @@ server::credit server::take_credit(std::uint64_t id) {
 }
 
 void server::park(parked_stream &&s) {
+  if (is_forked_child()) // as take_credit: the child's stream just ends
+    return;
   parked_.push_back(std::move(s));
   std::lock_guard lk(mu_);
   // The stream is no longer running: a cancel now finds it parked.
