@@ -128,4 +128,13 @@ check "a reply under it is sent" "$(reply 2 <<<"$out")" '[2,"ok",{"$bytes":"eHg=
 check "a stream item past it ends the stream" "$(reply 3 <<<"$out")" \
   '[3,"error",{"type":"reply_too_large","message":"a reply of 5013 bytes is larger than --max-reply-bytes 1000","size":5013,"limit":1000,"traceback":[]}]'
 
+# Credit saturates: grants that add past 2^64 - 1 leave the stream with all
+# the credit it can hold, not with none (the main thread is busy meanwhile,
+# so the three grants are added up before the stream runs again).
+out=$(json -- '[1,"stream_eval",{"code":"range(3)","window":0}]' \
+  '[2,"eval",{"code":"__import__(\"time\").sleep(2)"}]' \
+  '[1,"credit",9223372036854775808]' '[1,"credit",9223372036854775807]' '[1,"credit",2]')
+check "credit past 2^64 saturates: the stream continues" "$(grep -E '^\[1,' <<<"$out" | tr '\n' ' ')" \
+  '[1,"chunk",[0,1,2]] [1,"done",null] '
+
 finish
