@@ -29,8 +29,14 @@ struct token {
   std::size_t at = 0;     // string, number: offset in the arena
 };
 
-// Collects tokens. Returns false (stopping the reader) at the depth bound or
-// an integer with too many digits, with the reason in problem.
+// The keys of {"$name": value} (PROTOCOL.md section 4).
+bool is_spelling(std::string_view key) {
+  return key == "$atom" || key == "$bytes" || key == "$term" || key == "$tuple" || key == "$map";
+}
+
+// Collects tokens. Returns false (stopping the reader) at the depth bound,
+// past max_depth $-spellings open at once, or at an integer with too many
+// digits, with the reason in problem.
 class tape_builder {
 public:
   explicit tape_builder(std::size_t max_depth) : max_depth_(max_depth) {}
@@ -74,7 +80,20 @@ public:
     }
     return push(text_token(token::kind::string, text, false));
   }
-  bool Key(const char *s, rapidjson::SizeType n, bool copy) { return String(s, n, copy); }
+  bool Key(const char *s, rapidjson::SizeType n, bool copy) {
+    // An object's first key a $-spelling: bounded while reading, because
+    // packing copies a spelling's contents once per enclosing one.
+    if (!open_.empty() && open_.back() + 1 == tape.size() && is_spelling({s, n})) {
+      spelling_.back() = true;
+      if (++spellings_open_ > pyport::max_depth) {
+        problem_ =
+            "$-spellings nested deeper than " + std::to_string(pyport::max_depth) + " levels";
+        too_deep = true;
+        return false;
+      }
+    }
+    return String(s, n, copy);
+  }
   bool StartArray() { return open(token::kind::array); }
   bool EndArray(rapidjson::SizeType n) { return close(n); }
   bool StartObject() { return open(token::kind::object); }
@@ -106,15 +125,21 @@ private:
       return false;
     }
     open_.push_back(tape.size());
+    spelling_.push_back(false);
     return push({k});
   }
   bool close(rapidjson::SizeType n) {
     tape[open_.back()].size = n;
     open_.pop_back();
+    if (spelling_.back())
+      --spellings_open_;
+    spelling_.pop_back();
     return true;
   }
   std::size_t max_depth_;
   std::vector<std::size_t> open_; // tape indexes of the open containers
+  std::vector<bool> spelling_;    // for each: an object whose first key is a $-spelling
+  std::size_t spellings_open_ = 0;
 };
 
 // The Id of a line that began as [Id, Op, ...] (json_error's contract),
@@ -218,10 +243,6 @@ public:
 private:
   [[nodiscard]] std::string_view text(const token &t) const {
     return {arena_.data() + t.at, t.size};
-  }
-
-  static bool is_spelling(std::string_view key) {
-    return key == "$atom" || key == "$bytes" || key == "$term" || key == "$tuple" || key == "$map";
   }
 
   static void pack_ext(json_packer &pk, std::int8_t type, std::string_view payload) {

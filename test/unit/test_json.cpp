@@ -211,3 +211,25 @@ TEST_CASE("a reply integer of more than 4300 digits is an encode_error decided b
 TEST_CASE("a NUL byte ends nothing: text after it is an error") {
   CHECK(test::contains(error_of(std::string("[1]\0[2]", 7)), "after the value"));
 }
+
+TEST_CASE("$-spellings nested deeper than 256 are refused while reading") {
+  const auto nested = [](int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i)
+      s += R"J({"$tuple":[)J";
+    s += "1";
+    for (int i = 0; i < n; ++i)
+      s += "]}";
+    return s;
+  };
+  // The JSON bound the port uses for a line (three levels for each frame's).
+  constexpr std::size_t json_bound = 3 * 256 + 3;
+  CHECK_NOTHROW(pyport::json_to_msgpack(nested(256), json_bound));
+  try {
+    pyport::json_to_msgpack(nested(257), json_bound);
+    FAIL("no error");
+  } catch (const pyport::json_error &e) {
+    CHECK(e.too_deep());
+    CHECK(test::contains(e.what(), "$-spellings nested deeper than 256 levels"));
+  }
+}
