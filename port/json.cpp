@@ -81,17 +81,9 @@ public:
     return push(text_token(token::kind::string, text, false));
   }
   bool Key(const char *s, rapidjson::SizeType n, bool copy) {
-    // An object's first key a $-spelling: bounded while reading, because
-    // packing copies a spelling's contents once per enclosing one.
-    if (!open_.empty() && open_.back() + 1 == tape.size() && is_spelling({s, n})) {
-      spelling_.back() = true;
-      if (++spellings_open_ > pyport::max_depth) {
-        problem_ =
-            "$-spellings nested deeper than " + std::to_string(pyport::max_depth) + " levels";
-        too_deep = true;
-        return false;
-      }
-    }
+    // An object's first key: a $-spelling's array is no level of its own.
+    if (!open_.empty() && open_.back() + 1 == tape.size() && is_spelling({s, n}))
+      roles_.back() = std::string_view(s, n) == "$map" ? role::map_spelling : role::spelling;
     return String(s, n, copy);
   }
   bool StartArray() { return open(token::kind::array); }
@@ -124,22 +116,55 @@ private:
       too_deep = true;
       return false;
     }
+    // The frame's levels (PROTOCOL.md section 3), bounded while reading:
+    // packing copies a $-spelling's contents once per enclosing one.
+    const role r = role_of(k);
+    if (r == role::level && ++frame_levels_ > pyport::max_depth) {
+      problem_ = "nesting deeper than " + std::to_string(pyport::max_depth) + " frame levels";
+      too_deep = true;
+      return false;
+    }
     open_.push_back(tape.size());
-    spelling_.push_back(false);
+    roles_.push_back(r);
     return push({k});
   }
   bool close(rapidjson::SizeType n) {
     tape[open_.back()].size = n;
     open_.pop_back();
-    if (spelling_.back())
-      --spellings_open_;
-    spelling_.pop_back();
+    if (roles_.back() != role::spelling_array && roles_.back() != role::map_pairs)
+      --frame_levels_;
+    roles_.pop_back();
     return true;
   }
   std::size_t max_depth_;
   std::vector<std::size_t> open_; // tape indexes of the open containers
-  std::vector<bool> spelling_;    // for each: an object whose first key is a $-spelling
-  std::size_t spellings_open_ = 0;
+  // What each open container is in the frame. A spelling's array, a $map's
+  // array of pairs and those pairs are no levels; the rest are one each (a
+  // map whose first key is a $-spelling among more keys is counted one
+  // short: the bound only caps the work, decode_frame's is exact).
+  enum class role : std::uint8_t {
+    level,          // an array or a map
+    spelling,       // {"$tuple" | "$atom" | ...: value}: one level
+    map_spelling,   // {"$map": pairs}: one level
+    spelling_array, // the array of a spelling
+    map_pairs,      // the array of a $map's pairs
+  };
+  [[nodiscard]] role role_of(token::kind k) const {
+    if (k != token::kind::array || roles_.empty())
+      return role::level;
+    switch (roles_.back()) {
+    case role::spelling:
+      return role::spelling_array;
+    case role::map_spelling:
+      return role::map_pairs;
+    case role::map_pairs:
+      return role::spelling_array; // a [Key, Value] pair
+    default:
+      return role::level;
+    }
+  }
+  std::vector<role> roles_;
+  std::size_t frame_levels_ = 0;
 };
 
 // The Id of a line that began as [Id, Op, ...] (json_error's contract),

@@ -212,24 +212,33 @@ TEST_CASE("a NUL byte ends nothing: text after it is an error") {
   CHECK(test::contains(error_of(std::string("[1]\0[2]", 7)), "after the value"));
 }
 
-TEST_CASE("$-spellings nested deeper than 256 are refused while reading") {
-  const auto nested = [](int n) {
+TEST_CASE("a line nested deeper than 256 frame levels is refused while reading") {
+  // n levels of a container spelt by open and close around a 1.
+  const auto nested = [](int n, std::string_view open, std::string_view close) {
     std::string s;
     for (int i = 0; i < n; ++i)
-      s += R"J({"$tuple":[)J";
+      s += open;
     s += "1";
     for (int i = 0; i < n; ++i)
-      s += "]}";
+      s += close;
     return s;
   };
   // The JSON bound the port uses for a line (three levels for each frame's).
   constexpr std::size_t json_bound = 3 * 256 + 3;
-  CHECK_NOTHROW(pyport::json_to_msgpack(nested(256), json_bound));
-  try {
-    pyport::json_to_msgpack(nested(257), json_bound);
-    FAIL("no error");
-  } catch (const pyport::json_error &e) {
-    CHECK(e.too_deep());
-    CHECK(test::contains(e.what(), "$-spellings nested deeper than 256 levels"));
+  const auto too_deep = [&](const std::string &json) {
+    try {
+      pyport::json_to_msgpack(json, json_bound);
+    } catch (const pyport::json_error &e) {
+      CHECK(test::contains(e.what(), "nesting deeper than 256 frame levels"));
+      return e.too_deep();
+    }
+    return false;
+  };
+  const std::pair<std::string_view, std::string_view> spellings[] = {
+      {"[", "]"}, {R"J({"$tuple":[)J", "]}"}, {R"J({"$map":[[1,)J", "]]}"}, {R"J({"a":)J", "}"}};
+  for (const auto &[open, close] : spellings) {
+    CAPTURE(open);
+    CHECK_NOTHROW(pyport::json_to_msgpack(nested(256, open, close), json_bound));
+    CHECK(too_deep(nested(257, open, close)));
   }
 }
