@@ -16,6 +16,7 @@
 #include <charconv>
 #include <new>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace pyport {
@@ -228,10 +229,11 @@ using json_packer = basic_packer<string_sink>;
 // The second pass: packs the tape from index i on, one value at a time.
 class tape_packer {
 public:
-  explicit tape_packer(const tape_builder &b) : t_(b.tape), arena_(b.arena) {}
+  // out is where pk writes.
+  tape_packer(const tape_builder &b, std::string &out) : t_(b.tape), arena_(b.arena), out_(out) {}
 
   // Packs the value at i; returns the index after it.
-  std::size_t pack(std::size_t i, json_packer &pk) const {
+  std::size_t pack(std::size_t i, json_packer &pk) {
     const token &t = t_.at(i);
     switch (t.what) {
     case token::kind::null:
@@ -301,7 +303,7 @@ private:
   }
 
   // {"$name": value}, the object token at i.
-  std::size_t pack_special(std::size_t i, json_packer &pk) const {
+  std::size_t pack_special(std::size_t i, json_packer &pk) {
     const std::string_view key = text(t_.at(i + 1));
     const token &val = t_.at(i + 2);
     const auto bad = [&](const char *what) {
@@ -332,11 +334,26 @@ private:
     if (key == "$tuple") {
       if (!is_arr)
         bad("an array");
-      std::string inner;
-      string_sink sink{inner};
-      json_packer ipk(sink);
-      const std::size_t next = pack(i + 2, ipk);
-      pack_ext(pk, ext_tuple, inner);
+      // Packed in place, behind room for the longest ext header: the header
+      // goes at the room's end once the size is known, and the bytes of
+      // room it leaves are a gap that finish() removes. Copying the
+      // contents instead would copy them once per enclosing tuple.
+      const std::size_t start = out_.size();
+      const std::size_t gaps_before = gap_bytes_;
+      out_.append(max_ext_header, '\0');
+      const std::size_t next = pack(i + 2, pk);
+      const std::size_t payload = out_.size() - start - max_ext_header - (gap_bytes_ - gaps_before);
+      std::string header;
+      string_sink hs{header};
+      json_packer hp(hs);
+      hp.pack_ext(payload, ext_tuple);
+      const std::size_t gap = max_ext_header - header.size();
+      std::copy(header.begin(), header.end(),
+                out_.begin() + static_cast<std::ptrdiff_t>(start + gap));
+      if (gap > 0) {
+        gaps_.emplace_back(start, gap);
+        gap_bytes_ += gap;
+      }
       return next;
     }
     // $map
@@ -353,8 +370,31 @@ private:
     return at;
   }
 
+public:
+  // Removes the gaps the tuples left in out, in one pass.
+  void finish() {
+    if (gaps_.empty())
+      return;
+    std::sort(gaps_.begin(), gaps_.end());
+    std::size_t to = gaps_[0].first;
+    for (std::size_t k = 0; k < gaps_.size(); ++k) {
+      const std::size_t from = gaps_[k].first + gaps_[k].second;
+      const std::size_t end = k + 1 < gaps_.size() ? gaps_[k + 1].first : out_.size();
+      std::copy(out_.begin() + static_cast<std::ptrdiff_t>(from),
+                out_.begin() + static_cast<std::ptrdiff_t>(end),
+                out_.begin() + static_cast<std::ptrdiff_t>(to));
+      to += end - from;
+    }
+    out_.resize(to);
+  }
+
+private:
+  static constexpr std::size_t max_ext_header = 6; // ext 32: 0xc9, 4 bytes of size, the type
   const std::vector<token> &t_;
   const std::string &arena_;
+  std::string &out_;
+  std::vector<std::pair<std::size_t, std::size_t>> gaps_; // (offset, length) in out_
+  std::size_t gap_bytes_ = 0;                             // the sum of their lengths
 };
 
 // json_to_msgpack's work, on a tape the caller keeps for the Id.
@@ -404,7 +444,9 @@ std::string pack_line(std::string_view text, std::size_t max_depth, tape_builder
   string_sink sink{out};
   json_packer pk(sink);
   try {
-    tape_packer(b).pack(0, pk);
+    tape_packer packer(b, out);
+    packer.pack(0, pk);
+    packer.finish();
   } catch (const port_error &e) {
     throw json_error(e.type(), e.what(), id_of(b), false);
   }

@@ -242,3 +242,21 @@ TEST_CASE("a line nested deeper than 256 frame levels is refused while reading")
     CHECK(too_deep(nested(257, open, close)));
   }
 }
+
+TEST_CASE("nested tuples of every ext header size round-trip") {
+  // Payloads of 1 to 70000 bytes: fixext 1..16, ext 8, ext 16 and ext 32
+  // headers, nested and side by side.
+  std::string json;
+  for (const std::size_t n : {0, 1, 2, 3, 6, 14, 15, 200, 300, 70000}) {
+    const std::string leaf =
+        n == 0 ? "[]"
+               : "[" + std::string(n == 1 ? "1" : "\"" + std::string(n - 2, 'x') + "\"") + "]";
+    const std::string one = R"J({"$tuple":)J" + leaf + "}";
+    const std::string two =
+        R"J({"$tuple":[)J" + one + "," + one + R"J(,{"$tuple":[)J" + one + "]}]}";
+    json += (json.empty() ? "" : ",") + two;
+  }
+  json = "[" + json + "]";
+  const std::string packed = pyport::json_to_msgpack(json);
+  CHECK(pyport::msgpack_to_json(packed.data(), packed.size()) == json);
+}
