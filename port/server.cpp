@@ -273,9 +273,7 @@ bool server::acquire_credit(std::uint64_t id) {
 // the main thread goes on with the queue, and a credit grant (or a cancel)
 // queues the stream again.
 server::credit server::take_credit(std::uint64_t id) {
-  // A stream forked: only the parent streams on. Checked before mu_, which
-  // a thread the fork lost may have held.
-  if (is_forked_child())
+  if (is_forked_child()) // only the parent streams on; mu_ may have been held at the fork
     return credit::stop;
   std::lock_guard lk(mu_);
   if (running_cancelled_ || abandoned_)
