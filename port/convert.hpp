@@ -45,6 +45,7 @@ public:
 
   // For the request now running; lists unless it asks otherwise.
   void set_arrays(array_mode mode) noexcept { arrays_ = mode; }
+  [[nodiscard]] array_mode arrays() const noexcept { return arrays_; }
 
   // A str when the bytes are UTF-8, else bytes (how client strings arrive).
   [[nodiscard]] static py_ref text_or_bytes(std::string_view s);

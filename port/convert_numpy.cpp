@@ -130,7 +130,11 @@ void converter::pack_ndarray(PyObject *o, packer &pk, std::size_t depth) const {
     return to_msgpack(items.get(), pk, depth + 1);
   }
   // {ndarray, Dtype, Shape, Binary}: C order, little-endian; the array's
-  // own memory when it is laid out so, else one converted copy.
+  // own memory when it is laid out so, else one converted copy. The tuple's
+  // elements sit one level below it, the Shape's integers two.
+  if (depth + 2 > max_depth)
+    encode_error("value nested deeper than " + std::to_string(max_depth) +
+                 " levels, counted from the reply's envelope (an ndarray's Shape takes two)");
   py_ref little = checked(PyObject_CallMethod(dtype.get(), "newbyteorder", "s", "<"));
   py_ref kwargs = checked(Py_BuildValue("{s:s,s:O}", "order", "C", "copy", Py_False));
   py_ref astype = checked(PyObject_GetAttrString(o, "astype"));

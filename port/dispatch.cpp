@@ -53,6 +53,7 @@ void dispatcher::run(const request &r, out_buffer &out, run_context &ctx) noexce
 void dispatcher::resume(parked_stream &&s, out_buffer &out, run_context &ctx) noexcept {
   parked_stream stream = std::move(s);
   guarded(stream.id, out, ctx, [&] {
+    convert_.set_arrays(stream.arrays);
     if (!continue_stream(stream, out, ctx))
       write_nil_reply(out, stream.id, "done");
   });

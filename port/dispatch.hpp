@@ -40,6 +40,8 @@ struct parked_stream {
   std::uint64_t id = 0;
   py_ref iter;
   py_ref item;
+  // The request's "arrays": resume runs after other requests that set theirs.
+  array_mode arrays = array_mode::lists;
 };
 
 // What a running request may ask of whoever runs it (the server, or a test).

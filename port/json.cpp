@@ -5,6 +5,7 @@
 // the $-spellings can be recognised.
 #include "json.hpp"
 
+#include "json_tape.hpp"
 #include "msgpack_limits.hpp"
 
 #include <rapidjson/error/en.h>
@@ -14,107 +15,18 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <new>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace pyport {
 
 namespace {
 
-struct token {
-  enum class kind : std::uint8_t { null, boolean, number, string, array, object } what;
-  bool flag = false;      // boolean: its value; number: integral
-  std::uint32_t size = 0; // string, number: length in the arena; array, object: elements
-  std::size_t at = 0;     // string, number: offset in the arena
-};
-
-// Collects tokens. Returns false (stopping the reader) at the depth bound or
-// an integer with too many digits, with the reason in problem.
-class tape_builder {
-public:
-  explicit tape_builder(std::size_t max_depth) : max_depth_(max_depth) {}
-
-  bool Null() { return push({token::kind::null}); }
-  bool Bool(bool b) { return push({token::kind::boolean, b}); }
-  // Numbers arrive as text (kParseNumbersAsStringsFlag): these four are
-  // never called.
-  bool Int(int) { return false; }
-  bool Uint(unsigned) { return false; }
-  bool Int64(std::int64_t) { return false; }
-  bool Uint64(std::uint64_t) { return false; }
-  bool Double(double) { return false; }
-  bool RawNumber(const char *s, rapidjson::SizeType n, bool) {
-    std::string_view text(s, n);
-    if (long_ints && !long_ints->empty()) {
-      // The stream stands right after the number: where it began tells
-      // whether it is a stand-in (see json_to_msgpack).
-      const auto real = long_ints->find(stream->Tell() - n);
-      if (real != long_ints->end())
-        text = real->second;
-    }
-    const bool integral = text.find_first_of(".eE") == std::string_view::npos;
-    if (integral) {
-      const std::size_t digits = text.size() - (text[0] == '-' ? 1 : 0);
-      if (digits > max_json_int_digits) {
-        problem_ = "an integer of " + std::to_string(digits) + " digits exceeds the limit of " +
-                   std::to_string(max_json_int_digits) +
-                   " digits (Python's sys.int_info.default_max_str_digits)";
-        problem_type_ = error_type::bad_request;
-        return false;
-      }
-    }
-    return push(text_token(token::kind::number, text, integral));
-  }
-  bool String(const char *s, rapidjson::SizeType n, bool) {
-    const std::string_view text(s, n);
-    if (!valid_utf8(text)) { // a lone low surrogate escape gets past the reader
-      problem_ = "string is not valid UTF-8 (a lone surrogate in a \\u escape?)";
-      return false;
-    }
-    return push(text_token(token::kind::string, text, false));
-  }
-  bool Key(const char *s, rapidjson::SizeType n, bool copy) { return String(s, n, copy); }
-  bool StartArray() { return open(token::kind::array); }
-  bool EndArray(rapidjson::SizeType n) { return close(n); }
-  bool StartObject() { return open(token::kind::object); }
-  bool EndObject(rapidjson::SizeType n) { return close(n); }
-
-  std::vector<token> tape;
-  std::string arena;
-  // Integers too long for the reader, by offset, and where it reads.
-  const long_int_map *long_ints = nullptr;
-  const rapidjson::MemoryStream *stream = nullptr;
-  std::string problem_;
-  error_type problem_type_ = error_type::bad_frame;
-  bool too_deep = false;
-
-private:
-  token text_token(token::kind k, std::string_view text, bool flag) {
-    token t{k, flag, static_cast<std::uint32_t>(text.size()), arena.size()};
-    arena.append(text);
-    return t;
-  }
-  bool push(token t) {
-    tape.push_back(t);
-    return true;
-  }
-  bool open(token::kind k) {
-    if (open_.size() >= max_depth_) {
-      problem_ = "nesting deeper than " + std::to_string(max_depth_) + " levels";
-      too_deep = true;
-      return false;
-    }
-    open_.push_back(tape.size());
-    return push({k});
-  }
-  bool close(rapidjson::SizeType n) {
-    tape[open_.back()].size = n;
-    open_.pop_back();
-    return true;
-  }
-  std::size_t max_depth_;
-  std::vector<std::size_t> open_; // tape indexes of the open containers
-};
+using json_detail::is_spelling;
+using json_detail::tape_builder;
+using json_detail::token;
 
 // The Id of a line that began as [Id, Op, ...] (json_error's contract),
 // from what the tape holds so far.
@@ -177,10 +89,11 @@ using json_packer = basic_packer<string_sink>;
 // The second pass: packs the tape from index i on, one value at a time.
 class tape_packer {
 public:
-  explicit tape_packer(const tape_builder &b) : t_(b.tape), arena_(b.arena) {}
+  // out is where pk writes.
+  tape_packer(const tape_builder &b, std::string &out) : t_(b.tape), arena_(b.arena), out_(out) {}
 
   // Packs the value at i; returns the index after it.
-  std::size_t pack(std::size_t i, json_packer &pk) const {
+  std::size_t pack(std::size_t i, json_packer &pk) {
     const token &t = t_.at(i);
     switch (t.what) {
     case token::kind::null:
@@ -219,10 +132,6 @@ private:
     return {arena_.data() + t.at, t.size};
   }
 
-  static bool is_spelling(std::string_view key) {
-    return key == "$atom" || key == "$bytes" || key == "$term" || key == "$tuple" || key == "$map";
-  }
-
   static void pack_ext(json_packer &pk, std::int8_t type, std::string_view payload) {
     pk.pack_ext(payload.size(), type);
     pk.pack_ext_body(payload.data(), static_cast<std::uint32_t>(payload.size()));
@@ -254,7 +163,7 @@ private:
   }
 
   // {"$name": value}, the object token at i.
-  std::size_t pack_special(std::size_t i, json_packer &pk) const {
+  std::size_t pack_special(std::size_t i, json_packer &pk) {
     const std::string_view key = text(t_.at(i + 1));
     const token &val = t_.at(i + 2);
     const auto bad = [&](const char *what) {
@@ -285,11 +194,26 @@ private:
     if (key == "$tuple") {
       if (!is_arr)
         bad("an array");
-      std::string inner;
-      string_sink sink{inner};
-      json_packer ipk(sink);
-      const std::size_t next = pack(i + 2, ipk);
-      pack_ext(pk, ext_tuple, inner);
+      // Packed in place, behind room for the longest ext header: the header
+      // goes at the room's end once the size is known, and the bytes of
+      // room it leaves are a gap that finish() removes. Copying the
+      // contents instead would copy them once per enclosing tuple.
+      const std::size_t start = out_.size();
+      const std::size_t gaps_before = gap_bytes_;
+      out_.append(max_ext_header, '\0');
+      const std::size_t next = pack(i + 2, pk);
+      const std::size_t payload = out_.size() - start - max_ext_header - (gap_bytes_ - gaps_before);
+      std::string header;
+      string_sink hs{header};
+      json_packer hp(hs);
+      hp.pack_ext(payload, ext_tuple);
+      const std::size_t gap = max_ext_header - header.size();
+      std::copy(header.begin(), header.end(),
+                out_.begin() + static_cast<std::ptrdiff_t>(start + gap));
+      if (gap > 0) {
+        gaps_.emplace_back(start, gap);
+        gap_bytes_ += gap;
+      }
       return next;
     }
     // $map
@@ -306,14 +230,35 @@ private:
     return at;
   }
 
+public:
+  // Removes the gaps the tuples left in out, in one pass.
+  void finish() {
+    if (gaps_.empty())
+      return;
+    std::sort(gaps_.begin(), gaps_.end());
+    std::size_t to = gaps_[0].first;
+    for (std::size_t k = 0; k < gaps_.size(); ++k) {
+      const std::size_t from = gaps_[k].first + gaps_[k].second;
+      const std::size_t end = k + 1 < gaps_.size() ? gaps_[k + 1].first : out_.size();
+      std::copy(out_.begin() + static_cast<std::ptrdiff_t>(from),
+                out_.begin() + static_cast<std::ptrdiff_t>(end),
+                out_.begin() + static_cast<std::ptrdiff_t>(to));
+      to += end - from;
+    }
+    out_.resize(to);
+  }
+
+private:
+  static constexpr std::size_t max_ext_header = 6; // ext 32: 0xc9, 4 bytes of size, the type
   const std::vector<token> &t_;
   const std::string &arena_;
+  std::string &out_;
+  std::vector<std::pair<std::size_t, std::size_t>> gaps_; // (offset, length) in out_
+  std::size_t gap_bytes_ = 0;                             // the sum of their lengths
 };
 
-} // namespace
-
-std::string json_to_msgpack(std::string_view text, std::size_t max_depth) {
-  tape_builder b(max_depth);
+// json_to_msgpack's work, on a tape the caller keeps for the Id.
+std::string pack_line(std::string_view text, std::size_t max_depth, tape_builder &b) {
   constexpr unsigned flags = rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag;
   rapidjson::Reader reader;
   rapidjson::MemoryStream in(text.data(), text.size());
@@ -359,11 +304,29 @@ std::string json_to_msgpack(std::string_view text, std::size_t max_depth) {
   string_sink sink{out};
   json_packer pk(sink);
   try {
-    tape_packer(b).pack(0, pk);
+    tape_packer packer(b, out);
+    packer.pack(0, pk);
+    packer.finish();
   } catch (const port_error &e) {
     throw json_error(e.type(), e.what(), id_of(b), false);
   }
   return out;
+}
+
+} // namespace
+
+std::string json_to_msgpack(std::string_view text, std::size_t max_depth) {
+  tape_builder b(max_depth);
+  try {
+    return pack_line(text, max_depth, b);
+  } catch (const std::bad_alloc &) {
+    // Out of memory (--memory-limit) is this line's failure, not the
+    // port's: answered with its Id when the tape reached it.
+    throw json_error(error_type::bad_frame,
+                     "out of memory converting a JSON line of " + std::to_string(text.size()) +
+                         " bytes",
+                     id_of(b), false);
+  }
 }
 
 } // namespace pyport

@@ -54,6 +54,13 @@ PyObject *py_log(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
   const char *msg = level ? PyUnicode_AsUTF8AndSize(args[1], &msg_len) : nullptr;
   if (!msg)
     return nullptr;
+  // The level is bounded as the message is: one of the names the client
+  // knows (PROTOCOL.md section 1), never an arbitrary string.
+  const std::string_view lv(level, static_cast<std::size_t>(level_len));
+  if (lv != "debug" && lv != "info" && lv != "warning" && lv != "error") {
+    PyErr_SetString(PyExc_ValueError, "pyport.log: level must be debug, info, warning or error");
+    return nullptr;
+  }
   // No C++ exception may cross back into the interpreter: a message too long
   // for a frame is a ValueError in the caller.
   try {

@@ -176,6 +176,13 @@ decoded decode_frame(frame f) {
 }
 
 args_reader::args_reader(op o, const msgpack::object &args) : op_(o) {
+  // Every key is compared with those before it: a bound on the count keeps
+  // that cheap (on_cancel reads Args on the reader thread).
+  if (args.via.map.size > max_args_entries)
+    throw port_error(error_type::bad_request,
+                     std::string(to_string(op_)) + ": Args has " +
+                         std::to_string(args.via.map.size) + " entries, more than the " +
+                         std::to_string(max_args_entries) + " an op takes");
   entries_.reserve(args.via.map.size);
   for (std::uint32_t i = 0; i < args.via.map.size; ++i) {
     const auto &kv = args.via.map.ptr[i];

@@ -85,8 +85,12 @@ using decoded = std::variant<request, credit_grant, decode_failure>;
 // (PROTOCOL.md section 3); a deeper frame is a bad_request.
 decoded decode_frame(frame f);
 
+// The most entries an Args map may have: every op takes a handful.
+inline constexpr std::uint32_t max_args_entries = 16;
+
 // Reads an op's Args map with errors that name the op and the field.
 // Every key must be consumed before done(), so misspelt keys are errors.
+// The constructor refuses a map of more than max_args_entries entries.
 class args_reader {
 public:
   args_reader(op o, const msgpack::object &args);

@@ -273,6 +273,8 @@ bool server::acquire_credit(std::uint64_t id) {
 // the main thread goes on with the queue, and a credit grant (or a cancel)
 // queues the stream again.
 server::credit server::take_credit(std::uint64_t id) {
+  if (is_forked_child()) // only the parent streams on; mu_ may have been held at the fork
+    return credit::stop;
   std::lock_guard lk(mu_);
   if (running_cancelled_ || abandoned_)
     return credit::stop;
@@ -291,6 +293,8 @@ server::credit server::take_credit(std::uint64_t id) {
 }
 
 void server::park(parked_stream &&s) {
+  if (is_forked_child()) // as take_credit: the child's stream just ends
+    return;
   parked_.push_back(std::move(s));
   std::lock_guard lk(mu_);
   // The stream is no longer running: a cancel now finds it parked.

@@ -204,6 +204,14 @@ void server::on_frame(frame f, out_buffer &replies) {
       reject(e.id(), e.too_deep() ? port_error(error_type::bad_request, too_deep_message()).info()
                                   : e.info());
       return;
+    } catch (const std::exception &e) {
+      // Out of memory for the packed copy: this line fails, the port
+      // keeps reading (json_to_msgpack names the Id of those it can).
+      std::lock_guard lk(mu_);
+      reject(0, port_error(error_type::bad_frame,
+                           std::string("out of memory converting a JSON line: ") + e.what())
+                    .info());
+      return;
     }
   }
   decoded d = decode_frame(std::move(f));
@@ -216,8 +224,9 @@ void server::on_frame(frame f, out_buffer &replies) {
     std::lock_guard lk(mu_);
     // A grant for a stream that already ended crossed its last chunk: ignore.
     if (credit_entry *e = find_credit(grant->id); e && e->chunks != unlimited_credit) {
-      e->chunks =
-          std::min(unlimited_credit - 1, e->chunks + std::min(grant->chunks, unlimited_credit / 2));
+      // Saturating: credit stays short of unlimited_credit, and never wraps.
+      const std::uint64_t room = unlimited_credit - 1 - e->chunks;
+      e->chunks += std::min(grant->chunks, room);
       if (e->parked)
         queue_resume(*e, false);
     }

@@ -79,6 +79,7 @@ bool dispatcher::continue_stream(parked_stream &s, out_buffer &out, run_context 
       break;
     }
     s.item = std::move(item);
+    s.arrays = convert_.arrays();
     parked_ = true;
     ctx.park(std::move(s));
     return false;

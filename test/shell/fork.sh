@@ -79,6 +79,24 @@ items = [i for f in frames if f and f[1] == "chunk" for i in f[2]]
 t.check("a stream that forks: three items, each a child's pid, then done",
         len(items) == 3 and all(i > 0 for i in items) and frames[-1] == [30, "done", None], repr(frames))
 
+# A generator forks and its child yields forever: the child stops at its
+# first item (it may take no credit) instead of running until the port exits.
+p.call(31, "exec", {"code": "import os\ndef forever():\n    child = os.fork()\n    if child == 0:\n        while True:\n            yield 0\n    yield child\n"})
+p.send([32, "stream_eval", {"code": "forever()"}])
+frames = []
+while True:
+    f = p.recv(10)
+    frames.append(f)
+    if f is None or f[1] in ("done", "error"):
+        break
+items = [i for f in frames if f and f[1] == "chunk" for i in f[2]]
+t.check("a forked child's stream: the parent sends its one item, then done",
+        len(items) == 1 and items[0] > 0 and frames[-1] == [32, "done", None], repr(frames))
+deadline = time.monotonic() + 5
+while items and alive(items[0]) and time.monotonic() < deadline:
+    time.sleep(0.1)
+t.check("... and the child stopped streaming (it exited)", items and not alive(items[0]), repr(items))
+
 # fork() from C (ctypes): the fork handler runs there too.
 r = p.call(40, "eval", {"code": "__import__('ctypes').CDLL(None).fork()"})
 t.check("fork() from C: one reply, the parent's", r[1] == "ok" and r[2] > 0, repr(r))

@@ -18,4 +18,14 @@ msg=$(grep '^\[0,"log"' <<<"$out")
 check_match "a long message is cut and says so" "$msg" 'é\.\.\. \[pyport: [0-9]+ more bytes cut\]"\}\]$'
 check_match "cut to about 8 KiB" "${#msg}" '^[0-9]{4}$'
 
+# The level is one of four names: anything else (a 1 MB one too) is a
+# ValueError in the caller, and nothing is sent.
+out=$(json -- '[1,"exec",{"code":"import pyport\ntry:\n    pyport.log(\"x\" * 1000000, \"m\")\nexcept ValueError as e:\n    err = str(e)"}]' \
+  '[2,"eval",{"code":"err"}]' \
+  '[3,"exec",{"code":"import pyport\nfor l in (\"debug\", \"info\", \"warning\", \"error\"): pyport.log(l, \"m\")"}]')
+check "an unknown level is a ValueError naming the levels" "$(reply 2 <<<"$out")" \
+  '[2,"ok","pyport.log: level must be debug, info, warning or error"]'
+check "the four levels are sent" "$(grep '^\[0,"log"' <<<"$out" | cut -d'"' -f6 | cut -c1-10 | tr '\n' ' ')" \
+  'debug info warning error '
+
 finish

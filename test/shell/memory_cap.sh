@@ -23,6 +23,17 @@ check_match "many small allocations past the cap: MemoryError" "$(reply 5 <<<"$o
 check "what was kept is intact" "$(reply 6 <<<"$out")" '[6,"ok",104857600]'
 check_match "hello reports the cap" "$(reply 7 <<<"$out")" "\"memory_limit\":$cap"
 
+# A JSON line whose conversion runs out of memory is refused with its Id;
+# the port keeps reading (it used to take the failure for the end of input).
+cap=$((idle + (64 << 20)))
+zeros=$(/usr/bin/python3 -c 'print(",".join(["0"] * (8 << 20)))')
+out=$({ printf '[1,"eval",{"code":"len(x)","locals":{"x":[%s]}}]\n' "$zeros"
+  printf '%s\n' '[2,"ping",{}]' '[3,"ping",{}]'; } |
+  timeout 30 "$PYPORT" --json --memory-limit "$cap" 2>/dev/null)
+check_match "a JSON line out of memory is refused with its id" "$(reply 1 <<<"$out")" \
+  '^\[1,"error",\{"type":"bad_frame","message":"out of memory converting a JSON line of 16777261 bytes"'
+check "the port reads on after it" "$(reply 2 <<<"$out") $(reply 3 <<<"$out")" '[2,"ok","pong"] [3,"ok","pong"]'
+
 err=$(echo '[1,"ping",{}]' | timeout 30 "$PYPORT" --json --memory-limit 1MB 2>&1 >/dev/null)
 status=$?
 check "a cap below what the port uses: exit 2" "$status" "2"

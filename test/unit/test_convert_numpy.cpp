@@ -149,3 +149,20 @@ N3 = [ReplacingIndex(), "early"]
   CHECK(test::contains(encode_error("N2"), "a dict changed while it was being encoded (2"));
   CHECK(encode("N3") == R"J([4,"late"])J");
 }
+
+TEST_CASE("an ndarray tuple at the last levels is too deep, as its nested lists are") {
+  import_numpy();
+  test::py_exec("import functools\n"
+                "def nest(k):\n"
+                "    return functools.reduce(lambda a, _: [a], range(k), np.arange(2))\n");
+  pyport::converter c(test::shared_dispatcher().types());
+  c.set_arrays(pyport::array_mode::ndarray);
+  // The reply's value is at level 2: under 252 lists the ndarray is at 254,
+  // its Shape's integers at 256, the last level allowed.
+  CHECK(!test::contains(encode_ndarray("nest(252)"), "deeper"));
+  for (const char *expr : {"nest(253)", "nest(254)"}) {
+    CAPTURE(expr);
+    CHECK(test::contains(encode_error(expr, c), "value nested deeper than 256 levels"));
+    CHECK(test::contains(encode_error(expr), "value nested deeper than 256 levels"));
+  }
+}

@@ -211,3 +211,52 @@ TEST_CASE("a reply integer of more than 4300 digits is an encode_error decided b
 TEST_CASE("a NUL byte ends nothing: text after it is an error") {
   CHECK(test::contains(error_of(std::string("[1]\0[2]", 7)), "after the value"));
 }
+
+TEST_CASE("a line nested deeper than 256 frame levels is refused while reading") {
+  // n levels of a container spelt by open and close around a 1.
+  const auto nested = [](int n, std::string_view open, std::string_view close) {
+    std::string s;
+    for (int i = 0; i < n; ++i)
+      s += open;
+    s += "1";
+    for (int i = 0; i < n; ++i)
+      s += close;
+    return s;
+  };
+  // The JSON bound the port uses for a line (three levels for each frame's).
+  constexpr std::size_t json_bound = 3 * 256 + 3;
+  const auto too_deep = [&](const std::string &json) {
+    try {
+      pyport::json_to_msgpack(json, json_bound);
+    } catch (const pyport::json_error &e) {
+      CHECK(test::contains(e.what(), "nesting deeper than 256 frame levels"));
+      return e.too_deep();
+    }
+    return false;
+  };
+  const std::pair<std::string_view, std::string_view> spellings[] = {
+      {"[", "]"}, {R"J({"$tuple":[)J", "]}"}, {R"J({"$map":[[1,)J", "]]}"}, {R"J({"a":)J", "}"}};
+  for (const auto &[open, close] : spellings) {
+    CAPTURE(open);
+    CHECK_NOTHROW(pyport::json_to_msgpack(nested(256, open, close), json_bound));
+    CHECK(too_deep(nested(257, open, close)));
+  }
+}
+
+TEST_CASE("nested tuples of every ext header size round-trip") {
+  // Payloads of 1 to 70000 bytes: fixext 1..16, ext 8, ext 16 and ext 32
+  // headers, nested and side by side.
+  std::string json;
+  for (const std::size_t n : {0, 1, 2, 3, 6, 14, 15, 200, 300, 70000}) {
+    const std::string leaf =
+        n == 0 ? "[]"
+               : "[" + std::string(n == 1 ? "1" : "\"" + std::string(n - 2, 'x') + "\"") + "]";
+    const std::string one = R"J({"$tuple":)J" + leaf + "}";
+    const std::string two =
+        R"J({"$tuple":[)J" + one + "," + one + R"J(,{"$tuple":[)J" + one + "]}]}";
+    json += (json.empty() ? "" : ",") + two;
+  }
+  json = "[" + json + "]";
+  const std::string packed = pyport::json_to_msgpack(json);
+  CHECK(pyport::msgpack_to_json(packed.data(), packed.size()) == json);
+}

@@ -226,3 +226,23 @@ TEST_CASE("out_buffer in JSON mode writes lines") {
   out.drop_last_frame();
   CHECK(out.bytes() == "[1,\"ok\",true]\n");
 }
+
+TEST_CASE(
+    "an Args map with more entries than any op takes is refused before its keys are compared") {
+  std::string many = "{";
+  for (int i = 0; i < 100000; ++i)
+    many += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":0";
+  many += "}";
+  CHECK(reader_error(many, [](pyport::args_reader &) {}) ==
+        "eval: Args has 100000 entries, more than the 16 an op takes");
+  std::string sixteen = R"({"code":"1")";
+  for (char c = 'a'; c < 'a' + 15; ++c)
+    sixteen += std::string(",\"") + c + "\":0";
+  const std::string seventeen = sixteen + R"(,"z":0})";
+  sixteen += "}";
+  CHECK(reader_error(seventeen, [](pyport::args_reader &) {}) ==
+        "eval: Args has 17 entries, more than the 16 an op takes");
+  // At the bound the keys are read as usual: the first unknown one is named.
+  CHECK(!test::contains(reader_error(sixteen, [](pyport::args_reader &a) { a.str("code"); }),
+                        "entries"));
+}

@@ -173,3 +173,31 @@ TEST_CASE("a parked stream resumed after a cancel ends cancelled") {
   CHECK(test::contains(replies[0], R"J([4,"error",{"type":"cancelled")J"));
   CHECK(ctx.parked.empty());
 }
+
+TEST_CASE("a parked stream keeps its arrays mode across other requests") {
+  test::fake_context ctx;
+  ctx.parks = true;
+  ctx.credit = 1;
+  pyport::limits lim;
+  lim.chunk_items = 1;
+  pyport::dispatcher d(lim);
+  auto frames = test::run(
+      d,
+      R"J([1,"stream_eval",{"code":"(__import__('numpy').arange(1, dtype='int8') for _ in range(3))","window":1,"arrays":"ndarray"}])J",
+      ctx);
+  const std::string chunk =
+      R"J([1,"chunk",[{"$tuple":[{"$atom":"ndarray"},"int8",[1],{"$bytes":"AA=="}]}]])J";
+  CHECK(frames == std::vector<std::string>{chunk});
+  REQUIRE(ctx.parked.size() == 1);
+  // A request in between with the default mode.
+  test::fake_context other;
+  CHECK(test::run(d, R"J([2,"eval",{"code":"__import__('numpy').arange(2)"}])J", other) ==
+        std::vector<std::string>{R"J([2,"ok",[0,1]])J"});
+  ctx.credit = UINT64_MAX;
+  pyport::out_buffer out;
+  pyport::parked_stream s = std::move(ctx.parked[0]);
+  ctx.parked.clear();
+  d.resume(std::move(s), out, ctx);
+  CHECK(test::frames_json(out.bytes()) ==
+        std::vector<std::string>{chunk, chunk, R"J([1,"done",null])J"});
+}
