@@ -137,11 +137,11 @@ out=$(json -- '[1,"stream_eval",{"code":"range(3)","window":0}]' \
 check "credit past 2^64 saturates: the stream continues" "$(grep -E '^\[1,' <<<"$out" | tr '\n' ' ')" \
   '[1,"chunk",[0,1,2]] [1,"done",null] '
 
-# A tuple's contents are packed once, however deep the tuples: 250 levels
-# around 60 MiB take about as long as 1 (they took 20 times as long when
-# each level copied them). Measured against each other, not a clock.
+# A tuple's contents are packed once, however deep the tuples (each level
+# used to copy them): 250 levels around 8 MiB are answered like 1. How long
+# each took is printed, not asserted (timings belong in bench/).
 nested_line() { # levels
-  /usr/bin/python3 -c 'import sys; n = int(sys.argv[1]); sys.stdout.write("[1,\"eval\",{\"code\":\"len(x)\",\"locals\":{\"x\":" + "{\"$tuple\":[" * n + "\"" + "x" * (60 << 20) + "\"" + "]}" * n + "}}]\n")' "$1" >"$tmp"
+  /usr/bin/python3 -c 'import sys; n = int(sys.argv[1]); sys.stdout.write("[1,\"eval\",{\"code\":\"len(x)\",\"locals\":{\"x\":" + "{\"$tuple\":[" * n + "\"" + "x" * (8 << 20) + "\"" + "]}" * n + "}}]\n")' "$1" >"$tmp"
 }
 tmp=$(mktemp)
 elapsed() { # levels: the reply, then the milliseconds it took
@@ -153,9 +153,8 @@ elapsed() { # levels: the reply, then the milliseconds it took
 }
 read -r got1 one <<<"$(elapsed 1)"
 read -r got deep <<<"$(elapsed 250)"
-check "1 and 250 nested tuples around 60 MiB are answered" "$got1 $got" '[1,"ok",1] [1,"ok",1]'
-check "... within 4 times the time of one level, plus 1 s (1: ${one} ms, 250: ${deep} ms)" \
-  "$(( deep < 4 * one + 1000 ))" 1
+check "1 and 250 nested tuples around 8 MiB are answered (1: ${one} ms, 250: ${deep} ms)" \
+  "$got1 $got" '[1,"ok",1] [1,"ok",1]'
 rm -f "$tmp"
 
 finish
