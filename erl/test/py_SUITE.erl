@@ -23,10 +23,7 @@ all() ->
      invalid_options, port_dies_before_hello, unknown_atoms, port_flags, stop_leaves_no_processes].
 
 init_per_suite(Config) ->
-    % Loaded already when another suite ran first in this node.
-    case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
-    ok = application:set_env(pyport, pools, [{default, [{size, 2}]}]),
-    {ok, _} = application:ensure_all_started(pyport),
+    ok = py_ct:start_app([{default, [{size, 2}]}]),
     Config.
 
 end_per_suite(_Config) ->
@@ -210,8 +207,8 @@ timeout_of_uninterruptible_code_kills(_) ->
     % worker kills its port after cancel_grace and is replaced.
     Code = <<"sum(range(10 ** 12))">>,
     {error, timeout} = py:eval(Code, #{}, [{pool, stubborn}, {timeout, 100}]),
-    ok = wait_until(fun() -> not os_alive(Pid1) end, 3000),
-    ok = wait_until(fun() -> {ok, 1} =:= py:eval(<<"1">>, #{}, [{pool, stubborn}]) end, 5000),
+    ok = py_ct:wait_until(fun() -> not os_alive(Pid1) end, 3000),
+    ok = py_ct:wait_until(fun() -> {ok, 1} =:= py:eval(<<"1">>, #{}, [{pool, stubborn}]) end, 5000),
     {ok, #{os_pid := Pid2}} = worker_info(stubborn),
     ?assertNotEqual(Pid1, Pid2),
     ok = py:stop_pool(stubborn).
@@ -237,7 +234,7 @@ segfault_isolated(_) ->
     {error, {worker_exited, {signal, sigsegv}}} = py:eval(<<"__import__('ctypes').string_at(0)">>),
     receive {slow, R} -> {ok, <<"alive">>} = R after 5000 -> ct:fail(slow_call_lost) end,
     _ = Slow,
-    ok = wait_until(fun() -> length(element(2, py_pool:workers(default))) =:= 2 end, 5000),
+    ok = py_ct:wait_until(fun() -> length(element(2, py_pool:workers(default))) =:= 2 end, 5000),
     {ok, 2} = py:eval(<<"1 + 1">>).
 
 kill_and_exit_reported(_) ->
@@ -250,9 +247,9 @@ kill_and_exit_reported(_) ->
     os:cmd("kill -9 " ++ integer_to_list(Pid)),
     Results = [receive {r, R} -> R after 5000 -> lost end || _ <- [1, 2]],
     [{error, {worker_exited, {signal, sigkill}}}, {error, {worker_exited, {signal, sigkill}}}] = Results,
-    ok = wait_until(fun() -> {ok, 1} =:= py:eval(<<"1">>, #{}, [{pool, victim}]) end, 5000),
+    ok = py_ct:wait_until(fun() -> {ok, 1} =:= py:eval(<<"1">>, #{}, [{pool, victim}]) end, 5000),
     {error, {worker_exited, {exit_status, 3}}} = py:eval(<<"__import__('os')._exit(3)">>, #{}, [{pool, victim}]),
-    ok = wait_until(fun() -> {ok, 1} =:= py:eval(<<"1">>, #{}, [{pool, victim}]) end, 5000),
+    ok = py_ct:wait_until(fun() -> {ok, 1} =:= py:eval(<<"1">>, #{}, [{pool, victim}]) end, 5000),
     ok = py:stop_pool(victim).
 
 thousand_concurrent_callers(_) ->
@@ -287,7 +284,7 @@ preload_and_exec_all(_) ->
     % After a crash the replacement has the preload again.
     ok = py:bind(warm),
     {error, {worker_exited, _}} = py:eval(<<"__import__('os')._exit(1)">>, #{}, [{pool, warm}]),
-    ok = wait_until(fun() -> {ok, 42} =:= py:eval(<<"PRELOADED">>, #{}, [{pool, warm}]) end, 5000),
+    ok = py_ct:wait_until(fun() -> {ok, 42} =:= py:eval(<<"PRELOADED">>, #{}, [{pool, warm}]) end, 5000),
     {error, {'NameError', _}} = py:eval(<<"EVERYWHERE">>, #{}, [{pool, warm}]),
     py:unbind(warm),
     {error, [{1, {'ZeroDivisionError', _}}, {2, {'ZeroDivisionError', _}}]} = py:exec_all(<<"1/0">>, warm),
@@ -330,7 +327,7 @@ stop_leaves_no_processes(_) ->
     OsPids = [maps:get(os_pid, element(2, py_worker:info(W))) || {_, W} <- Workers],
     true = lists:all(fun os_alive/1, OsPids),
     ok = application:stop(pyport),
-    ok = wait_until(fun() -> not lists:any(fun os_alive/1, OsPids) end, 3000),
+    ok = py_ct:wait_until(fun() -> not lists:any(fun os_alive/1, OsPids) end, 3000),
     {ok, _} = application:ensure_all_started(pyport),
     {ok, 1} = py:eval(<<"1">>).
 
@@ -357,10 +354,3 @@ start_pool_error(Name, Opts) ->
         ok -> py:stop_pool(Name), started
     end.
 
-wait_until(Fun, Timeout) when Timeout =< 0 ->
-    case Fun() of true -> ok; _ -> timeout end;
-wait_until(Fun, Timeout) ->
-    case catch Fun() of
-        true -> ok;
-        _ -> timer:sleep(50), wait_until(Fun, Timeout - 50)
-    end.

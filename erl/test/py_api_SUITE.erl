@@ -25,9 +25,7 @@ all() ->
      keyword_lists_and_charlists_work, none_as_nil_for_elixir].
 
 init_per_suite(Config) ->
-    case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
-    ok = application:set_env(pyport, pools, [{default, [{size, 2}]}]),
-    {ok, _} = application:ensure_all_started(pyport),
+    ok = py_ct:start_app([{default, [{size, 2}]}]),
     Config.
 
 end_per_suite(_Config) ->

@@ -16,10 +16,7 @@ all() ->
      deep_and_large_terms].
 
 init_per_suite(Config) ->
-    % Loaded already when another suite ran first in this node.
-    case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
-    ok = application:set_env(pyport, pools, []),
-    {ok, _} = application:ensure_all_started(pyport),
+    ok = py_ct:start_app([]),
     Config.
 
 end_per_suite(_Config) ->
@@ -40,7 +37,7 @@ end_per_testcase(_Case, Config) ->
 kill_9_mid_call(_) ->
     ok = py:start_pool(f, [{size, 1}]),
     Pid = os_pid(f),
-    Callers = calls(5, fun() -> py:eval(<<"__import__('time').sleep(10)">>, #{}, [{pool, f}]) end),
+    Callers = py_ct:calls(5, fun() -> py:eval(<<"__import__('time').sleep(10)">>, #{}, [{pool, f}]) end),
     timer:sleep(300),
     os:cmd("kill -9 " ++ integer_to_list(Pid)),
     [{error, {worker_exited, {signal, sigkill}}}] = lists:usort(answers(Callers, 5000)),
@@ -51,11 +48,11 @@ segfault(_) ->
     % queue behind it, so all four are pending when the process dies.
     ok = py:start_pool(f, [{size, 1}]),
     Pid = os_pid(f),
-    [Busy] = calls(1, fun() -> py:eval(<<"__import__('time').sleep(0.3) or 'done'">>, #{}, [{pool, f}]) end),
+    [Busy] = py_ct:calls(1, fun() -> py:eval(<<"__import__('time').sleep(0.3) or 'done'">>, #{}, [{pool, f}]) end),
     timer:sleep(50),
-    [Crash] = calls(1, fun() -> py:eval(<<"__import__('ctypes').string_at(0)">>, #{}, [{pool, f}]) end),
+    [Crash] = py_ct:calls(1, fun() -> py:eval(<<"__import__('ctypes').string_at(0)">>, #{}, [{pool, f}]) end),
     timer:sleep(20),
-    Bystanders = calls(3, fun() -> py:eval(<<"1">>, #{}, [{pool, f}]) end),
+    Bystanders = py_ct:calls(3, fun() -> py:eval(<<"1">>, #{}, [{pool, f}]) end),
     [{ok, <<"done">>}, Crashed | Others] = answers([Busy, Crash | Bystanders], 5000),
     {error, {worker_exited, {signal, sigsegv}}} = Crashed,
     [{error, {worker_exited, {signal, sigsegv}}}] = lists:usort(Others),
@@ -133,7 +130,7 @@ owner_brutal_kill(_) ->
     ok = py:start_pool(f, [{size, 1}]),
     Pid = os_pid(f),
     {ok, [{_, Worker}]} = py_pool:workers(f),
-    Callers = calls(2, fun() -> py:eval(<<"__import__('time').sleep(10)">>, #{}, [{pool, f}]) end),
+    Callers = py_ct:calls(2, fun() -> py:eval(<<"__import__('time').sleep(10)">>, #{}, [{pool, f}]) end),
     timer:sleep(200),
     T0 = erlang:monotonic_time(millisecond),
     exit(Worker, kill),
@@ -205,13 +202,6 @@ deep_and_large_terms(_) ->
 %% ---- helpers ----
 
 %% Starts N callers; each sends back exactly what its call returned.
-calls(N, Fun) ->
-    Self = self(),
-    [begin
-         Ref = make_ref(),
-         spawn(fun() -> Self ! {answer, Ref, Fun()} end),
-         Ref
-     end || _ <- lists:seq(1, N)].
 
 %% One answer per caller (no_second_answer/0 checks there is no more).
 answers(Refs, Timeout) ->

@@ -18,9 +18,7 @@ all() ->
      subprocess_run].
 
 init_per_suite(Config) ->
-    case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
-    ok = application:set_env(pyport, pools, []),
-    {ok, _} = application:ensure_all_started(pyport),
+    ok = py_ct:start_app([]),
     Config.
 
 end_per_suite(_Config) ->
@@ -33,7 +31,7 @@ init_per_testcase(Case, Config) ->
 end_per_testcase(_Case, Config) ->
     _ = py:stop_pool(f),
     % Whatever the case forked is gone with its worker.
-    ok = wait_until(fun() -> marked(?config(mark, Config)) =:= [] end, 5000),
+    ok = py_ct:wait_until(fun() -> marked(?config(mark, Config)) =:= [] end, 5000),
     ok.
 
 %% ---- the cases ----
@@ -65,8 +63,8 @@ kill_9_after_fork_is_noticed(Config) ->
     os:cmd("kill -9 " ++ integer_to_list(Pid)),
     % The worker restarts (its exit is seen although the child lived on)
     % and serves; the child died with it.
-    ok = wait_until(fun() -> os_pid(f) =/= Pid andalso {ok, 1} =:= py:eval(<<"1">>, #{}, [{pool, f}]) end, 5000),
-    ok = wait_until(fun() -> not os_alive(Child) end, 5000).
+    ok = py_ct:wait_until(fun() -> os_pid(f) =/= Pid andalso {ok, 1} =:= py:eval(<<"1">>, #{}, [{pool, f}]) end, 5000),
+    ok = py_ct:wait_until(fun() -> not os_alive(Child) end, 5000).
 
 node_halt_leaves_no_fork(Config) ->
     Mark = ?config(mark, Config),
@@ -80,7 +78,7 @@ node_halt_leaves_no_fork(Config) ->
     true = os_alive(Child),
     ?assert(length(marked(Mark)) >= 2), % the worker and its child
     peer:cast(Peer, erlang, halt, []),
-    ok = wait_until(fun() -> marked(Mark) =:= [] end, 5000).
+    ok = py_ct:wait_until(fun() -> marked(Mark) =:= [] end, 5000).
 
 preload_fork_leaves_no_orphan(Config) ->
     % One preload forks and returns (the child must not serve), the next
@@ -88,7 +86,7 @@ preload_fork_leaves_no_orphan(Config) ->
     start(Config, [{preload, <<"import os, time\nos.fork()\nif os.fork() == 0:\n    time.sleep(120)\n">>}]),
     [{ok, 1}] = lists:usort([py:eval(<<"1">>, #{}, [{pool, f}]) || _ <- lists:seq(1, 5)]),
     ok = py:stop_pool(f),
-    ok = wait_until(fun() -> marked(?config(mark, Config)) =:= [] end, 5000).
+    ok = py_ct:wait_until(fun() -> marked(?config(mark, Config)) =:= [] end, 5000).
 
 multiprocessing_fork_pool(Config) ->
     start(Config, []),
@@ -135,10 +133,3 @@ os_alive(Pid) ->
     end.
 
 %% Polls Fun every 50 ms until it returns true or Timeout ms pass.
-wait_until(Fun, Timeout) when Timeout =< 0 ->
-    case catch Fun() of true -> ok; _ -> timeout end;
-wait_until(Fun, Timeout) ->
-    case catch Fun() of
-        true -> ok;
-        _ -> timer:sleep(50), wait_until(Fun, Timeout - 50)
-    end.

@@ -15,9 +15,7 @@
 all() -> [log_flood_answers_in_time].
 
 init_per_suite(Config) ->
-    case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
-    ok = application:set_env(pyport, pools, []),
-    {ok, _} = application:ensure_all_started(pyport),
+    ok = py_ct:start_app([]),
     Config.
 
 end_per_suite(_Config) ->

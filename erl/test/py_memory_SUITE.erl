@@ -19,9 +19,7 @@ all() ->
 -define(LEAKY, <<"class Leak:\n    pass\n\nkept = []\n\ndef work(n):\n    kept.extend(Leak() for _ in range(n))\n    return len(kept)\n">>).
 
 init_per_suite(Config) ->
-    case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
-    ok = application:set_env(pyport, pools, []),
-    {ok, _} = application:ensure_all_started(pyport),
+    ok = py_ct:start_app([]),
     Dir = filename:join(?config(priv_dir, Config), "pymods"),
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
     ok = file:write_file(filename:join(Dir, "leaky.py"), ?LEAKY),
@@ -125,7 +123,7 @@ gc_events_unsubscribe(_) ->
     receive {subscribed, _} -> ok after 2000 -> ct:fail(no_subscription) end,
     [_] = py_pool:gc_listeners(py_pool:context(m), 1),
     Listener ! stop,
-    ok = wait_until(fun() -> py_pool:gc_listeners(py_pool:context(m), 1) =:= [] end, 2000).
+    ok = py_ct:wait_until(fun() -> py_pool:gc_listeners(py_pool:context(m), 1) =:= [] end, 2000).
 
 refcount(_) ->
     ok = py:start_pool(m, [{size, 1}]),
@@ -199,12 +197,12 @@ max_rss_recycles(_) ->
     Results = lists:append([receive {done, C, R} -> R after 30000 -> ct:fail(caller_stuck) end || C <- Callers]),
     ?assertEqual(320, length(Results)),
     ?assertEqual([ok], lists:usort([case R of {ok, _} -> ok; E -> E end || R <- Results])),
-    ok = wait_until(fun() -> {ok, P} = py:eval(<<"__import__('os').getpid()">>, #{}, [{pool, m}]), P =/= Old end, 5000),
+    ok = py_ct:wait_until(fun() -> {ok, P} = py:eval(<<"__import__('os').getpid()">>, #{}, [{pool, m}]), P =/= Old end, 5000),
     {error, {'NameError', _}} = py:eval(<<"big">>, #{}, [{pool, m}]), % a fresh process
     {ok, #{rss_bytes := Rss}} = py:memory_stats({m, 1}),
     ?assert(Rss < Max),
     % The old process answered what it held and was shut down.
-    ok = wait_until(fun() -> not filelib:is_dir("/proc/" ++ integer_to_list(Old)) end, 5000).
+    ok = py_ct:wait_until(fun() -> not filelib:is_dir("/proc/" ++ integer_to_list(Old)) end, 5000).
 
 loop_calls(0, Acc) -> Acc;
 loop_calls(N, Acc) ->
@@ -259,7 +257,7 @@ oom_kill_reported(Config) ->
     after 5000 -> ct:fail(no_answer)
     end,
     % Without a rise of the counter a SIGKILL is just that.
-    ok = wait_until(fun() -> element(1, py:eval(<<"1">>, #{}, [{pool, m}])) =:= ok end, 5000),
+    ok = py_ct:wait_until(fun() -> element(1, py:eval(<<"1">>, #{}, [{pool, m}])) =:= ok end, 5000),
     {ok, Pid2} = py:eval(<<"__import__('os').getpid()">>, #{}, [{pool, m}]),
     timer:sleep(500),
     spawn_link(fun() -> Self ! {answer, py:eval(<<"__import__('time').sleep(10)">>, #{}, [{pool, m}])} end),
@@ -287,10 +285,3 @@ receive_gc(Sub, Pred, Timeout) ->
     after Timeout -> ct:fail(no_gc_event)
     end.
 
-wait_until(Fun, Timeout) when Timeout =< 0 ->
-    case Fun() of true -> ok; false -> timeout end;
-wait_until(Fun, Timeout) ->
-    case Fun() of
-        true -> ok;
-        false -> timer:sleep(20), wait_until(Fun, Timeout - 20)
-    end.

@@ -17,9 +17,7 @@ all() ->
      hundred_mb_round_trip].
 
 init_per_suite(Config) ->
-    case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
-    ok = application:set_env(pyport, pools, [{default, [{size, 1}]}]),
-    {ok, _} = application:ensure_all_started(pyport),
+    ok = py_ct:start_app([{default, [{size, 1}]}]),
     ok = py:exec(<<"import numpy as np\nimport array">>),
     Config.
 

@@ -23,9 +23,7 @@ all() ->
      version_probe_that_keeps_talking_is_killed].
 
 init_per_suite(Config) ->
-    case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
-    ok = application:set_env(pyport, pools, []),
-    {ok, _} = application:ensure_all_started(pyport),
+    ok = py_ct:start_app([]),
     %% The prefix pyport was built against, as Debian's python3 reports it.
     Prefix = string:trim(os:cmd("/usr/bin/python3 -c 'import sys; print(sys.prefix)'")),
     [{prefix, list_to_binary(Prefix)} | Config].

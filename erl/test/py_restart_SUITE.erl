@@ -26,8 +26,7 @@ all() ->
 -define(SEGFAULT, <<"__import__('ctypes').string_at(0)">>).
 
 init_per_suite(Config) ->
-    case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
-    start_app([]),
+    ok = py_ct:start_app([]),
     Config.
 
 end_per_suite(_Config) ->
@@ -49,9 +48,9 @@ calls_wait_while_both_workers_restart(_) ->
     Pids = os_pids(r),
     2 = length(Pids),
     _ = [os:cmd("kill -9 " ++ integer_to_list(P)) || P <- Pids],
-    ok = wait_until(fun() -> not lists:any(fun os_alive/1, Pids) end, 2000),
+    ok = py_ct:wait_until(fun() -> not lists:any(fun os_alive/1, Pids) end, 2000),
     timer:sleep(20), % the workers have seen their ports exit
-    Answers = answers(calls(40, fun() -> py:eval(<<"1 + 1">>, #{}, [{pool, r}, {timeout, 5000}]) end), 10000),
+    Answers = answers(py_ct:calls(40, fun() -> py:eval(<<"1 + 1">>, #{}, [{pool, r}, {timeout, 5000}]) end), 10000),
     ct:pal("calls during the restart of both workers: ~p", [count(Answers)]),
     [{ok, 2}] = lists:usort(Answers).
 
@@ -121,7 +120,7 @@ boot_with_broken_pool_starts_the_rest(_) ->
     ok = application:stop(pyport),
     ok = logger:add_handler(?MODULE, ?MODULE, #{config => #{pid => self()}, level => warning}),
     try
-        start_app([{good, [{size, 1}]},
+        ok = py_ct:start_app([{good, [{size, 1}]},
                    {broken, [{size, 1}, {preload, <<"import e1_no_such_module">>}, {restart_backoff, {100, 500}}]}]),
         {ok, 1} = py:eval(<<"1">>, #{}, [{pool, good}]),
         {ok, #{state := unavailable, slots := [#{slot := 1, state := failing,
@@ -135,7 +134,7 @@ boot_with_broken_pool_starts_the_rest(_) ->
     after
         ok = logger:remove_handler(?MODULE),
         _ = application:stop(pyport),
-        start_app([])
+        ok = py_ct:start_app([])
     end.
 
 %% stop_pool while a recycle's replacement is still running its preload:
@@ -154,14 +153,14 @@ stop_pool_during_recycle_shuts_down_cleanly(_) ->
         ok = py:start_pool(r, [{size, 1}, {max_requests, 1}, {preload, Preload}]),
         [Old] = os_pids(r),
         {ok, 1} = py:eval(<<"1">>, #{}, [{pool, r}]), % the replacement starts: its preload sleeps
-        ok = wait_until(fun() -> filelib:is_regular(Marker ++ ".pid") end, 3000),
+        ok = py_ct:wait_until(fun() -> filelib:is_regular(Marker ++ ".pid") end, 3000),
         timer:sleep(50),
         {ok, PidText} = file:read_file(Marker ++ ".pid"),
         Starting = binary_to_integer(PidText),
         true = os_alive(Starting),
         ok = py:stop_pool(r),
         _ = [file:delete(F) || F <- [Marker, Marker ++ ".pid"]],
-        ok = wait_until(fun() -> not lists:any(fun os_alive/1, [Old, Starting]) end, 2000),
+        ok = py_ct:wait_until(fun() -> not lists:any(fun os_alive/1, [Old, Starting]) end, 2000),
         [] = logged()
     after
         ok = logger:remove_handler(?MODULE)
@@ -183,9 +182,9 @@ callers_do_not_spin_on_a_closed_port(_) ->
     [Pid] = os_pids(r),
     ok = sys:suspend(Worker),
     _ = os:cmd("kill -9 " ++ integer_to_list(Pid)),
-    ok = wait_until(fun() -> not os_alive(Pid) end, 2000),
+    ok = py_ct:wait_until(fun() -> not os_alive(Pid) end, 2000),
     Until = erlang:monotonic_time(millisecond) + 300,
-    Refs = calls(4, fun() -> calls_until(Until, []) end),
+    Refs = py_ct:calls(4, fun() -> calls_until(Until, []) end),
     timer:sleep(400),
     ok = sys:resume(Worker),
     Answers = lists:append(answers(Refs, 10000)),
@@ -206,7 +205,7 @@ killed_worker_leaves_no_stale_route(_) ->
     ok = py:start_pool(r, [{size, 1}, {max_in_flight, 3}, {preload, <<"import time\ntime.sleep(1.5)">>}]),
     {ok, [{1, Worker}]} = py_pool:workers(r),
     exit(Worker, kill),
-    Answers = answers(calls(3, fun() -> py:eval(<<"1 + 1">>, #{}, [{pool, r}, {timeout, 20000}]) end), 30000),
+    Answers = answers(py_ct:calls(3, fun() -> py:eval(<<"1 + 1">>, #{}, [{pool, r}, {timeout, 20000}]) end), 30000),
     ct:pal("calls while the killed worker's replacement starts: ~p", [count(Answers)]),
     [{ok, 2}] = lists:usort(Answers),
     #{counters := Counters} = py_pool:context(r),
@@ -221,7 +220,7 @@ ignored_cancel_leaves_no_abandoned_entry(_) ->
     {ok, [{1, Worker}]} = py_pool:workers(r),
     [Pid] = os_pids(r),
     {error, timeout} = py:eval(<<"sum(range(10**12))">>, #{}, [{pool, r}, {timeout, 300}]),
-    ok = wait_until(fun() -> not os_alive(Pid) end, 5000),
+    ok = py_ct:wait_until(fun() -> not os_alive(Pid) end, 5000),
     {ok, #{state := ready}} = wait_status(r, ready, 5000),
     {ok, 2} = py:eval(<<"1 + 1">>, #{}, [{pool, r}]),
     #st{abandoned = Abandoned} = sys:get_state(Worker),
@@ -233,8 +232,8 @@ gc_subscribe_to_a_pool_going_away(_) ->
     ok = py:start_pool(r, [{size, 1}]),
     {_, Owner} = py_pool:streams(py_pool:context(r)),
     ok = sys:suspend(Owner),
-    Refs = calls(1, fun() -> catch py:gc_events(r) end)
-        ++ calls(1, fun() -> catch py_pool:gc_unsubscribe(r, make_ref()) end),
+    Refs = py_ct:calls(1, fun() -> catch py:gc_events(r) end)
+        ++ py_ct:calls(1, fun() -> catch py_pool:gc_unsubscribe(r, make_ref()) end),
     timer:sleep(200), % both wait for the owner
     exit(Owner, kill),
     [{error, {no_pool, r}}, ok] = answers(Refs, 5000).
@@ -246,10 +245,6 @@ calls_until(Until, Acc) ->
     end.
 
 %% ---- helpers ----
-
-start_app(Pools) ->
-    ok = application:set_env(pyport, pools, Pools),
-    {ok, _} = application:ensure_all_started(pyport).
 
 ok_or_exited({ok, 2}) -> true;
 ok_or_exited({error, {worker_exited, _}}) -> true;
@@ -263,7 +258,7 @@ loop_calls(Pid, Acc) ->
     end.
 
 wait_status(Pool, State, Timeout) ->
-    ok = wait_until(fun() -> case py:pool_status(Pool) of {ok, #{state := State}} -> true; _ -> false end end,
+    ok = py_ct:wait_until(fun() -> case py:pool_status(Pool) of {ok, #{state := State}} -> true; _ -> false end end,
                     Timeout),
     py:pool_status(Pool).
 
@@ -280,24 +275,10 @@ os_alive(Pid) ->
         _ -> false
     end.
 
-calls(N, Fun) ->
-    Self = self(),
-    [begin
-         Ref = make_ref(),
-         spawn(fun() -> Self ! {answer, Ref, Fun()} end),
-         Ref
-     end || _ <- lists:seq(1, N)].
 
 answers(Refs, Timeout) ->
     [receive {answer, Ref, A} -> A after Timeout -> ct:fail({no_answer, Ref}) end || Ref <- Refs].
 
-wait_until(Fun, Timeout) when Timeout =< 0 ->
-    case catch Fun() of true -> ok; _ -> timeout end;
-wait_until(Fun, Timeout) ->
-    case catch Fun() of
-        true -> ok;
-        _ -> timer:sleep(50), wait_until(Fun, Timeout - 50)
-    end.
 
 %% A logger handler: every event's metadata and message go to the test.
 log(#{meta := Meta, msg := Msg}, #{config := #{pid := Pid}}) ->

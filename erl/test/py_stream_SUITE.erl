@@ -29,10 +29,7 @@ all() ->
      stream_start_given_up_never_runs].
 
 init_per_suite(Config) ->
-    % Loaded already when another suite ran first in this node.
-    case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
-    ok = application:set_env(pyport, pools, []),
-    {ok, _} = application:ensure_all_started(pyport),
+    ok = py_ct:start_app([]),
     Config.
 
 end_per_suite(_Config) ->
@@ -101,7 +98,7 @@ cancel_by_owner_after_worker_killed_leaves_nothing(_) ->
     % cancel, racing it, still leaves nothing behind.
     ok = py:start_pool(s, [{size, 1}]),
     lists:foreach(fun(_) ->
-                          ok = wait_until(fun() -> py_pool:workers(s) =/= {ok, []} end, 5000),
+                          ok = py_ct:wait_until(fun() -> py_pool:workers(s) =/= {ok, []} end, 5000),
                           Ref = endless(),
                           exit(worker(s), kill),
                           ok = py:stream_cancel(Ref),
@@ -135,7 +132,7 @@ stream_start_given_up_never_runs(Config) ->
     timer:sleep(500), % the worker is in its preload
     {ok, Args} = py_args:eval(<<"__import__('itertools').count()">>, #{}),
     {error, timeout} = py_worker:stream(Worker, <<"stream_eval">>, Args, {items, self()}, 1000),
-    ok = wait_until(fun() -> is_ready(s) end, 30000),
+    ok = py_ct:wait_until(fun() -> is_ready(s) end, 30000),
     {ok, 1} = py:eval(<<"1">>, #{}, [{pool, s}]),
     receive {py_stream, _, Msg} -> ct:fail({stream_ran, Msg}) after 1000 -> ok end.
 
@@ -242,10 +239,3 @@ freed(W, Base) ->
     ?assert(After < Base + 2 * 1024 * 1024).
 
 %% Polls Fun every 20 ms until it returns true or Timeout passes.
-wait_until(Fun, Timeout) when Timeout =< 0 ->
-    case Fun() of true -> ok; false -> timeout end;
-wait_until(Fun, Timeout) ->
-    case Fun() of
-        true -> ok;
-        false -> timer:sleep(20), wait_until(Fun, Timeout - 20)
-    end.

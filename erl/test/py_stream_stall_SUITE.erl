@@ -11,9 +11,7 @@
 all() -> [stalled_stream_does_not_block_its_worker].
 
 init_per_suite(Config) ->
-    case application:load(pyport) of ok -> ok; {error, {already_loaded, pyport}} -> ok end,
-    ok = application:set_env(pyport, pools, []),
-    {ok, _} = application:ensure_all_started(pyport),
+    ok = py_ct:start_app([]),
     Config.
 
 end_per_suite(_Config) ->
