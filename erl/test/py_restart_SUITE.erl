@@ -221,6 +221,9 @@ ignored_cancel_leaves_no_abandoned_entry(_) ->
     [Pid] = os_pids(r),
     {error, timeout} = py:eval(<<"sum(range(10**12))">>, #{}, [{pool, r}, {timeout, 300}]),
     ok = py_ct:wait_until(fun() -> not os_alive(Pid) end, 5000),
+    % Ready with a new OS process (the old one may still read as ready
+    % until its worker has heard of its death).
+    ok = py_ct:wait_until(fun() -> [P || P <- os_pids(r), P =/= Pid] =/= [] end, 5000),
     {ok, #{state := ready}} = wait_status(r, ready, 5000),
     {ok, 2} = py:eval(<<"1 + 1">>, #{}, [{pool, r}]),
     #st{abandoned = Abandoned} = sys:get_state(Worker),
