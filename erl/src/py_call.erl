@@ -31,7 +31,7 @@ request(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame
         {ok, Frame} ->
             case iolist_size(Frame) of
                 Size when Size > Max ->
-                    py_pool:done(Ctx, Slot),
+                    py_pool_checkout:done(Ctx, Slot),
                     {error, {request_too_large, Size}};
                 _ ->
                     Tag = erlang:monitor(process, Worker),
@@ -46,12 +46,12 @@ request(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame
                             % back (the replacement's reset of the count
                             % would have to fall between the two to skew it).
                             erlang:demonitor(Tag, [flush]),
-                            py_pool:done(Ctx, Slot),
+                            py_pool_checkout:done(Ctx, Slot),
                             {error, {worker_exited, restarting}}
                     end
             end;
         {error, {unsupported, Term}} ->
-            py_pool:done(Ctx, Slot),
+            py_pool_checkout:done(Ctx, Slot),
             {error, {unsupported_term, Term}}
     end.
 
@@ -66,7 +66,7 @@ send(#{port := Port, pending := Pending, ctx := Ctx, slot := Slot} = Route, Id, 
                 [_] ->
                     erlang:demonitor(Tag, [flush]),
                     py_pool:port_closed(Ctx, Slot, Port),
-                    py_pool:done(Ctx, Slot),
+                    py_pool_checkout:done(Ctx, Slot),
                     {error, {worker_exited, port_closed}};
                 _ ->
                     await(Route, Id, Tag, infinity)

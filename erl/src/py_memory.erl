@@ -150,9 +150,9 @@ pool_of(Pool) -> Pool.
 
 %% Timeout bounds the reset and the preload's re-run together.
 reset(current, Timeout) ->
-    case py_pool:checkout(default, py_request:bound(default), Timeout) of
+    case py_pool_checkout:checkout(default, py_request:bound(default), Timeout) of
         {ok, #{slot := Slot, ctx := Ctx}, Left} ->
-            py_pool:done(Ctx, Slot),
+            py_pool_checkout:done(Ctx, Slot),
             reset({default, Slot}, Left);
         Error -> Error
     end;

@@ -24,15 +24,16 @@
 -behaviour(gen_server).
 
 -export([start_link/2, context/1, context_opts/1, worker_starting/3, ready/5, not_ready/5,
-         update_route/5, port_closed/3, checkout/3, done/2, workers/1, slot_worker/1, default_timeout/1,
-         status/1, await_started/2, arrays/1]).
+         update_route/5, port_closed/3, find/1, workers/1, slot_worker/1, default_timeout/1,
+         status/1, arrays/1]).
 -export([gc_subscribe/3, gc_unsubscribe/2, gc_listeners/2]).
 -export([streams/1, stream_cancel/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([context/0, slot_state/0, slot_info/0]).
 
--opaque context() :: #{name := atom(), tab := ets:tid(), status := ets:tid(),
+%% Not opaque: py_pool_checkout reads it on the callers' side.
+-type context() :: #{name := atom(), tab := ets:tid(), status := ets:tid(),
                        counters := counters:counters_ref(), opts := py_opts:pool_opts(),
                        subs := ets:tid(), owner := pid(), streams := ets:tid()}.
 -type slot_state() :: starting | ready | restarting | failing.
@@ -48,6 +49,11 @@ start_link(Name, Opts) ->
 -spec context(atom()) -> context().
 context(Name) ->
     persistent_term:get({?MODULE, Name}).
+
+%% @doc The routing state of a pool, or undefined if there is no such pool.
+-spec find(atom()) -> context() | undefined.
+find(Name) ->
+    persistent_term:get({?MODULE, Name}, undefined).
 
 -spec context_opts(context()) -> py_opts:pool_opts().
 context_opts(#{opts := Opts}) -> Opts.
@@ -97,133 +103,6 @@ changed(#{owner := Owner}, Slot) ->
     Owner ! {slot_changed, Slot},
     ok.
 
-%% ---- what callers do ----
-
-%% @doc checkout/3 with the pool's default timeout, for calls that only
-%% need a slot.
--spec checkout(atom(), pos_integer() | undefined) -> {ok, py_call:route()} | {error, term()}.
-checkout(Name, Bound) ->
-    case default_timeout(Name) of
-        {ok, Timeout} ->
-            case checkout(Name, Bound, Timeout) of
-                {ok, Route, _} -> {ok, Route};
-                Error -> Error
-            end;
-        Error -> Error
-    end.
-
-%% @doc Reserves a worker for one request: the bound slot if given, else
-%% the least-loaded ready one, waiting up to Timeout ms for one while the
-%% pool's workers (re)start. Returns the time left of Timeout. The worker
-%% releases the slot with done/2.
--spec checkout(atom(), pos_integer() | undefined, timeout()) ->
-          {ok, py_call:route(), timeout()}
-        | {error, overloaded | timeout | {no_pool, atom()} | {no_slot, atom(), integer()}
-                  | {pool_unavailable, atom(), term()}}.
-checkout(Name, Bound, Timeout) ->
-    case persistent_term:get({?MODULE, Name}, undefined) of
-        undefined -> {error, {no_pool, Name}};
-        Ctx -> checkout_in(Ctx, Bound, deadline(Timeout))
-    end.
-
-checkout_in(#{name := Name} = Ctx, Which, Deadline) ->
-    case try_checkout(Ctx, Which) of
-        {ok, Route} -> {ok, Route, remaining(Deadline)};
-        not_ready ->
-            case availability(Ctx, Which) of
-                {unavailable, Reason} -> {error, {pool_unavailable, Name, Reason}};
-                wait ->
-                    case await(Ctx, {slot, Which}, Deadline) of
-                        ok -> checkout_in(Ctx, Which, Deadline);
-                        Error -> Error
-                    end
-            end;
-        Error -> Error
-    end.
-
-try_checkout(#{tab := Tab} = Ctx, undefined) ->
-    case live_routes(Tab, ets:tab2list(Tab)) of
-        [] -> not_ready;
-        Slots -> reserve(Ctx, least_loaded(Ctx, Slots))
-    end;
-try_checkout(#{name := Name, opts := #{size := Size}}, Slot) when not is_integer(Slot); Slot < 1; Slot > Size ->
-    {error, {no_slot, Name, Slot}};
-try_checkout(#{tab := Tab} = Ctx, Slot) ->
-    case live_routes(Tab, ets:lookup(Tab, Slot)) of
-        [Entry] -> reserve(Ctx, Entry);
-        [] -> not_ready
-    end.
-
-%% The routes whose worker is alive. A killed worker's route (until its
-%% replacement takes it out) leaves the table here, and its callers wait
-%% for the replacement like the others.
-live_routes(Tab, Entries) ->
-    [E || {_, Pid, _} = E <- Entries, is_process_alive(Pid) orelse stale(Tab, E)].
-
-stale(Tab, Entry) ->
-    catch ets:delete_object(Tab, Entry),
-    false.
-
-%% Whether waiting can help: not when every slot concerned is failing to start.
-availability(#{status := Status, opts := #{size := Size}}, undefined) ->
-    case ets:tab2list(Status) of
-        Slots when length(Slots) =:= Size ->
-            case [Reason || {_, _, failing, #{last_error := Reason}} <- lists:sort(Slots)] of
-                [First | _] = Failing when length(Failing) =:= Size -> {unavailable, First};
-                _ -> wait
-            end;
-        _ -> wait
-    end;
-availability(#{status := Status}, Slot) ->
-    case ets:lookup(Status, Slot) of
-        [{_, _, failing, #{last_error := Reason}}] -> {unavailable, Reason};
-        _ -> wait
-    end.
-
-%% Waits, in the owner, until what the caller waits for may have changed.
-await(#{name := Name, owner := Owner}, What, Deadline) ->
-    case remaining(Deadline) of
-        0 -> {error, timeout};
-        Left ->
-            try gen_server:call(Owner, {await, What, Left}, Left) of
-                retry -> ok
-            catch
-                exit:{timeout, _} -> {error, timeout};
-                exit:_ -> {error, {no_pool, Name}}
-            end
-    end.
-
-deadline(infinity) -> infinity;
-deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
-
-remaining(infinity) -> infinity;
-remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
-
-least_loaded(#{counters := C}, [First | Rest]) ->
-    Load = fun({Slot, _, _}) -> counters:get(C, Slot) end,
-    {Best, _} = lists:foldl(fun(E, {_, BestLoad} = Acc) ->
-                                    case Load(E) of
-                                        L when L < BestLoad -> {E, L};
-                                        _ -> Acc
-                                    end
-                            end, {First, Load(First)}, Rest),
-    Best.
-
-reserve(#{counters := C, opts := #{max_in_flight := Max}}, {Slot, _Pid, Route}) ->
-    ok = counters:add(C, Slot, 1),
-    case counters:get(C, Slot) of
-        N when N > Max ->
-            counters:sub(C, Slot, 1),
-            {error, overloaded};
-        _ ->
-            {ok, Route}
-    end.
-
-%% @doc A request reserved with checkout/3 has ended.
--spec done(context(), pos_integer()) -> ok.
-done(#{counters := C}, Slot) ->
-    counters:sub(C, Slot, 1).
-
 %% @doc The workers of a pool, by slot, whatever their state.
 -spec workers(atom()) -> {ok, [{pos_integer(), pid()}]} | {error, {no_pool, atom()}}.
 workers(Name) ->
@@ -263,15 +142,6 @@ slot_status(Slot, undefined) ->
 slot_status(Slot, {Slot, Pid, State, Info}) ->
     Info#{slot => Slot, state => State, pid => Pid}.
 
-%% @doc Waits until every slot of a new pool has made its first start
-%% (or failed it), up to Timeout ms.
--spec await_started(atom(), timeout()) -> ok | {error, term()}.
-await_started(Name, Timeout) ->
-    case persistent_term:get({?MODULE, Name}, undefined) of
-        undefined -> {error, {no_pool, Name}};
-        Ctx -> await(Ctx, started, deadline(Timeout))
-    end.
-
 %% @doc The pool's per-call timeout, for calls that give none.
 -spec default_timeout(atom()) -> {ok, timeout()} | {error, {no_pool, atom()}}.
 default_timeout(Name) ->
@@ -291,9 +161,9 @@ arrays(Name) ->
 %% @doc The least-loaded slot of a pool, for binding.
 -spec slot_worker(atom()) -> {ok, pos_integer()} | {error, term()}.
 slot_worker(Name) ->
-    case checkout(Name, undefined) of
+    case py_pool_checkout:checkout(Name, undefined) of
         {ok, #{slot := Slot}} ->
-            done(context(Name), Slot),
+            py_pool_checkout:done(context(Name), Slot),
             {ok, Slot};
         Error ->
             Error
@@ -404,9 +274,9 @@ handle_info(_Msg, S) -> {noreply, S}.
 %% Whether a waiter has something to try again: a ready slot, a pool
 %% that cannot start, or (for a new pool) every slot's first start done.
 settled(#{tab := Tab} = Ctx, {slot, undefined}) ->
-    ets:info(Tab, size) > 0 orelse availability(Ctx, undefined) =/= wait;
+    ets:info(Tab, size) > 0 orelse py_pool_checkout:availability(Ctx, undefined) =/= wait;
 settled(#{tab := Tab} = Ctx, {slot, Slot}) ->
-    ets:member(Tab, Slot) orelse availability(Ctx, Slot) =/= wait;
+    ets:member(Tab, Slot) orelse py_pool_checkout:availability(Ctx, Slot) =/= wait;
 settled(#{status := Status, opts := #{size := Size}}, started) ->
     States = [State || {_, _, State, _} <- ets:tab2list(Status)],
     length(States) =:= Size andalso not lists:member(starting, States).

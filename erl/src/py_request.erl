@@ -52,7 +52,7 @@ exec_all(Code, Pool) ->
 run(Op, Args, Opts) ->
     case resolve(Opts) of
         {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
-            case py_pool:checkout(Pool, bound(Pool), Timeout) of
+            case py_pool_checkout:checkout(Pool, bound(Pool), Timeout) of
                 {ok, Route, Left} -> result(py_call:request(Route, Op, with_arrays(Op, Args, Valid), Left));
                 Error -> Error
             end;
@@ -68,7 +68,7 @@ run_on(Pool, Slot, Op, Args, pool) ->
         Error -> Error
     end;
 run_on(Pool, Slot, Op, Args, Timeout) ->
-    case py_pool:checkout(Pool, case Slot of undefined -> bound(Pool); _ -> Slot end, Timeout) of
+    case py_pool_checkout:checkout(Pool, case Slot of undefined -> bound(Pool); _ -> Slot end, Timeout) of
         {ok, Route, Left} -> result(py_call:request(Route, Op, Args, Left));
         Error -> Error
     end.
@@ -77,7 +77,7 @@ run_on(Pool, Slot, Op, Args, Timeout) ->
 run_stream(Op, Args, Mode, Opts) ->
     case resolve(Opts) of
         {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
-            case py_pool:checkout(Pool, bound(Pool), Timeout) of
+            case py_pool_checkout:checkout(Pool, bound(Pool), Timeout) of
                 {ok, #{pid := Worker}, Left} ->
                     result(py_worker:stream(Worker, Op, with_arrays(Op, Args, Valid), Mode, Left));
                 Error -> Error

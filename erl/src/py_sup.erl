@@ -33,7 +33,7 @@ start_pool(Name, Opts) ->
 
 first_start(Name, Pid, #{start_timeout := StartTimeout}) ->
     % A first start is a hello then the preload, each within start_timeout.
-    Waited = py_pool:await_started(Name, 2 * StartTimeout + 1000),
+    Waited = py_pool_checkout:await_started(Name, 2 * StartTimeout + 1000),
     case py_pool:status(Name) of
         {ok, #{state := State}} when Waited =:= ok, State =/= unavailable ->
             {ok, Pid};

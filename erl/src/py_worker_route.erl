@@ -40,10 +40,10 @@ route(Id, Frame, #st{table = Table} = St) ->
     case ets:take(Table, Id) of
         [{Id, Caller, Tag, Port}] when is_pid(Caller) ->
             Caller ! {Tag, Frame},
-            py_pool:done(St#st.ctx, St#st.slot),
+            py_pool_checkout:done(St#st.ctx, St#st.slot),
             py_worker_recycle:served(Port, St);
         [{Id, abandoned, _, _}] ->
-            py_pool:done(St#st.ctx, St#st.slot),
+            py_pool_checkout:done(St#st.ctx, St#st.slot),
             case maps:take(Id, St#st.abandoned) of
                 {{T, _}, Rest} -> _ = erlang:cancel_timer(T), St#st{abandoned = Rest};
                 error -> St#st{finished = maps:put(Id, true, St#st.finished)} % {abandoned, Id} is on its way
@@ -127,8 +127,8 @@ answer_requests(Which, Result, #st{pending = Pending, table = Table} = St) ->
                           case ets:take(Table, Id) of
                               [{Id, Caller, Tag, _}] when is_pid(Caller) ->
                                   Caller ! {Tag, Result},
-                                  py_pool:done(St#st.ctx, St#st.slot);
-                              [_] -> py_pool:done(St#st.ctx, St#st.slot);
+                                  py_pool_checkout:done(St#st.ctx, St#st.slot);
+                              [_] -> py_pool_checkout:done(St#st.ctx, St#st.slot);
                               [] -> ok
                           end
                   end, ets:match_object(Table, {'_', '_', '_', Which})),

@@ -61,7 +61,7 @@ start_request(Req, Watch, Op, Args, Timeout, #st{port = Port} = St) ->
                           Ref -> St1#st{by_ref = maps:put(Ref, Id, St1#st.by_ref)}
                       end};
         {error, Reason} ->
-            py_pool:done(St#st.ctx, St#st.slot),
+            py_pool_checkout:done(St#st.ctx, St#st.slot),
             {reply, {error, Reason}, St}
     end.
 
@@ -193,7 +193,7 @@ forget_request(Id, #req{timer = Timer, mon = Mon, ref = Ref, credit_timer = CT} 
             _ = [self() ! collected_gc || py_collect:bytes(Acc) > ?GC_AFTER_BYTES],
             ok
     end,
-    py_pool:done(St#st.ctx, St#st.slot),
+    py_pool_checkout:done(St#st.ctx, St#st.slot),
     St#st{pending = maps:remove(Id, St#st.pending),
           by_mon = maps:remove(Mon, St#st.by_mon),
           by_ref = maps:remove(Ref, St#st.by_ref)}.

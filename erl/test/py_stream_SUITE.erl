@@ -127,7 +127,7 @@ stream_start_given_up_never_runs(Config) ->
                                 "8", ")\n"
                                 "open('", Marker, "', 'w').close()"]),
     ok = py:start_pool(s, [{size, 1}, {preload, Preload}, {start_timeout, 30000}]),
-    {ok, #{pid := Worker}, _} = py_pool:checkout(s, undefined, 5000),
+    {ok, #{pid := Worker}, _} = py_pool_checkout:checkout(s, undefined, 5000),
     {error, {worker_exited, _}} = py:eval(<<"__import__('os')._exit(1)">>, #{}, [{pool, s}]),
     timer:sleep(500), % the worker is in its preload
     {ok, Args} = py_args:eval(<<"__import__('itertools').count()">>, #{}),
