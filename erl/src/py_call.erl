@@ -17,7 +17,7 @@
 
 -export_type([route/0]).
 
-%% What a caller needs to reach a worker's port (from py_pool:checkout/2).
+%% What a caller needs to reach a worker's port (from py_pool_checkout:checkout/3).
 -type route() :: #{pid := pid(), port := port(), ids := atomics:atomics_ref(),
                    pending := ets:tid(), max_frame := pos_integer(),
                    decode := py_msgpack:decode_options(), ctx := py_pool:context(),
