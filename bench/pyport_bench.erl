@@ -8,6 +8,10 @@
 -module(pyport_bench).
 
 -export([main/1]).
+%% For the bench_*.erl modules: each exports rows(#{quick, echo}) -> [row()]
+%% and is run after the cases here (bench/run compiles every bench/*.erl).
+-export([row/6, frame/1, echo_rtt/2, time_us/1, p/2, mean/1, concurrent_rate/3, best_time/2,
+         echo_pipelined/4]).
 
 -record(cfg, {quick :: boolean(), echo :: string(), out :: string()}).
 
@@ -20,11 +24,18 @@ main(Args) ->
     {ok, _} = application:ensure_all_started(pyport),
     ok = py:start_pool(one, [{size, 1}]),
     Rows = lists:append([sync_latency(Cfg), throughput(Cfg), pool_scaling(Cfg), large_data(Cfg),
-                         streams(Cfg), worker_start(Cfg)]),
+                         streams(Cfg), worker_start(Cfg)] ++ [M:rows(plugin_cfg(Cfg)) || M <- plugins()]),
     print(Rows),
     ok = file:write_file(Out, json(Cfg, Rows)),
     io:format("~nwrote ~s~n", [Out]),
     application:stop(pyport).
+
+%% The bench_*.erl modules next to this one's beam, in name order.
+plugins() ->
+    Dir = filename:dirname(code:which(?MODULE)),
+    [list_to_atom(filename:basename(F, ".beam")) || F <- lists:sort(filelib:wildcard(filename:join(Dir, "bench_*.beam")))].
+
+plugin_cfg(#cfg{quick = Quick, echo = Echo}) -> #{quick => Quick, echo => Echo}.
 
 n(#cfg{quick = true}, _Full, Quick) -> Quick;
 n(_, Full, _) -> Full.
