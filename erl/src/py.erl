@@ -45,6 +45,8 @@
          gc_unfreeze/0, gc_unfreeze/1, reset/0, reset/1]).
 -export([version/0, bind/0, bind/1, unbind/0, unbind/1, exec_all/1, exec_all/2,
          start_pool/2, stop_pool/1, pool_status/1, last_error/0]).
+-export([cast/3, cast/4, cast/5, spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2,
+         parallel/1, parallel/2]).
 
 -export_type([code/0, names/0, name/0, options/0, error/0, stream_ref/0, target/0]).
 
@@ -417,3 +419,51 @@ pool_status(Name) -> py_pool:status(Name).
 %% `undefined'.
 -spec last_error() -> py_error:info() | undefined.
 last_error() -> get('$py_last_error').
+
+%% ---- asynchronous calls (docs/async.md) ----
+
+%% An element of parallel/1,2.
+-type parallel_call() :: {name(), name(), list()} | {name(), name(), list(), names()} | code().
+
+%% @doc Module:Function(Args...) without waiting for it: `ok' once written
+%% to the worker; its result is dropped, an error logged by the worker.
+-spec cast(name(), name(), list()) -> ok | error().
+cast(Module, Function, Args) -> cast(Module, Function, Args, #{}, []).
+
+%% @doc cast/3 with keyword arguments.
+-spec cast(name(), name(), list(), names()) -> ok | error().
+cast(Module, Function, Args, Kwargs) -> cast(Module, Function, Args, Kwargs, []).
+
+%% @doc cast/4 with a timeout or options.
+-spec cast(name(), name(), list(), names(), options()) -> ok | error().
+cast(Module, Function, Args, Kwargs, Opts) -> py_async:cast(Module, Function, Args, Kwargs, Opts).
+
+%% @doc Starts Module:Function(Args...) and returns a reference at once;
+%% await/1,2 (in this process) gives its result.
+-spec spawn_call(name(), name(), list()) -> reference().
+spawn_call(Module, Function, Args) -> spawn_call(Module, Function, Args, #{}, []).
+
+%% @doc spawn_call/3 with keyword arguments.
+-spec spawn_call(name(), name(), list(), names()) -> reference().
+spawn_call(Module, Function, Args, Kwargs) -> spawn_call(Module, Function, Args, Kwargs, []).
+
+%% @doc spawn_call/4 with a timeout (from the spawn) or options.
+-spec spawn_call(name(), name(), list(), names(), options()) -> reference().
+spawn_call(Module, Function, Args, Kwargs, Opts) -> py_async:spawn_call(Module, Function, Args, Kwargs, Opts).
+
+%% @doc The result of a spawn_call, as call/5 would have returned it.
+-spec await(reference()) -> {ok, term()} | error().
+await(Ref) -> await(Ref, infinity).
+
+%% @doc await/1 waiting at most Timeout ms (then the call is cancelled).
+-spec await(reference(), timeout()) -> {ok, term()} | error().
+await(Ref, Timeout) -> py_async:await(Ref, Timeout).
+
+%% @doc Calls (`{M, F, A}', `{M, F, A, Kwargs}' or expressions) spread over
+%% the default pool's workers: `{ok, Results}' in order.
+-spec parallel([parallel_call()]) -> {ok, [{ok, term()} | error()]} | error().
+parallel(Calls) -> parallel(Calls, []).
+
+%% @doc parallel/1 with a timeout or options (`pool', `timeout').
+-spec parallel([parallel_call()], options()) -> {ok, [{ok, term()} | error()]} | error().
+parallel(Calls, Opts) -> py_async:parallel(Calls, Opts).

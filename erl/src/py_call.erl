@@ -14,6 +14,7 @@
 -module(py_call).
 
 -export([request/4, down_reason/1]).
+-export([send/4, decode/2]).
 
 -export_type([route/0]).
 
@@ -24,8 +25,23 @@
                    slot := pos_integer()}.
 
 -spec request(route(), binary(), map(), timeout()) -> term().
-request(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame := Max,
-          ctx := Ctx, slot := Slot} = Route, Op, Args, Timeout) ->
+request(Route, Op, Args, Timeout) ->
+    case send(Route, Op, Args, call) of
+        {sent, Id, Tag} -> await(Route, Id, Tag, Timeout);
+        Error -> Error
+    end.
+
+%% @doc The send half of a request: the frame is written to the port and
+%% its entry recorded. `call' (a caller that will wait, as request/4
+%% does): the reply comes to this process as `{Tag, Reply}', Tag a
+%% monitor of the worker. `{cast, Timeout}': nobody waits; the reply comes
+%% to the worker itself as `{{py_cast, TRef}, Reply}' (py_async_worker),
+%% TRef the request's deadline timer (py_async:deadline/3) or undefined.
+%% An error is the request's answer: nothing was left in flight.
+-spec send(route(), binary(), map(), call | {cast, timeout()}) ->
+          {sent, pos_integer(), reference() | {py_cast, reference() | undefined}} | {error, term()}.
+send(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame := Max,
+       ctx := Ctx, slot := Slot} = Route, Op, Args, How) ->
     Id = atomics:add_get(Ids, 1, 1),
     case py_msgpack:encode([Id, Op, Args]) of
         {ok, Frame} ->
@@ -34,18 +50,21 @@ request(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame
                     py_pool_checkout:done(Ctx, Slot),
                     {error, {request_too_large, Size}};
                 _ ->
-                    Tag = erlang:monitor(process, Worker),
+                    {Caller, Tag} = case How of
+                                        call -> {self(), erlang:monitor(process, Worker)};
+                                        {cast, T} -> {Worker, {py_cast, py_async:deadline(Worker, Id, T)}}
+                                    end,
                     % The port is recorded: a recycled worker drains the
                     % port a request went to, and cancels it there.
-                    case catch ets:insert(Pending, {Id, self(), Tag, Port}) of
+                    case catch ets:insert(Pending, {Id, Caller, Tag, Port}) of
                         true ->
-                            send(Route, Id, Tag, Frame, Timeout);
+                            write(Route, Id, Tag, Frame);
                         _ ->
                             % The worker died since the route was read, and
                             % its table with it: the reservation is given
                             % back (the replacement's reset of the count
                             % would have to fall between the two to skew it).
-                            erlang:demonitor(Tag, [flush]),
+                            unmonitor(Tag),
                             py_pool_checkout:done(Ctx, Slot),
                             {error, {worker_exited, restarting}}
                     end
@@ -55,23 +74,27 @@ request(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame
             {error, {unsupported_term, Term}}
     end.
 
-send(#{port := Port, pending := Pending, ctx := Ctx, slot := Slot} = Route, Id, Tag, Frame, Timeout) ->
+write(#{port := Port, pending := Pending, ctx := Ctx, slot := Slot}, Id, Tag, Frame) ->
     try erlang:port_command(Port, Frame) of
-        true -> await(Route, Id, Tag, Timeout)
+        true -> {sent, Id, Tag}
     catch
         error:badarg ->
             % The port closed before the write. Whoever takes the entry
-            % answers it: this process, or the worker on its way down.
+            % answers it: this process, or the worker on its way down
+            % (then the request counts as sent: its answer is coming).
             case catch ets:take(Pending, Id) of
                 [_] ->
-                    erlang:demonitor(Tag, [flush]),
+                    unmonitor(Tag),
                     py_pool:port_closed(Ctx, Slot, Port),
                     py_pool_checkout:done(Ctx, Slot),
                     {error, {worker_exited, port_closed}};
                 _ ->
-                    await(Route, Id, Tag, infinity)
+                    {sent, Id, Tag}
             end
     end.
+
+unmonitor(Tag) when is_reference(Tag) -> erlang:demonitor(Tag, [flush]);
+unmonitor({py_cast, TRef}) -> py_async:stop_timer(TRef).
 
 await(#{pid := Worker, pending := Pending} = Route, Id, Tag, Timeout) ->
     receive
@@ -95,8 +118,9 @@ await(#{pid := Worker, pending := Pending} = Route, Id, Tag, Timeout) ->
             end
     end.
 
-%% A reply frame is decoded here, in the caller; errors the worker makes
-%% (the port died) arrive as terms.
+%% @doc A reply as the caller's answer: a frame is decoded here, in the
+%% caller; errors the worker makes (the port died) arrive as terms.
+-spec decode(term(), #{decode := py_msgpack:decode_options(), atom() => term()}) -> term().
 decode(Frame, #{decode := Opts}) when is_binary(Frame) ->
     case py_msgpack:decode(Frame, Opts) of
         {ok, [_, <<"ok">>, Value]} -> {ok, Value};

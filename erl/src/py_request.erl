@@ -5,6 +5,7 @@
 
 -export([eval/3, exec/2, call/5, exec_all/2]).
 -export([run_on/5, run_stream/4, ok_value/1, bound/1, bind/2, unbind/1]).
+-export([resolve/1, with_arrays/3, result/1]).
 
 -define(LAST_ERROR, '$py_last_error').
 

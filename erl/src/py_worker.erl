@@ -215,6 +215,10 @@ handle_info({'EXIT', _, Reason}, St) ->
     {stop, Reason, St};
 handle_info(start_port, St) ->
     {noreply, start_port(St)};
+handle_info({timeout, _TRef, {py_async_deadline, Id}}, St) ->
+    {noreply, py_async_worker:expired(Id, St)}; % a spawn_call's or cast's deadline
+handle_info({{py_cast, TRef}, Reply}, St) ->
+    {noreply, py_async_worker:cast_reply(TRef, Reply, St)};
 handle_info(_Msg, St) ->
     {noreply, St}.
 

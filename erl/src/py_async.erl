@@ -1,0 +1,143 @@
+%% @doc Asynchronous calls, the caller's side: spawn_call/await, cast and
+%% parallel (docs/async.md). No process is spawned per call: the caller
+%% writes each request to the worker's port (py_call:send/4) and its reply
+%% comes to the caller's mailbox as `{Tag, Reply}', Tag a monitor of the
+%% worker, as a synchronous call's does; await/2 receives it later. One
+%% process can so keep as many requests in flight as the pool admits
+%% (max_in_flight per worker).
+%%
+%% A spawn_call's reference is its monitor's; what await needs (the
+%% request id, the deadline timer, the route) is kept in the spawning
+%% process's dictionary under `{py_async, Ref}' until awaited. The
+%% deadline (the call's timeout, measured from the spawn) is a timer sent
+%% to the worker, which cancels the request in the port and answers
+%% `{error, timeout}' even when nobody awaits (py_async_worker).
+-module(py_async).
+
+-export([spawn_call/5, cast/5, await/2, parallel/2]).
+-export([deadline/3, stop_timer/1]).
+
+-define(KEY(Ref), {py_async, Ref}).
+
+%% @doc py:spawn_call/5: a reference at once; every error (bad arguments
+%% or options, an overloaded or unavailable pool, a Python error, a
+%% timeout, the worker's exit) is its await's answer.
+-spec spawn_call(term(), term(), term(), term(), term()) -> reference().
+spawn_call(Module, Function, Args, Kwargs, Opts) ->
+    case {py_async_args:call(Module, Function, Args, Kwargs), py_request:resolve(Opts)} of
+        {{ok, Request}, {ok, Valid}} -> start(Request, Valid, bound);
+        {{ok, _}, Error} -> resolved(Error);
+        {Error, _} -> resolved(Error)
+    end.
+
+%% @doc py:cast/5: `ok' once the request is written to a worker's port
+%% (the caller's bound worker if it has one); `{error, Reason}' when it
+%% could not be. The reply is dropped in the worker; a Python error, a
+%% timeout or the worker's exit is logged there (py_async_worker).
+-spec cast(term(), term(), term(), term(), term()) -> ok | {error, term()}.
+cast(Module, Function, Args, Kwargs, Opts) ->
+    case {py_async_args:call(Module, Function, Args, Kwargs), py_request:resolve(Opts)} of
+        {{ok, {Op, A}}, {ok, #{pool := Pool, timeout := Timeout} = Valid}} ->
+            case py_pool_checkout:checkout(Pool, py_request:bound(Pool), Timeout) of
+                {ok, Route, Left} ->
+                    case py_call:send(Route, Op, py_request:with_arrays(Op, A, Valid), {cast, Left}) of
+                        {sent, _, _} -> ok;
+                        Error -> Error
+                    end;
+                Error -> Error
+            end;
+        {{ok, _}, Error} -> Error;
+        {Error, _} -> Error
+    end.
+
+%% @doc py:await/2: the answer of a spawn_call of this process, once.
+%% Past Timeout the request is cancelled as at its own deadline and the
+%% answer is `{error, timeout}'.
+-spec await(term(), term()) -> term().
+await(Ref, Timeout) when is_reference(Ref) ->
+    case py_async_args:await_timeout(Timeout) andalso erase(?KEY(Ref)) of
+        false -> {error, badarg};
+        undefined -> {error, unknown_ref};
+        {done, Result} -> Result;
+        {Id, TRef, Route} -> py_request:result(wait(Ref, Id, TRef, Route, Timeout))
+    end;
+await(_, _) ->
+    {error, badarg}.
+
+%% @doc py:parallel/2: each call spawned at once, spread over the pool's
+%% workers (whatever the caller's binding), then awaited in order.
+-spec parallel(term(), term()) -> {ok, [term()]} | {error, term()}.
+parallel(Calls, Opts) ->
+    case {py_async_args:calls(Calls), py_request:resolve(Opts)} of
+        {{ok, Requests}, {ok, Valid}} ->
+            Refs = [case R of
+                        {ok, Request} -> start(Request, Valid, spread);
+                        Error -> resolved(Error)
+                    end || R <- Requests],
+            {ok, [await(Ref, infinity) || Ref <- Refs]};
+        {{ok, _}, Error} -> Error;
+        {Error, _} -> Error
+    end.
+
+%% @doc The deadline timer of request Id, sent to its worker (undefined:
+%% no deadline).
+-spec deadline(pid(), pos_integer(), timeout()) -> reference() | undefined.
+deadline(_, _, infinity) -> undefined;
+deadline(Worker, Id, Ms) -> erlang:start_timer(Ms, Worker, {py_async_deadline, Id}).
+
+-spec stop_timer(reference() | undefined) -> true.
+stop_timer(undefined) -> true;
+stop_timer(TRef) -> ok = erlang:cancel_timer(TRef, [{async, true}, {info, false}]), true.
+
+%% ---- internals ----
+
+start({Op, Args}, #{pool := Pool, timeout := Timeout} = Valid, Which) ->
+    Slot = case Which of bound -> py_request:bound(Pool); spread -> undefined end,
+    case py_pool_checkout:checkout(Pool, Slot, Timeout) of
+        {ok, #{pid := Worker} = Route, Left} ->
+            case py_call:send(Route, Op, py_request:with_arrays(Op, Args, Valid), call) of
+                {sent, Id, Tag} ->
+                    put(?KEY(Tag), {Id, deadline(Worker, Id, Left), Route}),
+                    Tag;
+                Error -> resolved(Error)
+            end;
+        Error -> resolved(Error)
+    end.
+
+%% A reference whose answer is known already.
+resolved(Result) ->
+    Ref = make_ref(),
+    put(?KEY(Ref), {done, Result}),
+    Ref.
+
+wait(Tag, Id, TRef, #{pid := Worker, pending := Pending} = Route, Timeout) ->
+    receive
+        {Tag, Reply} ->
+            erlang:demonitor(Tag, [flush]),
+            stop_timer(TRef),
+            py_call:decode(Reply, Route);
+        {'DOWN', Tag, process, _, Reason} ->
+            stop_timer(TRef),
+            _ = (catch ets:delete(Pending, Id)),
+            {error, {worker_exited, py_call:down_reason(Reason)}}
+    after Timeout ->
+            case abandon(Pending, Id, Tag) of
+                true ->
+                    % Still in flight: the worker cancels it and discards
+                    % its reply when it comes.
+                    Worker ! {abandoned, Id},
+                    erlang:demonitor(Tag, [flush]),
+                    stop_timer(TRef),
+                    {error, timeout};
+                false ->
+                    % The worker took the entry (its reply, or its own
+                    % deadline's answer): the answer is on the way.
+                    wait(Tag, Id, TRef, Route, infinity)
+            end
+    end.
+
+%% Marks the entry abandoned unless the worker took or marked it first
+%% (at the deadline, py_async_worker:expired/2 does the same swap).
+abandon(Pending, Id, Tag) ->
+    Swap = [{{Id, self(), Tag, '$1'}, [], [{{Id, abandoned, {const, Tag}, '$1'}}]}],
+    (catch ets:select_replace(Pending, Swap)) =:= 1.

@@ -1,0 +1,52 @@
+%% @doc Asynchronous calls, the worker's side (py_worker delegates two
+%% messages here): the deadline of a spawn_call or cast, and the replies
+%% of casts, which come to the worker since nobody waits for them.
+-module(py_async_worker).
+
+-export([expired/2, cast_reply/3]).
+
+-include("py_worker.hrl").
+-include_lib("kernel/include/logger.hrl").
+
+%% @doc Request Id's deadline passed: if it is still in flight (its
+%% entry names a process), its answer is `{error, timeout}' and it is
+%% cancelled in the port as a synchronous call's timeout is. The entry is
+%% swapped to abandoned atomically: the caller's await/2 may be doing the
+%% same, and only one of them answers.
+-spec expired(pos_integer(), #st{}) -> #st{}.
+expired(Id, #st{table = Table} = St) ->
+    case ets:lookup(Table, Id) of
+        [{Id, Caller, Tag, Port} = Entry] when is_pid(Caller) ->
+            case ets:select_replace(Table, [{Entry, [], [{const, {Id, abandoned, Tag, Port}}]}]) of
+                1 ->
+                    Caller ! {Tag, {error, timeout}},
+                    py_worker_route:cancel_in_port(Id, Port, St);
+                0 ->
+                    St
+            end;
+        _ ->
+            St % answered, or abandoned by its caller
+    end.
+
+%% @doc A cast's answer, sent by the worker to itself: its deadline timer
+%% is stopped; an error is logged (a warning with the pool and slot),
+%% since nobody else will see it. A success is not decoded.
+-spec cast_reply(reference() | undefined, term(), #st{}) -> #st{}.
+cast_reply(TRef, Reply, #st{pool = Pool, slot = Slot, os_pid = OsPid, decode = Decode} = St) ->
+    py_async:stop_timer(TRef),
+    case ok_frame(Reply) orelse py_call:decode(Reply, #{decode => Decode}) of
+        true -> ok;
+        {ok, _} -> ok;
+        {error, Reason} ->
+            ?LOG_WARNING("pyport ~p/~p: a cast failed: ~tp", [Pool, Slot, py_error:public(Reason)],
+                         #{domain => [pyport, cast], pool => Pool, slot => Slot, os_pid => OsPid})
+    end,
+    St.
+
+%% Whether a reply frame is `[Id, "ok", _]', read without decoding it.
+ok_frame(<<16#93, 0:1, _:7, 16#a2, "ok", _/binary>>) -> true;
+ok_frame(<<16#93, 16#cc, _, 16#a2, "ok", _/binary>>) -> true;
+ok_frame(<<16#93, 16#cd, _:16, 16#a2, "ok", _/binary>>) -> true;
+ok_frame(<<16#93, 16#ce, _:32, 16#a2, "ok", _/binary>>) -> true;
+ok_frame(<<16#93, 16#cf, _:64, 16#a2, "ok", _/binary>>) -> true;
+ok_frame(_) -> false.
