@@ -3,7 +3,7 @@
 %% (or `{error, {duplicate_key, Name}}' from py_args).
 -module(py_async_args).
 
--export([call/4, element/1, calls/1, await_timeout/1]).
+-export([call/4, calls/1, await_timeout/1]).
 
 -export_type([request/0]).
 
@@ -18,7 +18,7 @@ call(Module, Function, Args, Kwargs) ->
         Error -> Error
     end.
 
-%% @doc One element of py:parallel/1,2: `{M, F, A}', `{M, F, A, Kwargs}',
+%% One element of py:parallel/1,2: `{M, F, A}', `{M, F, A, Kwargs}',
 %% or an expression (a binary or a string) evaluated without locals.
 -spec element(term()) -> {ok, request()} | {error, term()}.
 element({Module, Function, Args}) -> call(Module, Function, Args, #{});

@@ -15,14 +15,15 @@ bad_call_is_badarg_test() ->
     ?assertEqual({error, {duplicate_key, a}}, py_async_args:call(m, f, [], [{a, 1}, {a, 2}])).
 
 elements_are_calls_or_expressions_test() ->
-    {ok, {<<"call">>, #{<<"module">> := <<"m">>}}} = py_async_args:element({m, f, []}),
-    {ok, {<<"call">>, #{<<"kwargs">> := #{k := 1}}}} = py_async_args:element({m, f, [], #{k => 1}}),
-    ?assertEqual({ok, {<<"eval">>, #{<<"code">> => <<"1+1">>}}}, py_async_args:element(<<"1+1">>)),
-    ?assertEqual({ok, {<<"eval">>, #{<<"code">> => <<"1+1">>}}}, py_async_args:element("1+1")),
-    ?assertEqual({error, badarg}, py_async_args:element({m})),
-    ?assertEqual({error, badarg}, py_async_args:element({m, f, [], #{}, extra})),
-    ?assertEqual({error, badarg}, py_async_args:element(42)),
-    ?assertEqual({error, badarg}, py_async_args:element([1 | 2])).
+    Element = fun(E) -> {ok, [R]} = py_async_args:calls([E]), R end,
+    {ok, {<<"call">>, #{<<"module">> := <<"m">>}}} = Element({m, f, []}),
+    {ok, {<<"call">>, #{<<"kwargs">> := #{k := 1}}}} = Element({m, f, [], #{k => 1}}),
+    ?assertEqual({ok, {<<"eval">>, #{<<"code">> => <<"1+1">>}}}, Element(<<"1+1">>)),
+    ?assertEqual({ok, {<<"eval">>, #{<<"code">> => <<"1+1">>}}}, Element("1+1")),
+    ?assertEqual({error, badarg}, Element({m})),
+    ?assertEqual({error, badarg}, Element({m, f, [], #{}, extra})),
+    ?assertEqual({error, badarg}, Element(42)),
+    ?assertEqual({error, badarg}, Element([1 | 2])).
 
 bad_elements_are_answered_in_place_test() ->
     {ok, [{ok, _}, {error, badarg}, {ok, _}]} = py_async_args:calls([<<"1">>, nope, {m, f, []}]),
