@@ -10,7 +10,7 @@
          spawn_call_timeout_cancels_and_the_worker_serves_on/1,
          await_timeout_cancels_and_leaves_nothing/1,
          ten_thousand_in_flight_from_one_process/1, await_unknown_or_twice_is_unknown_ref/1,
-         await_from_another_process_is_unknown_ref/1, bad_arguments_resolve_to_badarg/1,
+         await_from_another_process_is_unknown_ref/1, spawn_call_goes_to_the_bound_worker/1, bad_arguments_resolve_to_badarg/1,
          overloaded_pool_resolves_the_ref/1, dead_callers_requests_are_cancelled/1,
          cast_runs_and_leaves_nothing/1, cast_error_is_logged_not_returned/1,
          cast_timeout_cancels_it/1,
@@ -23,7 +23,8 @@ all() ->
     [spawn_call_then_await_gives_the_value, spawn_call_python_error_is_its_answer,
      spawn_call_timeout_cancels_and_the_worker_serves_on, await_timeout_cancels_and_leaves_nothing,
      ten_thousand_in_flight_from_one_process, await_unknown_or_twice_is_unknown_ref,
-     await_from_another_process_is_unknown_ref, bad_arguments_resolve_to_badarg,
+     await_from_another_process_is_unknown_ref, spawn_call_goes_to_the_bound_worker,
+     bad_arguments_resolve_to_badarg,
      overloaded_pool_resolves_the_ref, dead_callers_requests_are_cancelled,
      cast_runs_and_leaves_nothing, cast_error_is_logged_not_returned, cast_timeout_cancels_it,
      parallel_keeps_order_and_spreads, parallel_spreads_for_a_bound_caller,
@@ -117,6 +118,20 @@ await_from_another_process_is_unknown_ref(_) ->
     spawn(fun() -> Self ! {other, py:await(Ref, 1000)} end),
     {error, unknown_ref} = receive {other, A} -> A after 5000 -> ct:fail(no_answer) end,
     {ok, 4} = py:await(Ref), % the spawner still gets its answer
+    assert_empty_mailbox().
+
+spawn_call_goes_to_the_bound_worker(_) ->
+    % What exec defined on the bound worker (of two) is there for every
+    % spawn_call and cast of the bound process.
+    ok = py:bind(),
+    ok = py:exec(<<"import os\nbound_only = os.getpid()\nbound_hits = 0\n"
+                   "def bound_hit():\n    global bound_hits\n    bound_hits += 1\n">>),
+    {ok, Pid} = py:eval(<<"bound_only">>),
+    Refs = [py:spawn_call('__main__', bound_hit, []) || _ <- lists:seq(1, 20)],
+    [{ok, none}] = lists:usort([py:await(R) || R <- Refs]),
+    _ = [ok = py:cast('__main__', bound_hit, []) || _ <- lists:seq(1, 20)],
+    {ok, [Pid, 40]} = py:eval(<<"[bound_only, bound_hits]">>),
+    ok = py:exec_all(<<"bound_only = None">>),
     assert_empty_mailbox().
 
 bad_arguments_resolve_to_badarg(_) ->
