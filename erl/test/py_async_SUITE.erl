@@ -10,7 +10,8 @@
          spawn_call_timeout_cancels_and_the_worker_serves_on/1,
          await_timeout_cancels_and_leaves_nothing/1,
          ten_thousand_in_flight_from_one_process/1, await_unknown_or_twice_is_unknown_ref/1,
-         await_from_another_process_is_unknown_ref/1, spawn_call_goes_to_the_bound_worker/1, bad_arguments_resolve_to_badarg/1,
+         await_from_another_process_is_unknown_ref/1, spawn_call_goes_to_the_bound_worker/1,
+         bad_arguments_resolve_to_badarg/1,
          overloaded_pool_resolves_the_ref/1, dead_callers_requests_are_cancelled/1,
          cast_runs_and_leaves_nothing/1, cast_error_is_logged_not_returned/1,
          cast_timeout_cancels_it/1,
@@ -236,7 +237,8 @@ parallel_spreads_for_a_bound_caller(_) ->
 
 parallel_error_stays_in_place(_) ->
     {ok, [{ok, 3}, {error, {'ZeroDivisionError', _}}, {ok, 4}, {error, badarg}, {ok, 10}]} =
-        py:parallel([{operator, add, [1, 2]}, <<"1/0">>, "2*2", {operator}, {builtins, int, [<<"a">>], #{base => 16}}]),
+        py:parallel([{operator, add, [1, 2]}, <<"1/0">>, "2*2", {operator},
+                     {builtins, int, [<<"a">>], #{base => 16}}]),
     {ok, []} = py:parallel([]),
     assert_empty_mailbox().
 
