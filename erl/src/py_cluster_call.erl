@@ -66,10 +66,7 @@ local(#{pid := Worker}, {stream, Op, Args, Mode}, Left) ->
 
 remote(Pool, Node, Slot, Job, Left) ->
     ok = py_cluster:sent(Pool, Node),
-    try
-        Req = erpc:send_request(Node, ?MODULE, serve, [Pool, Slot, Job, Left]),
-        erpc:receive_response(Req, transit(Left))
-    of
+    try erpc:call(Node, ?MODULE, serve, [Pool, Slot, Job, Left], transit(Left)) of
         {ran, Result} -> Result;
         {not_sent, _} = NotSent -> NotSent
     catch
