@@ -11,6 +11,7 @@
 -export([members_listed_with_load/1, busy_local_calls_served_by_b_and_c/1,
          where_option_picks_the_node/1, errors_and_values_cross_as_terms/1,
          remote_timeout_cancels_python_work/1, bind_to_remote_worker/1,
+         remote_worker_killed_answers_worker_exited/1, refused_call_retried_on_next_member/1,
          collected_stream_from_member/1, stream_from_c_slow_consumer_bounded/1,
          cancel_remote_stream_leaves_nothing/1,
          memory_functions_on_node_pool_slot/1, memory_stats_covers_every_member/1,
@@ -25,6 +26,7 @@ all() ->
     [members_listed_with_load, busy_local_calls_served_by_b_and_c,
      where_option_picks_the_node, errors_and_values_cross_as_terms,
      remote_timeout_cancels_python_work, bind_to_remote_worker,
+     remote_worker_killed_answers_worker_exited, refused_call_retried_on_next_member,
      collected_stream_from_member, stream_from_c_slow_consumer_bounded,
      cancel_remote_stream_leaves_nothing,
      memory_functions_on_node_pool_slot, memory_stats_covers_every_member,
@@ -77,8 +79,8 @@ start_peer(Base) ->
 %% The pool on Node, every worker told which node it is on (NODE).
 start_member(Node, Tag) ->
     ok = erpc:call(Node, py_ct, start_app, [[]]),
-    ok = erpc:call(Node, py, start_pool, [?POOL, #{size => 1, scope => cluster, timeout => 20000}]),
-    ok = erpc:call(Node, py, exec_all, [<<"import time\nNODE = '", Tag/binary, "'">>, ?POOL]).
+    ok = erpc:call(Node, py, start_pool, [?POOL, #{size => 1, scope => cluster, timeout => 20000,
+                                                   preload => <<"import time\nNODE = '", Tag/binary, "'">>}]).
 
 %% Every node listed, with its worker ready.
 wait_members(Nodes) ->
@@ -162,6 +164,51 @@ bind_to_remote_worker(Config) ->
     ?assertEqual({ok, <<"a">>}, py:eval(<<"NODE">>, #{}, #{pool => ?POOL})),
     ?assertEqual({error, {no_member, ?POOL, 'nobody@localhost'}}, py:bind(?POOL, 'nobody@localhost')).
 
+remote_worker_killed_answers_worker_exited(Config) ->
+    B = on_node(Config, b),
+    ?assertEqual({error, {worker_exited, {signal, sigkill}}},
+                 py:eval(<<"__import__('os').kill(__import__('os').getpid(), 9)">>, #{},
+                         #{pool => ?POOL, where => B})),
+    % B's worker comes back (with its preload) and serves.
+    ?assertEqual({ok, <<"b">>}, py:eval(<<"NODE">>, #{}, #{pool => ?POOL, where => B, timeout => 10000})).
+
+%% A member that refuses a call before running it (here: its only worker
+%% is at max_in_flight) has not run it: the call goes to the next one. The
+%% figures this node routes by are frozen (its member process suspended),
+%% so that it still sees B idle.
+refused_call_retried_on_next_member(Config) ->
+    [B, C] = [on_node(Config, b), on_node(Config, c)],
+    Pool = cl_retry,
+    Start = fun(Node, Tag) ->
+                    ok = erpc:call(Node, py, start_pool,
+                                   [Pool, #{size => 1, max_in_flight => 1, scope => cluster,
+                                            preload => <<"import time\nNODE = '", Tag/binary, "'">>}])
+            end,
+    ok = Start(node(), <<"a">>),
+    ok = Start(B, <<"b">>),
+    ok = Start(C, <<"c">>),
+    ok = py_ct:wait_until(fun() ->
+                                  {ok, Ms} = py:pool_members(Pool),
+                                  length([M || #{ready := 1, in_flight := 0} = M <- Ms]) =:= 3
+                          end, 10000),
+    [Member] = [P || P <- pg:get_members(pyport_pg, {py_pool, Pool}), node(P) =:= node()],
+    ok = sys:suspend(Member),
+    try
+        Self = self(),
+        Sleep = <<"(time.sleep(1.5), NODE)[1]">>,
+        _ = spawn(fun() -> Self ! {a, py:eval(Sleep, #{}, #{pool => Pool, where => local})} end),
+        _ = spawn(B, fun() -> Self ! {b, py:eval(Sleep, #{}, #{pool => Pool, where => local})} end),
+        timer:sleep(300),
+        % A is full; B looks idle (the least loaded, first by name) but is
+        % full too: it refuses, and C runs the call.
+        ?assertEqual({ok, <<"c">>}, py:eval(<<"NODE">>, #{}, #{pool => Pool})),
+        [receive {W, R} -> ?assertEqual({ok, atom_to_binary(W)}, R) after 10000 -> ct:fail(W) end
+         || W <- [a, b]]
+    after
+        sys:resume(Member),
+        _ = [erpc:call(N, py, stop_pool, [Pool]) || N <- [node(), B, C]]
+    end.
+
 collected_stream_from_member(Config) ->
     C = on_node(Config, c),
     ?assertEqual({ok, [0, 1, 2, 3, 4]}, py:stream_eval(<<"range(5)">>, #{}, #{pool => ?POOL, where => C})),
@@ -211,7 +258,6 @@ memory_functions_on_node_pool_slot(Config) ->
     ok = py:exec(<<"KEEP = 1">>, #{pool => ?POOL, where => B}),
     ok = py:reset({B, ?POOL, 1}),
     ?assertMatch({error, {'NameError', _}}, py:eval(<<"KEEP">>, #{}, #{pool => ?POOL, where => B})),
-    ok = erpc:call(B, py, exec_all, [<<"import time\nNODE = 'b'">>, ?POOL]),
     ?assertEqual({error, {node_down, 'nobody@localhost'}}, py:memory_stats({'nobody@localhost', ?POOL, 1})).
 
 memory_stats_covers_every_member(Config) ->
