@@ -74,7 +74,8 @@ remote(Pool, Node, Slot, Job, Left) ->
         error:{erpc, timeout} -> {error, timeout};
         error:{exception, Reason, _} -> {error, {worker_exited, {Node, Reason}}};
         exit:{exception, Reason} -> {error, {worker_exited, {Node, Reason}}};
-        exit:{signal, Reason} -> {error, {worker_exited, {Node, Reason}}}
+        exit:{signal, Reason} -> {error, {worker_exited, {Node, Reason}}};
+        error:{erpc, Reason} -> {error, {worker_exited, {Node, Reason}}} % e.g. notsup: still one answer
     after
         py_cluster:answered(Pool, Node)
     end.

@@ -81,14 +81,13 @@ local_or_next(Pool, Timeout, Tried) ->
         Other -> Other
     end.
 
+%% A named member, if its node is connected (never connecting to it: a
+%% node that went away comes back by its own connection).
 connected(Pool, Node, Slot) ->
-    case lists:keymember(Node, 1, py_cluster:remote_rows(Pool)) of
-        true -> {remote, Node, Slot};
-        false ->
-            case lists:member(Node, nodes()) of
-                true -> {error, {no_member, Pool, Node}};
-                false -> {error, {node_down, Node}}
-            end
+    case {lists:member(Node, nodes()), lists:keymember(Node, 1, py_cluster:remote_rows(Pool))} of
+        {true, true} -> {remote, Node, Slot};
+        {true, false} -> {error, {no_member, Pool, Node}};
+        {false, _} -> {error, {node_down, Node}}
     end.
 
 %% The least in-flight count among this node's ready workers (infinity:
