@@ -309,6 +309,8 @@ killed_peer_answers_node_down_once_and_leaves_no_pyport(Config) ->
                              Self ! {answer, self(), R},
                              receive Extra -> Self ! {extra, Extra} after 3000 -> ok end
                      end) || _ <- [1, 2, 3]],
+    % An endless stream from C too, not read meanwhile (held at its bound).
+    {ok, SRef} = py:stream_eval_start(<<"iter(int, 1)">>, #{}, #{pool => ?POOL, where => C}),
     timer:sleep(500),
     _ = os:cmd("kill -9 " ++ BeamPid),
     T1 = erlang:monotonic_time(millisecond),
@@ -318,6 +320,9 @@ killed_peer_answers_node_down_once_and_leaves_no_pyport(Config) ->
     ?assertEqual([{error, {node_down, C}} || _ <- Callers], Answers),
     ?assert(Took < 2000),
     receive {extra, Extra} -> ct:fail({answered_twice, Extra}) after 3500 -> ok end,
+    % The stream ends with one final message, after the items it had sent.
+    ?assertEqual({error, {node_down, C}}, stream_final(SRef)),
+    receive {py_stream, SRef, More} -> ct:fail({after_final, More}) after ?QUIET_MS -> ok end,
     % The dead node's pyport processes end with it (their stdin closes).
     ?assertEqual(ok, py_ct:wait_until(fun() -> not lists:any(fun os_alive/1, OsPids) end, 10000)),
     % The pool carries on with the others.
@@ -334,6 +339,13 @@ stream_items(Ref, Acc) ->
         {py_stream, Ref, {data, I}} -> stream_items(Ref, [I | Acc]);
         {py_stream, Ref, Final} -> lists:reverse([Final | Acc])
     after 10000 -> lists:reverse([timeout | Acc])
+    end.
+
+stream_final(Ref) ->
+    receive
+        {py_stream, Ref, {data, _}} -> stream_final(Ref);
+        {py_stream, Ref, Final} -> Final
+    after 5000 -> timeout
     end.
 
 %% Nothing more arrives.
