@@ -31,6 +31,8 @@ expected = ["sync py:call(operator, add, [1,2]) p50", "sync py:eval(x+1, #{x => 
             "16 MiB binary echo", "stream_eval(range(10**6)) items/s", "worker start: spawn to hello",
             "idle worker resident memory", "Erlang codec encode + decode (vs term_to_binary + binary_to_term)"]
 expected += ["spawn_call, 1000 in flight from one process", "echo port, 1000 frames in flight"]
+expected += ["cluster: remote call p50 (vs bare erpc:call)", "cluster: local call p50 (vs bare erpc:call)",
+             "cluster: 16 callers, remote (one member)", "cluster: 16 callers, mixed (three members)"]
 for name in expected:
     r = rows.get(name)
     check(f"{name}: measured", r is not None and all(

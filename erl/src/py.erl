@@ -47,6 +47,7 @@
          start_pool/2, stop_pool/1, pool_status/1, last_error/0]).
 -export([cast/3, cast/4, cast/5, spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2,
          parallel/1, parallel/2]).
+-export([pool_members/1, bind/2]).
 
 -export_type([code/0, names/0, name/0, options/0, error/0, stream_ref/0, target/0]).
 
@@ -55,8 +56,10 @@
 -type names() :: #{atom() | binary() => term()} | [{atom() | binary(), term()}].
 %% A module or function name; dotted names work.
 -type name() :: atom() | binary() | string().
--type options() :: timeout() | [{timeout, timeout()} | {pool, atom()} | {arrays, py_opts:arrays()}]
-                 | #{timeout => timeout(), pool => atom(), arrays => py_opts:arrays()}.
+-type options() :: timeout() | [{timeout, timeout()} | {pool, atom()} | {arrays, py_opts:arrays()}
+                                | {where, any | local | node()}]
+                 | #{timeout => timeout(), pool => atom(), arrays => py_opts:arrays(),
+                     where => any | local | node()}.
 -type error() :: {error, {atom() | binary(), binary()} | timeout | overloaded | badarg
                   | {worker_exited, term()} | {invalid_option, term()} | {no_pool, atom()} | term()}.
 -opaque stream_ref() :: {pid(), reference()}.
@@ -467,3 +470,15 @@ parallel(Calls) -> parallel(Calls, []).
 %% @doc parallel/1 with a timeout or options (`pool', `timeout').
 -spec parallel([parallel_call()], options()) -> {ok, [{ok, term()} | error()]} | error().
 parallel(Calls, Opts) -> py_async:parallel(Calls, Opts).
+%% ---- cluster pools (docs/cluster.md) ----
+
+%% @doc The members of a pool: this node first, then every node running it
+%% with `scope => cluster': `#{node, ready, in_flight, max_in_flight,
+%% workers => [{Slot, InFlight}]}' (remote figures a few hundred ms old).
+-spec pool_members(atom()) -> {ok, [map()]} | error().
+pool_members(Name) -> py_cluster_api:pool_members(Name).
+
+%% @doc Pins the calling process to a worker of a cluster pool on node
+%% Where (`local': this node's), like bind/1.
+-spec bind(atom(), local | node()) -> ok | error().
+bind(Pool, Where) -> py_cluster_api:bind(Pool, Where).

@@ -12,10 +12,11 @@
 
 -export([on/3, reset/1, gc_events/1, gc_events_stop/1]).
 -export([gc/2, limited/3, code/3, tracemalloc_start/2, traces/4, gc_threshold/2]).
+-export([on_local/4]).
 
 -export_type([target/0, where/0, subscription/0]).
 
--type target() :: current | atom() | {atom(), pos_integer()}.
+-type target() :: current | atom() | {atom(), pos_integer()} | {node(), atom(), pos_integer()}.
 -type where() :: target() | #{target => target(), timeout => timeout()}
                | [{target, target()} | {timeout, timeout()}].
 -opaque subscription() :: {atom(), reference()}.
@@ -32,12 +33,28 @@ on(current, Op, Args, Timeout) ->
     shape(Op, py_request:run_on(default, undefined, Op, Args, Timeout));
 on({Pool, Slot}, Op, Args, Timeout) ->
     shape(Op, py_request:run_on(Pool, Slot, Op, Args, Timeout));
+on({Node, Pool, Slot}, Op, Args, Timeout) -> % a worker of a cluster pool's member
+    py_cluster_call:on_node(Node, ?MODULE, on, [target_opts({Pool, Slot}, Timeout), Op, Args]);
 on(Pool, Op, Args, Timeout) ->
+    case py_cluster:is_cluster(Pool) of
+        true -> % every worker of every member: `{{Node, Slot}, Result}'
+            py_cluster_api:every_member(
+              Pool, fun(Node) -> py_cluster_call:on_node(Node, ?MODULE, on_local, [Pool, Op, Args, Timeout]) end);
+        false -> on_local(Pool, Op, Args, Timeout)
+    end.
+
+%% @doc Op on every worker of Pool on this node.
+-spec on_local(atom(), binary(), map(), timeout() | pool) -> term().
+on_local(Pool, Op, Args, Timeout) ->
     every_worker(Pool, fun(Slot) -> on({Pool, Slot}, Op, Args, Timeout) end).
+
+target_opts(Target, pool) -> #{target => Target};
+target_opts(Target, Timeout) -> #{target => Target, timeout => Timeout}.
 
 %% The target and timeout of a where().
 where(current) -> {ok, current, pool};
 where({Pool, Slot} = T) when is_atom(Pool), is_integer(Slot), Slot > 0 -> {ok, T, pool};
+where({Node, Pool, Slot} = T) when is_atom(Node), is_atom(Pool), is_integer(Slot), Slot > 0 -> {ok, T, pool};
 where(Pool) when is_atom(Pool) -> {ok, Pool, pool};
 where(Opts) when is_map(Opts) -> where(maps:to_list(Opts));
 where(Opts) when is_list(Opts) -> options(Opts, current, pool);
@@ -146,6 +163,7 @@ reset(Where) ->
 
 pool_of(current) -> default;
 pool_of({Pool, _}) -> Pool;
+pool_of({_, Pool, _}) -> Pool;
 pool_of(Pool) -> Pool.
 
 %% Timeout bounds the reset and the preload's re-run together.
@@ -156,6 +174,8 @@ reset(current, Timeout) ->
             reset({default, Slot}, Left);
         Error -> Error
     end;
+reset({Node, Pool, Slot}, Timeout) ->
+    py_cluster_call:on_node(Node, ?MODULE, reset, [target_opts({Pool, Slot}, Timeout)]);
 reset({Pool, Slot} = Target, Timeout) ->
     Start = erlang:monotonic_time(millisecond),
     case on(Target, <<"reset">>, #{}, Timeout) of

@@ -56,8 +56,11 @@
 %%     can. `infinity' removes the bound.</dd>
 %%   <dt>`arrays'</dt><dd>how numpy arrays come back: `list' (default, nested lists) or
 %%     `ndarray' (`{ndarray, Dtype, Shape, Binary}'); the default of the call option.</dd>
+%%   <dt>`scope'</dt><dd>`local' (default) or `cluster': every node running a pool of this
+%%     name with `cluster' shares its workers (docs/cluster.md).</dd>
 %% </dl>
-%% Call options: `timeout', `pool', `arrays' (`list' or `ndarray', default the pool's).
+%% Call options: `timeout', `pool', `arrays' (`list' or `ndarray', default the pool's),
+%% `where' (`any' (default), `local' or a node: where a cluster pool's call may run).
 -module(py_opts).
 
 -export([pool/1, call/2, call_defaults/0]).
@@ -93,9 +96,11 @@
                        allocator := allocator(),
                        max_reply_bytes := pos_integer() | infinity,
                        none_as := none | nil,
-                       arrays := arrays()}.
+                       arrays := arrays(),
+                       scope := local | cluster}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
--type call_opts() :: #{timeout := timeout(), pool := atom(), arrays => arrays()}.
+-type call_opts() :: #{timeout := timeout(), pool := atom(), arrays => arrays(),
+                       where => any | local | node()}.
 -type arrays() :: list | ndarray.
 
 %% @doc Validates pool options and fills in the defaults.
@@ -127,7 +132,8 @@ pool(Opts) ->
                  allocator => pymalloc,
                  max_reply_bytes => 64 * 1024 * 1024,
                  none_as => none,
-                 arrays => list},
+                 arrays => list,
+                 scope => local},
     validate(Opts, Defaults, fun pool_opt/2).
 
 %% @doc Validates call options; what they do not say comes from the pool.
@@ -206,6 +212,7 @@ pool_opt(max_reply_bytes, infinity) -> {ok, infinity};
 pool_opt(max_reply_bytes, N) -> pos_int(N);
 pool_opt(none_as, A) when A =:= none; A =:= nil -> {ok, A};
 pool_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
+pool_opt(scope, S) when S =:= local; S =:= cluster -> {ok, S};
 pool_opt(_, _) -> error.
 
 pos_int_or_undefined(undefined) -> {ok, undefined};
@@ -214,6 +221,7 @@ pos_int_or_undefined(N) -> pos_int(N).
 call_opt(timeout, T) -> timeout(T);
 call_opt(pool, P) when is_atom(P) -> {ok, P};
 call_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
+call_opt(where, W) when is_atom(W) -> {ok, W}; % any, local, or a node's name
 call_opt(_, _) -> error.
 
 pos_int(N) when is_integer(N), N > 0 -> {ok, N};

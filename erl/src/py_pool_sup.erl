@@ -19,7 +19,11 @@ start_workers(Name, Opts) ->
 init({pool, Name, Opts}) ->
     {ok, {#{strategy => rest_for_one, intensity => 3, period => 10},
           [#{id => routing, start => {py_pool, start_link, [Name, Opts]}},
-           #{id => workers, start => {?MODULE, start_workers, [Name, Opts]}, type => supervisor}]}};
+           #{id => workers, start => {?MODULE, start_workers, [Name, Opts]}, type => supervisor}]
+          % A cluster pool's member (py_cluster) joins once its workers are
+          % started, and leaves first when the pool stops.
+          ++ [#{id => cluster, start => {py_cluster, start_link, [Name, Opts]}}
+              || maps:get(scope, Opts, local) =:= cluster]}};
 init({workers, Name, #{size := Size, restart_intensity := {MaxR, MaxT}}}) ->
     {ok, {#{strategy => one_for_one, intensity => MaxR, period => MaxT},
           [#{id => Slot,

@@ -53,8 +53,10 @@ exec_all(Code, Pool) ->
 run(Op, Args, Opts) ->
     case resolve(Opts) of
         {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
-            case py_pool_checkout:checkout(Pool, bound(Pool), Timeout) of
+            case py_cluster_route:checkout(Pool, bound(Pool), Timeout, Valid) of
                 {ok, Route, Left} -> result(py_call:request(Route, Op, with_arrays(Op, Args, Valid), Left));
+                {remote, _, _} = To -> % a cluster pool's member node (py_cluster_call)
+                    result(py_cluster_call:run(Pool, To, {call, Op, with_arrays(Op, Args, Valid)}, Timeout));
                 Error -> Error
             end;
         Error -> Error
@@ -78,9 +80,11 @@ run_on(Pool, Slot, Op, Args, Timeout) ->
 run_stream(Op, Args, Mode, Opts) ->
     case resolve(Opts) of
         {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
-            case py_pool_checkout:checkout(Pool, bound(Pool), Timeout) of
+            case py_cluster_route:checkout(Pool, bound(Pool), Timeout, Valid) of
                 {ok, #{pid := Worker}, Left} ->
                     result(py_worker:stream(Worker, Op, with_arrays(Op, Args, Valid), Mode, Left));
+                {remote, _, _} = To -> % a cluster pool's member node (py_cluster_stream)
+                    result(py_cluster_stream:run(Pool, To, Op, with_arrays(Op, Args, Valid), Mode, Timeout));
                 Error -> Error
             end;
         Error -> Error
@@ -132,11 +136,12 @@ result(Other) ->
 ok_value({ok, _}) -> ok;
 ok_value(Other) -> Other.
 
-%% @doc The slot this process is bound to in Pool, if any.
--spec bound(atom()) -> pos_integer() | undefined.
+%% @doc The slot this process is bound to in Pool, if any (`{Node, Slot}'
+%% for a worker of a cluster pool on another node).
+-spec bound(atom()) -> pos_integer() | {node(), pos_integer()} | undefined.
 bound(Pool) -> get({py, bound, Pool}).
 
--spec bind(atom(), pos_integer()) -> ok.
+-spec bind(atom(), pos_integer() | {node(), pos_integer()}) -> ok.
 bind(Pool, Slot) -> put({py, bound, Pool}, Slot), ok.
 
 -spec unbind(atom()) -> ok.

@@ -69,7 +69,9 @@ pools() ->
 
 init(Pools) ->
     {ok, {#{strategy => one_for_one, intensity => 10, period => 10},
-          [pool_spec(Name, Opts) || {Name, Opts} <- Pools]}}.
+          % The pg scope of the cluster pools (py_cluster), before any pool.
+          [#{id => pg, start => {pg, start_link, [py_cluster:scope()]}}
+           | [pool_spec(Name, Opts) || {Name, Opts} <- Pools]]}}.
 
 pool_spec(Name, Opts) ->
     #{id => {pool, Name},
