@@ -45,6 +45,7 @@
          gc_unfreeze/0, gc_unfreeze/1, reset/0, reset/1]).
 -export([version/0, bind/0, bind/1, unbind/0, unbind/1, exec_all/1, exec_all/2,
          start_pool/2, stop_pool/1, pool_status/1, last_error/0]).
+-export([stats/0, stats/1, tracemalloc_flamegraph/2]).
 
 -export_type([code/0, names/0, name/0, options/0, error/0, stream_ref/0, target/0]).
 
@@ -417,3 +418,19 @@ pool_status(Name) -> py_pool:status(Name).
 %% `undefined'.
 -spec last_error() -> py_error:info() | undefined.
 last_error() -> get('$py_last_error').
+
+%% ---- observability (docs/observability.md) ----
+
+%% @doc Every running pool's statistics, by pool name (see stats/1).
+-spec stats() -> #{atom() => map()}.
+stats() -> py_stats_read:all().
+
+%% @doc A pool's statistics: per worker (OS pid, uptime, requests, in
+%% flight, errors by kind, restarts, recycles, RSS, gc, latency) and totals.
+-spec stats(atom()) -> {ok, map()} | {error, {no_pool, atom()}}.
+stats(Pool) -> py_stats_read:pool(Pool).
+
+%% @doc Writes a flame graph of one worker's traced allocations (bytes by
+%% traceback; tracemalloc must be running there) to File as an SVG.
+-spec tracemalloc_flamegraph(current | {atom(), pos_integer()}, file:name_all()) -> ok | {error, term()}.
+tracemalloc_flamegraph(Target, File) -> py_flamegraph:write(Target, File).

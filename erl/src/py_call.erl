@@ -23,8 +23,13 @@
                    decode := py_msgpack:decode_options(), ctx := py_pool:context(),
                    slot := pos_integer()}.
 
+%% @doc Sends one request and waits for its answer; counted in the pool's
+%% statistics, with its call events (py_stats).
 -spec request(route(), binary(), map(), timeout()) -> term().
-request(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame := Max,
+request(Route, Op, Args, Timeout) ->
+    py_stats:stop(Route, Op, py_stats:start(Route, Op), request_(Route, Op, Args, Timeout)).
+
+request_(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame := Max,
           ctx := Ctx, slot := Slot} = Route, Op, Args, Timeout) ->
     Id = atomics:add_get(Ids, 1, 1),
     case py_msgpack:encode([Id, Op, Args]) of

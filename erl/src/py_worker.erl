@@ -268,6 +268,8 @@ up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
     % The sweep runs from the first port on, for the life of the worker.
     _ = [erlang:send_after(?SWEEP_MS, self(), sweep) || py_worker_backoff:restarts(B) =:= 0],
     py_pool:ready(Ctx, Slot, self(), py_worker_route:route(St1), slot_info(St1)),
+    py_stats:worker_up(Ctx, Slot, St1#st.os_pid,
+                       case St#st.last_error of undefined -> start; _ -> restart end),
     _ = [logger:notice("pyport pool ~p slot ~p: serving again (OS pid ~p, after ~p)",
                        [St#st.pool, Slot, St1#st.os_pid, St#st.last_error], meta(St))
          || St#st.last_error =/= undefined],
@@ -379,6 +381,7 @@ now_ms() -> erlang:monotonic_time(millisecond).
 %% The port is gone: every pending caller is answered, the slot leaves
 %% the routing, and a new port starts after the backoff.
 port_died(Detail, #st{ctx = Ctx, slot = Slot, opts = Opts} = St) ->
+    py_stats:worker_exit(Ctx, Slot, St#st.os_pid, Detail, py_memory_policy:last_rss(St#st.memory)),
     {Delay, B} = py_worker_backoff:down(now_ms(), St#st.backoff),
     logger:warning("pyport pool ~p slot ~p: worker (OS pid ~p) exited: ~p; restarting in ~p ms",
                    [St#st.pool, Slot, St#st.os_pid, Detail, Delay], meta(St)),
