@@ -264,7 +264,9 @@ start_port(St) ->
 up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
     M = py_memory_policy:oom_mark(py_port:oom_kills(), py_memory_policy:new(Opts)),
     B = py_worker_backoff:up(now_ms(), St#st.backoff),
-    St1 = St#st{memory = M, gc_listening = false, backoff = B},
+    % The port reports collections (py_stats counts them) from before the
+    % first request: the request that turns it on goes first.
+    St1 = py_worker_route:gc_listen(St#st{memory = M, gc_listening = false, backoff = B}),
     % The sweep runs from the first port on, for the life of the worker.
     _ = [erlang:send_after(?SWEEP_MS, self(), sweep) || py_worker_backoff:restarts(B) =:= 0],
     py_pool:ready(Ctx, Slot, self(), py_worker_route:route(St1), slot_info(St1)),
@@ -273,7 +275,7 @@ up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
     _ = [logger:notice("pyport pool ~p slot ~p: serving again (OS pid ~p, after ~p)",
                        [St#st.pool, Slot, St1#st.os_pid, St#st.last_error], meta(St))
          || St#st.last_error =/= undefined],
-    py_worker_route:gc_listen(py_worker_recycle:sample(St1)).
+    py_worker_recycle:sample(St1).
 
 failed_start(Reason, #st{ctx = Ctx, slot = Slot} = St) ->
     {Delay, B} = py_worker_backoff:start_failed(St#st.backoff),

@@ -84,9 +84,10 @@ swap(Hello, #st{starting = #{port := New, timer := T} = S, port = Old, os_pid = 
     St1 = St#st{port = New, os_pid = maps:get(os_pid, Hello), hello = Hello, starting = undefined,
                 retiring = maps:put(Old, Retiring, St#st.retiring),
                 memory = py_memory_policy:replaced(St#st.memory), gc_listening = false},
-    py_pool:update_route(St1#st.ctx, St1#st.slot, self(), py_worker_route:route(St1), py_worker:slot_info(St1)),
-    logger:info("pyport worker ~p/~p: OS pid ~p replaces ~p", [St#st.pool, St#st.slot, St1#st.os_pid, OldPid]),
-    py_worker_route:gc_listen(sample(St1)).
+    St2 = py_worker_route:gc_listen(St1), % before any request reaches the new port
+    py_pool:update_route(St2#st.ctx, St2#st.slot, self(), py_worker_route:route(St2), py_worker:slot_info(St2)),
+    logger:info("pyport worker ~p/~p: OS pid ~p replaces ~p", [St#st.pool, St#st.slot, St2#st.os_pid, OldPid]),
+    sample(St2).
 
 -spec start_failed(port() | undefined, term(), #st{}) -> #st{}.
 start_failed(Port, Reason, #st{starting = Starting} = St) ->
