@@ -43,7 +43,8 @@ tree(Entries) ->
     Stacks = [{[frame(F) || F <- Tb], Size} || #{traceback := Tb, size := Size} <- Entries],
     build(<<"all">>, Stacks).
 
-frame([File, Line]) when is_binary(File) ->
+frame({File, Line}) -> frame([File, Line]);
+frame([File, Line]) when is_binary(File), is_integer(Line) ->
     iolist_to_binary([filename:basename(File), ":", integer_to_binary(Line)]);
 frame(Other) ->
     iolist_to_binary(io_lib:format("~p", [Other])).

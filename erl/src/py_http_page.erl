@@ -54,16 +54,14 @@ function el(tag, attrs, text) {
   return e;
 }
 // One small time plot: series of [t, value], marks of {t, kind}.
-function plot(caption, t, values, colour, marks, fmt) {
+// lines: [[values, colour]], drawn on one scale.
+function plot(caption, t, lines, marks, fmt) {
   const box = el('div', {class: 'plotbox'});
-  const pts = [];
   const t0 = t.length ? t[0] : 0, t1 = t.length ? Math.max(t[t.length - 1], t0 + 1) : 1;
-  const vs = values.map(v => v == null ? 0 : v);
-  const vmax = Math.max(1, ...vs);
-  for (let i = 0; i < t.length; i++)
-    pts.push(((t[i] - t0) / (t1 - t0) * (W - 2) + 1).toFixed(1) + ',' + (H - 2 - vs[i] / vmax * (H - 14)).toFixed(1));
+  const all = lines.map(([values, colour]) => [values.map(v => v == null ? 0 : v), colour]);
+  const vmax = Math.max(1, ...all.flatMap(([vs]) => vs));
   const svg = el('svg', {class: 'plot', width: W, height: H, viewBox: '0 0 ' + W + ' ' + H,
-                         'data-points': String(pts.length)});
+                         'data-points': String(t.length)});
   svg.appendChild(el('rect', {x: 0, y: 0, width: W, height: H, fill: '#fcfcfc'}));
   for (const m of marks) {
     if (m.t < t0) continue;
@@ -72,7 +70,12 @@ function plot(caption, t, values, colour, marks, fmt) {
     l.appendChild(el('title', {}, m.kind + ' (OS pid ' + m.os_pid + ')'));
     svg.appendChild(l);
   }
-  svg.appendChild(el('polyline', {points: pts.join(' '), stroke: colour}));
+  for (const [vs, colour] of all) {
+    const pts = [];
+    for (let i = 0; i < t.length; i++)
+      pts.push(((t[i] - t0) / (t1 - t0) * (W - 2) + 1).toFixed(1) + ',' + (H - 2 - vs[i] / vmax * (H - 14)).toFixed(1));
+    svg.appendChild(el('polyline', {points: pts.join(' '), stroke: colour}));
+  }
   svg.appendChild(el('text', {x: 3, y: 11, 'font-size': 10, fill: '#444'}, 'max ' + fmt(vmax)));
   box.appendChild(el('div', {class: 'cap'}, caption));
   box.appendChild(svg);
@@ -114,11 +117,13 @@ function render(state) {
     root.appendChild(table);
     for (const w of p.workers) {
       const s = w.series, plots = el('div', {class: 'plots', 'data-worker': p.name + '/' + w.slot});
-      plots.appendChild(el('div', {class: 'cap'}, p.name + ' slot ' + w.slot));
-      plots.appendChild(plot('RSS', s.t, s.rss, '#7a3', w.marks, fmtBytes));
-      plots.appendChild(plot('requests/s', s.t, s.rate, '#36c', w.marks, v => v.toFixed(1)));
-      plots.appendChild(plot('latency p50 / p99 (p99 shown)', s.t, s.p99_us, '#c63', w.marks, fmtUs));
-      plots.appendChild(plot('gc pause per interval', s.t, s.gc_pause_us, '#939', w.marks, fmtUs));
+      root.appendChild(el('div', {class: 'cap'}, p.name + ' slot ' + w.slot + ' (OS pid ' + w.os_pid +
+        '); dashed: restart (red), recycle (blue)'));
+      plots.appendChild(plot('RSS', s.t, [[s.rss, '#7a3']], w.marks, fmtBytes));
+      plots.appendChild(plot('requests/s', s.t, [[s.rate, '#36c']], w.marks, v => v.toFixed(1)));
+      plots.appendChild(plot('latency p50 (orange), p99 (red) per interval', s.t,
+                             [[s.p50_us, '#e90'], [s.p99_us, '#c33']], w.marks, fmtUs));
+      plots.appendChild(plot('gc pause per interval', s.t, [[s.gc_pause_us, '#939']], w.marks, fmtUs));
       root.appendChild(plots);
     }
   }
