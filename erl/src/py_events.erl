@@ -24,7 +24,7 @@
 -type handler_id() :: term().
 -type handler() :: fun((event(), map(), map(), term()) -> term()).
 -type handlers() :: #{event() => [{handler_id(), handler(), term()}]}.
--type sink() :: none | telemetry | handlers().
+-type sink() :: none | {telemetry, module()} | handlers().
 
 -define(KEY, py_events).
 
@@ -35,9 +35,9 @@ attach(Id, Event, Fun, Config) ->
 
 -spec attach_many(handler_id(), [event()], handler(), term()) -> ok | {error, already_exists}.
 attach_many(Id, Events, Fun, Config) when is_function(Fun, 4), is_list(Events) ->
-    case backend() of
-        telemetry -> telemetry:attach_many(Id, Events, Fun, Config);
-        own ->
+    case sink() of
+        {telemetry, M} -> M:attach_many(Id, Events, Fun, Config);
+        _ ->
             locked(fun() ->
                            Hs = own(),
                            case lists:member(Id, ids(Hs)) of
@@ -53,9 +53,9 @@ attach_many(Id, Events, Fun, Config) when is_function(Fun, 4), is_list(Events) -
 
 -spec detach(handler_id()) -> ok | {error, not_found}.
 detach(Id) ->
-    case backend() of
-        telemetry -> telemetry:detach(Id);
-        own ->
+    case sink() of
+        {telemetry, M} -> M:detach(Id);
+        _ ->
             locked(fun() ->
                            Hs = own(),
                            case lists:member(Id, ids(Hs)) of
@@ -88,8 +88,8 @@ sink() ->
 %% @doc Emits an event to a sink from sink/0.
 -spec emit(sink(), event(), map(), map()) -> ok.
 emit(none, _, _, _) -> ok;
-emit(telemetry, Event, M, Md) ->
-    telemetry:execute(Event, M, Md);
+emit({telemetry, Mod}, Event, M, Md) ->
+    Mod:execute(Event, M, Md);
 emit(Hs, Event, M, Md) ->
     case Hs of
         #{Event := L} -> lists:foreach(fun(H) -> run(H, Event, M, Md) end, L);
@@ -115,7 +115,7 @@ run({Id, Fun, Config}, Event, M, Md) ->
 -spec backend() -> telemetry | own.
 backend() ->
     case sink() of
-        telemetry -> telemetry;
+        {telemetry, _} -> telemetry;
         _ -> own
     end.
 
@@ -123,7 +123,9 @@ backend() ->
 %% handlers are dropped. For tests and for nodes that load telemetry late.
 -spec set_backend(auto | own | telemetry) -> ok.
 set_backend(Which) ->
-    persistent_term:put(?KEY, case resolve(Which) of telemetry -> telemetry; own -> none end),
+    % The module is kept in the term: called through a variable, it is no
+    % dependency of pyport's (the library is optional).
+    persistent_term:put(?KEY, case resolve(Which) of telemetry -> {telemetry, telemetry}; own -> none end),
     ok.
 
 init() ->

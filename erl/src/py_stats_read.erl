@@ -4,7 +4,7 @@
 %% capped by the max: an over-estimate by at most a factor of two).
 -module(py_stats_read).
 
--export([pool/1, all/0, percentile/3, summary/2]).
+-export([pool/1, all/0, percentile/3]).
 
 -export_type([worker/0, totals/0]).
 
@@ -64,9 +64,7 @@ counts(F, Buckets, MaxUs) ->
       latency => summary(lists:zip(Bounds, Buckets), #{sum_us => maps:get(latency_sum_us, F),
                                                        max_us => MaxUs})}.
 
-%% @doc The latency map of a histogram: its buckets, sum, max and percentiles.
--spec summary([{pos_integer() | infinity, non_neg_integer()}],
-              #{sum_us := non_neg_integer(), max_us := non_neg_integer()}) -> map().
+%% The latency map of a histogram: its buckets, sum, max and percentiles.
 summary(Buckets, #{max_us := Max} = M) ->
     M#{buckets => Buckets,
        p50_us => percentile(50, Buckets, Max),
