@@ -18,7 +18,7 @@ html() ->
 body { font: 13px/1.4 system-ui, sans-serif; margin: 16px; color: #222; background: #fafafa; }
 h1 { font-size: 18px; margin: 0 0 8px; } h2 { font-size: 15px; margin: 18px 0 6px; }
 table { border-collapse: collapse; background: #fff; }
-th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; white-space: nowrap; }
+th, td { border: 1px solid #ddd; padding: 2px 5px; text-align: right; white-space: nowrap; }
 th { background: #eee; } td.state-ready { color: #176d2c; } td.state-restarting, td.state-failing { color: #b00; }
 .plots { display: flex; flex-wrap: wrap; gap: 8px; margin: 6px 0 14px; }
 .plotbox { background: #fff; border: 1px solid #ddd; padding: 4px; }
