@@ -21,6 +21,7 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TRACE_FRAMES, 25).
+-define(ACTION_HEADER, "x-pyport-action").
 
 %% @doc The children to add to the application's supervisor for the
 %% `http' setting: none when it is unset.
@@ -95,12 +96,12 @@ terminate(_, #{httpd := Pid}) ->
 
 %% @doc httpd's callback: answers every request (nothing else runs after).
 -spec do(#mod{}) -> {proceed, list()}.
-do(#mod{method = Method, request_uri = Uri}) ->
+do(#mod{method = Method, request_uri = Uri, parsed_header = Headers}) ->
     {Path, Query} = case string:split(Uri, "?") of
                         [P, Q] -> {P, uri_string:dissect_query(Q)};
                         [P] -> {P, []}
                     end,
-    {Code, Type, Body} = try route(Method, Path, Query)
+    {Code, Type, Body} = try checked(Method, Headers, fun() -> route(Method, Path, Query) end)
                          catch Class:Reason ->
                                  logger:error("pyport http ~s ~s: ~p:~p", [Method, Uri, Class, Reason]),
                                  {500, "text/plain", <<"internal error\n">>}
@@ -109,6 +110,18 @@ do(#mod{method = Method, request_uri = Uri}) ->
     {proceed, [{response, {response, [{code, Code}, {content_type, Type},
                                       {content_length, integer_to_list(byte_size(Bin))},
                                       {cache_control, "no-store"}], [Bin]}}]}.
+
+%% A POST (it changes a worker) must carry the header the page sends: a
+%% page of another site cannot set it without a CORS preflight, which this
+%% endpoint never grants, so it cannot start tracemalloc through a
+%% visitor's browser.
+checked("POST", Headers, Route) ->
+    case lists:keymember(?ACTION_HEADER, 1, Headers) of
+        true -> Route();
+        false -> {403, "text/plain", <<"a POST needs the header " ?ACTION_HEADER "\n">>}
+    end;
+checked(_, _, Route) ->
+    Route().
 
 route("GET", "/metrics", _) ->
     {200, "text/plain; version=0.0.4; charset=utf-8", py_prometheus:render(py:stats())};

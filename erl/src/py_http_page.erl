@@ -28,7 +28,7 @@ svg.plot line.mark-restart { stroke: #c00; stroke-dasharray: 3 2; }
 svg.plot line.mark-recycle { stroke: #06c; stroke-dasharray: 3 2; }
 #status { color: #666; font-size: 11px; }
 #trace { background: #fff; border: 1px solid #ddd; padding: 8px; margin-top: 12px; }
-#trace img { max-width: 100%; border: 1px solid #eee; }
+#tflame svg { max-width: 100%; height: auto; border: 1px solid #eee; }
 button { font-size: 12px; }
 </style></head>
 <body>
@@ -44,7 +44,8 @@ Python process from the moment it starts, at a cost in speed and memory)
 <script>
 'use strict';
 const W = 300, H = 70;
-const fmtBytes = b => b == null ? '-' : b >= 1048576 ? (b / 1048576).toFixed(1) + ' MiB' : (b / 1024).toFixed(0) + ' KiB';
+const fmtBytes = b => b == null ? '-' : b >= 1048576 ? (b / 1048576).toFixed(1) + ' MiB' :
+  b >= 1024 ? (b / 1024).toFixed(0) + ' KiB' : b.toFixed(0) + ' B';
 const fmtUs = u => u >= 1000000 ? (u / 1e6).toFixed(2) + ' s' : u >= 1000 ? (u / 1000).toFixed(1) + ' ms' : u + ' us';
 function el(tag, attrs, text) {
   const ns = ['svg', 'polyline', 'line', 'text', 'rect'].includes(tag) ? 'http://www.w3.org/2000/svg' : null;
@@ -130,24 +131,15 @@ function render(state) {
   if (keep) sel.value = keep;
   document.getElementById('status').textContent = 'updated ' + new Date(state.now).toLocaleTimeString();
 }
-async function poll() {
-  try {
-    const r = await fetch('/api/state', {cache: 'no-store'});
-    render(await r.json());
-  } catch (e) {
-    document.getElementById('status').textContent = 'no answer from the node: ' + e;
-  }
-  setTimeout(poll, 1000);
-}
 function target() {
   const [pool, slot] = document.getElementById('tw').value.split('/');
   return 'pool=' + encodeURIComponent(pool) + '&slot=' + slot;
 }
 document.getElementById('tstart').onclick = async () => {
-  const r = await fetch('/api/tracemalloc/start?' + target(), {method: 'POST'});
+  const r = await fetch('/api/tracemalloc/start?' + target(), {method: 'POST', headers: {'X-Pyport-Action': '1'}});
   document.getElementById('tmsg').textContent = r.ok ? 'tracemalloc started' : 'failed: ' + await r.text();
 };
-document.getElementById('tsnap').onclick = async () => {
+async function snapshot() {
   const q = target(), r = await fetch('/api/tracemalloc/top?' + q), msg = document.getElementById('tmsg');
   const body = await r.json();
   if (!r.ok) { msg.textContent = 'failed: ' + JSON.stringify(body.error); return; }
@@ -163,11 +155,27 @@ document.getElementById('tsnap').onclick = async () => {
   const top = document.getElementById('ttop');
   top.textContent = '';
   top.appendChild(table);
-  const flame = document.getElementById('tflame');
-  flame.textContent = '';
-  flame.appendChild(el('img', {src: '/api/flamegraph.svg?' + q + '&t=' + Date.now(), alt: 'flame graph'}));
+  // The flame graph is inlined: its boxes' titles show on hover.
+  const svg = await fetch('/api/flamegraph.svg?' + q, {cache: 'no-store'});
+  document.getElementById('tflame').innerHTML = svg.ok ? await svg.text() : '';
   msg.textContent = 'snapshot taken';
-};
+}
+document.getElementById('tsnap').onclick = snapshot;
+// #snapshot=POOL/SLOT: take that worker's snapshot once the page is drawn
+// (a link to it; tracemalloc must be running there).
+let first = true;
+async function poll() {
+  try {
+    const r = await fetch('/api/state', {cache: 'no-store'});
+    render(await r.json());
+    const m = location.hash.match(/^#snapshot=(.+)$/);
+    if (first && m) { document.getElementById('tw').value = decodeURIComponent(m[1]); await snapshot(); }
+    first = false;
+  } catch (e) {
+    document.getElementById('status').textContent = 'no answer from the node: ' + e;
+  }
+  setTimeout(poll, 1000);
+}
 poll();
 </script></body></html>
 ">>].

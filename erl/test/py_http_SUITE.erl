@@ -11,12 +11,13 @@
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([metrics_parse_and_match_stats/1, state_json_has_series/1, flamegraph_svg_of_known_function/1,
          tracemalloc_from_the_endpoint/1, bad_requests_answered/1, page_in_headless_chromium/1,
+         page_snapshot_in_headless_chromium/1,
          off_by_default_and_bad_setting/1]).
 
 all() ->
     [metrics_parse_and_match_stats, state_json_has_series, flamegraph_svg_of_known_function,
      tracemalloc_from_the_endpoint, bad_requests_answered, page_in_headless_chromium,
-     off_by_default_and_bad_setting].
+     page_snapshot_in_headless_chromium, off_by_default_and_bad_setting].
 
 init_per_suite(Config) ->
     _ = application:stop(pyport),
@@ -118,7 +119,10 @@ bad_requests_answered(Config) ->
     {400, _} = get(Config, "/api/tracemalloc/top?pool=nope&slot=1"),
     {400, _} = get(Config, "/api/tracemalloc/top"),
     {409, _} = get(Config, "/api/tracemalloc/top?pool=h1&slot=9"),
-    {404, _} = get(Config, "/api/tracemalloc/start?pool=h1&slot=1"). % a GET does not start it
+    {404, _} = get(Config, "/api/tracemalloc/start?pool=h1&slot=1"), % a GET does not start it
+    % A POST without the page's header (a form of another site) is refused.
+    {403, _} = post(Config, "/api/tracemalloc/start?pool=h1&slot=1", []),
+    {ok, false} = py:eval(<<"__import__('tracemalloc').is_tracing()">>, #{}, [{pool, h1}]).
 
 %% Headless chromium loads the page while both pools serve a small load:
 %% after its script ran, every worker has four plots with points, and a row
@@ -146,6 +150,31 @@ page_in_headless_chromium(Config) ->
         Stop()
     end.
 
+%% The page's memory panel, driven by its #snapshot= link: with tracemalloc
+%% started through the endpoint and a known function holding memory, the
+%% page lists that function's line among the top sites and draws the flame
+%% graph inline with a box for it.
+page_snapshot_in_headless_chromium(Config) ->
+    Dir = ?config(priv_dir, Config),
+    ok = file:write_file(filename:join(Dir, "ob_page_alloc.py"),
+                         <<"keep = []\n\n\ndef grow(n):\n    for _ in range(n):\n        keep.append(bytearray(2000))\n">>),
+    ok = py:exec(iolist_to_binary(["import sys; sys.path.insert(0, ", io_lib:format("~p", [Dir]), ")"]),
+                 [{pool, h2}]),
+    {200, _} = post(Config, "/api/tracemalloc/start?pool=h2&slot=1"),
+    try
+        {ok, _} = py:call(ob_page_alloc, grow, [1000], #{}, [{pool, h2}]),
+        Dom = chromium(["--virtual-time-budget=3000", "--dump-dom",
+                        ?config(base, Config) ++ "/#snapshot=h2%2F1"]),
+        [Top] = re_all(Dom, "<div id=\"ttop\">(.*?)</div>"),
+        ?assertNotEqual(nomatch, string:find(Top, "ob_page_alloc.py:6</td>")),
+        [Flame] = re_all(Dom, "<div id=\"tflame\">(.*?)</div>"),
+        Boxes = re_all(Flame, "<g class=\"frame\"><title>([^<]*)</title>"),
+        ct:pal("flame graph boxes in the page: ~p", [lists:sublist(Boxes, 5)]),
+        [_ | _] = [B || [B] <- Boxes, lists:prefix("ob_page_alloc.py:6 ", B)]
+    after
+        py:tracemalloc_stop({h2, 1})
+    end.
+
 %% Without the setting nothing listens; a bad setting is refused.
 off_by_default_and_bad_setting(_) ->
     {ok, []} = py_http:child_specs(undefined),
@@ -161,7 +190,10 @@ get(Config, Path) ->
     {Code, Body}.
 
 post(Config, Path) ->
-    {ok, {{_, Code, _}, _, Body}} = httpc:request(post, {?config(base, Config) ++ Path, [], "text/plain", ""},
+    post(Config, Path, [{"x-pyport-action", "1"}]).
+
+post(Config, Path, Headers) ->
+    {ok, {{_, Code, _}, _, Body}} = httpc:request(post, {?config(base, Config) ++ Path, Headers, "text/plain", ""},
                                                   [{timeout, 20000}], [{body_format, binary}]),
     {Code, Body}.
 
@@ -195,7 +227,7 @@ tmp_profile() ->
 quote(A) -> "'" ++ A ++ "'".
 
 re_all(Text, Re) ->
-    case re:run(Text, Re, [global, {capture, all_but_first, list}]) of
+    case re:run(Text, Re, [global, dotall, {capture, all_but_first, list}]) of
         {match, Ms} -> Ms;
         nomatch -> []
     end.
