@@ -13,7 +13,7 @@
 -module(py_stats).
 
 -export([new/1, start/2, stop/4, overloaded/2, unavailable/2, cancelled/2, rss/3, gc/4,
-         worker_up/4, worker_exit/5, recycled/6]).
+         worker_up/4, worker_exit/5, worker_stopped/4, recycled/6]).
 -export([bucket/1, buckets/0, fields/0, width/0, counter/3, gauge/3]).
 
 -export_type([ref/0, outcome/0]).
@@ -179,6 +179,15 @@ worker_exit(#{name := Pool, stats := {C, G}}, Slot, OsPid, Detail, Rss) ->
     atomics:put(G, Base + ?G_STARTED, 0),
     event([pyport, worker, exit], #{rss => rss_or_zero(Rss)},
           #{pool => Pool, slot => Slot, os_pid => OsPid, reason => Detail}).
+
+%% @doc The worker stops with its pool (or the application): an exit
+%% event with reason `shutdown', not counted as a restart.
+-spec worker_stopped(py_pool:context(), pos_integer(), integer() | undefined,
+                     py_memory_policy:state()) -> ok.
+worker_stopped(#{name := Pool, stats := {_, G}}, Slot, OsPid, Memory) ->
+    atomics:put(G, (Slot - 1) * ?GWIDTH + ?G_STARTED, 0),
+    event([pyport, worker, exit], #{rss => rss_or_zero(py_memory_policy:last_rss(Memory))},
+          #{pool => Pool, slot => Slot, os_pid => OsPid, reason => shutdown}).
 
 %% @doc The slot's port was replaced by a fresh one (a recycle).
 -spec recycled(py_pool:context(), pos_integer(), integer() | undefined, integer(), term(),

@@ -94,7 +94,11 @@ worker_events_start_exit_restart(_) ->
     ct:pal("exit reason ~p, rss ~p", [Reason, Rss]),
     ?assert(Rss > 0),
     [{_, #{os_pid := New, reason := restart}}] = events([pyport, worker, start]),
-    ?assertNotEqual(OsPid, New).
+    ?assertNotEqual(OsPid, New),
+    % Stopping the pool: one exit with reason shutdown (not a restart).
+    ok = py:stop_pool(ev),
+    [{#{rss := _}, #{pool := ev, slot := 1, os_pid := New, reason := shutdown}}] = events([pyport, worker, exit]),
+    [] = events([pyport, worker, start]).
 
 %% max_requests 2: after two requests, one recycle event (old and new OS
 %% pid, the reason) and a start with reason recycle.
