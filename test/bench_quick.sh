@@ -33,6 +33,9 @@ expected = ["sync py:call(operator, add, [1,2]) p50", "sync py:eval(x+1, #{x => 
 expected += ["spawn_call, 1000 in flight from one process", "echo port, 1000 frames in flight"]
 expected += ["cluster: remote call p50 (vs bare erpc:call)", "cluster: local call p50 (vs bare erpc:call)",
              "cluster: 16 callers, remote (one member)", "cluster: 16 callers, mixed (three members)"]
+            "idle worker resident memory", "Erlang codec encode + decode (vs term_to_binary + binary_to_term)",
+            "stats: recording per sync call (nothing attached)", "events: nothing attached (one persistent_term read)",
+            "stats + events: one no-op handler attached per sync call"]
 for name in expected:
     r = rows.get(name)
     check(f"{name}: measured", r is not None and all(

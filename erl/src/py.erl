@@ -48,6 +48,7 @@
 -export([cast/3, cast/4, cast/5, spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2,
          parallel/1, parallel/2]).
 -export([pool_members/1, bind/2]).
+-export([stats/0, stats/1, tracemalloc_flamegraph/2]).
 
 -export_type([code/0, names/0, name/0, options/0, error/0, stream_ref/0, target/0]).
 
@@ -482,3 +483,18 @@ pool_members(Name) -> py_cluster_api:pool_members(Name).
 %% Where (`local': this node's), like bind/1.
 -spec bind(atom(), local | node()) -> ok | error().
 bind(Pool, Where) -> py_cluster_api:bind(Pool, Where).
+%% ---- observability (docs/observability.md) ----
+
+%% @doc Every running pool's statistics, by pool name (see stats/1).
+-spec stats() -> #{atom() => map()}.
+stats() -> py_stats_read:all().
+
+%% @doc A pool's statistics: per worker (OS pid, uptime, requests, in
+%% flight, errors by kind, restarts, recycles, RSS, gc, latency) and totals.
+-spec stats(atom()) -> {ok, map()} | {error, {no_pool, atom()}}.
+stats(Pool) -> py_stats_read:pool(Pool).
+
+%% @doc Writes a flame graph of one worker's traced allocations (bytes by
+%% traceback; tracemalloc must be running there) to File as an SVG.
+-spec tracemalloc_flamegraph(current | {atom(), pos_integer()}, file:name_all()) -> ok | {error, term()}.
+tracemalloc_flamegraph(Target, File) -> py_flamegraph:write(Target, File).

@@ -24,6 +24,8 @@
                    decode := py_msgpack:decode_options(), ctx := py_pool:context(),
                    slot := pos_integer()}.
 
+%% @doc Sends one request and waits for its answer; counted in the pool's
+%% statistics, with its call events (py_stats).
 -spec request(route(), binary(), map(), timeout()) -> term().
 request(Route, Op, Args, Timeout) ->
     case send(Route, Op, Args, call) of

@@ -23,7 +23,8 @@
 -type retiring() :: #{os_pid := integer() | undefined, since := integer(), shutdown := boolean()}.
 %% A replacement port before it takes over.
 -type starting() :: #{port := port(), phase := hello | {preload, pos_integer(), map()},
-                      timer := reference(), os_pid := integer() | undefined}.
+                      timer := reference(), os_pid := integer() | undefined,
+                      why => term()}.
 
 %% Resident memory is read at most this often after requests (a read of
 %% /proc costs tens of microseconds; a busy worker serves far more often).

@@ -35,7 +35,8 @@
 %% Not opaque: py_pool_checkout reads it on the callers' side.
 -type context() :: #{name := atom(), tab := ets:tid(), status := ets:tid(),
                        counters := counters:counters_ref(), opts := py_opts:pool_opts(),
-                       subs := ets:tid(), owner := pid(), streams := ets:tid()}.
+                       subs := ets:tid(), owner := pid(), streams := ets:tid(),
+                       stats := py_stats:ref()}.
 -type slot_state() :: starting | ready | restarting | failing.
 -type slot_info() :: #{os_pid := integer() | undefined, restarts := non_neg_integer(),
                        last_error := term()}.
@@ -226,7 +227,8 @@ init({Name, Opts}) ->
     Counters = counters:new(maps:get(size, Opts), [write_concurrency]),
     persistent_term:put({?MODULE, Name}, #{name => Name, tab => Tab, status => Status, counters => Counters,
                                            opts => Opts, subs => Subs, owner => self(),
-                                           streams => py_stream_table:new()}),
+                                           streams => py_stream_table:new(),
+                                           stats => py_stats:new(maps:get(size, Opts))}),
     process_flag(trap_exit, true),
     {ok, #{name => Name, waiters => []}}.
 

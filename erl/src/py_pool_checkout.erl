@@ -43,7 +43,9 @@ checkout_in(#{name := Name} = Ctx, Which, Deadline) ->
         {ok, Route} -> {ok, Route, remaining(Deadline)};
         not_ready ->
             case availability(Ctx, Which) of
-                {unavailable, Reason} -> {error, {pool_unavailable, Name, Reason}};
+                {unavailable, Reason} ->
+                    py_stats:unavailable(Ctx, Reason),
+                    {error, {pool_unavailable, Name, Reason}};
                 wait ->
                     case await(Ctx, {slot, Which}, Deadline) of
                         ok -> checkout_in(Ctx, Which, Deadline);
@@ -132,11 +134,12 @@ least_loaded(#{counters := C}, [First | Rest]) ->
                             end, {First, Load(First)}, Rest),
     Best.
 
-reserve(#{counters := C, opts := #{max_in_flight := Max}}, {Slot, _Pid, Route}) ->
+reserve(#{counters := C, opts := #{max_in_flight := Max}} = Ctx, {Slot, _Pid, Route}) ->
     ok = counters:add(C, Slot, 1),
     case counters:get(C, Slot) of
         N when N > Max ->
             counters:sub(C, Slot, 1),
+            py_stats:overloaded(Ctx, Slot),
             {error, overloaded};
         _ ->
             {ok, Route}

@@ -223,6 +223,7 @@ handle_info(_Msg, St) ->
     {noreply, St}.
 
 terminate(_Reason, #st{port = Port} = St) ->
+    _ = Port =/= undefined andalso py_stats:worker_stopped(St#st.ctx, St#st.slot, St#st.os_pid, St#st.memory),
     py_pool:not_ready(St#st.ctx, St#st.slot, self(), restarting, slot_info(St#st{last_error = shutdown})),
     St1 = py_worker_route:answer_all({error, {worker_exited, shutdown}}, St),
     _ = [py_port:kill(OsPid) || #{os_pid := OsPid} <- maps:values(St1#st.retiring)],
@@ -268,14 +269,16 @@ start_port(St) ->
 up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
     M = py_memory_policy:oom_mark(py_port:oom_kills(), py_memory_policy:new(Opts)),
     B = py_worker_backoff:up(now_ms(), St#st.backoff),
-    St1 = St#st{memory = M, gc_listening = false, backoff = B},
+    % Collections are reported (py_stats) from before the first request.
+    St1 = py_worker_route:gc_listen(St#st{memory = M, gc_listening = false, backoff = B}),
     % The sweep runs from the first port on, for the life of the worker.
     _ = [erlang:send_after(?SWEEP_MS, self(), sweep) || py_worker_backoff:restarts(B) =:= 0],
     py_pool:ready(Ctx, Slot, self(), py_worker_route:route(St1), slot_info(St1)),
+    py_stats:worker_up(Ctx, Slot, St1#st.os_pid, case St#st.last_error of undefined -> start; _ -> restart end),
     _ = [logger:notice("pyport pool ~p slot ~p: serving again (OS pid ~p, after ~p)",
                        [St#st.pool, Slot, St1#st.os_pid, St#st.last_error], meta(St))
          || St#st.last_error =/= undefined],
-    py_worker_route:gc_listen(py_worker_recycle:sample(St1)).
+    py_worker_recycle:sample(St1).
 
 failed_start(Reason, #st{ctx = Ctx, slot = Slot} = St) ->
     {Delay, B} = py_worker_backoff:start_failed(St#st.backoff),
@@ -383,6 +386,7 @@ now_ms() -> erlang:monotonic_time(millisecond).
 %% The port is gone: every pending caller is answered, the slot leaves
 %% the routing, and a new port starts after the backoff.
 port_died(Detail, #st{ctx = Ctx, slot = Slot, opts = Opts} = St) ->
+    py_stats:worker_exit(Ctx, Slot, St#st.os_pid, Detail, py_memory_policy:last_rss(St#st.memory)),
     {Delay, B} = py_worker_backoff:down(now_ms(), St#st.backoff),
     logger:warning("pyport pool ~p slot ~p: worker (OS pid ~p) exited: ~p; restarting in ~p ms",
                    [St#st.pool, Slot, St#st.os_pid, Detail, Delay], meta(St)),

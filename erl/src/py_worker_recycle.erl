@@ -24,7 +24,9 @@ served(Port, St) ->
 
 -spec sample(#st{}) -> #st{}.
 sample(#st{os_pid = OsPid, memory = M} = St) ->
-    St#st{memory = py_memory_policy:sampled(py_port:rss(OsPid), py_worker:now_ms(), M)}.
+    Rss = py_port:rss(OsPid),
+    py_stats:rss(St#st.ctx, St#st.slot, Rss),
+    St#st{memory = py_memory_policy:sampled(Rss, py_worker:now_ms(), M)}.
 
 -spec after_sample(#st{}) -> #st{}.
 after_sample(#st{memory = M} = St) ->
@@ -43,7 +45,7 @@ recycle(Why, #st{starting = undefined, port = Current, memory = M, opts = Opts} 
                     logger:info("pyport worker ~p/~p (OS pid ~p): recycling (~p)",
                                 [St#st.pool, St#st.slot, St#st.os_pid, Why]),
                     T = erlang:send_after(maps:get(start_timeout, Opts), self(), {starting_timeout, Port}),
-                    St#st{starting = #{port => Port, phase => hello, timer => T, os_pid => undefined}};
+                    St#st{starting = #{port => Port, phase => hello, timer => T, os_pid => undefined, why => Why}};
                 {error, Reason} ->
                     start_failed(undefined, Reason, St)
             end
@@ -74,15 +76,18 @@ on_starting_frame(Frame, #st{starting = #{port := Port, phase := {preload, Id, H
     end.
 
 %% The new port takes the slot; the old one retires.
-swap(Hello, #st{starting = #{port := New, timer := T}, port = Old, os_pid = OldPid} = St) ->
+swap(Hello, #st{starting = #{port := New, timer := T} = S, port = Old, os_pid = OldPid} = St) ->
     _ = erlang:cancel_timer(T),
+    py_stats:recycled(St#st.ctx, St#st.slot, OldPid, maps:get(os_pid, Hello), maps:get(why, S, undefined),
+                      py_memory_policy:last_rss(St#st.memory)),
     Retiring = #{os_pid => OldPid, since => py_worker:now_ms(), shutdown => false},
     St1 = St#st{port = New, os_pid = maps:get(os_pid, Hello), hello = Hello, starting = undefined,
                 retiring = maps:put(Old, Retiring, St#st.retiring),
                 memory = py_memory_policy:replaced(St#st.memory), gc_listening = false},
-    py_pool:update_route(St1#st.ctx, St1#st.slot, self(), py_worker_route:route(St1), py_worker:slot_info(St1)),
-    logger:info("pyport worker ~p/~p: OS pid ~p replaces ~p", [St#st.pool, St#st.slot, St1#st.os_pid, OldPid]),
-    py_worker_route:gc_listen(sample(St1)).
+    St2 = py_worker_route:gc_listen(St1), % before any request reaches the new port
+    py_pool:update_route(St2#st.ctx, St2#st.slot, self(), py_worker_route:route(St2), py_worker:slot_info(St2)),
+    logger:info("pyport worker ~p/~p: OS pid ~p replaces ~p", [St#st.pool, St#st.slot, St2#st.os_pid, OldPid]),
+    sample(St2).
 
 -spec start_failed(port() | undefined, term(), #st{}) -> #st{}.
 start_failed(Port, Reason, #st{starting = Starting} = St) ->

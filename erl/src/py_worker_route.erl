@@ -77,6 +77,7 @@ unsolicited([0, <<"log">>, #{<<"level">> := Level, <<"message">> := Msg}], St) -
     logger:log(log_level(Level), "pyport ~p/~p: ~ts", [St#st.pool, St#st.slot, Msg]),
     St;
 unsolicited([0, <<"gc">>, #{<<"events">> := Events, <<"dropped">> := Dropped}], St) ->
+    py_stats:gc(St#st.ctx, St#st.slot, St#st.os_pid, Events),
     gc_events(Events, Dropped, St),
     St;
 unsolicited([0, <<"error">>, E], St) ->
@@ -93,6 +94,7 @@ log_level(_) -> info.
 
 -spec cancel_in_port(pos_integer(), port(), #st{}) -> #st{}.
 cancel_in_port(Id, Port, St) ->
+    py_stats:cancelled(St#st.ctx, St#st.slot),
     _ = send_frame(Port, [next_cancel_id(Id), <<"cancel">>, #{<<"id">> => Id}], St),
     Grace = maps:get(cancel_grace, St#st.opts),
     T = erlang:start_timer(Grace, self(), {cancel_grace, Id}),
@@ -144,15 +146,14 @@ route(#st{port = Port, ids = Ids, table = Table, decode = Decode, ctx = Ctx, slo
     #{pid => self(), port => Port, ids => Ids, pending => Table, max_frame => Max,
       decode => Decode, ctx => Ctx, slot => Slot}.
 
-%% Turns the port's gc event reporting on while someone listens.
+%% Turns the port's gc event reporting on (it is always on: py_stats
+%% counts the collections; the port sends them in batches).
 -spec gc_listen(#st{}) -> #st{}.
-gc_listen(#st{ctx = Ctx, slot = Slot, port = Port, gc_listening = Was} = St) ->
-    case py_pool:gc_listeners(Ctx, Slot) =/= [] of
-        Was -> St;
-        Want ->
-            _ = send_frame(Port, [next_cancel_id(0), <<"gc_events">>, #{<<"enable">> => Want}], St),
-            St#st{gc_listening = Want}
-    end.
+gc_listen(#st{gc_listening = true} = St) ->
+    St;
+gc_listen(#st{port = Port} = St) ->
+    _ = send_frame(Port, [next_cancel_id(0), <<"gc_events">>, #{<<"enable">> => true}], St),
+    St#st{gc_listening = true}.
 
 gc_events(Events, Dropped, #st{pool = Pool, slot = Slot, os_pid = OsPid, ctx = Ctx}) ->
     Listeners = py_pool:gc_listeners(Ctx, Slot),

@@ -7,9 +7,23 @@
 
 start(_Type, _Args) ->
     case pools_from_env(application:get_env(pyport, pools, undefined)) of
-        {ok, Pools} -> py_sup:start_link(Pools);
+        {ok, Pools} -> with_http(py_sup:start_link(Pools));
         {error, _} = Error -> Error
     end.
+
+%% The HTTP endpoint (py_http), when the `http' setting asks for it, runs
+%% beside the pools under the root supervisor.
+with_http({ok, Sup}) ->
+    case py_http:child_specs(application:get_env(pyport, http, undefined)) of
+        {ok, Specs} ->
+            case [E || S <- Specs, {error, _} = E <- [supervisor:start_child(Sup, S)]] of
+                [] -> {ok, Sup};
+                [{error, Reason} | _] -> exit(Sup, shutdown), {error, {http, Reason}}
+            end;
+        Error -> exit(Sup, shutdown), Error
+    end;
+with_http(Error) ->
+    Error.
 
 stop(_State) ->
     ok.

@@ -1,0 +1,167 @@
+%% @doc The HTTP endpoint (docs/observability.md), on OTP's inets httpd:
+%% off unless the application environment has `{http, #{port => Port, ip
+%% => Ip}}' (Ip defaults to loopback, Port 0 picks a free port: port/0
+%% tells which). The page can start tracemalloc on live workers: bind it
+%% where only operators reach it.
+%%
+%% GET `/metrics' (Prometheus text), `/' (the live page), `/api/state'
+%% (its JSON), `/api/tracemalloc/top?pool=P&slot=S',
+%% `/api/flamegraph.svg?pool=P&slot=S'; POST
+%% `/api/tracemalloc/start?pool=P&slot=S'.
+%%
+%% This module is the gen_server that owns the httpd instance and the
+%% httpd callback module (do/1) at once.
+-module(py_http).
+-behaviour(gen_server).
+
+-include_lib("inets/include/httpd.hrl").
+
+-export([start_link/1, child_specs/1, port/0, config/1]).
+-export([do/1]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-define(TRACE_FRAMES, 25).
+-define(ACTION_HEADER, "x-pyport-action").
+
+%% @doc The children to add to the application's supervisor for the
+%% `http' setting: none when it is unset.
+-spec child_specs(term()) -> {ok, [supervisor:child_spec()]} | {error, term()}.
+child_specs(undefined) -> {ok, []};
+child_specs(Env) ->
+    case config(Env) of
+        {ok, #{interval := Ms} = Config} ->
+            {ok, [#{id => py_stats_history, start => {py_stats_history, start_link, [Ms]}},
+                  #{id => py_http, start => {?MODULE, start_link, [Config]}}]};
+        Error -> Error
+    end.
+
+%% @doc Validates the `http' setting.
+-spec config(term()) -> {ok, #{port := inet:port_number(), ip := inet:ip_address(), interval := pos_integer()}}
+                            | {error, {invalid_option, {http, term()}}}.
+config(Env) when is_list(Env) -> config(maps:from_list(Env));
+config(#{} = Env) ->
+    Config = maps:merge(#{port => 9540, ip => {127, 0, 0, 1}, interval => 1000}, Env),
+    case Config of
+        #{port := P, ip := Ip, interval := Ms} when is_integer(P), P >= 0, P < 65536,
+                                                    is_tuple(Ip), is_integer(Ms), Ms > 0 ->
+            case maps:keys(Config) -- [port, ip, interval] of
+                [] -> {ok, Config};
+                _ -> {error, {invalid_option, {http, Env}}}
+            end;
+        _ -> {error, {invalid_option, {http, Env}}}
+    end;
+config(Other) -> {error, {invalid_option, {http, Other}}}.
+
+-spec start_link(map()) -> {ok, pid()} | {error, term()}.
+start_link(Config) ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, Config, []).
+
+%% @doc The port the endpoint listens on (useful with port 0).
+-spec port() -> {ok, inet:port_number()} | {error, not_running}.
+port() ->
+    try gen_server:call(?MODULE, port)
+    catch exit:_ -> {error, not_running}
+    end.
+
+init(#{port := Port, ip := Ip}) ->
+    process_flag(trap_exit, true),
+    {ok, _} = application:ensure_all_started(inets),
+    Root = filename:dirname(code:which(?MODULE)),
+    Family = case tuple_size(Ip) of 8 -> inet6; _ -> inet end,
+    case inets:start(httpd, [{port, Port}, {bind_address, Ip}, {ipfamily, Family},
+                             {server_name, "pyport"}, {server_root, Root}, {document_root, Root},
+                             {modules, [?MODULE]}]) of
+        {ok, Pid} ->
+            link(Pid),
+            [{port, Bound}] = httpd:info(Pid, [port]),
+            logger:notice("pyport: metrics and the live page on http://~s:~p/", [inet:ntoa(Ip), Bound]),
+            {ok, #{httpd => Pid, port => Bound}};
+        {error, Reason} ->
+            {stop, {http, Reason}}
+    end.
+
+handle_call(port, _From, #{port := P} = S) -> {reply, {ok, P}, S};
+handle_call(_, _From, S) -> {reply, {error, badarg}, S}.
+
+handle_cast(_, S) -> {noreply, S}.
+
+handle_info({'EXIT', Pid, Reason}, #{httpd := Pid} = S) -> {stop, Reason, S};
+handle_info(_, S) -> {noreply, S}.
+
+terminate(_, #{httpd := Pid}) ->
+    _ = (catch inets:stop(httpd, Pid)),
+    ok.
+
+%% ---- httpd callback: one request ----
+
+%% @doc httpd's callback: answers every request (nothing else runs after).
+-spec do(#mod{}) -> {proceed, list()}.
+do(#mod{method = Method, request_uri = Uri, parsed_header = Headers}) ->
+    {Path, Query} = case string:split(Uri, "?") of
+                        [P, Q] -> {P, uri_string:dissect_query(Q)};
+                        [P] -> {P, []}
+                    end,
+    {Code, Type, Body} = try checked(Method, Headers, fun() -> route(Method, Path, Query) end)
+                         catch Class:Reason ->
+                                 logger:error("pyport http ~s ~s: ~p:~p", [Method, Uri, Class, Reason]),
+                                 {500, "text/plain", <<"internal error\n">>}
+                         end,
+    Bin = iolist_to_binary(Body),
+    {proceed, [{response, {response, [{code, Code}, {content_type, Type},
+                                      {content_length, integer_to_list(byte_size(Bin))},
+                                      {cache_control, "no-store"}], [Bin]}}]}.
+
+%% A POST (it changes a worker) must carry the header the page sends: a
+%% page of another site cannot set it without a CORS preflight, which this
+%% endpoint never grants, so it cannot start tracemalloc through a
+%% visitor's browser.
+checked("POST", Headers, Route) ->
+    case lists:keymember(?ACTION_HEADER, 1, Headers) of
+        true -> Route();
+        false -> {403, "text/plain", <<"a POST needs the header " ?ACTION_HEADER "\n">>}
+    end;
+checked(_, _, Route) ->
+    Route().
+
+route("GET", "/metrics", _) ->
+    {200, "text/plain; version=0.0.4; charset=utf-8", py_prometheus:render(py:stats())};
+route("GET", "/", _) ->
+    {200, "text/html; charset=utf-8", py_http_page:html()};
+route("GET", "/api/state", _) ->
+    {200, "application/json", py_json_out:encode(py_stats_history:snapshot())};
+route(Method, "/api/" ++ What, Query) ->
+    case worker(Query) of
+        {ok, Target} -> worker_op(Method, What, Target);
+        Error -> json({400, Error})
+    end;
+route(_, _, _) ->
+    {404, "text/plain", <<"not found\n">>}.
+
+worker_op("POST", "tracemalloc/start", Target) ->
+    json(py:tracemalloc_start(?TRACE_FRAMES, Target));
+worker_op("GET", "tracemalloc/top", Target) ->
+    json(py:tracemalloc_top(20, lineno, Target));
+worker_op("GET", "flamegraph.svg", Target) ->
+    case py_flamegraph:top(Target) of
+        {ok, Entries} -> {200, "image/svg+xml", py_flamegraph:svg(Entries, <<"traced allocations">>)};
+        Error -> json({409, Error})
+    end;
+worker_op(_, _, _) ->
+    {404, "text/plain", <<"not found\n">>}.
+
+json(ok) -> {200, "application/json", <<"{\"ok\":true}">>};
+json({ok, V}) -> {200, "application/json", py_json_out:encode(#{ok => V})};
+json({error, E}) -> json({409, E});
+json({Code, Term}) -> {Code, "application/json", py_json_out:encode(#{error => Term})}.
+
+%% The worker a query names: one of the running pools, a slot in range.
+worker(Query) ->
+    Pools = [{atom_to_list(P), P} || P <- py_sup:pools()],
+    case {proplists:get_value("pool", Query), catch list_to_integer(proplists:get_value("slot", Query, ""))} of
+        {Name, Slot} when is_list(Name), is_integer(Slot), Slot > 0 ->
+            case lists:keyfind(Name, 1, Pools) of
+                {_, Pool} -> {ok, {Pool, Slot}};
+                false -> {error, no_pool}
+            end;
+        _ -> {error, <<"pool and slot required">>}
+    end.
