@@ -28,6 +28,9 @@
 %% statistics, with its call events (py_stats).
 -spec request(route(), binary(), map(), timeout()) -> term().
 request(Route, Op, Args, Timeout) ->
+    py_stats:stop(Route, Op, py_stats:start(Route, Op), request_(Route, Op, Args, Timeout)).
+
+request_(Route, Op, Args, Timeout) ->
     case send(Route, Op, Args, call) of
         {sent, Id, Tag} -> await(Route, Id, Tag, Timeout);
         Error -> Error
