@@ -68,11 +68,9 @@ void pack_float(packer &pk, double d) {
   pk.pack_float64(d);
 }
 
-std::uint32_t converter::length(std::size_t n, const char *what, const char *unit) const {
-  if (n > max_length_)
-    encode_error("cannot encode " + std::string(what) + " of " + std::to_string(n) + " " + unit +
-                 ": msgpack carries at most " + std::to_string(max_length_));
-  return static_cast<std::uint32_t>(n);
+void converter::too_long(std::size_t n, const char *what, const char *unit) const {
+  encode_error("cannot encode " + std::string(what) + " of " + std::to_string(n) + " " + unit +
+               ": msgpack carries at most " + std::to_string(max_length_));
 }
 
 void converter::pack_bin(packer &pk, const char *p, std::size_t n, const char *what) const {
@@ -90,8 +88,11 @@ void converter::pack_ext(packer &pk, std::int8_t type, const char *p, std::size_
 
 void converter::pack_str(packer &pk, PyObject *o) const {
   Py_ssize_t n = 0;
-  const char *p = PyUnicode_AsUTF8AndSize(o, &n);
-  if (!p) {
+  const char *p = nullptr;
+  if (PyUnicode_IS_COMPACT_ASCII(o)) { // nearly every str: its bytes are its UTF-8
+    n = PyUnicode_GET_LENGTH(o);
+    p = static_cast<const char *>(PyUnicode_DATA(o));
+  } else if (p = PyUnicode_AsUTF8AndSize(o, &n); !p) {
     PyErr_Clear();
     encode_error(
         "cannot encode a str holding characters that are not valid UTF-8 (lone surrogates)");
