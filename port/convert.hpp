@@ -82,6 +82,8 @@ private:
   void pack_bin(packer &pk, const char *p, std::size_t n, const char *what) const;
   void pack_ext(packer &pk, std::int8_t type, const char *p, std::size_t n, const char *what) const;
   void pack_str(packer &pk, PyObject *o) const;
+  // An exact bytes: large ones by reference when the buffer takes them.
+  void pack_bytes(packer &pk, PyObject *o) const;
   void pack_int(packer &pk, PyObject *o) const;
 
   PyObject *atom_type_; // borrowed from the pyport module, which lives forever
