@@ -1,5 +1,6 @@
 #include "channel.hpp"
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <pthread.h>
 #include <string>
 #include <sys/prctl.h>
+#include <sys/uio.h>
 #include <system_error>
 #include <unistd.h>
 
@@ -134,6 +136,36 @@ bool write_all(int fd, std::string_view bytes) noexcept {
       return false;
     }
     bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+bool write_all(int fd, std::span<const std::span<const char>> pieces) noexcept {
+  std::size_t next = 0, done = 0; // pieces[next] is written up to done
+  while (next < pieces.size()) {
+    std::array<iovec, 64> iov{};
+    std::size_t count = 0;
+    for (std::size_t i = next; i < pieces.size() && count < iov.size(); ++i) {
+      const std::size_t skip = i == next ? done : 0;
+      if (pieces[i].size() == skip)
+        continue;
+      iov[count++] = {const_cast<char *>(pieces[i].data() + skip), pieces[i].size() - skip};
+    }
+    if (count == 0)
+      return true;
+    const ssize_t n = ::writev(fd, iov.data(), static_cast<int>(count));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return false;
+    }
+    auto left = static_cast<std::size_t>(n);
+    while (next < pieces.size() && left >= pieces[next].size() - done) {
+      left -= pieces[next].size() - done;
+      ++next;
+      done = 0;
+    }
+    done += left;
   }
   return true;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <csignal>
+#include <span>
 #include <string_view>
 
 namespace pyport {
@@ -30,6 +31,8 @@ bool is_forked_child() noexcept;
 // Writes all of bytes to fd, retrying on EINTR and short writes.
 // Returns false on any other error (the peer is gone).
 bool write_all(int fd, std::string_view bytes) noexcept;
+// The same for pieces written in order, as few writev() calls as it takes.
+bool write_all(int fd, std::span<const std::span<const char>> pieces) noexcept;
 
 // The signal that interrupts running Python code for a cancel.
 inline int cancel_signal() noexcept {

@@ -139,6 +139,29 @@ py_ref converter::from_ext(const msgpack::object_ext &ext, std::size_t depth) co
   }
 }
 
+py_ref converter::map_to_python(const msgpack::object_map &map, std::size_t depth) const {
+  // Sized for its entries up front: a large map is not rehashed as it grows.
+  py_ref dict = checked(map.size > 5 ? _PyDict_NewPresized(map.size) : PyDict_New());
+  for (std::uint32_t i = 0; i < map.size; ++i) {
+    const msgpack::object &key = map.ptr[i].key;
+    py_ref k;
+    if (key.type == msgpack::type::STR && depth < max_depth)
+      k = keys_.find_or_make({key.via.str.ptr, key.via.str.size});
+    if (!k)
+      k = to_python(key, depth + 1);
+    py_ref v = to_python(map.ptr[i].val, depth + 1);
+    const Py_ssize_t before = PyDict_GET_SIZE(dict.get());
+    if (PyDict_SetItem(dict.get(), k.get(), v.get()) < 0) {
+      PyErr_Clear();
+      bad_request("a map key of type '" + std::string(Py_TYPE(k.get())->tp_name) +
+                  "' cannot be a Python dict key (unhashable)");
+    }
+    if (PyDict_GET_SIZE(dict.get()) == before) // the key met an equal one
+      key_collision(dict.get(), k.get());
+  }
+  return dict;
+}
+
 py_ref converter::to_python(const msgpack::object &o, std::size_t depth) const {
   if (depth > max_depth)
     bad_request("value nested deeper than " + std::to_string(max_depth) + " levels");
@@ -165,22 +188,8 @@ py_ref converter::to_python(const msgpack::object &o, std::size_t depth) const {
       PyList_SET_ITEM(list.get(), i, to_python(o.via.array.ptr[i], depth + 1).release());
     return list;
   }
-  case msgpack::type::MAP: {
-    py_ref dict = checked(PyDict_New());
-    for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
-      py_ref k = to_python(o.via.map.ptr[i].key, depth + 1);
-      py_ref v = to_python(o.via.map.ptr[i].val, depth + 1);
-      const Py_ssize_t before = PyDict_GET_SIZE(dict.get());
-      if (PyDict_SetItem(dict.get(), k.get(), v.get()) < 0) {
-        PyErr_Clear();
-        bad_request("a map key of type '" + std::string(Py_TYPE(k.get())->tp_name) +
-                    "' cannot be a Python dict key (unhashable)");
-      }
-      if (PyDict_GET_SIZE(dict.get()) == before) // the key met an equal one
-        key_collision(dict.get(), k.get());
-    }
-    return dict;
-  }
+  case msgpack::type::MAP:
+    return map_to_python(o.via.map, depth);
   case msgpack::type::EXT:
     return from_ext(o.via.ext, depth);
   }

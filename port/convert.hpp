@@ -2,6 +2,7 @@
 // Decoding is in convert.cpp, encoding in convert_encode.cpp.
 #pragma once
 
+#include "key_cache.hpp"
 #include "pyport_module.hpp"
 #include "request.hpp"
 
@@ -54,6 +55,7 @@ public:
 
 private:
   py_ref to_python(const msgpack::object &o, std::size_t depth) const;
+  py_ref map_to_python(const msgpack::object_map &map, std::size_t depth) const;
   py_ref from_ext(const msgpack::object_ext &ext, std::size_t depth) const;
   py_ref make_atom(std::string_view name) const;
   void to_msgpack(PyObject *o, packer &pk, std::size_t depth) const;
@@ -71,15 +73,23 @@ private:
 
   // n as a msgpack length; an encode_error naming what and n (in units)
   // when it is over max_length_.
-  std::uint32_t length(std::size_t n, const char *what, const char *unit) const;
+  std::uint32_t length(std::size_t n, const char *what, const char *unit) const {
+    if (n > max_length_)
+      too_long(n, what, unit);
+    return static_cast<std::uint32_t>(n);
+  }
+  [[noreturn]] void too_long(std::size_t n, const char *what, const char *unit) const;
   void pack_bin(packer &pk, const char *p, std::size_t n, const char *what) const;
   void pack_ext(packer &pk, std::int8_t type, const char *p, std::size_t n, const char *what) const;
   void pack_str(packer &pk, PyObject *o) const;
+  // An exact bytes: large ones by reference when the buffer takes them.
+  void pack_bytes(packer &pk, PyObject *o) const;
   void pack_int(packer &pk, PyObject *o) const;
 
   PyObject *atom_type_; // borrowed from the pyport module, which lives forever
   PyObject *term_type_;
-  py_ref atom_cache_; // dict: name -> Atom, so repeated atoms are not rebuilt
+  py_ref atom_cache_;      // dict: name -> Atom, so repeated atoms are not rebuilt
+  mutable key_cache keys_; // str map keys, shared by the maps of a value and the next
   std::size_t max_length_;
   array_mode arrays_ = array_mode::lists;
   mutable py_ref numpy_; // imported when an array first arrives

@@ -19,6 +19,9 @@ std::string type_name(PyObject *o) {
   return Py_TYPE(o)->tp_name;
 }
 
+// Shorter bytes are copied: a reference costs more than copying them.
+constexpr std::size_t by_reference_bytes = std::size_t{64} << 10;
+
 [[noreturn]] void changed_size(const char *what, Py_ssize_t before, Py_ssize_t after) {
   encode_error("a " + std::string(what) + " changed while it was being encoded (" +
                std::to_string(before) + " entries when it began, " + std::to_string(after) +
@@ -68,17 +71,27 @@ void pack_float(packer &pk, double d) {
   pk.pack_float64(d);
 }
 
-std::uint32_t converter::length(std::size_t n, const char *what, const char *unit) const {
-  if (n > max_length_)
-    encode_error("cannot encode " + std::string(what) + " of " + std::to_string(n) + " " + unit +
-                 ": msgpack carries at most " + std::to_string(max_length_));
-  return static_cast<std::uint32_t>(n);
+void converter::too_long(std::size_t n, const char *what, const char *unit) const {
+  encode_error("cannot encode " + std::string(what) + " of " + std::to_string(n) + " " + unit +
+               ": msgpack carries at most " + std::to_string(max_length_));
 }
 
 void converter::pack_bin(packer &pk, const char *p, std::size_t n, const char *what) const {
   const std::uint32_t len = length(n, what, "bytes");
   pk.pack_bin(len);
   pk.pack_bin_body(p, len);
+}
+
+void converter::pack_bytes(packer &pk, PyObject *o) const {
+  const auto n = static_cast<std::size_t>(PyBytes_GET_SIZE(o));
+  out_buffer &out = pk.stream();
+  if (n < by_reference_bytes || !out.takes_references())
+    return pack_bin(pk, PyBytes_AS_STRING(o), n, "a bytes");
+  // A bytes object never changes: the buffer writes it from where it is,
+  // holding it until then, instead of copying megabytes.
+  const std::uint32_t len = length(n, "a bytes", "bytes");
+  pk.pack_bin(len);
+  out.write_reference(PyBytes_AS_STRING(o), len, shared_owner(o));
 }
 
 void converter::pack_ext(packer &pk, std::int8_t type, const char *p, std::size_t n,
@@ -90,8 +103,11 @@ void converter::pack_ext(packer &pk, std::int8_t type, const char *p, std::size_
 
 void converter::pack_str(packer &pk, PyObject *o) const {
   Py_ssize_t n = 0;
-  const char *p = PyUnicode_AsUTF8AndSize(o, &n);
-  if (!p) {
+  const char *p = nullptr;
+  if (PyUnicode_IS_COMPACT_ASCII(o)) { // nearly every str: its bytes are its UTF-8
+    n = PyUnicode_GET_LENGTH(o);
+    p = static_cast<const char *>(PyUnicode_DATA(o));
+  } else if (p = PyUnicode_AsUTF8AndSize(o, &n); !p) {
     PyErr_Clear();
     encode_error(
         "cannot encode a str holding characters that are not valid UTF-8 (lone surrogates)");
@@ -151,8 +167,7 @@ void converter::to_msgpack(PyObject *o, packer &pk, std::size_t depth) const {
   if (t == &PyFloat_Type)
     return pack_float(pk, PyFloat_AS_DOUBLE(o));
   if (t == &PyBytes_Type)
-    return pack_bin(pk, PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o)),
-                    "a bytes");
+    return pack_bytes(pk, o);
   // Encoding an element can run Python code (an ErlangTerm subclass's data
   // property, say) that changes the container: each element is held while
   // it is encoded, and the size written in the header is checked again

@@ -96,10 +96,17 @@ std::string describe(PyObject *k, PyTypeObject *atom_type) {
 
 void converter::check_key_collisions(PyObject *dict) const {
   auto *atom_type = reinterpret_cast<PyTypeObject *>(atom_type_);
-  // First a cheap count: most dicts have str keys only, or atoms only, which
-  // never meet.
   Py_ssize_t pos = 0;
   PyObject *k = nullptr, *v = nullptr;
+  // Nearly every dict: exact str keys only, which a dict keeps distinct.
+  bool all_str = true;
+  while (all_str && PyDict_Next(dict, &pos, &k, &v))
+    all_str = PyUnicode_CheckExact(k);
+  if (all_str)
+    return;
+  // Then a cheap count: most dicts have str keys only, or atoms only, which
+  // never meet.
+  pos = 0;
   std::size_t binaries = 0, atoms = 0;
   bool binary_doubt = false, atom_doubt = false;
   while (PyDict_Next(dict, &pos, &k, &v)) {

@@ -39,6 +39,8 @@ template <typename Stream> class basic_packer : public msgpack::packer<Stream> {
 public:
   explicit basic_packer(Stream &s) : msgpack::packer<Stream>(s), stream_(s) {}
 
+  [[nodiscard]] Stream &stream() noexcept { return stream_; }
+
   basic_packer &pack_float64(double d) {
     std::uint64_t bits = 0;
     std::memcpy(&bits, &d, sizeof bits);

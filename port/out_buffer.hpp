@@ -3,7 +3,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 namespace pyport {
 
@@ -27,6 +30,23 @@ public:
 
   void write(const char *p, std::size_t n) { data_.append(p, n); }
 
+  // Large payloads by reference (issue 14): a binary frame's bytes of a
+  // 16 MiB value are written from where they are, not copied here first.
+  // Off unless enabled, and never in JSON mode (end_frame rewrites the
+  // frame); a buffer whose bytes() its owner copies must leave it off.
+  void allow_references(bool on) noexcept { references_allowed_ = on && !json_; }
+  [[nodiscard]] bool takes_references() const noexcept { return references_allowed_; }
+  // Appends n bytes at p by reference when the buffer takes references,
+  // else copies them. keeper owns them: they must stay valid and unchanged
+  // while it lives, and the buffer keeps it until clear() or until the
+  // frame holding them is dropped.
+  void write_reference(const char *p, std::size_t n, std::shared_ptr<const void> keeper);
+  [[nodiscard]] bool holds_references() const noexcept { return !references_.empty(); }
+  // Every byte in order, references included: what goes to the client.
+  // Valid until the buffer next changes. Allocates nothing (write_reference
+  // made the room). PRECONDITION: holds_references() (else bytes() is all).
+  [[nodiscard]] std::span<const std::span<const char>> pieces() noexcept;
+
   // PRECONDITION: no frame is open.
   void begin_frame();
   // Closes the open frame: patches its length, or converts it to JSON.
@@ -41,18 +61,37 @@ public:
   // been cleared since that frame was closed.
   void drop_last_frame();
 
+  // The bytes copied in. PRECONDITION: the buffer holds no references
+  // (pieces() has them all).
   [[nodiscard]] std::string &bytes() noexcept { return data_; }
-  [[nodiscard]] std::size_t size() const noexcept { return data_.size(); }
-  [[nodiscard]] bool empty() const noexcept { return data_.empty(); }
+  // Every byte waiting, references included.
+  [[nodiscard]] std::size_t size() const noexcept { return data_.size() + referenced_; }
+  [[nodiscard]] bool empty() const noexcept { return size() == 0; }
   [[nodiscard]] bool json() const noexcept { return json_; }
   void clear() noexcept {
     data_.clear();
+    references_.clear();
+    referenced_ = 0;
     last_start_ = npos;
   }
 
 private:
+  struct reference {
+    std::size_t at; // it comes before data_[at]
+    std::span<const char> bytes;
+    std::shared_ptr<const void> keeper;
+  };
+  // Bytes by reference after data_ offset from.
+  [[nodiscard]] std::size_t referenced_after(std::size_t from) const noexcept;
+  // Drops the references after data_ offset from (a frame that began there).
+  void drop_references_after(std::size_t from) noexcept;
+
   static constexpr std::size_t npos = std::string::npos;
   std::string data_;
+  std::vector<reference> references_;
+  std::vector<std::span<const char>> pieces_; // pieces()' result
+  std::size_t referenced_ = 0;
+  bool references_allowed_ = false;
   std::size_t frame_start_ = npos;
   std::size_t last_start_ = npos;
   bool json_;

@@ -5,6 +5,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <memory>
 #include <utility>
 
 namespace pyport {
@@ -44,5 +45,18 @@ private:
   explicit py_ref(PyObject *o) noexcept : p_(o) {}
   PyObject *p_ = nullptr;
 };
+
+// A reference to o for code that holds no GIL and knows no Python (an
+// out_buffer keeping a bytes object it writes by reference): whoever drops
+// the last copy, on any thread, drops it with the GIL taken for the decref.
+// PRECONDITION: GIL held (for the incref).
+[[nodiscard]] inline std::shared_ptr<const void> shared_owner(PyObject *o) {
+  Py_INCREF(o);
+  return {o, [](PyObject *p) {
+            const PyGILState_STATE state = PyGILState_Ensure();
+            Py_DECREF(p);
+            PyGILState_Release(state);
+          }};
+}
 
 } // namespace pyport

@@ -39,6 +39,7 @@ bool runs_user_code(op code) {
 server::server(dispatcher &d, const pyport_types &types, const server_options &options)
     : dispatcher_(d), options_(options), main_thread_(pthread_self()), out_(options.json) {
   out_.set_max_reply(options_.lim.max_reply_bytes);
+  out_.allow_references(true); // flush() writes its pieces
   // Python runs its signal handlers on this thread at the next bytecode;
   // ours raises Cancelled when the running request has been cancelled.
   py_ref signal = checked(PyImport_ImportModule("signal"));
@@ -315,7 +316,8 @@ void server::flush(out_buffer &out) noexcept {
   }
   {
     std::lock_guard lk(write_mu_);
-    if (!io_failed_ && !write_all(options_.out_fd, out.bytes()))
+    if (!io_failed_ && !(out.holds_references() ? write_all(options_.out_fd, out.pieces())
+                                                : write_all(options_.out_fd, out.bytes())))
       io_failed_ = true; // the reader of stdout is gone
   }
   out.clear();
