@@ -56,6 +56,12 @@
 %%     can. `infinity' removes the bound.</dd>
 %%   <dt>`arrays'</dt><dd>how numpy arrays come back: `list' (default, nested lists) or
 %%     `ndarray' (`{ndarray, Dtype, Shape, Binary}'); the default of the call option.</dd>
+%%   <dt>`log_level'</dt><dd>records of Python's `logging' at this level and above reach
+%%     `logger' (`debug', `info', `warning', `error', `critical'; `none': no handler is
+%%     installed); below it they are refused inside Python. Default `warning'.</dd>
+%%   <dt>`python_output'</dt><dd>`log' (default): each line Python writes to its stdout or
+%%     stderr (print, C code, child processes) is logged with `domain => [pyport, stdout |
+%%     stderr]'; `stderr': left on the node's stderr, raw.</dd>
 %% </dl>
 %% Call options: `timeout', `pool', `arrays' (`list' or `ndarray', default the pool's).
 -module(py_opts).
@@ -63,6 +69,7 @@
 -export([pool/1, call/2, call_defaults/0]).
 
 -export_type([pool_opts/0, call_opts/0, allocator/0, arrays/0]).
+-export_type([log_level/0]).
 
 %% The smallest memory_limit: below it the interpreter cannot start.
 -define(MIN_MEMORY_LIMIT, 64 * 1024 * 1024).
@@ -93,10 +100,13 @@
                        allocator := allocator(),
                        max_reply_bytes := pos_integer() | infinity,
                        none_as := none | nil,
-                       arrays := arrays()}.
+                       arrays := arrays(),
+                       log_level := log_level(),
+                       python_output := log | stderr}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
 -type call_opts() :: #{timeout := timeout(), pool := atom(), arrays => arrays()}.
 -type arrays() :: list | ndarray.
+-type log_level() :: debug | info | warning | error | critical | none.
 
 %% @doc Validates pool options and fills in the defaults.
 -spec pool([{atom(), term()}] | map()) -> {ok, pool_opts()} | {error, {invalid_option, term()}}.
@@ -127,7 +137,9 @@ pool(Opts) ->
                  allocator => pymalloc,
                  max_reply_bytes => 64 * 1024 * 1024,
                  none_as => none,
-                 arrays => list},
+                 arrays => list,
+                 log_level => warning,
+                 python_output => log},
     validate(Opts, Defaults, fun pool_opt/2).
 
 %% @doc Validates call options; what they do not say comes from the pool.
@@ -206,6 +218,9 @@ pool_opt(max_reply_bytes, infinity) -> {ok, infinity};
 pool_opt(max_reply_bytes, N) -> pos_int(N);
 pool_opt(none_as, A) when A =:= none; A =:= nil -> {ok, A};
 pool_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
+pool_opt(log_level, L) when L =:= debug; L =:= info; L =:= warning; L =:= error; L =:= critical;
+                           L =:= none -> {ok, L};
+pool_opt(python_output, O) when O =:= log; O =:= stderr -> {ok, O};
 pool_opt(_, _) -> error.
 
 pos_int_or_undefined(undefined) -> {ok, undefined};
