@@ -14,6 +14,7 @@
 -module(py_log).
 
 -export([event/2, meta/3, level/1, port_args/1]).
+-export([show_on_default_handler/1, hide_from_default_handler/0]).
 
 -export_type([event/0]).
 
@@ -58,6 +59,26 @@ add(_, _, M) -> M.
 port_args(Opts) ->
     ["--log-level", atom_to_list(maps:get(log_level, Opts, warning)),
      "--python-output", atom_to_list(maps:get(python_output, Opts, log))].
+
+%% @doc Lets logger's default handler print pyport's events. Its standard
+%% filters stop every event whose domain is not under `[otp]': without this
+%% filter, events with `domain => [pyport | _]' (worker exits, Python's
+%% logs and output) would reach logger but never the console. The
+%% application adds it at start unless its env `log_to_default_handler' is
+%% false, and removes it at stop.
+-spec show_on_default_handler(boolean()) -> ok.
+show_on_default_handler(false) ->
+    ok;
+show_on_default_handler(true) ->
+    case logger:add_handler_filter(default, pyport, {fun logger_filters:domain/2, {log, sub, [pyport]}}) of
+        ok -> ok;
+        {error, _} -> ok % no default handler, or the filter is there already
+    end.
+
+-spec hide_from_default_handler() -> ok.
+hide_from_default_handler() ->
+    _ = logger:remove_handler_filter(default, pyport),
+    ok.
 
 %% @doc The metadata of every log about a worker's port.
 -spec meta(atom(), pos_integer(), integer() | undefined) -> logger:metadata().

@@ -9,17 +9,20 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([record_arrives_with_its_metadata/1, exception_text_arrives/1,
          records_below_log_level_do_not_arrive/1, debug_pool_gets_debug/1,
-         print_and_fd_writes_are_captured/1, output_flood_is_bounded/1,
+         print_and_fd_writes_are_captured/1, forked_child_output_is_captured/1,
+         output_flood_is_bounded/1,
          record_flood_is_bounded/1, stderr_option_leaves_output_unlogged/1,
-         worker_exit_log_carries_metadata/1]).
+         worker_exit_log_carries_metadata/1, default_handler_prints_pyport_domains/1]).
 %% logger handler callback
 -export([log/2]).
 
 all() ->
     [record_arrives_with_its_metadata, exception_text_arrives,
      records_below_log_level_do_not_arrive, debug_pool_gets_debug,
-     print_and_fd_writes_are_captured, output_flood_is_bounded, record_flood_is_bounded,
-     stderr_option_leaves_output_unlogged, worker_exit_log_carries_metadata].
+     print_and_fd_writes_are_captured, forked_child_output_is_captured, output_flood_is_bounded,
+     record_flood_is_bounded,
+     stderr_option_leaves_output_unlogged, worker_exit_log_carries_metadata,
+     default_handler_prints_pyport_domains].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -125,6 +128,23 @@ print_and_fd_writes_are_captured(_) ->
     ?assertEqual([notice, notice, notice], [L || {L, _, #{domain := [pyport, stdout]}} <- Events]),
     {ok, 2} = py:eval(<<"1 + 1">>, #{}, [{pool, pl}]).
 
+%% A child of os.fork() writes into the parent's capture (it has no capture
+%% thread, and takes no lock of the port's): its print is a stdout line, its
+%% logging record a stderr line; the worker serves on.
+forked_child_output_is_captured(_) ->
+    ok = py:start_pool(pl, [{size, 1}]),
+    ok = exec(pl, "import os, logging\n"
+                  "pid = os.fork()\n"
+                  "if pid == 0:\n"
+                  "    print('from the child')\n"
+                  "    logging.getLogger('kid').warning('child record')\n"
+                  "    os._exit(0)\n"
+                  "os.waitpid(pid, 0)\n"),
+    {notice, <<"from the child">>, _} = next_event(fun(M) -> maps:get(domain, M) =:= [pyport, stdout] end),
+    {warning, <<"warning: child record">>, _} =
+        next_event(fun(M) -> maps:get(domain, M) =:= [pyport, stderr] end),
+    {ok, 2} = py:eval(<<"1 + 1">>, #{}, [{pool, pl}]).
+
 output_flood_is_bounded(_) ->
     ok = py:start_pool(pl, [{size, 1}]),
     Lines = 100000,
@@ -174,6 +194,15 @@ worker_exit_log_carries_metadata(_) ->
     ?assertMatch(#{pool := pl, slot := 1}, Meta),
     ?assertEqual(OsPid, maps:get(os_pid, Meta)),
     ?assertMatch({match, _}, re:run(Text, "exited: \\{exit_status,3\\}")).
+
+%% logger's default handler stops events of domains outside [otp]; the
+%% application's filter lets pyport's through (and only those).
+default_handler_prints_pyport_domains(_) ->
+    {ok, #{filters := Filters}} = logger:get_handler_config(default),
+    {pyport, {Fun, Arg}} = lists:keyfind(pyport, 1, Filters),
+    Event = fun(Domain) -> #{level => notice, msg => {string, "x"}, meta => #{domain => Domain}} end,
+    [?assertEqual(Event(D), Fun(Event(D), Arg)) || D <- [[pyport], [pyport, python], [pyport, stdout]]],
+    ?assertEqual(ignore, Fun(Event([other]), Arg)).
 
 %% ---- helpers ----
 
