@@ -52,10 +52,56 @@ def _install_logging(level):
     """Sends the records of `level` and above that reach the root logger to
     the client as log frames (the handler is pyport.log_handler). The root
     logger's level is set too, so that a record below it is refused by
-    isEnabledFor() and costs nothing more."""
-    global log_handler
-    import logging
+    isEnabledFor() and costs nothing more. Importing logging takes tens of
+    milliseconds, and no record can exist before it is imported: the
+    handler is installed when the worker's code first imports it."""
+    import sys
+    if "logging" in sys.modules:
+        _install_handler(sys.modules["logging"], level)
+    else:
+        sys.meta_path.insert(0, _OnLoggingImport(level))
 
+
+class _OnLoggingImport:
+    """A finder that wraps the loader of `logging`, so that the handler is
+    installed as soon as the module has run, then steps aside."""
+
+    def __init__(self, level):
+        self.level = level
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        import sys
+        from _frozen_importlib_external import PathFinder
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = PathFinder.find_spec(name, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _InstallingLoader(spec.loader, self.level)
+        return spec
+
+
+class _InstallingLoader:
+    __slots__ = ("_loader", "_level")
+
+    def __init__(self, loader, level):
+        self._loader = loader
+        self._level = level
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        _install_handler(module, self._level)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
+def _install_handler(logging, level):
+    global log_handler
     formatter = logging.Formatter()
 
     class ClientHandler(logging.Handler):

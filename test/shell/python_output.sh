@@ -32,6 +32,11 @@ check "stdout holds JSON arrays only" "$(grep -vc '^\[' <<<"$out")" 0
 out=$(run --log-level none)
 check "--log-level none: no record is sent" "$(grep -c '"logger"' <<<"$out")" 0
 
+out=$(json -- '[1,"eval",{"code":"__import__(\"sys\").modules.get(\"logging\") is None"}]' \
+  '[2,"exec",{"code":"import logging"}]' '[3,"eval",{"code":"type(__import__(\"pyport\").log_handler).__name__"}]')
+check "logging is not imported at start (it costs tens of ms)" "$(reply 1 <<<"$out")" '[1,"ok",true]'
+check "importing it installs the handler" "$(reply 3 <<<"$out")" '[3,"ok","ClientHandler"]'
+
 check "an unknown --python-output is refused" \
   "$(printf '' | "$PYPORT" --json --python-output file >/dev/null 2>&1; echo $?)" 2
 
