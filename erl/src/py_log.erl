@@ -13,7 +13,7 @@
 %% All of them carry the worker's `pool', `slot' and `os_pid'.
 -module(py_log).
 
--export([event/2, meta/3, level/1, port_args/1]).
+-export([event/2, meta/3, port_args/1]).
 -export([show_on_default_handler/1, hide_from_default_handler/0]).
 
 -export_type([event/0]).
@@ -85,8 +85,7 @@ hide_from_default_handler() ->
 meta(Pool, Slot, OsPid) ->
     #{domain => [pyport], pool => Pool, slot => Slot, os_pid => OsPid}.
 
-%% @doc A level name of the frame as a logger level (info if unknown).
--spec level(binary()) -> logger:level().
+%% A level name of the frame as a logger level (info if unknown).
 level(<<"debug">>) -> debug;
 level(<<"info">>) -> info;
 level(<<"notice">>) -> notice;
