@@ -56,20 +56,25 @@ void copy_pending(int fd) noexcept {
 
 void on_fatal_signal(int sig) noexcept {
   const int saved_errno = errno;
-  // The capture thread may hold the start of the last message (a line
-  // without its newline yet): it hands that over first, within a bound (it
-  // may be the thread that crashed, or blocked writing a frame).
-  int expected = 0;
-  if (fatal_state.compare_exchange_strong(expected, 1)) {
-    const char byte = 'F';
-    if (write(wake_fd, &byte, 1) == 1) {
-      const timespec ms = {0, 1000000};
-      for (int i = 0; i < fatal_wait_ms && fatal_state.load() != 2; ++i)
-        nanosleep(&ms, nullptr);
+  // A child of fork() shares the pipes and the wake-up pipe with its
+  // parent but has no capture thread: it leaves both alone (the parent's
+  // thread goes on), and only puts the real stderr back for what it writes.
+  if (!is_forked_child()) {
+    // The capture thread may hold the start of the last message (a line
+    // without its newline yet): it hands that over first, within a bound
+    // (it may be the thread that crashed, or blocked writing a frame).
+    int expected = 0;
+    if (fatal_state.compare_exchange_strong(expected, 1)) {
+      const char byte = 'F';
+      if (write(wake_fd, &byte, 1) == 1) {
+        const timespec ms = {0, 1000000};
+        for (int i = 0; i < fatal_wait_ms && fatal_state.load() != 2; ++i)
+          nanosleep(&ms, nullptr);
+      }
     }
+    copy_pending(pipe_err);
+    copy_pending(pipe_out);
   }
-  copy_pending(pipe_err);
-  copy_pending(pipe_out);
   dup2(real_stderr, 1);
   dup2(real_stderr, 2);
   // The handler that was there before (the default: die) takes the signal,
@@ -179,17 +184,22 @@ void output_capture::run() noexcept {
         report_drops();
         continue;
       }
-      if (fatal_state.load() == 1) { // see on_fatal_signal
-        for (const line_splitter *l : {&err_lines, &out_lines})
-          write_all(real_stderr, l->held());
-        fatal_state = 2;
-        return;
-      }
       if (fds[2].revents != 0) {
-        drain(out_read_, out_lines, "stdout", true);
-        drain(err_read_, err_lines, "stderr", true);
-        report_drops();
-        return;
+        char bytes[64];
+        (void)!read(wake_read_, bytes, sizeof bytes);
+        if (fatal_state.load() == 1) { // see on_fatal_signal
+          for (const line_splitter *l : {&err_lines, &out_lines})
+            write_all(real_stderr, l->held());
+          fatal_state = 2;
+          return;
+        }
+        if (stopping_) {
+          drain(out_read_, out_lines, "stdout", true);
+          drain(err_read_, err_lines, "stderr", true);
+          report_drops();
+          return;
+        }
+        continue; // a byte from nobody we know: never a reason to stop
       }
       // A pipe whose writers are all gone (POLLHUP) is watched no more.
       for (int i = 0; i < 2; ++i)

@@ -17,7 +17,8 @@
 //
 // Fork: a child of fork() inherits fds 1 and 2 (the pipes), so its output
 // is read by the parent's thread; the child itself never touches the
-// capture's state (it has no thread), so it cannot deadlock on it.
+// capture's state (it has no thread), so it cannot deadlock on it, and its
+// fatal signals leave the parent's thread and pipes alone.
 #pragma once
 
 #include "line_splitter.hpp"

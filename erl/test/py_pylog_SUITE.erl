@@ -10,6 +10,7 @@
 -export([record_arrives_with_its_metadata/1, exception_text_arrives/1,
          records_below_log_level_do_not_arrive/1, debug_pool_gets_debug/1,
          print_and_fd_writes_are_captured/1, forked_child_output_is_captured/1,
+         crash_of_forked_child_leaves_capture_running/1,
          output_flood_is_bounded/1,
          record_flood_is_bounded/1, stderr_option_leaves_output_unlogged/1,
          worker_exit_log_carries_metadata/1, default_handler_prints_pyport_domains/1]).
@@ -19,7 +20,8 @@
 all() ->
     [record_arrives_with_its_metadata, exception_text_arrives,
      records_below_log_level_do_not_arrive, debug_pool_gets_debug,
-     print_and_fd_writes_are_captured, forked_child_output_is_captured, output_flood_is_bounded,
+     print_and_fd_writes_are_captured, forked_child_output_is_captured,
+     crash_of_forked_child_leaves_capture_running, output_flood_is_bounded,
      record_flood_is_bounded,
      stderr_option_leaves_output_unlogged, worker_exit_log_carries_metadata,
      default_handler_prints_pyport_domains].
@@ -144,6 +146,19 @@ forked_child_output_is_captured(_) ->
     {warning, <<"warning: child record">>, _} =
         next_event(fun(M) -> maps:get(domain, M) =:= [pyport, stderr] end),
     {ok, 2} = py:eval(<<"1 + 1">>, #{}, [{pool, pl}]).
+
+%% A forked child that dies of a fatal signal runs the port's fatal handler
+%% in its own copy of the port: the parent's capture must go on.
+crash_of_forked_child_leaves_capture_running(_) ->
+    ok = py:start_pool(pl, [{size, 1}]),
+    ok = exec(pl, "import os\n"
+                  "pid = os.fork()\n"
+                  "if pid == 0:\n"
+                  "    os.abort()\n"
+                  "os.waitpid(pid, 0)\n"),
+    timer:sleep(200),
+    ok = exec(pl, "print('after the child')\n"),
+    {notice, <<"after the child">>, _} = next_event(fun(M) -> maps:get(domain, M) =:= [pyport, stdout] end).
 
 output_flood_is_bounded(_) ->
     ok = py:start_pool(pl, [{size, 1}]),
