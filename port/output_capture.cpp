@@ -174,7 +174,7 @@ void output_capture::run() noexcept {
       if (n < 0) {
         if (errno == EINTR)
           continue;
-        return;
+        break;
       }
       if (n == 0) { // quiet: the unfinished lines and the drops go out
         const auto send_out = [&](std::string_view l) { line("stdout", l); };
@@ -210,11 +210,13 @@ void output_capture::run() noexcept {
             fds[i].fd = -1;
         }
     }
-  } catch (...) {
-    // Out of memory for a line: the capture ends, the pipes fill, and
-    // Python's writes block (never the port's replies).
-    return;
+  } catch (...) { // out of memory for a line
   }
+  // The capture cannot go on: Python's writes go to the real stderr again
+  // rather than block on pipes nobody reads.
+  dup2(real_stderr, 1);
+  dup2(real_stderr, 2);
+  dprintf(real_stderr, "pyport: Python's output is no longer captured\n");
 }
 
 // One read (to_end: every byte there is now, and the unfinished line).
