@@ -2,9 +2,11 @@
 
 #include "channel.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <fcntl.h>
 #include <poll.h>
@@ -168,22 +170,37 @@ void output_capture::run() noexcept {
   line_splitter out_lines(log_max_bytes), err_lines(log_max_bytes);
   pollfd fds[3] = {{out_read_, POLLIN, 0}, {err_read_, POLLIN, 0}, {wake_read_, POLLIN, 0}};
   try {
+    using clock = std::chrono::steady_clock;
+    clock::time_point last_read = clock::now();
     for (;;) {
-      const bool waiting = out_lines.pending() || err_lines.pending() || limit_.dropped() > 0;
-      const int n = poll(fds, 3, waiting ? output_idle_ms : -1);
+      // Quiet for output_idle_ms: the drops are reported; for
+      // output_partial_ms: the unfinished lines go out too.
+      const bool partial = out_lines.pending() || err_lines.pending();
+      int timeout = limit_.dropped() > 0 ? output_idle_ms : -1;
+      if (partial) {
+        const auto quiet =
+            std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - last_read);
+        const int left = std::max(0, output_partial_ms - static_cast<int>(quiet.count()));
+        timeout = timeout < 0 ? left : std::min(timeout, left);
+      }
+      const int n = poll(fds, 3, timeout);
       if (n < 0) {
         if (errno == EINTR)
           continue;
         break;
       }
-      if (n == 0) { // quiet: the unfinished lines and the drops go out
-        const auto send_out = [&](std::string_view l) { line("stdout", l); };
-        const auto send_err = [&](std::string_view l) { line("stderr", l); };
-        out_lines.flush(send_out);
-        err_lines.flush(send_err);
+      if (n == 0) {
         report_drops();
+        if (partial && clock::now() - last_read >= std::chrono::milliseconds(output_partial_ms)) {
+          const auto send_out = [&](std::string_view l) { line("stdout", l); };
+          const auto send_err = [&](std::string_view l) { line("stderr", l); };
+          out_lines.flush(send_out);
+          err_lines.flush(send_err);
+          report_drops();
+        }
         continue;
       }
+      last_read = clock::now();
       if (fds[2].revents != 0) {
         char bytes[64];
         (void)!read(wake_read_, bytes, sizeof bytes);

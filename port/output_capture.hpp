@@ -40,9 +40,12 @@ struct output_sink {
   virtual void output_dropped(std::uint64_t count) = 0;
 };
 
-// How long a line without its newline waits for the rest before it is sent
-// as it is, and how long drops wait for a line to be reported with.
+// How long drops wait for a line to be reported with, and how long a line
+// without its newline waits for the rest (no byte coming) before it is
+// sent as it is: long enough that a writer which stalls mid-line on a
+// loaded machine is not cut in two.
 inline constexpr int output_idle_ms = 50;
+inline constexpr int output_partial_ms = 500;
 
 class output_capture {
 public:

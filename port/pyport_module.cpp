@@ -131,11 +131,13 @@ def _install_handler(logging, level):
 
 
 def _line_buffered():
-    """print() reaches the capture at each newline, not at 8 KiB."""
+    """print() reaches the capture at each newline, not at 8 KiB, and as
+    whole lines: unbuffered (PYTHONUNBUFFERED), print writes each piece on
+    its own, and a line could be cut where the writer stalled."""
     import sys
     for stream in (sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
-            stream.reconfigure(line_buffering=True)
+            stream.reconfigure(line_buffering=True, write_through=False)
 )PY";
 
 PyObject *py_log(PyObject *, PyObject *const *args, Py_ssize_t nargs) {

@@ -29,6 +29,14 @@ check "--log-level info sends info" "$(grep -c '"message":"hidden"' <<<"$out")" 
 check "stderr is left empty" "$(wc -c <"$err")" 0
 check "stdout holds JSON arrays only" "$(grep -vc '^\[' <<<"$out")" 0
 
+# Lines arrive whole: print is line-buffered even under PYTHONUNBUFFERED
+# (which writes each piece of a print on its own), and a line whose writer
+# stalls mid-way (200 ms) is not cut in two.
+out=$(printf '%s\n' '[1,"exec",{"code":"import os, sys, time\nprint(sys.stdout.line_buffering, sys.stdout.write_through)\nos.write(1, b\"half\")\ntime.sleep(0.2)\nos.write(1, b\" whole\\n\")"}]' |
+  PYTHONUNBUFFERED=1 timeout 30 "$PYPORT" --json --python-output log 2>/dev/null)
+check "stdout is line-buffered, not written through" "$(grep -o '"message":"True False"' <<<"$out")" '"message":"True False"'
+check "a line whose writer stalls arrives whole" "$(grep -c '"message":"half whole"' <<<"$out")" 1
+
 out=$(run --log-level none)
 check "--log-level none: no record is sent" "$(grep -c '"logger"' <<<"$out")" 0
 
