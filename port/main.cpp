@@ -10,14 +10,32 @@
 
 #include <cstdio>
 #include <iostream>
+#include <string>
 
 namespace {
+
+// A --log-level name as a Python logging level number (-1: none).
+int python_level(const std::string &name) {
+  if (name == "debug")
+    return 10;
+  if (name == "info")
+    return 20;
+  if (name == "error")
+    return 40;
+  if (name == "critical")
+    return 50;
+  if (name == "none")
+    return -1;
+  return 30;
+}
 
 int serve(int argc, char **argv) {
   pyport::limits lim;
   double chunk_ms = 5.0;
   unsigned spin_us = 100;
   bool json = false;
+  std::string log_level = "warning";
+  std::string python_output = "stderr";
   pyport::interpreter_options interp;
 
   CLI::App app{"pyport: a CPython interpreter serving eval/exec/call requests as length-prefixed "
@@ -80,6 +98,18 @@ int serve(int argc, char **argv) {
       ->excludes(home);
   app.add_flag("--json", json,
                "one JSON array per line instead of binary frames (for shells and terminals)");
+  app.add_option("--log-level", log_level,
+                 "records of Python's logging at this level and above go to the client as log "
+                 "frames (a handler on the root logger, whose level is set to it): debug, info, "
+                 "warning, error, critical; none installs no handler")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error", "critical", "none"}))
+      ->capture_default_str();
+  app.add_option("--python-output", python_output,
+                 "what becomes of Python's stdout and stderr (fds 1 and 2, print and C code "
+                 "alike): stderr leaves both on the port's stderr; log sends each line to the "
+                 "client as a log frame, bounded like every log")
+      ->check(CLI::IsMember({"stderr", "log"}))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -111,7 +141,9 @@ int serve(int argc, char **argv) {
         _exit(2);
       }
     }
-    pyport::server srv(dispatch, dispatch.types(), {lim, json, fds.in, fds.out});
+    pyport::server srv(
+        dispatch, dispatch.types(),
+        {lim, json, fds.in, fds.out, python_level(log_level), python_output == "log"});
     const int status = srv.run();
     std::fflush(stderr);
     // Python is not finalized (see interpreter.hpp); leave without running

@@ -3,6 +3,7 @@
 #include "py_error.hpp"
 
 #include <atomic>
+#include <optional>
 
 namespace pyport {
 
@@ -42,6 +43,101 @@ class ErlangTerm:
 class Cancelled(BaseException):
     """Raised in running code when its request is cancelled. A
     BaseException, so that `except Exception` does not swallow it."""
+
+
+log_handler = None
+
+
+def _install_logging(level):
+    """Sends the records of `level` and above that reach the root logger to
+    the client as log frames (the handler is pyport.log_handler). The root
+    logger's level is set too, so that a record below it is refused by
+    isEnabledFor() and costs nothing more. Importing logging takes tens of
+    milliseconds, and no record can exist before it is imported: the
+    handler is installed when the worker's code first imports it."""
+    import sys
+    if "logging" in sys.modules:
+        _install_handler(sys.modules["logging"], level)
+    else:
+        sys.meta_path.insert(0, _OnLoggingImport(level))
+
+
+class _OnLoggingImport:
+    """A finder that wraps the loader of `logging`, so that the handler is
+    installed as soon as the module has run, then steps aside."""
+
+    def __init__(self, level):
+        self.level = level
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        import sys
+        from _frozen_importlib_external import PathFinder
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = PathFinder.find_spec(name, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _InstallingLoader(spec.loader, self.level)
+        return spec
+
+
+class _InstallingLoader:
+    __slots__ = ("_loader", "_level")
+
+    def __init__(self, loader, level):
+        self._loader = loader
+        self._level = level
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        _install_handler(module, self._level)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
+def _install_handler(logging, level):
+    global log_handler
+    formatter = logging.Formatter()
+
+    class ClientHandler(logging.Handler):
+        """Hands each record to the port, which bounds and sends it."""
+
+        def emit(self, record):
+            try:
+                exc = None
+                if record.exc_info:
+                    exc = formatter.formatException(record.exc_info)
+                elif record.exc_text:
+                    exc = record.exc_text
+                if record.stack_info:
+                    stack = formatter.formatStack(record.stack_info)
+                    exc = exc + "\n" + stack if exc else stack
+                _log_record(record.levelno, record.getMessage(), record.name,
+                            record.pathname, record.lineno, record.funcName, exc)
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(record)
+
+    root = logging.getLogger()
+    root.setLevel(level)
+    log_handler = ClientHandler(level)
+    root.addHandler(log_handler)
+
+
+def _line_buffered():
+    """print() reaches the capture at each newline, not at 8 KiB, and as
+    whole lines: unbuffered (PYTHONUNBUFFERED), print writes each piece on
+    its own, and a line could be cut where the writer stalled."""
+    import sys
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True, write_through=False)
 )PY";
 
 PyObject *py_log(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
@@ -74,6 +170,64 @@ PyObject *py_log(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
   Py_RETURN_NONE;
 }
 
+// The str of o, or nullopt when o is not a str (None: a record without it).
+std::optional<std::string_view> opt_str(PyObject *o) {
+  if (!PyUnicode_Check(o))
+    return std::nullopt;
+  Py_ssize_t len = 0;
+  const char *s = PyUnicode_AsUTF8AndSize(o, &len);
+  if (!s) {
+    PyErr_Clear(); // a lone surrogate: the field is left out
+    return std::nullopt;
+  }
+  return std::string_view(s, static_cast<std::size_t>(len));
+}
+
+std::optional<std::int64_t> opt_int(PyObject *o) {
+  if (!PyLong_Check(o))
+    return std::nullopt;
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+  if (overflow != 0 || (v == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    return std::nullopt;
+  }
+  return v;
+}
+
+// _log_record(levelno, message, logger, file, line, function, exception):
+// what the logging handler sends. Fields of the wrong type are left out.
+PyObject *py_log_record(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs != 7) {
+    PyErr_SetString(PyExc_TypeError, "_log_record takes 7 arguments");
+    return nullptr;
+  }
+  const std::optional<std::int64_t> levelno = opt_int(args[0]);
+  const std::optional<std::string_view> message = opt_str(args[1]);
+  if (!levelno || !message) {
+    PyErr_SetString(PyExc_TypeError, "_log_record: levelno must be an int and message a str");
+    return nullptr;
+  }
+  log_entry e;
+  e.level = level_name(*levelno);
+  e.message = *message;
+  e.logger = opt_str(args[2]);
+  e.file = opt_str(args[3]);
+  e.line = opt_int(args[4]);
+  e.function = opt_str(args[5]);
+  e.exception = opt_str(args[6]);
+  if (!standard_levelno(*levelno))
+    e.levelno = levelno;
+  try {
+    if (module_hooks *h = hooks.load())
+      h->log_record(e);
+  } catch (const std::exception &ex) {
+    PyErr_SetString(PyExc_ValueError, ex.what());
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
 // Installed with signal.signal(); Python runs it on the main thread at the
 // next bytecode, or when a blocking call returns EINTR.
 PyObject *py_on_cancel(PyObject *module, PyObject *const *, Py_ssize_t) {
@@ -90,6 +244,8 @@ PyObject *py_on_cancel(PyObject *module, PyObject *const *, Py_ssize_t) {
 PyMethodDef methods[] = {
     {"log", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_log)), METH_FASTCALL,
      "log(level, message): send a log frame to the client (levels: debug, info, warning, error)."},
+    {"_log_record", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_log_record)),
+     METH_FASTCALL, "The logging handler's way out: a record as a log frame."},
     {"_on_cancel", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_on_cancel)),
      METH_FASTCALL, "The port's cancel signal handler."},
     {nullptr, nullptr, 0, nullptr},

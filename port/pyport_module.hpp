@@ -1,7 +1,9 @@
 // The built-in Python module `pyport`: the types values map to (Atom,
-// ErlangTerm), the Cancelled exception, and log().
+// ErlangTerm), the Cancelled exception, log(), and the logging handler
+// (_install_logging) whose records become log frames.
 #pragma once
 
+#include "log_frame.hpp"
 #include "py_ref.hpp"
 
 #include <string_view>
@@ -14,6 +16,8 @@ struct module_hooks {
   virtual ~module_hooks() = default;
   // Sends [0, "log", {level, message}]. Called with the GIL held, from any thread.
   virtual void log(std::string_view level, std::string_view message) = 0;
+  // Sends a Python logging record's frame. Same contract as log().
+  virtual void log_record(const log_entry &entry) = 0;
   // True when the request now running has been cancelled.
   virtual bool cancel_pending() = 0;
 };

@@ -46,6 +46,10 @@ server::server(dispatcher &d, const pyport_types &types, const server_options &o
   checked(
       PyObject_CallMethod(signal.get(), "signal", "iO", cancel_signal(), types.on_cancel.get()));
   set_module_hooks(this);
+  if (options_.log_level >= 0)
+    checked(PyObject_CallMethod(types.module.get(), "_install_logging", "i", options_.log_level));
+  if (options_.capture_output)
+    checked(PyObject_CallMethod(types.module.get(), "_line_buffered", nullptr));
   // A long request's collections reach listeners while it runs.
   dispatcher_.gc_activity_monitor().on_batch([this] {
     out_buffer frame(options_.json);
@@ -69,6 +73,8 @@ int server::run() {
     end_reply(out_);
     flush(out_);
   }
+  if (options_.capture_output)
+    start_capture();
   reader_ = std::thread([this] { reader_main(); });
 
   job next;
@@ -115,6 +121,9 @@ int server::run() {
                    .info());
   interpreter::run_exit_hooks(); // atexit callbacks may log
   report_log_drops(out_);
+  flush(out_);
+  if (capture_)
+    capture_->finish(); // the last lines of output, before the port exits
   flush(out_);
   std::lock_guard lk(mu_);
   // A peer that closed both pipes ended the session normally, even if a
@@ -325,52 +334,6 @@ void server::flush(out_buffer &out) noexcept {
     std::lock_guard lk(mu_);
     cv_.notify_all();
   }
-}
-
-namespace {
-
-void pack_log(out_buffer &out, std::string_view level, std::string_view message) {
-  begin_reply(out, 0, "log");
-  packer pk(out);
-  pk.pack_map(2);
-  pack_str(pk, "level");
-  pack_str(pk, level);
-  pack_str(pk, "message");
-  pack_str(pk, message);
-  end_reply(out);
-}
-
-} // namespace
-
-// Python may log far faster than any client reads: a flood held the
-// worker's mailbox and its replies. Logs are bounded (log_limit.hpp), and
-// the drops reported in a warning of their own, before the next log that
-// gets through and after the request that logged them.
-void server::log(std::string_view level, std::string_view message) {
-  out_buffer frame(options_.json);
-  {
-    std::lock_guard lk(log_mu_); // Python threads log too (each with the GIL)
-    if (!log_limit_.admit(log_limiter::clock::now()))
-      return;
-    pack_log_drops(frame);
-  }
-  pack_log(frame, level, log_limiter::clip(message));
-  flush(frame);
-}
-
-void server::pack_log_drops(out_buffer &out) {
-  const std::uint64_t dropped = log_limit_.take_dropped();
-  if (dropped == 0)
-    return;
-  pack_log(out, "warning",
-           "pyport.log: " + std::to_string(dropped) + " messages dropped (at most " +
-               std::to_string(static_cast<int>(log_burst)) + " at once, then " +
-               std::to_string(static_cast<int>(log_rate)) + " per second)");
-}
-
-void server::report_log_drops(out_buffer &out) {
-  std::lock_guard lk(log_mu_);
-  pack_log_drops(out);
 }
 
 bool server::cancel_pending() {

@@ -6,11 +6,13 @@
 #include "dispatch.hpp"
 #include "frame.hpp"
 #include "log_limit.hpp"
+#include "output_capture.hpp"
 #include "pyport_module.hpp"
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <pthread.h>
@@ -24,9 +26,14 @@ struct server_options {
   bool json = false;
   int in_fd = 0;
   int out_fd = 1;
+  // The level (a Python logging level number) from which records of
+  // Python's logging are sent as log frames; negative: no handler.
+  int log_level = 30;
+  // --python-output log: fds 1 and 2 are captured as log frames.
+  bool capture_output = false;
 };
 
-class server final : public run_context, public module_hooks {
+class server final : public run_context, public module_hooks, public output_sink {
 public:
   // PRECONDITION: GIL held, on the thread that started Python (signal
   // handlers run there, and so must the requests).
@@ -47,7 +54,11 @@ public:
   bool finish(std::uint64_t id) override;
   // module_hooks
   void log(std::string_view level, std::string_view message) override;
+  void log_record(const log_entry &entry) override;
   bool cancel_pending() override;
+  // output_sink
+  void output_line(std::string_view stream, std::string_view line) override;
+  void output_dropped(std::uint64_t count) override;
 
 private:
   struct credit_entry {
@@ -90,6 +101,9 @@ private:
   // A warning counting the logs dropped since the last one, if any.
   void pack_log_drops(out_buffer &out); // PRECONDITION: log_mu_ held
   void report_log_drops(out_buffer &out);
+  // Starts capturing Python's output (--python-output log); on failure a
+  // warning says so and the output stays on stderr.
+  void start_capture();
 
   dispatcher &dispatcher_;
   server_options options_;
@@ -113,6 +127,7 @@ private:
   std::vector<parked_stream> parked_; // main thread only (Python objects)
   std::mutex log_mu_;
   log_limiter log_limit_;
+  std::unique_ptr<output_capture> capture_;
   std::thread reader_;
 };
 

@@ -71,7 +71,7 @@ void server::reader_main() noexcept {
   } catch (const std::exception &e) {
     // Out of memory for a frame buffer, most likely: no request can be read
     // any more, so the port ends as it does at EOF, once the queue is done.
-    std::fprintf(stderr, "pyport: the reader stopped: %s\n", e.what());
+    dprintf(diagnostics_fd(), "pyport: the reader stopped: %s\n", e.what());
     try {
       on_eof();
     } catch (...) {
@@ -182,7 +182,7 @@ void server::on_event(frame_event event, out_buffer &replies) {
                   std::to_string(event.declared) + " bytes arrived; discarded"
             : "stdin ended inside a frame's length prefix: " + std::to_string(event.received) +
                   " of its 4 bytes arrived; discarded";
-    std::fprintf(stderr, "pyport: %s\n", message.c_str());
+    dprintf(diagnostics_fd(), "pyport: %s\n", message.c_str());
     std::lock_guard lk(mu_);
     reject(0, port_error(error_type::bad_frame, message).info());
     return;

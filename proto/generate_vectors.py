@@ -153,6 +153,19 @@ ENVELOPES = [
     ("log", [0, "log", {"level": "info", "message": "hi"}], '[0,"log",{"level":"info","message":"hi"}]',
      "[0, 'log', {'level': 'info', 'message': 'hi'}]",
      '[0, <<"log">>, #{<<"level">> => <<"info">>, <<"message">> => <<"hi">>}]'),
+    # A Python logging record (keys in the order the port packs them).
+    ("log_record", [0, "log", {"level": "warning", "message": "disk low", "logger": "app",
+                               "file": "<exec>", "line": 3, "function": "f"}],
+     '[0,"log",{"level":"warning","message":"disk low","logger":"app","file":"<exec>","line":3,"function":"f"}]',
+     "[0, 'log', {'level': 'warning', 'message': 'disk low', 'logger': 'app', 'file': '<exec>', 'line': 3, "
+     "'function': 'f'}]",
+     '[0, <<"log">>, #{<<"level">> => <<"warning">>, <<"message">> => <<"disk low">>, <<"logger">> => <<"app">>, '
+     '<<"file">> => <<"<exec>">>, <<"line">> => 3, <<"function">> => <<"f">>}]'),
+    # A line of Python's captured stdout.
+    ("log_output", [0, "log", {"level": "notice", "message": "hi", "stream": "stdout"}],
+     '[0,"log",{"level":"notice","message":"hi","stream":"stdout"}]',
+     "[0, 'log', {'level': 'notice', 'message': 'hi', 'stream': 'stdout'}]",
+     '[0, <<"log">>, #{<<"level">> => <<"notice">>, <<"message">> => <<"hi">>, <<"stream">> => <<"stdout">>}]'),
 ]
 
 

@@ -58,6 +58,12 @@
 %%     `ndarray' (`{ndarray, Dtype, Shape, Binary}'); the default of the call option.</dd>
 %%   <dt>`scope'</dt><dd>`local' (default) or `cluster': every node running a pool of this
 %%     name with `cluster' shares its workers (docs/cluster.md).</dd>
+%%   <dt>`log_level'</dt><dd>records of Python's `logging' at this level and above reach
+%%     `logger' (`debug', `info', `warning', `error', `critical'; `none': no handler is
+%%     installed); below it they are refused inside Python. Default `warning'.</dd>
+%%   <dt>`python_output'</dt><dd>`log' (default): each line Python writes to its stdout or
+%%     stderr (print, C code, child processes) is logged with `domain => [pyport, stdout |
+%%     stderr]'; `stderr': left on the node's stderr, raw.</dd>
 %% </dl>
 %% Call options: `timeout', `pool', `arrays' (`list' or `ndarray', default the pool's),
 %% `where' (`any' (default), `local' or a node: where a cluster pool's call may run).
@@ -66,6 +72,7 @@
 -export([pool/1, call/2, call_defaults/0]).
 
 -export_type([pool_opts/0, call_opts/0, allocator/0, arrays/0]).
+-export_type([log_level/0]).
 
 %% The smallest memory_limit: below it the interpreter cannot start.
 -define(MIN_MEMORY_LIMIT, 64 * 1024 * 1024).
@@ -97,11 +104,14 @@
                        max_reply_bytes := pos_integer() | infinity,
                        none_as := none | nil,
                        arrays := arrays(),
-                       scope := local | cluster}.
+                       scope := local | cluster,
+                       log_level := log_level(),
+                       python_output := log | stderr}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
 -type call_opts() :: #{timeout := timeout(), pool := atom(), arrays => arrays(),
                        where => any | local | node()}.
 -type arrays() :: list | ndarray.
+-type log_level() :: debug | info | warning | error | critical | none.
 
 %% @doc Validates pool options and fills in the defaults.
 -spec pool([{atom(), term()}] | map()) -> {ok, pool_opts()} | {error, {invalid_option, term()}}.
@@ -133,7 +143,9 @@ pool(Opts) ->
                  max_reply_bytes => 64 * 1024 * 1024,
                  none_as => none,
                  arrays => list,
-                 scope => local},
+                 scope => local,
+                 log_level => warning,
+                 python_output => log},
     validate(Opts, Defaults, fun pool_opt/2).
 
 %% @doc Validates call options; what they do not say comes from the pool.
@@ -213,6 +225,9 @@ pool_opt(max_reply_bytes, N) -> pos_int(N);
 pool_opt(none_as, A) when A =:= none; A =:= nil -> {ok, A};
 pool_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
 pool_opt(scope, S) when S =:= local; S =:= cluster -> {ok, S};
+pool_opt(log_level, L) when L =:= debug; L =:= info; L =:= warning; L =:= error; L =:= critical;
+                           L =:= none -> {ok, L};
+pool_opt(python_output, O) when O =:= log; O =:= stderr -> {ok, O};
 pool_opt(_, _) -> error.
 
 pos_int_or_undefined(undefined) -> {ok, undefined};

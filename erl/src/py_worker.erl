@@ -33,9 +33,10 @@
 
 -export([start_link/2, stream/5, stream_cancel/2, info/1]).
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
--export([now_ms/0, slot_info/1]).
+-export([now_ms/0, slot_info/1, meta/1]).
 
 -include("py_worker.hrl").
+-include_lib("kernel/include/logger.hrl").
 
 %% How often the table is checked for requests whose caller has died (and
 %% the port's resident memory sampled).
@@ -143,8 +144,9 @@ handle_info({timeout, _TRef, {request_timeout, Id}}, St) ->
 handle_info({timeout, _TRef, {cancel_grace, Id}}, #st{abandoned = Ab} = St) ->
     case maps:take(Id, Ab) of
         {{_, Port}, Rest} ->
-            logger:warning("pyport worker ~p/~p: request ~p ignored its cancel; killing OS pid ~p",
-                           [St#st.pool, St#st.slot, Id, os_pid(Port, St)]),
+            ?LOG_WARNING("pyport worker ~p/~p: request ~p ignored its cancel; killing OS pid ~p",
+                         [St#st.pool, St#st.slot, Id, os_pid(Port, St)],
+                         (meta(St))#{os_pid => os_pid(Port, St)}),
             {noreply, kill_port(Port, St#st{abandoned = Rest})};
         error ->
             {noreply, St}
@@ -275,14 +277,14 @@ up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
     _ = [erlang:send_after(?SWEEP_MS, self(), sweep) || py_worker_backoff:restarts(B) =:= 0],
     py_pool:ready(Ctx, Slot, self(), py_worker_route:route(St1), slot_info(St1)),
     py_stats:worker_up(Ctx, Slot, St1#st.os_pid, case St#st.last_error of undefined -> start; _ -> restart end),
-    _ = [logger:notice("pyport pool ~p slot ~p: serving again (OS pid ~p, after ~p)",
+    _ = [?LOG_NOTICE("pyport pool ~p slot ~p: serving again (OS pid ~p, after ~p)",
                        [St#st.pool, Slot, St1#st.os_pid, St#st.last_error], meta(St))
          || St#st.last_error =/= undefined],
     py_worker_recycle:sample(St1).
 
 failed_start(Reason, #st{ctx = Ctx, slot = Slot} = St) ->
     {Delay, B} = py_worker_backoff:start_failed(St#st.backoff),
-    logger:warning("pyport pool ~p slot ~p: the worker could not start: ~p; next try in ~p ms",
+    ?LOG_WARNING("pyport pool ~p slot ~p: the worker could not start: ~p; next try in ~p ms",
                    [St#st.pool, Slot, Reason, Delay], meta(St)),
     St1 = St#st{backoff = B, last_error = Reason},
     py_pool:not_ready(Ctx, Slot, self(), failing, slot_info(St1)),
@@ -294,7 +296,9 @@ failed_start(Reason, #st{ctx = Ctx, slot = Slot} = St) ->
 slot_info(#st{os_pid = OsPid, backoff = B, last_error = LastError}) ->
     #{os_pid => OsPid, restarts => py_worker_backoff:restarts(B), last_error => LastError}.
 
-meta(#st{pool = Pool, slot = Slot}) -> #{pyport_pool => Pool, pyport_slot => Slot}.
+%% @doc The metadata of this worker's logs (py_log:meta/3).
+-spec meta(#st{}) -> logger:metadata().
+meta(#st{pool = Pool, slot = Slot, os_pid = OsPid}) -> py_log:meta(Pool, Slot, OsPid).
 
 %% A recycle's replacement that has not taken over is killed.
 abort_starting(#st{starting = undefined} = St) ->
@@ -388,7 +392,7 @@ now_ms() -> erlang:monotonic_time(millisecond).
 port_died(Detail, #st{ctx = Ctx, slot = Slot, opts = Opts} = St) ->
     py_stats:worker_exit(Ctx, Slot, St#st.os_pid, Detail, py_memory_policy:last_rss(St#st.memory)),
     {Delay, B} = py_worker_backoff:down(now_ms(), St#st.backoff),
-    logger:warning("pyport pool ~p slot ~p: worker (OS pid ~p) exited: ~p; restarting in ~p ms",
+    ?LOG_WARNING("pyport pool ~p slot ~p: worker (OS pid ~p) exited: ~p; restarting in ~p ms",
                    [St#st.pool, Slot, St#st.os_pid, Detail, Delay], meta(St)),
     St1 = py_worker_route:answer_all({error, {worker_exited, Detail}}, St#st{port = undefined}),
     St2 = abort_starting(St1#st{os_pid = undefined, backoff = B, last_error = {worker_exited, Detail},

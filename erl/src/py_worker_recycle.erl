@@ -7,6 +7,7 @@
 -export([served/2, sample/1, after_sample/1, on_starting_frame/2, start_failed/3, drain_check/2]).
 
 -include("py_worker.hrl").
+-include_lib("kernel/include/logger.hrl").
 
 %% A final reply came from Port: count it, and apply the pool's policies.
 -spec served(port(), #st{}) -> #st{}.
@@ -42,8 +43,8 @@ recycle(Why, #st{starting = undefined, port = Current, memory = M, opts = Opts} 
         true ->
             case py_port:spawn(Opts) of
                 {ok, Port} ->
-                    logger:info("pyport worker ~p/~p (OS pid ~p): recycling (~p)",
-                                [St#st.pool, St#st.slot, St#st.os_pid, Why]),
+                    ?LOG_INFO("pyport worker ~p/~p (OS pid ~p): recycling (~p)",
+                              [St#st.pool, St#st.slot, St#st.os_pid, Why], py_worker:meta(St)),
                     T = erlang:send_after(maps:get(start_timeout, Opts), self(), {starting_timeout, Port}),
                     St#st{starting = #{port => Port, phase => hello, timer => T, os_pid => undefined, why => Why}};
                 {error, Reason} ->
@@ -86,7 +87,8 @@ swap(Hello, #st{starting = #{port := New, timer := T} = S, port = Old, os_pid = 
                 memory = py_memory_policy:replaced(St#st.memory), gc_listening = false},
     St2 = py_worker_route:gc_listen(St1), % before any request reaches the new port
     py_pool:update_route(St2#st.ctx, St2#st.slot, self(), py_worker_route:route(St2), py_worker:slot_info(St2)),
-    logger:info("pyport worker ~p/~p: OS pid ~p replaces ~p", [St#st.pool, St#st.slot, St2#st.os_pid, OldPid]),
+    ?LOG_INFO("pyport worker ~p/~p: OS pid ~p replaces ~p", [St#st.pool, St#st.slot, St2#st.os_pid, OldPid],
+              (py_worker:meta(St2))#{old_os_pid => OldPid}),
     sample(St2).
 
 -spec start_failed(port() | undefined, term(), #st{}) -> #st{}.
@@ -98,8 +100,8 @@ start_failed(Port, Reason, #st{starting = Starting} = St) ->
             catch port_close(Port);
         _ -> ok
     end,
-    logger:warning("pyport worker ~p/~p: its replacement failed to start (~p); it keeps serving",
-                   [St#st.pool, St#st.slot, Reason]),
+    ?LOG_WARNING("pyport worker ~p/~p: its replacement failed to start (~p); it keeps serving",
+                 [St#st.pool, St#st.slot, Reason], py_worker:meta(St)),
     St#st{starting = undefined, memory = py_memory_policy:start_failed(St#st.memory, py_worker:now_ms())}.
 
 %% A retiring port is shut down once it holds no request, and no earlier

@@ -9,6 +9,7 @@
          answer_all/2, answer_port/3, route/1, gc_listen/1]).
 
 -include("py_worker.hrl").
+-include_lib("kernel/include/logger.hrl").
 
 -spec send_frame(port() | undefined, term(), #st{}) -> ok | {error, term()}.
 send_frame(Port, Msg, #st{hello = Hello}) ->
@@ -68,29 +69,28 @@ undecodable(Frame, Reason, St) ->
                 error -> St
             end;
         _ ->
-            logger:error("pyport worker ~p/~p: undecodable frame: ~p", [St#st.pool, St#st.slot, Reason]),
+            ?LOG_ERROR("pyport worker ~p/~p: undecodable frame: ~p", [St#st.pool, St#st.slot, Reason], meta(St)),
             St
     end.
 
 -spec unsolicited(list(), #st{}) -> #st{}.
-unsolicited([0, <<"log">>, #{<<"level">> := Level, <<"message">> := Msg}], St) ->
-    logger:log(log_level(Level), "pyport ~p/~p: ~ts", [St#st.pool, St#st.slot, Msg]),
+unsolicited([0, <<"log">>, Payload], St) ->
+    case py_log:event(Payload, meta(St)) of
+        {Level, Format, Args, Meta} -> logger:log(Level, Format, Args, Meta);
+        ignore -> ok
+    end,
     St;
 unsolicited([0, <<"gc">>, #{<<"events">> := Events, <<"dropped">> := Dropped}], St) ->
     py_stats:gc(St#st.ctx, St#st.slot, St#st.os_pid, Events),
     gc_events(Events, Dropped, St),
     St;
 unsolicited([0, <<"error">>, E], St) ->
-    logger:error("pyport worker ~p/~p: ~p", [St#st.pool, St#st.slot, E]),
+    ?LOG_ERROR("pyport worker ~p/~p: ~p", [St#st.pool, St#st.slot, E], meta(St)),
     St;
 unsolicited(_, St) ->
     St.
 
-log_level(<<"debug">>) -> debug;
-log_level(<<"warning">>) -> warning;
-log_level(<<"error">>) -> error;
-log_level(_) -> info.
-
+meta(#st{pool = Pool, slot = Slot, os_pid = OsPid}) -> py_log:meta(Pool, Slot, OsPid).
 
 -spec cancel_in_port(pos_integer(), port(), #st{}) -> #st{}.
 cancel_in_port(Id, Port, St) ->

@@ -36,13 +36,10 @@ end_per_testcase(_Case, Config) ->
     _ = py:stop_pool(lf),
     ok.
 
-%% Forwards the pyport log lines to the test process.
-log(#{msg := {Format, Args}}, #{config := #{pid := Pid}}) when is_list(Format); is_binary(Format) ->
-    Text = unicode:characters_to_binary(io_lib:format(Format, Args)),
-    case binary:match(Text, <<"pyport lf/">>) of
-        nomatch -> ok;
-        _ -> Pid ! {pyport_log, Text}
-    end;
+%% Forwards the pool's Python logs and their drop reports to the test process.
+log(#{msg := {Format, Args}, meta := #{pool := lf, domain := Domain} = Meta}, #{config := #{pid := Pid}})
+  when Domain =:= [pyport, python]; is_map_key(dropped, Meta) ->
+    Pid ! {pyport_log, unicode:characters_to_binary(io_lib:format(Format, Args))};
 log(_, _) ->
     ok.
 

@@ -129,7 +129,7 @@ boot_with_broken_pool_starts_the_rest(_) ->
         {error, {pool_unavailable, broken, {preload_failed, _}}} = py:eval(<<"1">>, #{}, [{pool, broken}]),
         Logged = logged(),
         ct:pal("logged: ~p", [Logged]),
-        true = lists:any(fun(#{pyport_pool := broken, pyport_slot := 1}) -> true; (_) -> false end, Logged),
+        true = lists:any(fun(#{pool := broken, slot := 1, domain := [pyport]}) -> true; (_) -> false end, Logged),
         {ok, #{state := ready}} = py:pool_status(good)
     after
         ok = logger:remove_handler(?MODULE),
