@@ -57,7 +57,8 @@
 %%   <dt>`arrays'</dt><dd>how numpy arrays come back: `list' (default, nested lists) or
 %%     `ndarray' (`{ndarray, Dtype, Shape, Binary}'); the default of the call option.</dd>
 %% </dl>
-%% Call options: `timeout', `pool', `arrays' (`list' or `ndarray', default the pool's).
+%% Call options: `timeout', `pool', `arrays' (`list' or `ndarray', default the pool's),
+%% `return' (`value', the default, or `handle': docs/handles.md).
 -module(py_opts).
 
 -export([pool/1, call/2, call_defaults/0]).
@@ -95,7 +96,8 @@
                        none_as := none | nil,
                        arrays := arrays()}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
--type call_opts() :: #{timeout := timeout(), pool := atom(), arrays => arrays()}.
+-type call_opts() :: #{timeout := timeout(), pool := atom(), arrays => arrays(),
+                       return => value | handle}.
 -type arrays() :: list | ndarray.
 
 %% @doc Validates pool options and fills in the defaults.
@@ -214,6 +216,7 @@ pos_int_or_undefined(N) -> pos_int(N).
 call_opt(timeout, T) -> timeout(T);
 call_opt(pool, P) when is_atom(P) -> {ok, P};
 call_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
+call_opt(return, R) when R =:= value; R =:= handle -> {ok, R}; % py_handle
 call_opt(_, _) -> error.
 
 pos_int(N) when is_integer(N), N > 0 -> {ok, N};

@@ -5,6 +5,7 @@
 
 -export([eval/3, exec/2, call/5, exec_all/2]).
 -export([run_on/5, run_stream/4, ok_value/1, bound/1, bind/2, unbind/1]).
+-export([result/1]).
 
 -define(LAST_ERROR, '$py_last_error').
 
@@ -52,9 +53,13 @@ exec_all(Code, Pool) ->
 run(Op, Args, Opts) ->
     case resolve(Opts) of
         {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
-            case py_pool_checkout:checkout(Pool, bound(Pool), Timeout) of
-                {ok, Route, Left} -> result(py_call:request(Route, Op, with_arrays(Op, Args, Valid), Left));
-                Error -> Error
+            case py_handle_call:applies(Op, Args, Valid) of
+                true -> result(py_handle_call:run(Op, with_arrays(Op, Args, Valid), Valid));
+                false ->
+                    case py_pool_checkout:checkout(Pool, bound(Pool), Timeout) of
+                        {ok, Route, Left} -> result(py_call:request(Route, Op, with_arrays(Op, Args, Valid), Left));
+                        Error -> Error
+                    end
             end;
         Error -> Error
     end.

@@ -193,11 +193,20 @@ handle_info(collected_gc, St) ->
     {noreply, St};
 handle_info({credit_check, Id}, St) ->
     {noreply, py_worker_stream:grant_if_drained(Id, St)};
-handle_info({'DOWN', Mon, process, _, _}, #st{by_mon = ByMon} = St) ->
+handle_info({'DOWN', Mon, process, Pid, _}, #st{by_mon = ByMon} = St) ->
     case maps:find(Mon, ByMon) of
         {ok, Id} -> {noreply, py_worker_stream:abandon(Id, St)}; % nobody waits for it any more
-        error -> {noreply, St}
+        error ->
+            case py_worker_handles:down(Mon, Pid, St) of
+                {true, St1} -> {noreply, St1};
+                false -> {noreply, St}
+            end
     end;
+handle_info({py_handle_owner, Pid, Owner}, St) ->
+    {noreply, py_worker_handles:owner(Pid, Owner, St)};
+handle_info(flush_handle_releases, #st{port = Port} = St) ->
+    Send = fun(Args) -> py_worker_route:send_frame(Port, [py_worker_route:next_cancel_id(0), <<"release">>, Args], St) end,
+    {noreply, py_worker_handles:flush(Send, St)};
 handle_info({'EXIT', Port, Reason}, St) when is_port(Port) ->
     case role(Port, St) of
         unknown -> {noreply, St}; % closed after its exit status was handled

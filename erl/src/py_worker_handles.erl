@@ -1,0 +1,65 @@
+%% @doc A worker's side of handles (py_handle): it monitors the processes
+%% that own handles in its port, one monitor per owner process however
+%% many handles it holds, and when one dies it has the port release every
+%% handle that process owned.
+%%
+%% A caller tells the worker it owns handles before its first request
+%% that makes one (py_handle_call), with `{py_handle_owner, Pid, Owner}'
+%% (Owner: the number the port files the process's handles under). The
+%% request is written to the port after that message is sent, and the
+%% release that the owner's death causes is written after the death: the
+%% port always makes a handle before it releases its owner's.
+%%
+%% Deaths are batched: the releases of every owner whose `DOWN' came in
+%% one burst go to the port in one `release' frame. Monitors outlive port
+%% restarts (an owner of stale handles is an owner still, until it dies).
+-module(py_worker_handles).
+
+-export([new/0, owner/3, down/3, flush/2, count/1]).
+-export_type([state/0]).
+
+-include("py_worker.hrl").
+
+-opaque state() :: #{owners := #{pid() => pos_integer()},
+                     mons := #{reference() => pos_integer()},
+                     dead := [pos_integer()]}.
+
+-spec new() -> state().
+new() -> #{owners => #{}, mons => #{}, dead => []}.
+
+%% @doc Pid owns handles filed under Owner: it is monitored (once).
+-spec owner(pid(), pos_integer(), #st{}) -> #st{}.
+owner(Pid, Owner, #st{handles = #{owners := Owners, mons := Mons} = H} = St) ->
+    case is_map_key(Pid, Owners) of
+        true -> St;
+        false ->
+            Mon = erlang:monitor(process, Pid),
+            St#st{handles = H#{owners := Owners#{Pid => Owner}, mons := Mons#{Mon => Owner}}}
+    end.
+
+%% @doc A monitor fired: if it was an owner's, its handles are released
+%% with the next flush (asked for by a message, so that a burst of deaths
+%% makes one frame). false: not an owner's monitor.
+-spec down(reference(), pid(), #st{}) -> {true, #st{}} | false.
+down(Mon, Pid, #st{handles = #{owners := Owners, mons := Mons, dead := Dead} = H} = St) ->
+    case maps:take(Mon, Mons) of
+        {Owner, Mons1} ->
+            _ = [self() ! flush_handle_releases || Dead =:= []],
+            {true, St#st{handles = H#{owners := maps:remove(Pid, Owners), mons := Mons1,
+                                      dead := [Owner | Dead]}}};
+        error ->
+            false
+    end.
+
+%% @doc Sends the port one release of every owner that died since the
+%% last flush. Its reply is not waited for (it uses a cancel's id).
+-spec flush(fun((term()) -> term()), #st{}) -> #st{}.
+flush(_Send, #st{handles = #{dead := []}} = St) ->
+    St;
+flush(Send, #st{handles = #{dead := Dead} = H} = St) ->
+    _ = Send(#{<<"owners">> => lists:reverse(Dead)}),
+    St#st{handles = H#{dead := []}}.
+
+%% @doc The owner processes monitored.
+-spec count(#st{}) -> non_neg_integer().
+count(#st{handles = #{owners := Owners}}) -> map_size(Owners).
