@@ -15,7 +15,7 @@
 -module(py_handle).
 
 -export([call_method/5, getattr/3, to_term/2, release/1]).
--export([is_handle/1, complete/2, describe/1]).
+-export([is_handle/1, complete/2, describe/1, origin/1]).
 
 -export_type([handle/0]).
 
@@ -84,6 +84,10 @@ complete({py_handle, E, N}, #{pid := W, port := P, ctx := #{name := Pool}, slot 
 %% @doc What an error says of a handle: its pool, slot and number.
 -spec describe(handle()) -> #{pool := atom(), slot := pos_integer(), number := non_neg_integer()}.
 describe({py_handle, Pool, Slot, _, _, _, N}) -> #{pool => Pool, slot => Slot, number => N}.
+
+%% @doc The worker and the port that made a handle.
+-spec origin(handle()) -> {pid(), port()}.
+origin({py_handle, _, _, W, P, _, _}) -> {W, P}.
 
 name(A) when is_atom(A) -> atom_to_binary(A, utf8);
 name(B) when is_binary(B), B =/= <<>> -> B;

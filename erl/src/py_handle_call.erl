@@ -100,9 +100,7 @@ check_args([H | Rest], W, P) ->
             end
     end.
 
-origin(H) ->
-    {py_handle, _, _, W, P, _, _} = H,
-    {W, P}.
+origin(H) -> py_handle:origin(H).
 
 stale(H, Why) -> {error, {stale_handle, message(H, Why)}}.
 

@@ -15,7 +15,7 @@
 %% restarts (an owner of stale handles is an owner still, until it dies).
 -module(py_worker_handles).
 
--export([new/0, owner/3, down/3, flush/2, count/1]).
+-export([new/0, owner/3, down/3, flush/2]).
 -export_type([state/0]).
 
 -include("py_worker.hrl").
@@ -59,7 +59,3 @@ flush(_Send, #st{handles = #{dead := []}} = St) ->
 flush(Send, #st{handles = #{dead := Dead} = H} = St) ->
     _ = Send(#{<<"owners">> => lists:reverse(Dead)}),
     St#st{handles = H#{dead := []}}.
-
-%% @doc The owner processes monitored.
--spec count(#st{}) -> non_neg_integer().
-count(#st{handles = #{owners := Owners}}) -> map_size(Owners).
