@@ -11,7 +11,8 @@
          handle_as_argument/1, chains_return_handles/1, owner_death_releases/1,
          explicit_release/1, used_after_release/1, stale_after_port_killed/1,
          routed_to_its_worker_when_bound_elsewhere/1, handles_of_two_workers_refused/1,
-         worker_killed_with_handles/1, bad_arguments/1, exec_defined_names/1]).
+         worker_killed_with_handles/1, bad_arguments/1, exec_defined_names/1,
+         stale_after_recycle/1, stream_on_the_handles_worker/1]).
 
 -define(PRELOAD, <<"
 class Model:
@@ -37,7 +38,8 @@ all() ->
     [create_and_call_method, many_processes_share_a_model, getattr_and_to_term, handle_as_argument,
      chains_return_handles, owner_death_releases, explicit_release, used_after_release,
      stale_after_port_killed, routed_to_its_worker_when_bound_elsewhere,
-     handles_of_two_workers_refused, worker_killed_with_handles, bad_arguments, exec_defined_names].
+     handles_of_two_workers_refused, worker_killed_with_handles, bad_arguments, exec_defined_names,
+     stale_after_recycle, stream_on_the_handles_worker].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -272,6 +274,24 @@ exec_defined_names(_) ->
     {ok, Fresh} = py:eval(<<"f()">>, #{f => F}, #{pool => h, return => handle}),
     {ok, []} = py:getattr(Fresh, items),
     [ok = py:release(X) || X <- [A, F, Fresh]].
+
+stale_after_recycle(_) ->
+    % A recycled worker keeps its Erlang process but gets a new port: the
+    % handles of the old one are stale, not resolved by the new one.
+    ok = py:start_pool(hk, [{size, 1}, {preload, ?PRELOAD}, {max_requests, 5}]),
+    {ok, M} = py:call('__main__', load_model, [], #{}, #{pool => hk, return => handle}),
+    OldPid = os_pid(hk),
+    ok = py_ct:wait_until(fun() -> _ = py:eval(<<"1">>, #{}, #{pool => hk}), os_pid(hk) =/= OldPid end,
+                          10000),
+    {error, {stale_handle, _}} = py:call_method(M, predict, [[1]]),
+    {ok, M2} = py:call('__main__', load_model, [], #{}, #{pool => hk, return => handle}),
+    {ok, [2]} = py:call_method(M2, predict, [[1]]).
+
+stream_on_the_handles_worker(_) ->
+    {ok, M} = py:call('__main__', load_model, [], #{}, #{pool => h, return => handle}),
+    ok = py_request:bind(h, slot(M)),
+    {ok, [2, 4, 6]} = py:stream_eval(<<"(x for x in m.predict([1, 2, 3]))">>, #{m => M}, #{pool => h}),
+    ok = py:release(M).
 
 %% ---- helpers ----
 
