@@ -37,7 +37,24 @@ on(Handle, Op, Args, Opts) ->
 %% for a handle, or passes one.
 -spec applies(binary(), map(), py_opts:call_opts()) -> boolean().
 applies(_Op, Args, Valid) ->
-    maps:get(return, Valid, value) =:= handle orelse handles_in(Args) =/= [].
+    % Asked of every eval and call: looks at each top-level value once, and
+    % builds nothing.
+    maps:get(return, Valid, value) =:= handle
+        orelse any_handle_in(maps:get(<<"args">>, Args, []))
+        orelse any_value_handle(maps:get(<<"kwargs">>, Args, #{}))
+        orelse any_value_handle(maps:get(<<"locals">>, Args, #{})).
+
+any_value_handle(M) when is_map(M) ->
+    any_handle(maps:next(maps:iterator(M)));
+any_value_handle(_) ->
+    false.
+
+any_handle(none) -> false;
+any_handle({_, V, Next}) -> py_handle:is_handle(V) orelse any_handle(maps:next(Next)).
+
+%% An improper list too (the port refuses it later, with a clear error).
+any_handle_in([H | T]) -> py_handle:is_handle(H) orelse any_handle_in(T);
+any_handle_in(_) -> false.
 
 %% @doc An eval or call (its Args made by py_request) that makes or uses handles.
 -spec run(binary(), map(), py_opts:call_opts()) -> term().
@@ -90,7 +107,7 @@ check_args([H | Rest], W, P) ->
         {W, P} -> check_args(Rest, W, P);
         {W, _} -> stale(H, "its worker's port restarted since it was made");
         {Other, _} ->
-            case is_process_alive(Other) of
+            case node(Other) =:= node() andalso is_process_alive(Other) of
                 true ->
                     {error, {handle_of_another_worker,
                              message(H, "belongs to another worker than the call's target: "
@@ -110,9 +127,17 @@ message(H, Why) ->
 
 %% The handles at the top level of a request's args, kwargs and locals.
 handles_in(Args) ->
-    Values = maps:get(<<"args">>, Args, []) ++ map_values(maps:get(<<"kwargs">>, Args, #{}))
-        ++ map_values(maps:get(<<"locals">>, Args, #{})),
-    [V || V <- Values, py_handle:is_handle(V)].
+    in_list(maps:get(<<"args">>, Args, []),
+            map_values(maps:get(<<"kwargs">>, Args, #{})) ++ map_values(maps:get(<<"locals">>, Args, #{}))).
+
+%% The handles of a list, improper or not, before Acc's.
+in_list([H | T], Acc) ->
+    case py_handle:is_handle(H) of
+        true -> [H | in_list(T, Acc)];
+        false -> in_list(T, Acc)
+    end;
+in_list(_, Acc) ->
+    [V || V <- Acc, py_handle:is_handle(V)].
 
 map_values(M) when is_map(M) -> maps:values(M);
 map_values(_) -> [].

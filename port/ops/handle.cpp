@@ -61,7 +61,7 @@ void dispatcher::op_handle(op code, args_reader &args, out_buffer &out, std::uin
     for (std::uint32_t i = 0; owners && i < owners->via.array.size; ++i) {
       const msgpack::object &o = owners->via.array.ptr[i];
       if (o.type != msgpack::type::POSITIVE_INTEGER)
-        args.fail("owners", "must be an array of positive integers");
+        args.fail("owners", "must be an array of integers >= 0");
       released += handles_.release_owner(o.via.u64);
     }
     begin_reply(out, id, "ok");
