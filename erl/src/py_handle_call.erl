@@ -13,7 +13,7 @@
 %% when it is another port's).
 -module(py_handle_call).
 
--export([on/4, applies/3, run/3]).
+-export([on/4, applies/3, run/3, stream_slot/3]).
 
 -define(OWNER, '$py_handle_owner').
 
@@ -62,6 +62,16 @@ run(Op, Args, #{pool := Pool} = Valid) ->
     case handles_in(Args) of
         [] -> request({pool, Pool}, Op, Args, Valid);
         Handles -> request({handles, Handles}, Op, Args, Valid)
+    end.
+
+%% @doc Where a stream runs: on the worker of the first handle at the top
+%% level of its arguments, else where the pool would run it (Slot: the
+%% caller's binding, or undefined). The port checks the handles it gets.
+-spec stream_slot(atom(), pos_integer() | undefined, map()) -> {atom(), pos_integer() | undefined}.
+stream_slot(Pool, Slot, Args) ->
+    case handles_in(Args) of
+        [] -> {Pool, Slot};
+        [H | _] -> pool_slot(H)
     end.
 
 -spec request(target(), binary(), map(), py_opts:call_opts()) -> term().

@@ -81,8 +81,9 @@ run_on(Pool, Slot, Op, Args, Timeout) ->
 -spec run_stream(binary(), map(), collect | {items, pid()}, py:options()) -> term().
 run_stream(Op, Args, Mode, Opts) ->
     case resolve(Opts) of
-        {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
-            case py_pool_checkout:checkout(Pool, bound(Pool), Timeout) of
+        {ok, #{pool := Pool0, timeout := Timeout} = Valid} ->
+            {Pool, Slot} = py_handle_call:stream_slot(Pool0, bound(Pool0), Args),
+            case py_pool_checkout:checkout(Pool, Slot, Timeout) of
                 {ok, #{pid := Worker}, Left} ->
                     result(py_worker:stream(Worker, Op, with_arrays(Op, Args, Valid), Mode, Left));
                 Error -> Error

@@ -288,9 +288,13 @@ stale_after_recycle(_) ->
     {ok, [2]} = py:call_method(M2, predict, [[1]]).
 
 stream_on_the_handles_worker(_) ->
+    ok = py_request:bind(h, 1),
     {ok, M} = py:call('__main__', load_model, [], #{}, #{pool => h, return => handle}),
-    ok = py_request:bind(h, slot(M)),
+    ok = py_request:bind(h, 2),
+    % Bound to the other worker, the stream still runs on the model's.
     {ok, [2, 4, 6]} = py:stream_eval(<<"(x for x in m.predict([1, 2, 3]))">>, #{m => M}, #{pool => h}),
+    {ok, [2]} = py:stream('__main__', scale_of, [M], #{}, #{pool => h}),
+    {ok, [2]} = py:stream('__main__', scale_of, [], #{model => M}, #{pool => h}),
     ok = py:release(M).
 
 %% ---- helpers ----
