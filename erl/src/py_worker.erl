@@ -196,17 +196,10 @@ handle_info({credit_check, Id}, St) ->
 handle_info({'DOWN', Mon, process, Pid, _}, #st{by_mon = ByMon} = St) ->
     case maps:find(Mon, ByMon) of
         {ok, Id} -> {noreply, py_worker_stream:abandon(Id, St)}; % nobody waits for it any more
-        error ->
-            case py_worker_handles:down(Mon, Pid, St) of
-                {true, St1} -> {noreply, St1};
-                false -> {noreply, St}
-            end
+        error -> {noreply, py_worker_handles:down(Mon, Pid, St)} % a handle owner's, or nobody's
     end;
-handle_info({py_handle_owner, Pid, Owner}, St) ->
-    {noreply, py_worker_handles:owner(Pid, Owner, St)};
-handle_info(flush_handle_releases, #st{port = Port} = St) ->
-    Send = fun(Args) -> py_worker_route:send_frame(Port, [py_worker_route:next_cancel_id(0), <<"release">>, Args], St) end,
-    {noreply, py_worker_handles:flush(Send, St)};
+handle_info(Msg, St) when element(1, Msg) =:= py_handle_owner; Msg =:= flush_handle_releases ->
+    {noreply, py_worker_handles:handle_info(Msg, St)};
 handle_info({'EXIT', Port, Reason}, St) when is_port(Port) ->
     case role(Port, St) of
         unknown -> {noreply, St}; % closed after its exit status was handled

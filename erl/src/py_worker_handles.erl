@@ -15,7 +15,7 @@
 %% restarts (an owner of stale handles is an owner still, until it dies).
 -module(py_worker_handles).
 
--export([new/0, owner/3, down/3, flush/2]).
+-export([new/0, handle_info/2, down/3]).
 -export_type([state/0]).
 
 -include("py_worker.hrl").
@@ -27,8 +27,17 @@
 -spec new() -> state().
 new() -> #{owners => #{}, mons => #{}, dead => []}.
 
-%% @doc Pid owns handles filed under Owner: it is monitored (once).
--spec owner(pid(), pos_integer(), #st{}) -> #st{}.
+%% @doc The worker's messages about handles: `{py_handle_owner, Pid,
+%% Owner}' from a caller, `flush_handle_releases' from the worker itself.
+-spec handle_info({py_handle_owner, pid(), pos_integer()} | flush_handle_releases, #st{}) -> #st{}.
+handle_info({py_handle_owner, Pid, Owner}, St) when is_pid(Pid), is_integer(Owner), Owner > 0 ->
+    owner(Pid, Owner, St);
+handle_info(flush_handle_releases, St) ->
+    flush(St);
+handle_info(_, St) ->
+    St.
+
+%% Pid owns handles filed under Owner: it is monitored (once).
 owner(Pid, Owner, #st{handles = #{owners := Owners, mons := Mons} = H} = St) ->
     case is_map_key(Pid, Owners) of
         true -> St;
@@ -39,23 +48,24 @@ owner(Pid, Owner, #st{handles = #{owners := Owners, mons := Mons} = H} = St) ->
 
 %% @doc A monitor fired: if it was an owner's, its handles are released
 %% with the next flush (asked for by a message, so that a burst of deaths
-%% makes one frame). false: not an owner's monitor.
--spec down(reference(), pid(), #st{}) -> {true, #st{}} | false.
+%% makes one frame); any other monitor changes nothing.
+-spec down(reference(), pid(), #st{}) -> #st{}.
 down(Mon, Pid, #st{handles = #{owners := Owners, mons := Mons, dead := Dead} = H} = St) ->
     case maps:take(Mon, Mons) of
         {Owner, Mons1} ->
             _ = [self() ! flush_handle_releases || Dead =:= []],
-            {true, St#st{handles = H#{owners := maps:remove(Pid, Owners), mons := Mons1,
-                                      dead := [Owner | Dead]}}};
+            St#st{handles = H#{owners := maps:remove(Pid, Owners), mons := Mons1,
+                               dead := [Owner | Dead]}};
         error ->
-            false
+            St
     end.
 
-%% @doc Sends the port one release of every owner that died since the
-%% last flush. Its reply is not waited for (it uses a cancel's id).
--spec flush(fun((term()) -> term()), #st{}) -> #st{}.
-flush(_Send, #st{handles = #{dead := []}} = St) ->
+%% Sends the port one release of every owner that died since the last
+%% flush. Its reply is not waited for (it uses a cancel's id). A port
+%% between restarts needs none: its handles went with it.
+flush(#st{handles = #{dead := []}} = St) ->
     St;
-flush(Send, #st{handles = #{dead := Dead} = H} = St) ->
-    _ = Send(#{<<"owners">> => lists:reverse(Dead)}),
+flush(#st{handles = #{dead := Dead} = H, port = Port} = St) ->
+    Frame = [py_worker_route:next_cancel_id(0), <<"release">>, #{<<"owners">> => lists:reverse(Dead)}],
+    _ = py_worker_route:send_frame(Port, Frame, St),
     St#st{handles = H#{dead := []}}.
