@@ -129,6 +129,8 @@ owner_death_releases(_) ->
     ?assertEqual(5, lists:sum([N || {_, N} <- Counts])),
     % Another process may use them while their owner lives.
     [{ok, _} = py:getattr(H, scale) || H <- Made],
+    % Each worker watches the owner once, however many handles it made there.
+    [1 = monitors_of(worker(h, S), Owner) || S <- Slots],
     exit(Owner, kill),
     ok = py_ct:wait_until(fun() -> lists:all(fun({S, _}) -> handles(S) =:= 0 end, Counts) end, 5000),
     [{error, {released_handle, _}} = py:getattr(H, scale) || H <- Made],
@@ -306,6 +308,14 @@ handles(Slot) -> handles(h, Slot).
 handles(Pool, Slot) ->
     {ok, #{handles := N}} = py:memory_stats({Pool, Slot}),
     N.
+
+worker(Pool, Slot) ->
+    {ok, Workers} = py_pool:workers(Pool),
+    proplists:get_value(Slot, Workers).
+
+monitors_of(Watcher, Pid) ->
+    {monitors, Ms} = erlang:process_info(Watcher, monitors),
+    length([P || {process, P} <- Ms, P =:= Pid]).
 
 os_pid(Pool) -> os_pid(Pool, 1).
 
