@@ -13,7 +13,7 @@
 %% when it is another port's).
 -module(py_handle_call).
 
--export([on/4, applies/3, run/3, stream_slot/3]).
+-export([on/4, applies/3, run/3, stream_slot/3, with_pool/2]).
 
 -define(OWNER, '$py_handle_owner').
 
@@ -32,6 +32,33 @@ on(Handle, Op, Args, Opts) ->
             py_request:result(request({handles, [Handle | handles_in(Args)]}, Op, Args1, Valid));
         Error -> Error
     end.
+
+%% @doc Call options for a request whose arguments hold handles: the
+%% first handle's pool unless they name one, so that its timeout applies
+%% (and no default pool is needed). Other options are left as they are,
+%% to be validated.
+-spec with_pool(term(), map()) -> term().
+with_pool(Opts, Args) ->
+    case handles_in(Args) of
+        [] -> Opts;
+        [H | _] ->
+            #{pool := Pool} = py_handle:describe(H),
+            if
+                is_integer(Opts); Opts =:= infinity -> [{timeout, Opts}, {pool, Pool}];
+                is_map(Opts), not is_map_key(pool, Opts) -> Opts#{pool => Pool};
+                is_list(Opts) ->
+                    case names_pool(Opts) of
+                        true -> Opts;
+                        false -> [{pool, Pool} | Opts]
+                    end;
+                true -> Opts
+            end
+    end.
+
+%% An improper list of options too (py_opts refuses it later).
+names_pool([{pool, _} | _]) -> true;
+names_pool([_ | T]) -> names_pool(T);
+names_pool(_) -> false.
 
 %% @doc Whether an eval or call request takes this module's path: it asks
 %% for a handle, or passes one.

@@ -51,7 +51,7 @@ exec_all(Code, Pool) ->
 %% @doc Op on the caller's worker of the pool the options name.
 -spec run(binary(), map(), py:options()) -> term().
 run(Op, Args, Opts) ->
-    case resolve(Opts) of
+    case resolve(py_handle_call:with_pool(Opts, Args)) of
         {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
             case py_handle_call:applies(Op, Args, Valid) of
                 true -> result(py_handle_call:run(Op, with_arrays(Op, Args, Valid), Valid));
@@ -80,7 +80,7 @@ run_on(Pool, Slot, Op, Args, Timeout) ->
 
 -spec run_stream(binary(), map(), collect | {items, pid()}, py:options()) -> term().
 run_stream(Op, Args, Mode, Opts) ->
-    case resolve(Opts) of
+    case resolve(py_handle_call:with_pool(Opts, Args)) of
         {ok, #{pool := Pool0, timeout := Timeout} = Valid} ->
             {Pool, Slot} = py_handle_call:stream_slot(Pool0, bound(Pool0), Args),
             case py_pool_checkout:checkout(Pool, Slot, Timeout) of

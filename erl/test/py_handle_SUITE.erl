@@ -93,6 +93,11 @@ getattr_and_to_term(_) ->
 handle_as_argument(_) ->
     {ok, M} = py:call('__main__', load_model, [5], #{}, #{pool => h, return => handle}),
     {ok, 5} = py:eval(<<"m.scale">>, #{m => M}, #{pool => h}),
+    % No pool named (and no default pool here): the handle's.
+    {ok, 5} = py:eval(<<"m.scale">>, #{m => M}),
+    {ok, 5} = py:call('__main__', scale_of, [M]),
+    {ok, 5} = py:eval(<<"m.scale">>, #{m => M}, 5000),
+    {ok, [5]} = py:stream_eval(<<"[m.scale]">>, #{m => M}),
     {ok, <<"Model">>} = py:eval(<<"type(m).__name__">>, [{m, M}], #{pool => h}),
     {ok, 5} = py:call(builtins, getattr, [M, <<"scale">>], #{}, #{pool => h}),
     {ok, 5} = py:call('__main__', scale_of, [], #{model => M}, #{pool => h}),
