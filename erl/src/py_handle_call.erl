@@ -39,10 +39,10 @@ on(Handle, Op, Args, Opts) ->
 %% to be validated.
 -spec with_pool(term(), map()) -> term().
 with_pool(Opts, Args) ->
-    case handles_in(Args) of
-        [] -> Opts;
-        [H | _] ->
-            #{pool := Pool} = py_handle:describe(H),
+    case has_handles(Args) of
+        false -> Opts;
+        true ->
+            #{pool := Pool} = py_handle:describe(hd(handles_in(Args))),
             if
                 is_integer(Opts); Opts =:= infinity -> [{timeout, Opts}, {pool, Pool}];
                 is_map(Opts), not is_map_key(pool, Opts) -> Opts#{pool => Pool};
@@ -64,10 +64,12 @@ names_pool(_) -> false.
 %% for a handle, or passes one.
 -spec applies(binary(), map(), py_opts:call_opts()) -> boolean().
 applies(_Op, Args, Valid) ->
-    % Asked of every eval and call: looks at each top-level value once, and
-    % builds nothing.
-    maps:get(return, Valid, value) =:= handle
-        orelse any_handle_in(maps:get(<<"args">>, Args, []))
+    maps:get(return, Valid, value) =:= handle orelse has_handles(Args).
+
+%% Asked of every eval, call and stream: looks at each top-level value
+%% once, and builds nothing.
+has_handles(Args) ->
+    any_handle_in(maps:get(<<"args">>, Args, []))
         orelse any_value_handle(maps:get(<<"kwargs">>, Args, #{}))
         orelse any_value_handle(maps:get(<<"locals">>, Args, #{})).
 
@@ -96,9 +98,9 @@ run(Op, Args, #{pool := Pool} = Valid) ->
 %% caller's binding, or undefined). The port checks the handles it gets.
 -spec stream_slot(atom(), pos_integer() | undefined, map()) -> {atom(), pos_integer() | undefined}.
 stream_slot(Pool, Slot, Args) ->
-    case handles_in(Args) of
-        [] -> {Pool, Slot};
-        [H | _] -> pool_slot(H)
+    case has_handles(Args) of
+        false -> {Pool, Slot};
+        true -> pool_slot(hd(handles_in(Args)))
     end.
 
 -spec request(target(), binary(), map(), py_opts:call_opts()) -> term().
