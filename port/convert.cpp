@@ -2,6 +2,7 @@
 // (encoding is in convert_encode.cpp).
 #include "convert.hpp"
 
+#include "handles.hpp"
 #include "py_error.hpp"
 
 #include <string>
@@ -134,6 +135,8 @@ py_ref converter::from_ext(const msgpack::object_ext &ext, std::size_t depth) co
         checked(PyBytes_FromStringAndSize(payload.data(), static_cast<Py_ssize_t>(payload.size())));
     return checked(PyObject_CallOneArg(term_type_, data.get()));
   }
+  case ext_handle:
+    return resolve_handle(payload);
   default:
     bad_request("ext type " + std::to_string(ext.type()) + " is reserved");
   }
@@ -160,6 +163,15 @@ py_ref converter::map_to_python(const msgpack::object_map &map, std::size_t dept
       key_collision(dict.get(), k.get());
   }
   return dict;
+}
+
+py_ref converter::resolve_handle(std::string_view payload) const {
+  const auto h = decode_handle(payload);
+  if (!h)
+    bad_request("a handle's payload must be " + std::to_string(handle_payload_size) + " bytes");
+  if (!handles_)
+    bad_request("handles are not served here");
+  return py_ref::borrow(handles_->get(*h));
 }
 
 py_ref converter::to_python(const msgpack::object &o, std::size_t depth) const {

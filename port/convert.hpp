@@ -10,6 +10,8 @@
 
 namespace pyport {
 
+class handle_table;
+
 // Packs an atom (ext 1). PRECONDITION: name is at most 255 characters.
 void pack_atom(packer &pk, std::string_view name);
 // Packs a float; nan and the infinities as the atoms nan, infinity, neg_infinity.
@@ -48,6 +50,10 @@ public:
   void set_arrays(array_mode mode) noexcept { arrays_ = mode; }
   [[nodiscard]] array_mode arrays() const noexcept { return arrays_; }
 
+  // The table a handle (ext 5) arriving in a value is resolved in: it
+  // arrives as the object itself. Without one, ext 5 is a bad_request.
+  void set_handles(const handle_table *handles) noexcept { handles_ = handles; }
+
   // A str when the bytes are UTF-8, else bytes (how client strings arrive).
   [[nodiscard]] static py_ref text_or_bytes(std::string_view s);
   // The Python str of a wire name (op arguments, locals keys).
@@ -58,6 +64,7 @@ private:
   py_ref map_to_python(const msgpack::object_map &map, std::size_t depth) const;
   py_ref from_ext(const msgpack::object_ext &ext, std::size_t depth) const;
   py_ref make_atom(std::string_view name) const;
+  py_ref resolve_handle(std::string_view payload) const;
   void to_msgpack(PyObject *o, packer &pk, std::size_t depth) const;
   bool pack_uncommon(PyObject *o, packer &pk, std::size_t depth) const;
   // Throws encode_error naming two keys of dict that the client would
@@ -93,6 +100,7 @@ private:
   std::size_t max_length_;
   array_mode arrays_ = array_mode::lists;
   mutable py_ref numpy_; // imported when an array first arrives
+  const handle_table *handles_ = nullptr;
 };
 
 } // namespace pyport

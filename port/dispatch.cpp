@@ -17,6 +17,7 @@ dispatcher::dispatcher(const limits &lim)
   namespace_ = py_ref::borrow(PyModule_GetDict(main));
   gc_ = checked(PyImport_ImportModule("gc"));
   initial_namespace_ = checked(PyDict_Copy(namespace_.get()));
+  convert_.set_handles(&handles_);
 }
 
 // tracemalloc pulls in re, pickle, tokenize and linecache: an idle worker
@@ -91,7 +92,13 @@ void dispatcher::run_op(const request &r, out_buffer &out, run_context &ctx) {
   args_reader args(r.code, r.args);
   // "arrays" (PROTOCOL.md section 3): how the value ops send numpy arrays.
   convert_.set_arrays(array_mode::lists);
-  if (r.code == op::eval || r.code == op::call || r.code == op::stream_eval || r.code == op::stream)
+  return_handle_ = false;
+  if (r.code == op::eval || r.code == op::call || r.code == op::call_method ||
+      r.code == op::getattr)
+    read_return(args);
+  if (r.code == op::eval || r.code == op::call || r.code == op::stream_eval ||
+      r.code == op::stream || r.code == op::call_method || r.code == op::getattr ||
+      r.code == op::to_term)
     if (const auto arrays = args.opt_str("arrays"); arrays && *arrays != "list") {
       if (*arrays != "ndarray")
         args.fail("arrays", "must be \"list\" or \"ndarray\"");
@@ -111,6 +118,11 @@ void dispatcher::run_op(const request &r, out_buffer &out, run_context &ctx) {
   case op::stream_eval:
   case op::stream:
     return op_stream(r, args, out, ctx);
+  case op::call_method:
+  case op::getattr:
+  case op::to_term:
+  case op::release:
+    return op_handle(r.code, args, out, r.id);
   case op::stats:
     return simple([&] { op_stats(out, r.id); });
   case op::ping:
@@ -140,6 +152,8 @@ void dispatcher::run_op(const request &r, out_buffer &out, run_context &ctx) {
 }
 
 void dispatcher::reply_value(out_buffer &out, std::uint64_t id, PyObject *value) {
+  if (return_handle_)
+    return reply_handle(out, id, value);
   begin_reply(out, id, "ok");
   packer pk(out);
   convert_.to_msgpack(value, pk);

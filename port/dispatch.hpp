@@ -5,6 +5,7 @@
 #include "compile_cache.hpp"
 #include "convert.hpp"
 #include "gc_monitor.hpp"
+#include "handles.hpp"
 #include "request.hpp"
 
 #include <chrono>
@@ -72,6 +73,9 @@ public:
 class dispatcher {
 public:
   explicit dispatcher(const limits &lim);
+  // The converter points at handles_: a dispatcher stays where it is made.
+  dispatcher(const dispatcher &) = delete;
+  dispatcher &operator=(const dispatcher &) = delete;
 
   // Runs r and writes exactly one final reply (after any chunks) into out.
   // Never throws: this is the request's catch boundary.
@@ -117,8 +121,21 @@ private:
   py_ref evaluate(std::string_view code, const msgpack::object *locals);
   // Shared by call and stream: module.function(*args, **kwargs).
   py_ref invoke(args_reader &args);
-  // Writes [id, "ok", value].
+  // Writes [id, "ok", value], or a handle to value when the request
+  // asked for one (return: "handle").
   void reply_value(out_buffer &out, std::uint64_t id, PyObject *value);
+
+  // Handles (ops/handle.cpp): the "return" and "owner" arguments of the
+  // value ops, the handle ops, and the reply that keeps its value.
+  void read_return(args_reader &args);
+  void op_handle(op code, args_reader &args, out_buffer &out, std::uint64_t id);
+  void reply_handle(out_buffer &out, std::uint64_t id, PyObject *value);
+  // target(*args, **kwargs), args and kwargs as a call's (either may be null).
+  py_ref call_with(PyObject *target, const msgpack::object *positional,
+                   const msgpack::object *keywords);
+  handle_table handles_;
+  bool return_handle_ = false; // set by read_return for the request running
+  std::uint64_t owner_ = 0;
 
   limits limits_;
   pyport_types types_;

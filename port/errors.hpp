@@ -21,6 +21,10 @@ enum class error_type {
   not_tracing,
   no_baseline,
   reply_too_large,
+  // handles (handles.hpp)
+  stale_handle,
+  released_handle,
+  too_many_handles,
 };
 
 constexpr std::string_view to_string(error_type t) noexcept {
@@ -45,6 +49,12 @@ constexpr std::string_view to_string(error_type t) noexcept {
     return "no_baseline";
   case error_type::reply_too_large:
     return "reply_too_large";
+  case error_type::stale_handle:
+    return "stale_handle";
+  case error_type::released_handle:
+    return "released_handle";
+  case error_type::too_many_handles:
+    return "too_many_handles";
   }
   return "internal";
 }

@@ -177,7 +177,7 @@ private:
       pack_ext(pk, ext_atom, text(val));
       return i + 3;
     }
-    if (key == "$bytes" || key == "$term") {
+    if (key == "$bytes" || key == "$term" || key == "$handle") {
       std::string raw;
       if (!is_str)
         bad("a base64 string");
@@ -186,6 +186,8 @@ private:
       if (key == "$bytes") {
         pk.pack_bin(static_cast<std::uint32_t>(raw.size()));
         pk.pack_bin_body(raw.data(), static_cast<std::uint32_t>(raw.size()));
+      } else if (key == "$handle") {
+        pack_ext(pk, ext_handle, raw);
       } else {
         pack_ext(pk, ext_term, raw);
       }

@@ -28,7 +28,8 @@ constexpr std::size_t max_json_int_bits = [] {
 }();
 
 bool is_spelling(std::string_view key) {
-  return key == "$atom" || key == "$bytes" || key == "$term" || key == "$tuple" || key == "$map";
+  return key == "$atom" || key == "$bytes" || key == "$term" || key == "$tuple" || key == "$map" ||
+         key == "$handle";
 }
 
 void put_string(writer &w, std::string_view s) {
@@ -98,6 +99,8 @@ void put_ext(writer &w, const msgpack::object_ext &ext, std::size_t depth) {
     return put_special(w, "$atom", payload);
   case ext_term:
     return put_special(w, "$term", base64_encode(payload));
+  case ext_handle:
+    return put_special(w, "$handle", base64_encode(payload));
   case ext_tuple: {
     // Nested tuples count towards one bound, whatever the bytes.
     if (depth > max_depth)

@@ -26,7 +26,8 @@ struct token {
 
 // The keys of {"$name": value} (PROTOCOL.md section 4).
 inline bool is_spelling(std::string_view key) {
-  return key == "$atom" || key == "$bytes" || key == "$term" || key == "$tuple" || key == "$map";
+  return key == "$atom" || key == "$bytes" || key == "$term" || key == "$tuple" || key == "$map" ||
+         key == "$handle";
 }
 
 // Collects tokens. Returns false (stopping the reader) past the JSON depth

@@ -18,6 +18,7 @@ inline constexpr std::int8_t ext_atom = 1;
 inline constexpr std::int8_t ext_tuple = 2;
 inline constexpr std::int8_t ext_bigint = 3;
 inline constexpr std::int8_t ext_term = 4;
+inline constexpr std::int8_t ext_handle = 5; // handles.hpp
 
 // The longest str, bin or ext payload, and the most items in an array or
 // entries in a map, that msgpack's 32-bit lengths carry.

@@ -10,7 +10,7 @@ namespace pyport {
 
 namespace {
 
-constexpr std::array<std::pair<op, std::string_view>, 29> op_table{{
+constexpr std::array<std::pair<op, std::string_view>, 33> op_table{{
     {op::eval, "eval"},
     {op::exec, "exec"},
     {op::call, "call"},
@@ -40,6 +40,10 @@ constexpr std::array<std::pair<op, std::string_view>, 29> op_table{{
     {op::gc_freeze, "gc_freeze"},
     {op::gc_unfreeze, "gc_unfreeze"},
     {op::reset, "reset"},
+    {op::call_method, "call_method"},
+    {op::getattr, "getattr"},
+    {op::to_term, "to_term"},
+    {op::release, "release"},
 }};
 
 constexpr std::array<op, op_table.size()> op_list = [] {

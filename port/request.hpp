@@ -47,6 +47,11 @@ enum class op {
   gc_freeze,
   gc_unfreeze,
   reset,
+  // handles (ops/handle.cpp)
+  call_method,
+  getattr,
+  to_term,
+  release,
 };
 
 std::optional<op> parse_op(std::string_view name) noexcept;

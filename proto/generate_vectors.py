@@ -27,7 +27,7 @@ import struct
 
 import msgpack
 
-ATOM, TUPLE, BIGINT, TERM = 1, 2, 3, 4
+ATOM, TUPLE, BIGINT, TERM, HANDLE = 1, 2, 3, 4, 5
 
 
 def packb(v):
@@ -168,6 +168,23 @@ ENVELOPES = [
      '[0, <<"log">>, #{<<"level">> => <<"notice">>, <<"message">> => <<"hi">>, <<"stream">> => <<"stdout">>}]'),
 ]
 
+# Handles (PROTOCOL.md "Handles"): epoch then number, big-endian. They name
+# live objects, so the Python side of these vectors is checked by the
+# handle tests (python null), and Erlang encodes only a complete handle,
+# which holds a pid and a port (erlang_encode null).
+HANDLE_BYTES = struct.pack(">QQ", 0x0123456789ABCDEF, 42)
+HANDLE_JSON = '{"$handle":"' + __import__("base64").b64encode(HANDLE_BYTES).decode() + '"}'
+HANDLE_ERL = "{py_handle, 16#0123456789ABCDEF, 42}"
+HANDLE_ENVELOPES = [
+    ("reply_ok_handle", [1, "ok", msgpack.ExtType(HANDLE, HANDLE_BYTES)], '[1,"ok",' + HANDLE_JSON + "]",
+     '[1, <<"ok">>, ' + HANDLE_ERL + "]"),
+    ("request_call_method", [2, "call_method", {"args": [[1, 2]], "handle": msgpack.ExtType(HANDLE, HANDLE_BYTES),
+                                                "method": "predict"}],
+     '[2,"call_method",{"args":[[1,2]],"handle":' + HANDLE_JSON + ',"method":"predict"}]',
+     '[2, <<"call_method">>, #{<<"args">> => [[1, 2]], <<"handle">> => ' + HANDLE_ERL
+     + ', <<"method">> => <<"predict">>}]'),
+]
+
 
 def erlang_order(value):
     """True when every map's keys are in the order Erlang encodes them
@@ -207,7 +224,9 @@ def main():
     for name, value, json_text, python, erlang in ENVELOPES:
         write(out, name, "envelope", packb(value), json_text, python, python, erlang,
               erlang if erlang_order(value) else None)
-    print(f"{len(VALUES) + len(ENVELOPES)} vectors in {out}")
+    for name, value, json_text, erlang in HANDLE_ENVELOPES:
+        write(out, name, "envelope", packb(value), json_text, None, None, erlang, None)
+    print(f"{len(VALUES) + len(ENVELOPES) + len(HANDLE_ENVELOPES)} vectors in {out}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,12 @@ for i in range(200):
     call("eval", {"code": "x", "locals": {"bad-name": 1}})
     p.send_raw(struct.pack(">I", 1) + b"\xc1")  # a bad frame
     p.recv(30)
+    # Handles (docs/handles.md): made, used, released one by one or by owner.
+    h = call("eval", {"code": "[i]", "locals": {"i": i}, "return": "handle", "owner": 1 + i % 3})[2]
+    call("call_method", {"handle": h, "method": "append", "args": [i]})
+    call("to_term", {"handle": h})
+    call("release", {"handles": [h]} if i % 2 else {"owners": [1 + i % 3]})
+    call("getattr", {"handle": h, "name": "count"})  # released_handle
 p.send([9000, "eval", {"code": "__import__('time').sleep(10)"}])
 time.sleep(0.5)
 p.call(9001, "cancel", {"id": 9000}, timeout=30)

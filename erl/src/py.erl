@@ -49,6 +49,9 @@
          parallel/1, parallel/2]).
 -export([pool_members/1, bind/2]).
 -export([stats/0, stats/1, tracemalloc_flamegraph/2]).
+-export([call_method/3, call_method/4, call_method/5, getattr/2, getattr/3, to_term/1, to_term/2,
+         release/1]).
+-export_type([handle/0]).
 
 -export_type([code/0, names/0, name/0, options/0, error/0, stream_ref/0, target/0]).
 
@@ -61,6 +64,9 @@
                                 | {where, any | local | node()}]
                  | #{timeout => timeout(), pool => atom(), arrays => py_opts:arrays(),
                      where => any | local | node()}.
+                                | {return, value | handle}]
+                 | #{timeout => timeout(), pool => atom(), arrays => py_opts:arrays(),
+                     return => value | handle}.
 -type error() :: {error, {atom() | binary(), binary()} | timeout | overloaded | badarg
                   | {worker_exited, term()} | {invalid_option, term()} | {no_pool, atom()} | term()}.
 -opaque stream_ref() :: {pid(), reference()}.
@@ -498,3 +504,39 @@ stats(Pool) -> py_stats_read:pool(Pool).
 %% traceback; tracemalloc must be running there) to File as an SVG.
 -spec tracemalloc_flamegraph(current | {atom(), pos_integer()}, file:name_all()) -> ok | {error, term()}.
 tracemalloc_flamegraph(Target, File) -> py_flamegraph:write(Target, File).
+%% ---- handles: objects that stay in a worker (docs/handles.md) ----
+
+%% An object kept in a worker, made by a call with `#{return => handle}'.
+-type handle() :: py_handle:handle().
+
+%% @doc Handle.Method(*Args): runs on the handle's worker.
+-spec call_method(handle(), name(), list()) -> {ok, term()} | error().
+call_method(Handle, Method, Args) -> call_method(Handle, Method, Args, #{}, []).
+
+%% @doc call_method/3 with keyword arguments.
+-spec call_method(handle(), name(), list(), names()) -> {ok, term()} | error().
+call_method(Handle, Method, Args, Kwargs) -> call_method(Handle, Method, Args, Kwargs, []).
+
+%% @doc call_method/4 with a timeout or options (`return => handle' for a handle to the result).
+-spec call_method(handle(), name(), list(), names(), options()) -> {ok, term()} | error().
+call_method(Handle, Method, Args, Kwargs, Opts) -> py_handle:call_method(Handle, Method, Args, Kwargs, Opts).
+
+%% @doc Handle.Name.
+-spec getattr(handle(), name()) -> {ok, term()} | error().
+getattr(Handle, Name) -> getattr(Handle, Name, []).
+
+%% @doc getattr/2 with a timeout or options (`return => handle' for a handle to the attribute).
+-spec getattr(handle(), name(), options()) -> {ok, term()} | error().
+getattr(Handle, Name, Opts) -> py_handle:getattr(Handle, Name, Opts).
+
+%% @doc The value of the object a handle names, converted like any result.
+-spec to_term(handle()) -> {ok, term()} | error().
+to_term(Handle) -> to_term(Handle, []).
+
+%% @doc to_term/1 with a timeout or options.
+-spec to_term(handle(), options()) -> {ok, term()} | error().
+to_term(Handle, Opts) -> py_handle:to_term(Handle, Opts).
+
+%% @doc Lets the worker drop the object (idempotent; stale handles too).
+-spec release(handle()) -> ok | error().
+release(Handle) -> py_handle:release(Handle).

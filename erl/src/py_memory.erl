@@ -237,7 +237,7 @@ atom_keys(Other) -> Other.
 -define(KEYS, [gc_stats, gc_count, gc_threshold, traced_memory_current, traced_memory_peak,
                collections, collected, uncollectable, rss_bytes, peak_rss_bytes, allocated_blocks,
                gc_garbage, gc_enabled, gc_frozen, gc_activity, pause_total_us, pause_max_us,
-               memory_limit, compile_cache_entries, compile_cache_bytes, filename, lineno, size, count, size_diff, count_diff, traceback]).
+               memory_limit, compile_cache_entries, compile_cache_bytes, handles, filename, lineno, size, count, size_diff, count_diff, traceback]).
 
 %% Only the port's own keys become atoms (the others stay binaries).
 key(K) when is_binary(K) ->

@@ -33,6 +33,10 @@
 -define(EXT_TUPLE, 2).
 -define(EXT_BIGINT, 3).
 -define(EXT_TERM, 4).
+%% A handle (py_handle): the port's epoch and the object's number. Decoded
+%% as `{py_handle, Epoch, N}', which py_handle completes with its worker;
+%% a complete handle encodes back as ext 5.
+-define(EXT_HANDLE, 5).
 %% The depth bound shared with the port (proto/PROTOCOL.md): a frame nests
 %% at most 256 levels, the envelope array `[Id, Op, Args]' being level 1,
 %% Args level 2; every array, map and tuple adds one level (a tuple's
@@ -62,6 +66,9 @@ enc(nil, _) -> <<16#c0>>;
 enc(undefined, _) -> <<16#c0>>;
 enc(A, _) when is_atom(A) -> enc_ext(?EXT_ATOM, atom_to_binary(A, utf8));
 enc({bytes, B}, _) when is_binary(B) -> enc_bin(B);
+enc({py_handle, _Pool, _Slot, W, P, E, N}, _)
+  when is_pid(W), is_port(P), is_integer(E), E >= 0, E < 1 bsl 64, is_integer(N), N >= 0, N < 1 bsl 64 ->
+    [<<16#d8, ?EXT_HANDLE>>, <<E:64, N:64>>];
 %% Depth counts the containers around a value: one more is level Depth + 1.
 enc(T, Depth) when Depth >= ?MAX_DEPTH, is_list(T) orelse is_map(T) orelse is_tuple(T) ->
     throw({py_msgpack, {unsupported, too_deep}});
@@ -310,6 +317,7 @@ dec_ext(?EXT_BIGINT, <<1, Mag/binary>>, _, _) -> -binary:decode_unsigned(Mag);
 dec_ext(?EXT_BIGINT, _, _, _) -> bad(bad_bigint);
 dec_ext(?EXT_TERM, Data, {true, _}, _) -> inflate_check(Data), binary_to_term(Data);
 dec_ext(?EXT_TERM, Data, {false, _}, _) -> inflate_check(Data), binary_to_term(Data, [safe]);
+dec_ext(?EXT_HANDLE, <<E:64, N:64>>, _, _) -> {py_handle, E, N};
 dec_ext(Type, _, _, _) -> bad({unknown_ext, Type}).
 
 dec_atom(<<"true">>, _) -> true;

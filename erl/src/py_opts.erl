@@ -67,6 +67,7 @@
 %% </dl>
 %% Call options: `timeout', `pool', `arrays' (`list' or `ndarray', default the pool's),
 %% `where' (`any' (default), `local' or a node: where a cluster pool's call may run).
+%% `return' (`value', the default, or `handle': docs/handles.md).
 -module(py_opts).
 
 -export([pool/1, call/2, call_defaults/0]).
@@ -109,7 +110,8 @@
                        python_output := log | stderr}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
 -type call_opts() :: #{timeout := timeout(), pool := atom(), arrays => arrays(),
-                       where => any | local | node()}.
+                       where => any | local | node(),
+                       return => value | handle}.
 -type arrays() :: list | ndarray.
 -type log_level() :: debug | info | warning | error | critical | none.
 
@@ -237,6 +239,7 @@ call_opt(timeout, T) -> timeout(T);
 call_opt(pool, P) when is_atom(P) -> {ok, P};
 call_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
 call_opt(where, W) when is_atom(W) -> {ok, W}; % any, local, or a node's name
+call_opt(return, R) when R =:= value; R =:= handle -> {ok, R}; % py_handle
 call_opt(_, _) -> error.
 
 pos_int(N) when is_integer(N), N > 0 -> {ok, N};

@@ -51,13 +51,17 @@ exec_all(Code, Pool) ->
 %% @doc Op on the caller's worker of the pool the options name.
 -spec run(binary(), map(), py:options()) -> term().
 run(Op, Args, Opts) ->
-    case resolve(Opts) of
+    case resolve(py_handle_call:with_pool(Opts, Args)) of
         {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
-            case py_cluster_route:checkout(Pool, bound(Pool), Timeout, Valid) of
-                {ok, Route, Left} -> result(py_call:request(Route, Op, with_arrays(Op, Args, Valid), Left));
-                {remote, _, _} = To -> % a cluster pool's member node (py_cluster_call)
-                    result(py_cluster_call:run(Pool, To, {call, Op, with_arrays(Op, Args, Valid)}, Timeout));
-                Error -> Error
+            case py_handle_call:applies(Op, Args, Valid) of
+                true -> result(py_handle_call:run(Op, with_arrays(Op, Args, Valid), Valid));
+                false ->
+                    case py_cluster_route:checkout(Pool, bound(Pool), Timeout, Valid) of
+                        {ok, Route, Left} -> result(py_call:request(Route, Op, with_arrays(Op, Args, Valid), Left));
+                        {remote, _, _} = To -> % a cluster pool's member node (py_cluster_call)
+                            result(py_cluster_call:run(Pool, To, {call, Op, with_arrays(Op, Args, Valid)}, Timeout));
+                        Error -> Error
+                    end
             end;
         Error -> Error
     end.
@@ -78,9 +82,10 @@ run_on(Pool, Slot, Op, Args, Timeout) ->
 
 -spec run_stream(binary(), map(), collect | {items, pid()}, py:options()) -> term().
 run_stream(Op, Args, Mode, Opts) ->
-    case resolve(Opts) of
-        {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
-            case py_cluster_route:checkout(Pool, bound(Pool), Timeout, Valid) of
+    case resolve(py_handle_call:with_pool(Opts, Args)) of
+        {ok, #{pool := Pool0, timeout := Timeout} = Valid} ->
+            {Pool, Slot} = py_handle_call:stream_slot(Pool0, bound(Pool0), Args),
+            case py_cluster_route:checkout(Pool, Slot, Timeout, Valid) of
                 {ok, #{pid := Worker}, Left} ->
                     result(py_worker:stream(Worker, Op, with_arrays(Op, Args, Valid), Mode, Left));
                 {remote, _, _} = To -> % a cluster pool's member node (py_cluster_stream)

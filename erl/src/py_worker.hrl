@@ -31,6 +31,7 @@
              starting :: py_memory_policy:starting() | undefined,
              gc_listening = false :: boolean(),
              backoff :: py_worker_backoff:state(),
+             handles = py_worker_handles:new() :: py_worker_handles:state(), % owners of handles
              last_error :: term()}).                 % why the last port died or failed to start
 
 %% The owner of an item stream gets more only while its mailbox is short.

@@ -155,7 +155,11 @@ py_ref dispatcher::invoke(args_reader &args) {
       break;
     start = dot + 1;
   }
+  return call_with(target.get(), positional, keywords);
+}
 
+py_ref dispatcher::call_with(PyObject *target, const msgpack::object *positional,
+                             const msgpack::object *keywords) {
   const std::uint32_t n = positional ? positional->via.array.size : 0;
   py_ref call_args = checked(PyTuple_New(n));
   for (std::uint32_t i = 0; i < n; ++i)
@@ -174,7 +178,7 @@ py_ref dispatcher::invoke(args_reader &args) {
         throw python_error(fetch_python_error());
     }
   }
-  return checked(PyObject_Call(target.get(), call_args.get(), call_kwargs.get()));
+  return checked(PyObject_Call(target, call_args.get(), call_kwargs.get()));
 }
 
 void dispatcher::op_eval(args_reader &args, out_buffer &out, std::uint64_t id) {

@@ -128,8 +128,9 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
                                               : py_ref::borrow(Py_None);
     value = tool("memory_stats", "OO", gc_activity().get(), limit_value.get());
     // The compile cache is the port's own memory, outside what Python reports.
-    for (const auto &[key, n] : {std::pair{"compile_cache_entries", cache_.size()},
-                                 std::pair{"compile_cache_bytes", cache_.bytes()}})
+    for (const auto &[key, n] :
+         {std::pair{"compile_cache_entries", cache_.size()},
+          std::pair{"compile_cache_bytes", cache_.bytes()}, std::pair{"handles", handles_.size()}})
       if (PyDict_SetItemString(value.get(), key, checked(PyLong_FromSize_t(n)).get()) < 0)
         throw python_error(fetch_python_error());
     break;

@@ -88,12 +88,16 @@ TEST_CASE("golden vectors") {
     CHECK(pyport::msgpack_to_json(v.bytes.data(), v.bytes.size()) == v.json);
     CHECK(pyport::json_to_msgpack(v.json) == (v.json_msgpack.empty() ? v.bytes : v.json_msgpack));
 
-    // bytes -> Python equals the expected value, type for type.
-    msgpack::object_handle h = msgpack::unpack(v.bytes.data(), v.bytes.size());
-    pyport::py_ref got = conv.to_python(h.get());
-    pyport::py_ref want = py_eval(v.python);
-    CHECK(repr(got.get()) == repr(want.get()));
-    CHECK(PyObject_RichCompareBool(got.get(), want.get(), Py_EQ) == 1);
+    // bytes -> Python equals the expected value, type for type. A vector
+    // holding a handle has none: a handle names a live object
+    // (test_handles.cpp).
+    if (!v.python.empty()) {
+      msgpack::object_handle h = msgpack::unpack(v.bytes.data(), v.bytes.size());
+      pyport::py_ref got = conv.to_python(h.get());
+      pyport::py_ref want = py_eval(v.python);
+      CHECK(repr(got.get()) == repr(want.get()));
+      CHECK(PyObject_RichCompareBool(got.get(), want.get(), Py_EQ) == 1);
+    }
 
     // Python -> exactly these bytes.
     if (!v.python_encode.empty()) {
