@@ -61,12 +61,9 @@
 %% A module or function name; dotted names work.
 -type name() :: atom() | binary() | string().
 -type options() :: timeout() | [{timeout, timeout()} | {pool, atom()} | {arrays, py_opts:arrays()}
-                                | {where, any | local | node()}]
+                                | {where, any | local | node()} | {return, value | handle}]
                  | #{timeout => timeout(), pool => atom(), arrays => py_opts:arrays(),
-                     where => any | local | node()}.
-                                | {return, value | handle}]
-                 | #{timeout => timeout(), pool => atom(), arrays => py_opts:arrays(),
-                     return => value | handle}.
+                     where => any | local | node(), return => value | handle}.
 -type error() :: {error, {atom() | binary(), binary()} | timeout | overloaded | badarg
                   | {worker_exited, term()} | {invalid_option, term()} | {no_pool, atom()} | term()}.
 -opaque stream_ref() :: {pid(), reference()}.
