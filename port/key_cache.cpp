@@ -24,8 +24,9 @@ py_ref key_cache::find_or_make(std::string_view bytes) {
   if (bytes.size() > max_key_bytes)
     return {};
   slot &s = table_[slot_of(bytes)];
+  // An empty view's data() may be null, which memcmp and memcpy must not see.
   if (s.str && s.size == bytes.size() &&
-      std::memcmp(s.bytes.data(), bytes.data(), bytes.size()) == 0)
+      (bytes.empty() || std::memcmp(s.bytes.data(), bytes.data(), bytes.size()) == 0))
     return py_ref::borrow(s.str.get());
   PyObject *u = PyUnicode_DecodeUTF8(bytes.data(), static_cast<Py_ssize_t>(bytes.size()), "strict");
   if (!u) {
@@ -42,7 +43,8 @@ py_ref key_cache::find_or_make(std::string_view bytes) {
   }
   s.str = py_ref::steal(u);
   s.size = static_cast<std::uint8_t>(bytes.size());
-  std::memcpy(s.bytes.data(), bytes.data(), bytes.size());
+  if (!bytes.empty())
+    std::memcpy(s.bytes.data(), bytes.data(), bytes.size());
   return py_ref::borrow(u);
 }
 

@@ -36,6 +36,13 @@ t.equal("100 pipelined requests answered in order", replies, [[1000 + i, "ok", 2
 blob = os.urandom(16 << 20)
 r = p.call(7, "eval", {"code": "x", "locals": {"x": blob}}, timeout=60)
 t.check("16 MiB binary echo intact", r[2] == blob, f"{type(r[2])} {len(r[2]) if r[2] else r}")
+# Large bytes leave by reference (writev): several in one reply and in one
+# flush, between small replies, all intact and in order.
+a, b = os.urandom(300 << 10), os.urandom(70 << 10)
+p.send([70, "eval", {"code": "[x, 1, y, x]", "locals": {"x": a, "y": b}}], [71, "eval", {"code": "2"}],
+       [72, "eval", {"code": "x", "locals": {"x": b}}])
+t.equal("large bytes by reference, pipelined", [p.recv() for _ in range(3)],
+        [[70, "ok", [a, 1, b, a]], [71, "ok", 2], [72, "ok", b]])
 t.equal("8 Mi characters of UTF-8", p.call(8, "eval", {"code": "len(x)", "locals": {"x": "é" * (8 << 20)}}, timeout=60),
         [8, "ok", 8 << 20])
 
