@@ -77,7 +77,15 @@ struct decode_failure {
   error_info error;
 };
 
-using decoded = std::variant<request, credit_grant, decode_failure>;
+// [Id, "callback_result", {ok: Value} | {error: Reason}]: the client's answer
+// to the callback request Id is waiting on (PROTOCOL.md, Callbacks). r.args
+// is that one-entry map; r holds the frame it points into.
+struct callback_reply {
+  request r;
+  [[nodiscard]] std::uint64_t id() const noexcept { return r.id; }
+};
+
+using decoded = std::variant<request, credit_grant, decode_failure, callback_reply>;
 
 // Decodes one frame payload (one msgpack value) into a request or a credit.
 // No value may sit deeper than max_depth levels, the envelope being level

@@ -46,6 +46,7 @@
 -export([version/0, bind/0, bind/1, unbind/0, unbind/1, exec_all/1, exec_all/2,
          start_pool/2, stop_pool/1, pool_status/1, last_error/0]).
 
+-export([register_function/2, register_function/3, unregister_function/1]).
 -export_type([code/0, names/0, name/0, options/0, error/0, stream_ref/0, target/0]).
 
 -type code() :: binary() | string().
@@ -417,3 +418,17 @@ pool_status(Name) -> py_pool:status(Name).
 %% `undefined'.
 -spec last_error() -> py_error:info() | undefined.
 last_error() -> get('$py_last_error').
+
+%% ---- callbacks: Python calling Erlang (docs/callbacks.md) ----
+
+%% @doc Lets Python call Fun as `erlang.call(Name, *Args)': Fun gets Args as a list.
+-spec register_function(atom() | binary(), fun((list()) -> term())) -> ok | {error, term()}.
+register_function(Name, Fun) -> py_callbacks:register(Name, Fun).
+
+%% @doc Lets Python call Module:Function(Args) as `erlang.call(Name, *Args)'.
+-spec register_function(atom() | binary(), module(), atom()) -> ok | {error, term()}.
+register_function(Name, Module, Function) -> py_callbacks:register(Name, Module, Function).
+
+%% @doc Forgets Name: `erlang.call' of it raises erlang.Error in Python.
+-spec unregister_function(atom() | binary()) -> ok | {error, term()}.
+unregister_function(Name) -> py_callbacks:unregister(Name).

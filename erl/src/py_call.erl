@@ -27,7 +27,7 @@
 request(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame := Max,
           ctx := Ctx, slot := Slot} = Route, Op, Args, Timeout) ->
     Id = atomics:add_get(Ids, 1, 1),
-    case py_msgpack:encode([Id, Op, Args]) of
+    case py_msgpack:encode([Id, Op, py_worker_callback:nest(Worker, Args)]) of
         {ok, Frame} ->
             case iolist_size(Frame) of
                 Size when Size > Max ->

@@ -69,7 +69,12 @@ pools() ->
 
 init(Pools) ->
     {ok, {#{strategy => one_for_one, intensity => 10, period => 10},
-          [pool_spec(Name, Opts) || {Name, Opts} <- Pools]}}.
+          [callbacks_spec() | [pool_spec(Name, Opts) || {Name, Opts} <- Pools]]}}.
+
+%% The table of the functions Python may call (py_callbacks), before the pools.
+callbacks_spec() ->
+    #{id => py_callbacks, start => {py_callbacks, start_link, []}, restart => permanent,
+      type => worker}.
 
 pool_spec(Name, Opts) ->
     #{id => {pool, Name},

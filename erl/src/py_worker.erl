@@ -193,11 +193,17 @@ handle_info(collected_gc, St) ->
     {noreply, St};
 handle_info({credit_check, Id}, St) ->
     {noreply, py_worker_stream:grant_if_drained(Id, St)};
-handle_info({'DOWN', Mon, process, _, _}, #st{by_mon = ByMon} = St) ->
+handle_info({'DOWN', Mon, process, _, Reason}, #st{by_mon = ByMon} = St) ->
     case maps:find(Mon, ByMon) of
         {ok, Id} -> {noreply, py_worker_stream:abandon(Id, St)}; % nobody waits for it any more
-        error -> {noreply, St}
+        error ->
+            case py_worker_callback:down(Mon, Reason, St) of
+                {true, St1} -> {noreply, St1};
+                false -> {noreply, St}
+            end
     end;
+handle_info({py_callback_done, Id, Pid, Frame}, St) ->
+    {noreply, py_worker_callback:done(Id, Pid, Frame, St)};
 handle_info({'EXIT', Port, Reason}, St) when is_port(Port) ->
     case role(Port, St) of
         unknown -> {noreply, St}; % closed after its exit status was handled

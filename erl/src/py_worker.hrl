@@ -31,7 +31,8 @@
              starting :: py_memory_policy:starting() | undefined,
              gc_listening = false :: boolean(),
              backoff :: py_worker_backoff:state(),
-             last_error :: term()}).                 % why the last port died or failed to start
+             last_error :: term(),                   % why the last port died or failed to start
+             callbacks = #{} :: #{pos_integer() => {pid(), reference(), port() | undefined}}}). % py_worker_callback
 
 %% The owner of an item stream gets more only while its mailbox is short.
 -define(MAILBOX_HIGH, 1000).
