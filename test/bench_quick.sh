@@ -29,7 +29,8 @@ rows = {r["name"]: r for r in doc["rows"]}
 expected = ["sync py:call(operator, add, [1,2]) p50", "sync py:eval(x+1, #{x => 1}) p50",
             "one worker, 64 callers", "echo port, 64 frames in flight", "CPU-bound 1 ms calls, 1 worker",
             "16 MiB binary echo", "stream_eval(range(10**6)) items/s", "worker start: spawn to hello",
-            "idle worker resident memory", "Erlang codec encode + decode (vs term_to_binary + binary_to_term)"]
+            "idle worker resident memory", "Erlang codec encode + decode (vs term_to_binary + binary_to_term)",
+            "py:eval with one erlang.call round trip (vs plain py:eval) p50"]
 for name in expected:
     r = rows.get(name)
     check(f"{name}: measured", r is not None and all(
