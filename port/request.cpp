@@ -84,19 +84,21 @@ decode_failure failure(std::uint64_t id, error_type t, std::string message) {
   return {id, {std::string(to_string(t)), std::move(message), {}, {}}};
 }
 
-// A malformed answer is reported with Id 0, as a bad credit is: its Id is a
-// running request's, which must get one final reply of its own.
 decoded decode_callback_reply(request r, const msgpack::object &args, frame f) {
   const auto key = args.type == msgpack::type::MAP && args.via.map.size == 1
                        ? key_name(args.via.map.ptr[0].key)
                        : std::nullopt;
-  if (!key || (*key != "ok" && *key != "error"))
-    return failure(0, error_type::bad_request,
-                   "callback_result for request " + std::to_string(r.id) +
-                       ": Args must be a map of one entry, ok or error");
+  if (!key || (*key != "ok" && *key != "error")) {
+    const std::uint64_t id = r.id;
+    return callback_reply{std::move(r),
+                          failure(0, error_type::bad_request,
+                                  "callback_result for request " + std::to_string(id) +
+                                      ": Args must be a map of one entry, ok or error")
+                              .error};
+  }
   r.args = args;
   r.payload = std::move(f);
-  return callback_reply{std::move(r)};
+  return callback_reply{std::move(r), std::nullopt};
 }
 
 } // namespace

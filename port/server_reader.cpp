@@ -234,7 +234,10 @@ void server::on_frame(frame f, out_buffer &replies) {
     return;
   }
   if (auto *answer = std::get_if<callback_reply>(&d)) {
-    on_callback_reply(std::move(*answer));
+    if (answer->malformed) // at once: the request it names may wait for it
+      write_error(replies, 0, *answer->malformed);
+    else
+      on_callback_reply(std::move(*answer));
     return;
   }
   request &r = std::get<request>(d);

@@ -62,16 +62,19 @@ TEST_CASE("a callback answer decodes to its request's Id and one-entry map") {
   CHECK(std::get_if<pyport::callback_reply>(&error) != nullptr);
 }
 
-TEST_CASE("a malformed callback answer fails with Id 0, never its request's") {
+TEST_CASE("a malformed callback answer is marked, to be answered with Id 0") {
   for (const char *json :
        {R"J([9,"callback_result",{}])J", R"J([9,"callback_result",{"x":1}])J",
         R"J([9,"callback_result",{"ok":1,"error":2}])J", R"J([9,"callback_result",[1]])J"}) {
     auto d = decode_json(json);
-    auto *f = std::get_if<pyport::decode_failure>(&d);
-    REQUIRE(f != nullptr);
-    CHECK(f->id == 0);
-    CHECK(contains(f->error.message, "callback_result for request 9"));
+    auto *reply = std::get_if<pyport::callback_reply>(&d);
+    REQUIRE(reply != nullptr);
+    REQUIRE(reply->malformed.has_value());
+    CHECK(reply->malformed->type == "bad_request");
+    CHECK(contains(reply->malformed->message, "callback_result for request 9"));
   }
+  auto ok = decode_json(R"J([9,"callback_result",{"ok":null}])J");
+  CHECK(!std::get<pyport::callback_reply>(ok).malformed);
 }
 
 TEST_CASE("is_pid_term tells pids from other terms") {
