@@ -14,7 +14,7 @@
          reentrant_eight_deep/1, killed_callback_raises_in_python/1,
          send_from_generator_arrives_before_stream_end/1, caller_is_calling_pid/1,
          queued_requests_keep_order_while_callback_waits/1, cancel_ends_nested_requests/1,
-         segfault_in_nested_request_kills_callback/1]).
+         segfault_in_nested_request_kills_callback/1, segfault_while_callback_runs_kills_it/1]).
 
 -define(POOL, cb).
 -define(OPTS, [{pool, ?POOL}]).
@@ -26,7 +26,7 @@ all() ->
      reentrant_eight_deep, killed_callback_raises_in_python,
      send_from_generator_arrives_before_stream_end, caller_is_calling_pid,
      queued_requests_keep_order_while_callback_waits, cancel_ends_nested_requests,
-     segfault_in_nested_request_kills_callback].
+     segfault_in_nested_request_kills_callback, segfault_while_callback_runs_kills_it].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -204,6 +204,18 @@ segfault_in_nested_request_kills_callback(_) ->
                                      end),
     Result = py:eval(<<"erlang.call('crash')">>, #{}, [{timeout, 30000} | ?OPTS]),
     ?assertMatch({error, {worker_exited, _}}, Result),
+    Pid = receive {callback, P} -> P after 5000 -> error(no_callback) end,
+    ok = py_ct:wait_until(fun() -> not is_process_alive(Pid) end, 5000),
+    ok = py_ct:wait_until(fun() -> {ok, 2} =:= py:eval(<<"1 + 1">>, #{}, ?OPTS) end, 10000).
+
+segfault_while_callback_runs_kills_it(_) ->
+    % A Python thread crashes the port while the main thread waits on a
+    % callback that would never end by itself.
+    Test = self(),
+    ok = py:register_function(forever, fun(_) -> Test ! {callback, self()}, timer:sleep(infinity) end),
+    Code = <<"__import__('threading').Timer(0.5, lambda: __import__('os').kill(__import__('os').getpid(), 11)).start()"
+             " or erlang.call('forever')">>,
+    ?assertMatch({error, {worker_exited, _}}, py:eval(Code, #{}, [{timeout, 30000} | ?OPTS])),
     Pid = receive {callback, P} -> P after 5000 -> error(no_callback) end,
     ok = py_ct:wait_until(fun() -> not is_process_alive(Pid) end, 5000),
     ok = py_ct:wait_until(fun() -> {ok, 2} =:= py:eval(<<"1 + 1">>, #{}, ?OPTS) end, 10000).
