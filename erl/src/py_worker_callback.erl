@@ -21,14 +21,14 @@
 
 %% @doc What a port frame is, read from its first bytes: a request of
 %% Python's, a request's final reply, or anything else (a chunk, Id 0).
--spec classify(binary()) -> {request, callback | caller | send, pos_integer()}
+-spec classify(binary()) -> {request, callback | caller | send, non_neg_integer()}
                                 | {final, pos_integer()} | other.
 classify(<<16#93, Rest/binary>>) ->
     case id(Rest) of
-        {Id, _} when Id =:= 0 -> other;
+        {Id, <<16#a4, "send", _/binary>>} -> {request, send, Id}; % Id 0: from no request
+        {0, _} -> other;
         {Id, <<16#a8, "callback", _/binary>>} -> {request, callback, Id};
         {Id, <<16#a6, "caller", _/binary>>} -> {request, caller, Id};
-        {Id, <<16#a4, "send", _/binary>>} -> {request, send, Id};
         {_, <<16#a5, "chunk", _/binary>>} -> other;
         {Id, _} -> {final, Id};
         error -> other
@@ -44,7 +44,7 @@ id(<<16#cf, I:64, Rest/binary>>) -> {I, Rest};
 id(_) -> error.
 
 %% @doc A request of Python's for the running request Id.
--spec on_request(callback | caller | send, pos_integer(), binary(), #st{}) -> #st{}.
+-spec on_request(callback | caller | send, non_neg_integer(), binary(), #st{}) -> #st{}.
 on_request(Tag, Id, Frame, St) ->
     case py_msgpack:decode(Frame, St#st.decode) of
         {ok, [Id, _, Payload]} -> request(Tag, Id, Payload, St);

@@ -13,6 +13,7 @@
          unknown_name_raises_at_once/1, timeout_kills_callback_and_worker_serves_next/1,
          reentrant_eight_deep/1, killed_callback_raises_in_python/1,
          send_from_generator_arrives_before_stream_end/1, caller_is_calling_pid/1,
+         send_from_thread_after_request_arrives/1,
          queued_requests_keep_order_while_callback_waits/1, cancel_ends_nested_requests/1,
          segfault_in_nested_request_kills_callback/1, segfault_while_callback_runs_kills_it/1]).
 
@@ -25,6 +26,7 @@ all() ->
      unknown_name_raises_at_once, timeout_kills_callback_and_worker_serves_next,
      reentrant_eight_deep, killed_callback_raises_in_python,
      send_from_generator_arrives_before_stream_end, caller_is_calling_pid,
+     send_from_thread_after_request_arrives,
      queued_requests_keep_order_while_callback_waits, cancel_ends_nested_requests,
      segfault_in_nested_request_kills_callback, segfault_while_callback_runs_kills_it].
 
@@ -181,6 +183,16 @@ send_from_generator_arrives_before_stream_end(_) ->
     ?assertEqual({ok, [0, 1, 2]}, py:stream('__main__', progress, [3], #{}, ?OPTS)),
     Got = [receive {progress, I} -> I after 0 -> missing end || _ <- lists:seq(1, 3)],
     ?assertEqual([0, 1, 2], Got).
+
+send_from_thread_after_request_arrives(_) ->
+    % A pid that reached Python as an argument; the send comes from a
+    % thread, after the request that got the pid has ended.
+    ok = py:exec(<<"import threading\n"
+                   "def later(pid):\n"
+                   "    threading.Timer(0.2, lambda: erlang.send(pid, pyport.Atom('late'))).start()\n">>,
+                 ?OPTS),
+    ?assertEqual({ok, none}, py:call('__main__', later, [self()], #{}, ?OPTS)),
+    receive late -> ok after 5000 -> error(no_message) end.
 
 caller_is_calling_pid(_) ->
     Self = self(),
