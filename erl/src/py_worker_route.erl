@@ -124,9 +124,10 @@ next_cancel_id(Id) -> Id + (1 bsl 62).
 answer_all(Result, St) -> answer_port('_', Result, St).
 
 -spec answer_port(port() | '_', term(), #st{}) -> #st{}.
-answer_port(Which, Result, St) when map_size(St#st.callbacks) > 0 ->
-    answer_port(Which, Result, py_worker_callback:kill_port(Which, St));
-answer_port(Which, Result, #st{abandoned = Abandoned} = St0) ->
+answer_port(Which, Result, St) ->
+    answer_port_requests(Which, Result, py_worker_callback:kill_port(Which, St)).
+
+answer_port_requests(Which, Result, #st{abandoned = Abandoned} = St0) ->
     Gone = maps:filter(fun(_, {_, P}) -> Which =:= '_' orelse P =:= Which end, Abandoned),
     _ = [erlang:cancel_timer(T) || {T, _} <- maps:values(Gone)],
     answer_requests(Which, Result, St0#st{abandoned = maps:without(maps:keys(Gone), Abandoned)}).
