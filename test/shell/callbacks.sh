@@ -64,6 +64,19 @@ t.equal("orphan nested request: cancelled", r[2]["type"], "cancelled")
 r = p.call(12, "stream_eval", {"code": "[1]", "parent": 7})
 t.equal("parent on a stream: bad_request", r[2]["type"], "bad_request")
 
+# A nested request still queued when its parent's wait ends is answered
+# cancelled (here it comes with the answer, which wins).
+p.send([15, "eval", {"code": "__import__('erlang').call('m')"}])
+p.recv(5)
+p.send([15, "callback_result", {"ok": "answered"}], [16, "eval", {"code": "'late nested'", "parent": 15}])
+got = {}
+for _ in range(2):
+    r = p.recv(5)
+    if r:
+        got[r[0]] = r
+t.equal("the waiting request has its answer", got.get(15), [15, "ok", "answered"])
+t.equal("the nested request after it: cancelled", got.get(16) and got[16][2]["type"], "cancelled")
+
 # A malformed answer is an Id 0 error; the request still waits for its own.
 p.send([13, "eval", {"code": "__import__('erlang').call('k')"}])
 p.recv(5)
