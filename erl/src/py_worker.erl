@@ -196,11 +196,7 @@ handle_info({credit_check, Id}, St) ->
 handle_info({'DOWN', Mon, process, _, Reason}, #st{by_mon = ByMon} = St) ->
     case maps:find(Mon, ByMon) of
         {ok, Id} -> {noreply, py_worker_stream:abandon(Id, St)}; % nobody waits for it any more
-        error ->
-            case py_worker_callback:down(Mon, Reason, St) of
-                {true, St1} -> {noreply, St1};
-                false -> {noreply, St}
-            end
+        error -> {noreply, py_worker_callback:down(Mon, Reason, St)} % a callback's, if any
     end;
 handle_info({py_callback_done, Id, Pid, Frame}, St) ->
     {noreply, py_worker_callback:done(Id, Pid, Frame, St)};

@@ -122,16 +122,16 @@ done(Id, Pid, Frame, #st{callbacks = Callbacks} = St) ->
     end.
 
 %% @doc A monitored process went down: a callback that died before it
-%% answered is answered with its exit reason. false: not a callback's.
--spec down(reference(), term(), #st{}) -> {true, #st{}} | false.
+%% answered is answered with its exit reason (St unchanged for any other).
+-spec down(reference(), term(), #st{}) -> #st{}.
 down(Mon, Reason, #st{callbacks = Callbacks} = St) ->
     case [Id || {Id, {_, M, _}} <- maps:to_list(Callbacks), M =:= Mon] of
         [Id] ->
             {_, _, Port} = maps:get(Id, Callbacks),
             write(Port, answer_frame(Id, {error, [exit, Reason]}, max_frame(St))),
-            {true, St#st{callbacks = maps:remove(Id, Callbacks)}};
+            St#st{callbacks = maps:remove(Id, Callbacks)};
         [] ->
-            false
+            St
     end.
 
 %% @doc Request Id got its final reply: its callback, if any, is killed.
