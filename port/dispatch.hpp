@@ -87,6 +87,8 @@ public:
   [[nodiscard]] const pyport_types &types() const noexcept { return types_; }
   // The collector's activity, and its events for the server to send.
   [[nodiscard]] gc_monitor &gc_activity_monitor() noexcept { return gc_monitor_; }
+  // The converter of requests' values (the server packs callback frames with it).
+  [[nodiscard]] converter &values() noexcept { return convert_; }
 
   // The Hello map of PROTOCOL.md section 1.
   void pack_hello(packer &pk) const;

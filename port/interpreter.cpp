@@ -1,5 +1,7 @@
 #include "interpreter.hpp"
 
+#include "erlang_module.hpp"
+
 #include "py_ref.hpp"
 #include "pyport_module.hpp"
 
@@ -91,6 +93,7 @@ std::string venv_version(const std::string &dir) {
 
 interpreter::interpreter(const interpreter_options &options) {
   register_pyport_module();
+  register_erlang_module();
 
   PyConfig config;
   PyConfig_InitPythonConfig(&config);

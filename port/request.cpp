@@ -88,6 +88,23 @@ decode_failure failure(std::uint64_t id, error_type t, std::string message) {
   return {id, {std::string(to_string(t)), std::move(message), {}, {}}};
 }
 
+decoded decode_callback_reply(request r, const msgpack::object &args, frame f) {
+  const auto key = args.type == msgpack::type::MAP && args.via.map.size == 1
+                       ? key_name(args.via.map.ptr[0].key)
+                       : std::nullopt;
+  if (!key || (*key != "ok" && *key != "error")) {
+    const std::uint64_t id = r.id;
+    return callback_reply{std::move(r),
+                          failure(0, error_type::bad_request,
+                                  "callback_result for request " + std::to_string(id) +
+                                      ": Args must be a map of one entry, ok or error")
+                              .error};
+  }
+  r.args = args;
+  r.payload = std::move(f);
+  return callback_reply{std::move(r), std::nullopt};
+}
+
 } // namespace
 
 std::optional<op> parse_op(std::string_view name) noexcept {
@@ -165,6 +182,8 @@ decoded decode_frame(frame f) {
                          ": N must be a positive integer, got " + std::string(type_name(args)));
     return credit_grant{r.id, args.via.u64};
   }
+  if (op_name == "callback_result")
+    return decode_callback_reply(std::move(r), args, std::move(f));
   const auto code = parse_op(op_name);
   if (!code)
     return failure(r.id, error_type::unknown_op, "unknown op '" + std::string(op_name) + "'");

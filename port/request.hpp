@@ -82,7 +82,18 @@ struct decode_failure {
   error_info error;
 };
 
-using decoded = std::variant<request, credit_grant, decode_failure>;
+// [Id, "callback_result", {ok: Value} | {error: Reason}]: the client's answer
+// to the callback request Id is waiting on (PROTOCOL.md, Callbacks). r.args
+// is that one-entry map; r holds the frame it points into. malformed: the
+// Args are not such a map (answered at once with Id 0, never with the
+// request's Id: that request gets its own final reply).
+struct callback_reply {
+  request r;
+  std::optional<error_info> malformed;
+  [[nodiscard]] std::uint64_t id() const noexcept { return r.id; }
+};
+
+using decoded = std::variant<request, credit_grant, decode_failure, callback_reply>;
 
 // Decodes one frame payload (one msgpack value) into a request or a credit.
 // No value may sit deeper than max_depth levels, the envelope being level

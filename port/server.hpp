@@ -4,6 +4,7 @@
 #pragma once
 
 #include "dispatch.hpp"
+#include "erlang_module.hpp"
 #include "frame.hpp"
 #include "log_limit.hpp"
 #include "output_capture.hpp"
@@ -33,7 +34,8 @@ struct server_options {
   bool capture_output = false;
 };
 
-class server final : public run_context, public module_hooks, public output_sink {
+class server final : public run_context, public module_hooks, public output_sink,
+                     public erlang_hooks {
 public:
   // PRECONDITION: GIL held, on the thread that started Python (signal
   // handlers run there, and so must the requests).
@@ -59,6 +61,10 @@ public:
   // output_sink
   void output_line(std::string_view stream, std::string_view line) override;
   void output_dropped(std::uint64_t count) override;
+  // erlang_hooks (server_callback.cpp)
+  PyObject *erlang_call(PyObject *name, PyObject *const *args, Py_ssize_t nargs) override;
+  PyObject *erlang_send(PyObject *pid, PyObject *term) override;
+  PyObject *erlang_caller() override;
 
 private:
   struct credit_entry {
@@ -76,6 +82,15 @@ private:
     std::optional<error_info> rejected;
     bool resume = false;
     bool cancelled = false;
+    std::uint64_t parent = 0; // runs nested in this request's callback wait
+  };
+  // A request whose Python waits in erlang.call (or erlang.caller), innermost
+  // last. cancelled is its cancel flag, kept while a request nested in it
+  // runs; reply is the client's answer, once it came.
+  struct callback_wait {
+    std::uint64_t id;
+    bool cancelled = false;
+    std::optional<request> reply;
   };
 
   // The reader thread's body: reader_loop, and what happens when it fails.
@@ -98,6 +113,15 @@ private:
   // Answers every parked stream (the port is stopping) and lets it go.
   void end_parked(const error_info &why);
   void pack_gc_events(out_buffer &out);
+  // server_callback.cpp: sends [running, tag, payload] and waits for its
+  // answer, running the requests nested in it meanwhile.
+  template <typename Pack>
+  PyObject *round_trip(const char *what, std::string_view tag, Pack &&pack);
+  bool nested_ready(std::uint64_t parent) const;      // PRECONDITION: mu_ held
+  void run_nested(std::uint64_t parent, job &nested); // PRECONDITION: GIL held, mu_ not
+  PyObject *callback_result(request &reply);
+  void on_callback_reply(callback_reply &&reply);
+  bool cancel_waiting(std::uint64_t id); // PRECONDITION: mu_ held
   // A warning counting the logs dropped since the last one, if any.
   void pack_log_drops(out_buffer &out); // PRECONDITION: log_mu_ held
   void report_log_drops(out_buffer &out);
@@ -114,8 +138,9 @@ private:
   std::vector<credit_entry> credits_; // streams queued or running
   std::uint64_t running_ = 0;
   bool running_cancelled_ = false;
-  bool eof_ = false;       // stdin ended: run what is queued, then exit
-  bool abandoned_ = false; // stdout's reader is gone too: stop now
+  std::vector<callback_wait> waits_; // see callback_wait
+  bool eof_ = false;                 // stdin ended: run what is queued, then exit
+  bool abandoned_ = false;           // stdout's reader is gone too: stop now
   std::condition_variable cv_;
 
   std::atomic<std::uint64_t> arrivals_{0};  // jobs ever queued; spun on by the main thread
@@ -129,6 +154,7 @@ private:
   log_limiter log_limit_;
   std::unique_ptr<output_capture> capture_;
   std::thread reader_;
+  erlang_hooks_scope erlang_scope_{this}; // erlang.call reaches this server
 };
 
 } // namespace pyport

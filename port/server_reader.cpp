@@ -5,6 +5,7 @@
 #include "channel.hpp"
 #include "depth.hpp"
 #include "json.hpp"
+#include "nesting.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -232,15 +233,42 @@ void server::on_frame(frame f, out_buffer &replies) {
     }
     return;
   }
+  if (auto *answer = std::get_if<callback_reply>(&d)) {
+    if (answer->malformed) // at once: the request it names may wait for it
+      write_error(replies, 0, *answer->malformed);
+    else
+      on_callback_reply(std::move(*answer));
+    return;
+  }
   request &r = std::get<request>(d);
   if (r.code == op::cancel) {
     on_cancel(r, replies);
     return;
   }
+  std::uint64_t parent = 0;
+  std::optional<error_info> bad_parent;
+  try {
+    parent = take_parent(r);
+  } catch (const port_error &e) {
+    bad_parent = e.info();
+  }
   std::lock_guard lk(mu_);
+  // A nested request comes from a callback of its parent, which waits
+  // from before the callback frame left: a parent that does not wait is over.
+  if (!bad_parent && parent != 0 &&
+      std::none_of(waits_.begin(), waits_.end(),
+                   [parent](const callback_wait &w) { return w.id == parent; }))
+    bad_parent = port_error(error_type::cancelled,
+                            "request " + std::to_string(r.id) + " was nested in request " +
+                                std::to_string(parent) + ", which no longer waits on a callback")
+                     .info();
+  if (bad_parent) {
+    reject(r.id, std::move(*bad_parent));
+    return;
+  }
   if (r.code == op::stream || r.code == op::stream_eval)
     credits_.push_back({r.id, window_of(r, unlimited_credit)});
-  queue_.push_back(job{std::move(r), std::nullopt});
+  queue_.push_back(job{std::move(r), std::nullopt, false, false, parent});
   arrivals_.fetch_add(1, std::memory_order_release);
 }
 
@@ -290,6 +318,8 @@ void server::on_cancel(const request &r, out_buffer &replies) {
       running_cancelled_ = true;
       cancel_pending_ = true;
       found = running = true;
+    } else if (cancel_waiting(target)) {
+      found = running = true; // what is nested in it runs
     }
   }
   if (running) {

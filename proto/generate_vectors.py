@@ -150,6 +150,18 @@ ENVELOPES = [
      "'traceback': ['File \"<eval>\", line 1, in <module>']}]",
      '[1, <<"error">>, #{<<"type">> => <<"ZeroDivisionError">>, <<"message">> => <<"division by zero">>, '
      '<<"module">> => <<"builtins">>, <<"traceback">> => [<<"File \\"<eval>\\", line 1, in <module>">>]}]'),
+    # Callbacks (PROTOCOL.md, Callbacks): the port's requests, the client's answers, a nested request.
+    ("port_callback", [1, "callback", ["f", [1, "a"]]], '[1,"callback",["f",[1,"a"]]]',
+     "[1, 'callback', ['f', [1, 'a']]]", '[1, <<"callback">>, [<<"f">>, [1, <<"a">>]]]'),
+    ("port_caller", [1, "caller", None], '[1,"caller",null]', "[1, 'caller', None]", '[1, <<"caller">>, none]'),
+    ("callback_result_ok", [1, "callback_result", {"ok": 42}], '[1,"callback_result",{"ok":42}]',
+     "[1, 'callback_result', {'ok': 42}]", '[1, <<"callback_result">>, #{<<"ok">> => 42}]'),
+    ("callback_result_error", [1, "callback_result", {"error": [atom("exit"), atom("killed")]}],
+     '[1,"callback_result",{"error":[{"$atom":"exit"},{"$atom":"killed"}]}]',
+     "[1, 'callback_result', {'error': [pyport.Atom('exit'), pyport.Atom('killed')]}]",
+     '[1, <<"callback_result">>, #{<<"error">> => [exit, killed]}]'),
+    ("request_eval_parent", [5, "eval", {"code": "1", "parent": 1}], '[5,"eval",{"code":"1","parent":1}]',
+     "[5, 'eval', {'code': '1', 'parent': 1}]", '[5, <<"eval">>, #{<<"code">> => <<"1">>, <<"parent">> => 1}]'),
     ("log", [0, "log", {"level": "info", "message": "hi"}], '[0,"log",{"level":"info","message":"hi"}]',
      "[0, 'log', {'level': 'info', 'message': 'hi'}]",
      '[0, <<"log">>, #{<<"level">> => <<"info">>, <<"message">> => <<"hi">>}]'),

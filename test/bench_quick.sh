@@ -37,6 +37,8 @@ expected += ["cluster: remote call p50 (vs bare erpc:call)", "cluster: local cal
             "stats: recording per sync call (nothing attached)", "events: nothing attached (one persistent_term read)",
             "stats + events: one no-op handler attached per sync call"]
 expected += ["port conversion of the nested term, in + out (vs Python's msgpack unpackb + packb)"]
+            "idle worker resident memory", "Erlang codec encode + decode (vs term_to_binary + binary_to_term)",
+            "py:eval with one erlang.call round trip (vs plain py:eval) p50"]
 for name in expected:
     r = rows.get(name)
     check(f"{name}: measured", r is not None and all(

@@ -53,6 +53,7 @@
          release/1]).
 -export_type([handle/0]).
 
+-export([register_function/2, register_function/3, unregister_function/1]).
 -export_type([code/0, names/0, name/0, options/0, error/0, stream_ref/0, target/0]).
 
 -type code() :: binary() | string().
@@ -537,3 +538,16 @@ to_term(Handle, Opts) -> py_handle:to_term(Handle, Opts).
 %% @doc Lets the worker drop the object (idempotent; stale handles too).
 -spec release(handle()) -> ok | error().
 release(Handle) -> py_handle:release(Handle).
+%% ---- callbacks: Python calling Erlang (docs/callbacks.md) ----
+
+%% @doc Lets Python call Fun as `erlang.call(Name, *Args)': Fun gets Args as a list.
+-spec register_function(atom() | binary(), fun((list()) -> term())) -> ok | {error, term()}.
+register_function(Name, Fun) -> py_callbacks:register(Name, Fun).
+
+%% @doc Lets Python call Module:Function(Args) as `erlang.call(Name, *Args)'.
+-spec register_function(atom() | binary(), module(), atom()) -> ok | {error, term()}.
+register_function(Name, Module, Function) -> py_callbacks:register(Name, Module, Function).
+
+%% @doc Forgets Name: `erlang.call' of it raises erlang.Error in Python.
+-spec unregister_function(atom() | binary()) -> ok | {error, term()}.
+unregister_function(Name) -> py_callbacks:unregister(Name).

@@ -48,7 +48,7 @@ request_(Route, Op, Args, Timeout) ->
 send(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame := Max,
        ctx := Ctx, slot := Slot} = Route, Op, Args, How) ->
     Id = atomics:add_get(Ids, 1, 1),
-    case py_msgpack:encode([Id, Op, Args]) of
+    case py_msgpack:encode([Id, Op, py_worker_callback:nest(Worker, Args)]) of
         {ok, Frame} ->
             case iolist_size(Frame) of
                 Size when Size > Max ->

@@ -69,9 +69,15 @@ pools() ->
 
 init(Pools) ->
     {ok, {#{strategy => one_for_one, intensity => 10, period => 10},
-          % The pg scope of the cluster pools (py_cluster), before any pool.
-          [#{id => pg, start => {pg, start_link, [py_cluster:scope()]}}
+          % The pg scope of the cluster pools (py_cluster) and the table of the
+          % functions Python may call (py_callbacks), before any pool.
+          [#{id => pg, start => {pg, start_link, [py_cluster:scope()]}}, callbacks_spec()
            | [pool_spec(Name, Opts) || {Name, Opts} <- Pools]]}}.
+
+%% The table of the functions Python may call (py_callbacks).
+callbacks_spec() ->
+    #{id => py_callbacks, start => {py_callbacks, start_link, []}, restart => permanent,
+      type => worker}.
 
 pool_spec(Name, Opts) ->
     #{id => {pool, Name},

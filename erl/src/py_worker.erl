@@ -195,13 +195,16 @@ handle_info(collected_gc, St) ->
     {noreply, St};
 handle_info({credit_check, Id}, St) ->
     {noreply, py_worker_stream:grant_if_drained(Id, St)};
-handle_info({'DOWN', Mon, process, Pid, _}, #st{by_mon = ByMon} = St) ->
+handle_info({'DOWN', Mon, process, Pid, Reason}, #st{by_mon = ByMon} = St) ->
     case maps:find(Mon, ByMon) of
         {ok, Id} -> {noreply, py_worker_stream:abandon(Id, St)}; % nobody waits for it any more
-        error -> {noreply, py_worker_handles:down(Mon, Pid, St)} % a handle owner's, or nobody's
+        error -> % a callback's or a handle owner's, if any
+            {noreply, py_worker_handles:down(Mon, Pid, py_worker_callback:down(Mon, Reason, St))}
     end;
 handle_info(Msg, St) when element(1, Msg) =:= py_handle_owner; Msg =:= flush_handle_releases ->
     {noreply, py_worker_handles:handle_info(Msg, St)};
+handle_info({py_callback_done, Id, Pid, Frame}, St) ->
+    {noreply, py_worker_callback:done(Id, Pid, Frame, St)};
 handle_info({'EXIT', Port, Reason}, St) when is_port(Port) ->
     case role(Port, St) of
         unknown -> {noreply, St}; % closed after its exit status was handled

@@ -32,7 +32,8 @@
              gc_listening = false :: boolean(),
              backoff :: py_worker_backoff:state(),
              handles = py_worker_handles:new() :: py_worker_handles:state(), % owners of handles
-             last_error :: term()}).                 % why the last port died or failed to start
+             last_error :: term(),                   % why the last port died or failed to start
+             callbacks = #{} :: #{pos_integer() => {pid(), reference(), port() | undefined}}}). % py_worker_callback
 
 %% The owner of an item stream gets more only while its mailbox is short.
 -define(MAILBOX_HIGH, 1000).

@@ -18,6 +18,13 @@ send_frame(Port, Msg, #st{hello = Hello}) ->
 
 -spec on_frame(binary(), #st{}) -> #st{}.
 on_frame(Frame, St) ->
+    case py_worker_callback:classify(Frame) of
+        {request, Tag, Id} -> py_worker_callback:on_request(Tag, Id, Frame, St);
+        {final, Id} when map_size(St#st.callbacks) > 0 -> py_worker_callback:ended(Id, reply(Frame, St));
+        _ -> reply(Frame, St)
+    end.
+
+reply(Frame, St) ->
     case frame_id(Frame) of
         {ok, Id} when Id > 0, not is_map_key(Id, St#st.pending) -> route(Id, Frame, St);
         {ok, Id} when Id > 0 ->
@@ -119,7 +126,10 @@ next_cancel_id(Id) -> Id + (1 bsl 62).
 answer_all(Result, St) -> answer_port('_', Result, St).
 
 -spec answer_port(port() | '_', term(), #st{}) -> #st{}.
-answer_port(Which, Result, #st{abandoned = Abandoned} = St0) ->
+answer_port(Which, Result, St) ->
+    answer_port_requests(Which, Result, py_worker_callback:kill_port(Which, St)).
+
+answer_port_requests(Which, Result, #st{abandoned = Abandoned} = St0) ->
     Gone = maps:filter(fun(_, {_, P}) -> Which =:= '_' orelse P =:= Which end, Abandoned),
     _ = [erlang:cancel_timer(T) || {T, _} <- maps:values(Gone)],
     answer_requests(Which, Result, St0#st{abandoned = maps:without(maps:keys(Gone), Abandoned)}).

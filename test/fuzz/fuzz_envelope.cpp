@@ -4,6 +4,7 @@
 // and parse back to the same msgpack.
 #include "errors.hpp"
 #include "json.hpp"
+#include "nesting.hpp"
 #include "request.hpp"
 
 #include <cstring>
@@ -29,6 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   pyport::decoded d = pyport::decode_frame(std::move(f));
   if (auto *r = std::get_if<pyport::request>(&d)) {
     try {
+      (void)pyport::take_parent(*r); // a nested request's parent, then its Args
       read_args(*r);
     } catch (const pyport::port_error &) {
     }

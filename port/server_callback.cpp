@@ -1,0 +1,271 @@
+// Python calling the client: erlang.call, erlang.caller and erlang.send
+// (PROTOCOL.md, Callbacks). The main thread, waiting for a callback's
+// answer with the GIL released, runs the requests nested in the waiting
+// one (the callback's own calls back into this port) as they arrive, and
+// leaves every other queued request where it is.
+#include "server.hpp"
+
+#include "channel.hpp"
+#include "gil.hpp"
+#include "nesting.hpp"
+#include "py_error.hpp"
+
+#include <algorithm>
+
+namespace pyport {
+
+namespace {
+
+// Levels in [Id, "callback", [Name, [Arg, ...]]] and [Id, "send", [Pid, Term]].
+constexpr std::size_t callback_name_level = 3;
+constexpr std::size_t callback_arg_level = 4;
+
+} // namespace
+
+PyObject *server::erlang_call(PyObject *name, PyObject *const *args, Py_ssize_t nargs) {
+  return round_trip("call", "callback", [&](packer &pk) {
+    pk.pack_array(2);
+    dispatcher_.values().to_msgpack_at(name, pk, callback_name_level);
+    pk.pack_array(static_cast<std::uint32_t>(nargs));
+    for (Py_ssize_t i = 0; i < nargs; ++i)
+      dispatcher_.values().to_msgpack_at(args[i], pk, callback_arg_level);
+  });
+}
+
+PyObject *server::erlang_caller() {
+  return round_trip("caller", "caller", [](packer &pk) { pk.pack_nil(); });
+}
+
+PyObject *server::erlang_send(PyObject *pid, PyObject *term) {
+  if (is_forked_child()) {
+    PyErr_SetString(PyExc_RuntimeError, "erlang.send: not from a forked child");
+    return nullptr;
+  }
+  const auto *term_type = reinterpret_cast<PyTypeObject *>(dispatcher_.types().erlang_term.get());
+  py_ref data = PyObject_TypeCheck(pid, const_cast<PyTypeObject *>(term_type))
+                    ? py_ref::steal(PyObject_GetAttrString(pid, "data"))
+                    : py_ref();
+  char *bytes = nullptr;
+  Py_ssize_t size = 0;
+  if (!data || !PyBytes_Check(data.get()) ||
+      PyBytes_AsStringAndSize(data.get(), &bytes, &size) != 0 ||
+      !is_pid_term({bytes, static_cast<std::size_t>(size)})) {
+    PyErr_Clear();
+    PyErr_SetString(PyExc_TypeError, "erlang.send: pid must be a pyport.ErlangTerm holding a pid");
+    return nullptr;
+  }
+  const bool main = pthread_equal(pthread_self(), main_thread_) != 0;
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lk(mu_);
+    id = running_;
+  }
+  out_buffer frame(options_.json);
+  frame.set_max_reply(options_.lim.max_reply_bytes);
+  try {
+    begin_reply(frame, id, "send");
+    packer pk(frame);
+    pk.pack_array(2);
+    dispatcher_.values().to_msgpack_at(pid, pk, callback_name_level);
+    dispatcher_.values().to_msgpack_at(term, pk, callback_name_level);
+    end_reply(frame);
+  } catch (const std::exception &e) {
+    if (!PyErr_Occurred())
+      PyErr_Format(PyExc_TypeError, "erlang.send: %s", e.what());
+    return nullptr;
+  }
+  if (main)
+    flush(out_); // what the request produced before comes first
+  flush(frame);
+  Py_RETURN_NONE;
+}
+
+template <typename Pack>
+PyObject *server::round_trip(const char *what, std::string_view tag, Pack &&pack) {
+  if (is_forked_child()) {
+    PyErr_Format(PyExc_RuntimeError, "erlang.%s: not from a forked child", what);
+    return nullptr;
+  }
+  // Only the main thread runs requests, so only it can run the nested ones.
+  if (pthread_equal(pthread_self(), main_thread_) == 0) {
+    PyErr_Format(PyExc_RuntimeError, "erlang.%s: only on the thread that runs requests", what);
+    return nullptr;
+  }
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lk(mu_);
+    id = running_;
+    if (running_cancelled_ || abandoned_) {
+      PyErr_SetString(dispatcher_.types().cancelled.get(), "request cancelled");
+      return nullptr;
+    }
+  }
+  if (id == 0) {
+    PyErr_Format(PyExc_RuntimeError, "erlang.%s: only while a request runs", what);
+    return nullptr;
+  }
+  out_buffer frame(options_.json);
+  frame.set_max_reply(options_.lim.max_reply_bytes);
+  try {
+    begin_reply(frame, id, tag);
+    packer pk(frame);
+    pack(pk);
+    end_reply(frame);
+  } catch (const std::exception &e) {
+    if (!PyErr_Occurred())
+      PyErr_Format(PyExc_TypeError, "erlang.%s: %s", what, e.what());
+    return nullptr;
+  }
+  {
+    // Waiting before the frame leaves: whatever the client sends in answer
+    // finds this wait.
+    std::lock_guard lk(mu_);
+    waits_.push_back({id, false, std::nullopt});
+  }
+  flush(out_);
+  flush(frame);
+
+  enum class outcome { reply, nested, cancelled, eof };
+  outcome next = outcome::eof;
+  std::optional<request> reply;
+  for (;;) {
+    job nested;
+    {
+      gil_released nogil;
+      std::unique_lock lk(mu_);
+      const auto ready = [&] {
+        return waits_.back().reply || running_cancelled_ || abandoned_ || io_failed_ ||
+               nested_ready(id) || eof_;
+      };
+      if (!ready()) {
+        const std::uint64_t seen = arrivals_.load(std::memory_order_relaxed);
+        lk.unlock();
+        spin_for_arrival(seen);
+        lk.lock();
+        cv_.wait(lk, ready);
+      }
+      if (running_cancelled_ || abandoned_ || io_failed_) {
+        next = outcome::cancelled;
+      } else if (waits_.back().reply) {
+        reply = std::move(waits_.back().reply);
+        next = outcome::reply;
+      } else if (nested_ready(id)) {
+        auto it = std::find_if(queue_.begin(), queue_.end(), [id](const job &j) {
+          return j.parent == id && !j.rejected && !j.resume;
+        });
+        nested = std::move(*it);
+        queue_.erase(it);
+        waits_.back().cancelled = running_cancelled_;
+        running_ = nested.r.id;
+        running_cancelled_ = nested.cancelled;
+        cancel_pending_ = false;
+        next = outcome::nested;
+      } else {
+        next = outcome::eof;
+      }
+    }
+    if (next != outcome::nested)
+      break;
+    run_nested(id, nested);
+  }
+  {
+    std::lock_guard lk(mu_);
+    waits_.pop_back();
+    // Requests nested in this wait that have not run can no longer: the
+    // callback that made them is over. Each is answered cancelled.
+    for (job &j : queue_)
+      if (j.parent == id && !j.rejected && !j.resume)
+        j.rejected = port_error(error_type::cancelled,
+                                "request " + std::to_string(j.r.id) + " was nested in request " +
+                                    std::to_string(id) + ", whose callback has ended")
+                         .info();
+  }
+  switch (next) {
+  case outcome::reply:
+    return callback_result(*reply);
+  case outcome::cancelled:
+    PyErr_SetString(dispatcher_.types().cancelled.get(), "request cancelled");
+    return nullptr;
+  default:
+    PyErr_Format(PyExc_RuntimeError, "erlang.%s: stdin closed, no answer can arrive", what);
+    return nullptr;
+  }
+}
+
+bool server::nested_ready(std::uint64_t parent) const {
+  return std::any_of(queue_.begin(), queue_.end(), [parent](const job &j) {
+    return j.parent == parent && !j.rejected && !j.resume;
+  });
+}
+
+// Runs a request nested in the one waiting (id parent), as the main loop
+// runs any request, then makes parent the running request again, with the
+// cancel flag it has now (a cancel of parent cancels what is nested in it).
+void server::run_nested(std::uint64_t parent, job &nested) {
+  const array_mode arrays = dispatcher_.values().arrays();
+  if (nested.rejected) { // cannot happen: rejected jobs are never taken
+    write_error(out_, nested.r.id, *nested.rejected);
+    finish(nested.r.id);
+  } else {
+    run_job(nested);
+  }
+  if (is_forked_child()) // os.fork() in the nested request: the parent answers
+    _exit(0);
+  dispatcher_.values().set_arrays(arrays);
+  report_log_drops(out_);
+  flush(out_); // the callback waits for this reply
+  std::lock_guard lk(mu_);
+  running_ = parent;
+  running_cancelled_ = waits_.back().cancelled;
+  cancel_pending_ = running_cancelled_;
+}
+
+// The client's answer: {ok: Value} is the call's result, {error: Reason}
+// raises erlang.Error (Reason [Kind, Why] gives the exception's kind and
+// reason).
+PyObject *server::callback_result(request &reply) {
+  const msgpack::object_kv &kv = reply.args.via.map.ptr[0];
+  try {
+    py_ref value = dispatcher_.values().to_python(kv.val);
+    if (key_name(kv.key) == "ok")
+      return value.release();
+    if (PyList_Check(value.get()) && PyList_GET_SIZE(value.get()) == 2)
+      set_erlang_error(PyList_GET_ITEM(value.get(), 0), PyList_GET_ITEM(value.get(), 1));
+    else {
+      py_ref kind = checked(PyUnicode_FromString("error"));
+      set_erlang_error(kind.get(), value.get());
+    }
+  } catch (const std::exception &e) {
+    if (!PyErr_Occurred())
+      PyErr_Format(PyExc_RuntimeError, "erlang.call: the answer could not be read: %s", e.what());
+  }
+  return nullptr;
+}
+
+// Reader thread: an answer goes to the wait of its request; one that no
+// wait expects (its request was cancelled meanwhile) is dropped.
+void server::on_callback_reply(callback_reply &&reply) {
+  std::lock_guard lk(mu_);
+  for (callback_wait &w : waits_)
+    if (w.id == reply.id() && !w.reply) {
+      w.reply = std::move(reply.r);
+      arrivals_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+}
+
+// Reader thread: a cancel of a request that waits with requests nested
+// in it cancels them too. false: id does not wait.
+bool server::cancel_waiting(std::uint64_t id) {
+  auto it = std::find_if(waits_.begin(), waits_.end(),
+                         [id](const callback_wait &w) { return w.id == id; });
+  if (it == waits_.end())
+    return false;
+  for (; it != waits_.end(); ++it)
+    it->cancelled = true;
+  running_cancelled_ = true;
+  cancel_pending_ = true;
+  return true;
+}
+
+} // namespace pyport
