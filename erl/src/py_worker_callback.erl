@@ -13,7 +13,7 @@
 %% before answering is answered `{error, [exit, Reason]}'.
 -module(py_worker_callback).
 
--export([classify/1, on_request/4, ended/2, done/4, down/3, kill_port/2, nest/2]).
+-export([classify/1, on_request/4, ended/2, done/4, down/3, kill_port/2, nest/2, is_callback/2]).
 
 -include("py_worker.hrl").
 
@@ -88,13 +88,17 @@ spawn_callback(Id, Callback, Args, Port, #st{pool = Pool, slot = Slot} = St) ->
     St#st{callbacks = maps:put(Id, {Pid, Mon, Port}, St#st.callbacks)}.
 
 %% The callback's own process: bound to the worker, its requests there
-%% nested in Id; the answer frame is made here, not in the worker.
+%% nested in Id; the answer frame is made here, not in the worker. It is
+%% linked to the worker while it runs, so a worker that is killed takes
+%% it along (the worker traps exits, and ignores a callback's: is_callback/2).
 run(Worker, Pool, Slot, Id, Callback, Args, Max) ->
+    true = link(Worker),
     ok = py_request:bind(Pool, Slot),
     put(?PARENT(Worker), Id),
     Result = try {ok, apply_callback(Callback, Args)}
              catch Class:Reason -> {error, [Class, Reason]}
              end,
+    true = unlink(Worker),
     Worker ! {py_callback_done, Id, self(), answer_frame(Id, Result, Max)}.
 
 apply_callback({M, F}, Args) -> M:F(Args);
@@ -127,7 +131,10 @@ done(Id, Pid, Frame, #st{callbacks = Callbacks} = St) ->
 down(Mon, Reason, #st{callbacks = Callbacks} = St) ->
     case [Id || {Id, {_, M, _}} <- maps:to_list(Callbacks), M =:= Mon] of
         [Id] ->
-            {_, _, Port} = maps:get(Id, Callbacks),
+            {Pid, _, Port} = maps:get(Id, Callbacks),
+            % Its exit signal too, whichever came first (is_callback/2).
+            true = unlink(Pid),
+            receive {'EXIT', Pid, _} -> ok after 0 -> ok end,
             write(Port, answer_frame(Id, {error, [exit, Reason]}, max_frame(St))),
             St#st{callbacks = maps:remove(Id, Callbacks)};
         [] ->
@@ -151,7 +158,15 @@ kill_port(Which, #st{callbacks = Callbacks} = St) ->
 
 kill({Pid, Mon, _}) ->
     erlang:demonitor(Mon, [flush]),
+    true = unlink(Pid),
     exit(Pid, kill).
+
+%% @doc Whether Pid is a running callback's process (its exit signal,
+%% when something else kills it, is not the worker's to stop on: its
+%% monitor answers Python).
+-spec is_callback(pid(), #st{}) -> boolean().
+is_callback(Pid, #st{callbacks = Callbacks}) ->
+    lists:any(fun({P, _, _}) -> P =:= Pid end, maps:values(Callbacks)).
 
 %% Who made request Id, and the port it went to: a direct caller (the
 %% request table; `abandoned' once it timed out) or a stream's.

@@ -15,7 +15,8 @@
          send_from_generator_arrives_before_stream_end/1, caller_is_calling_pid/1,
          send_from_thread_after_request_arrives/1,
          queued_requests_keep_order_while_callback_waits/1, cancel_ends_nested_requests/1,
-         segfault_in_nested_request_kills_callback/1, segfault_while_callback_runs_kills_it/1]).
+         segfault_in_nested_request_kills_callback/1, segfault_while_callback_runs_kills_it/1,
+         killed_worker_takes_its_callback_along/1, callback_killed_with_a_reason_leaves_worker/1]).
 
 -define(POOL, cb).
 -define(OPTS, [{pool, ?POOL}]).
@@ -28,7 +29,8 @@ all() ->
      send_from_generator_arrives_before_stream_end, caller_is_calling_pid,
      send_from_thread_after_request_arrives,
      queued_requests_keep_order_while_callback_waits, cancel_ends_nested_requests,
-     segfault_in_nested_request_kills_callback, segfault_while_callback_runs_kills_it].
+     segfault_in_nested_request_kills_callback, segfault_while_callback_runs_kills_it,
+     killed_worker_takes_its_callback_along, callback_killed_with_a_reason_leaves_worker].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -240,3 +242,33 @@ answer(Ref) ->
 os_pid() ->
     {ok, #{slots := [#{os_pid := OsPid}]}} = py:pool_status(?POOL),
     OsPid.
+
+%% The worker process itself killed while a callback runs: the callback's
+%% process goes with it (it is linked to the worker while it runs).
+killed_worker_takes_its_callback_along(_) ->
+    Test = self(),
+    ok = py:register_function(stay, fun(_) -> Test ! {callback, self()}, timer:sleep(infinity) end),
+    [_Ref] = py_ct:calls(1, fun() -> py:eval(<<"erlang.call('stay')">>, #{}, [{timeout, 30000} | ?OPTS]) end),
+    Pid = receive {callback, P} -> P after 5000 -> error(no_callback) end,
+    {ok, [{1, Worker}]} = py_pool:workers(?POOL),
+    Mon = erlang:monitor(process, Pid),
+    exit(Worker, kill),
+    receive {'DOWN', Mon, process, Pid, Reason} -> ?assertEqual(killed, Reason)
+    after 5000 -> error(callback_left_running)
+    end.
+
+%% A callback's process killed from outside with any reason: Python gets
+%% erlang.Error, and the worker (which traps exits) neither stops nor
+%% restarts.
+callback_killed_with_a_reason_leaves_worker(_) ->
+    OsPid = os_pid(),
+    Test = self(),
+    {ok, [{1, Worker}]} = py_pool:workers(?POOL),
+    ok = py:register_function(victim2, fun(_) -> Test ! {callback, self()}, timer:sleep(infinity) end),
+    [Ref] = py_ct:calls(1, fun() -> py:call('__main__', outcome, [<<"victim2">>], #{}, ?OPTS) end),
+    Pid = receive {callback, P} -> P after 5000 -> error(no_callback) end,
+    exit(Pid, some_reason),
+    ?assertEqual({ok, {exit, some_reason}}, answer(Ref)),
+    ?assertEqual(OsPid, os_pid()),
+    ?assertEqual({ok, [{1, Worker}]}, py_pool:workers(?POOL)),
+    ?assert(is_process_alive(Worker)).
