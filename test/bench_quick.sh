@@ -29,11 +29,21 @@ rows = {r["name"]: r for r in doc["rows"]}
 expected = ["sync py:call(operator, add, [1,2]) p50", "sync py:eval(x+1, #{x => 1}) p50",
             "one worker, 64 callers", "echo port, 64 frames in flight", "CPU-bound 1 ms calls, 1 worker",
             "16 MiB binary echo", "stream_eval(range(10**6)) items/s", "worker start: spawn to hello",
-            "idle worker resident memory", "Erlang codec encode + decode (vs term_to_binary + binary_to_term)"]
+            "idle worker resident memory", "Erlang codec encode + decode (vs term_to_binary + binary_to_term)",
+            "Erlang codec encode (vs term_to_binary)", "Erlang codec decode (vs binary_to_term)",
+            "nested echo / sum of floors (BIFs, Python msgpack, echo port)",
+            "routed echo floor: 64 callers, one port, owner routes by id",
+            "2-worker pool, 64 callers (vs routed echo floor)",
+            "quiet, default spin: sync py:call mean", "quiet, default spin: sync py:call p99",
+            "contended, default spin: sync py:call mean", "contended, default spin: sync py:call p99",
+            "contended, spin_us 0: sync py:call mean", "pool start: 1 worker, start to first call answered"]
 for name in expected:
     r = rows.get(name)
     check(f"{name}: measured", r is not None and all(
         isinstance(r[k], (int, float)) and math.isfinite(r[k]) and r[k] > 0 for k in ("value", "floor", "ratio")))
+check("pool start: N workers / 1 worker: measured", any(
+    n.startswith("pool start: ") and n.endswith(" workers / 1 worker") and math.isfinite(r["ratio"]) and r["ratio"] > 0
+    for n, r in rows.items()))
 check("every row with a target says whether it is met",
       all((r["target"] is None) == (r["met"] is None) for r in doc["rows"]) and len(doc["rows"]) >= 18)
 check("machine and versions recorded", all(k in doc for k in ("date", "otp", "python", "pyport", "cores")))
