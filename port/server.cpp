@@ -199,7 +199,10 @@ bool server::spin_for_arrival(std::uint64_t seen) {
     --spin_skips_;
     return false;
   }
-  const auto deadline = std::chrono::steady_clock::now() + options_.lim.spin_time;
+  const auto now = std::chrono::steady_clock::now();
+  if (!spin_gate_.allows(now)) // every CPU has work: spinning would take one
+    return false;
+  const auto deadline = now + options_.lim.spin_time;
   for (unsigned i = 0;; ++i) {
     if (arrivals_.load(std::memory_order_acquire) != seen) {
       spin_misses_ = 0;
