@@ -18,7 +18,7 @@ init_per_suite(Config) ->
     Config.
 
 end_per_suite(_Config) ->
-    ok.
+    application:stop(pyport).
 
 %% Three workers whose preload takes 2 s each: started one after the
 %% other, the pool would need 6 s; side by side, about 2.
