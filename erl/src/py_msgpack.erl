@@ -40,6 +40,9 @@
 %% accepts; what the port encodes, this codec decodes.
 -define(MAX_DEPTH, 256).
 -define(BUDGET, '$py_msgpack_inflate_budget').
+%% Strings are encoded as `[Header | String]' on purpose (see enc/2): iodata
+%% may end in a binary.
+-dialyzer({no_improper_lists, [enc/2, enc_str/1]}).
 
 %% ---- encode ----
 
