@@ -193,16 +193,13 @@ bool server::spin_for_arrival(std::uint64_t seen) {
     spin_misses_ = 0; // try again next time: the pace may have changed
     spin_skips_ = spin_skip_after_misses;
   }
-  if (options_.lim.spin_time.count() == 0) // --spin-us 0
+  if (options_.lim.spin_time.count() == 0 || !spin_gate_.allows()) // --spin-us 0; CPUs busy
     return false;
   if (spin_skips_ > 0) {
     --spin_skips_;
     return false;
   }
-  const auto now = std::chrono::steady_clock::now();
-  if (!spin_gate_.allows(now)) // every CPU has work: spinning would take one
-    return false;
-  const auto deadline = now + options_.lim.spin_time;
+  const auto deadline = std::chrono::steady_clock::now() + options_.lim.spin_time;
   for (unsigned i = 0;; ++i) {
     if (arrivals_.load(std::memory_order_acquire) != seen) {
       spin_misses_ = 0;

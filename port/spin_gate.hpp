@@ -36,6 +36,7 @@ public:
   explicit spin_gate(std::chrono::milliseconds period = std::chrono::milliseconds(20),
                      const char *path = "/proc/loadavg");
   bool allows(clock::time_point now);
+  bool allows() { return allows(clock::now()); }
 
 private:
   std::chrono::milliseconds period_;
