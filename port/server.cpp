@@ -203,7 +203,7 @@ bool server::spin_for_arrival(std::uint64_t seen) {
     spin_misses_ = 0; // try again next time: the pace may have changed
     spin_skips_ = spin_skip_after_misses;
   }
-  if (options_.lim.spin_time.count() == 0) // --spin-us 0
+  if (options_.lim.spin_time.count() == 0 || !spin_gate_.allows()) // --spin-us 0; CPUs busy
     return false;
   if (spin_skips_ > 0) {
     --spin_skips_;

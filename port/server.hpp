@@ -9,6 +9,7 @@
 #include "log_limit.hpp"
 #include "output_capture.hpp"
 #include "pyport_module.hpp"
+#include "spin_gate.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -145,6 +146,7 @@ private:
 
   std::atomic<std::uint64_t> arrivals_{0};  // jobs ever queued; spun on by the main thread
   int spin_misses_ = 0, spin_skips_ = 0;    // main thread only
+  spin_gate spin_gate_;                     // main thread only
   std::atomic<bool> cancel_pending_{false}; // read by the signal handler
   std::mutex write_mu_;                     // one writer at a time on out_fd
   std::atomic<bool> io_failed_{false};

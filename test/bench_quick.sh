@@ -30,19 +30,31 @@ expected = ["sync py:call(operator, add, [1,2]) p50", "sync py:eval(x+1, #{x => 
             "one worker, 64 callers", "echo port, 64 frames in flight", "CPU-bound 1 ms calls, 1 worker",
             "16 MiB binary echo", "stream_eval(range(10**6)) items/s", "worker start: spawn to hello",
             "idle worker resident memory", "Erlang codec encode + decode (vs term_to_binary + binary_to_term)"]
-expected += ["spawn_call, 1000 in flight from one process", "echo port, 1000 frames in flight"]
+# issue 14: codec, floors, routing, contention, pool start, conversion, async
+expected += ["Erlang codec encode (vs term_to_binary)", "Erlang codec decode (vs binary_to_term)",
+             "nested echo / sum of floors (BIFs, Python msgpack, echo port)",
+             "routed echo floor: 64 callers, one port, owner routes by id",
+             "2-worker pool, 64 callers (vs routed echo floor)",
+             "quiet, default spin: sync py:call mean", "quiet, default spin: sync py:call p99",
+             "contended, default spin: sync py:call mean", "contended, default spin: sync py:call p99",
+             "contended, spin_us 0: sync py:call mean", "pool start: 1 worker, start to first call answered",
+             "port conversion of the nested term, in + out (vs Python's msgpack unpackb + packb)",
+             "spawn_call, 1000 in flight from one process", "echo port, 1000 frames in flight"]
+# issue 13: callbacks
+expected += ["py:eval with one erlang.call round trip (vs plain py:eval) p50"]
+# issue 15: stats and events
+expected += ["stats: recording per sync call (nothing attached)", "events: nothing attached (one persistent_term read)",
+             "stats + events: one no-op handler attached per sync call"]
+# issue 16: cluster
 expected += ["cluster: remote call p50 (vs bare erpc:call)", "cluster: local call p50 (vs bare erpc:call)",
              "cluster: 16 callers, remote (one member)", "cluster: 16 callers, mixed (three members)"]
-            "idle worker resident memory", "Erlang codec encode + decode (vs term_to_binary + binary_to_term)",
-            "stats: recording per sync call (nothing attached)", "events: nothing attached (one persistent_term read)",
-            "stats + events: one no-op handler attached per sync call"]
-expected += ["port conversion of the nested term, in + out (vs Python's msgpack unpackb + packb)"]
-            "idle worker resident memory", "Erlang codec encode + decode (vs term_to_binary + binary_to_term)",
-            "py:eval with one erlang.call round trip (vs plain py:eval) p50"]
 for name in expected:
     r = rows.get(name)
     check(f"{name}: measured", r is not None and all(
         isinstance(r[k], (int, float)) and math.isfinite(r[k]) and r[k] > 0 for k in ("value", "floor", "ratio")))
+check("pool start: N workers / 1 worker: measured", any(
+    n.startswith("pool start: ") and n.endswith(" workers / 1 worker") and math.isfinite(r["ratio"]) and r["ratio"] > 0
+    for n, r in rows.items()))
 check("every row with a target says whether it is met",
       all((r["target"] is None) == (r["met"] is None) for r in doc["rows"]) and len(doc["rows"]) >= 18)
 check("machine and versions recorded", all(k in doc for k in ("date", "otp", "python", "pyport", "cores")))

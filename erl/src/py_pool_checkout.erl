@@ -55,10 +55,17 @@ checkout_in(#{name := Name} = Ctx, Which, Deadline) ->
         Error -> Error
     end.
 
-try_checkout(#{tab := Tab} = Ctx, undefined) ->
-    case live_routes(Tab, ets:tab2list(Tab)) of
-        [] -> not_ready;
-        Slots -> reserve(Ctx, least_loaded(Ctx, Slots))
+%% The least-loaded slot by the counters alone, then its route: one
+%% lookup instead of copying every route out of the table. Only when that
+%% slot is not ready are the ready ones read and compared.
+try_checkout(#{tab := Tab, counters := C, opts := #{size := Size}} = Ctx, undefined) ->
+    case live_routes(Tab, ets:lookup(Tab, least_loaded_slot(C, 2, Size, 1, counters:get(C, 1)))) of
+        [Entry] -> reserve(Ctx, Entry);
+        [] ->
+            case live_routes(Tab, ets:tab2list(Tab)) of
+                [] -> not_ready;
+                Slots -> reserve(Ctx, least_loaded(Ctx, Slots))
+            end
     end;
 try_checkout(#{name := Name, opts := #{size := Size}}, Slot) when not is_integer(Slot); Slot < 1; Slot > Size ->
     {error, {no_slot, Name, Slot}};
@@ -123,6 +130,13 @@ deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
 
 remaining(infinity) -> infinity;
 remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
+
+least_loaded_slot(_, Slot, Size, Best, _) when Slot > Size -> Best;
+least_loaded_slot(C, Slot, Size, Best, BestLoad) ->
+    case counters:get(C, Slot) of
+        L when L < BestLoad -> least_loaded_slot(C, Slot + 1, Size, Slot, L);
+        _ -> least_loaded_slot(C, Slot + 1, Size, Best, BestLoad)
+    end.
 
 least_loaded(#{counters := C}, [First | Rest]) ->
     Load = fun({Slot, _, _}) -> counters:get(C, Slot) end,

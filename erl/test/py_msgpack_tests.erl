@@ -137,3 +137,35 @@ create_mode_test() ->
     Bin = iolist_to_binary([<<16#c7, (byte_size(Name)), 1>>, Name]),
     ?assertMatch({error, {unknown_atom, _}}, py_msgpack:decode(Bin)),
     ?assertEqual({ok, binary_to_atom(Name)}, py_msgpack:decode(Bin, #{atoms => create})).
+
+%% ---- the benchmark's nested term (docs/performance.md) ----
+
+nested_items(N) ->
+    [#{<<"id">> => I, <<"name">> => <<"item-", (integer_to_binary(I))/binary>>,
+       <<"score">> => I * 1.5, <<"tags">> => [<<"a">>, <<"b">>, <<"c">>], <<"ok">> => true}
+     || I <- lists:seq(1, N)].
+
+nested_term_round_trip_test() ->
+    T = nested_items(300),
+    ?assertEqual({ok, T}, dec(T)),
+    ?assertEqual({ok, [T, {T}, #{k => T}]}, dec([T, {T}, #{k => T}])).
+
+%% The decoder keeps the enclosing containers on a stack of its own: a
+%% frame cut anywhere inside nested containers is an error, never a
+%% partial term.
+every_prefix_of_nested_frame_is_truncated_test() ->
+    {ok, Io} = py_msgpack:encode([nested_items(3), {1, [2, #{3 => {4}}]}, #{}, []]),
+    Bin = iolist_to_binary(Io),
+    [?assertEqual({error, truncated}, py_msgpack:decode(binary:part(Bin, 0, L)))
+     || L <- lists:seq(0, byte_size(Bin) - 1)].
+
+%% Errors found deep inside containers are the same as at the top.
+errors_inside_containers_test() ->
+    In = fun(Bytes) -> py_msgpack:decode(<<16#92, 1, 16#81, 16#a1, "k", 16#91, Bytes/binary>>) end,
+    ?assertEqual({error, {invalid_byte, 16#c1}}, In(<<16#c1>>)),
+    ?assertEqual({error, non_finite_float}, In(<<16#cb, 16#7f, 16#f0, 0:48>>)),
+    ?assertEqual({error, {unknown_ext, 9}}, In(<<16#d4, 9, 0>>)),
+    ?assertEqual({error, {duplicate_key, <<"a">>}}, In(<<16#82, 16#a1, "a", 1, 16#a1, "a", 2>>)),
+    ?assertEqual({ok, [1, #{<<"k">> => [none]}]}, In(<<16#c0>>)),
+    ?assertEqual({ok, [1, #{<<"k">> => [nil]}]},
+                 py_msgpack:decode(<<16#92, 1, 16#81, 16#a1, "k", 16#91, 16#c0>>, #{none_as => nil})).
