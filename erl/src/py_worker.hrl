@@ -39,3 +39,7 @@
 -define(MAILBOX_HIGH, 1000).
 -define(CREDIT_RECHECK_MS, 5).
 -define(STREAM_WINDOW, 2).
+
+%% How often the table is checked for requests whose caller has died (and
+%% the port's resident memory sampled).
+-define(SWEEP_MS, 200).

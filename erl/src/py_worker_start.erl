@@ -1,0 +1,103 @@
+%% @doc A worker's port coming up: spawned, its hello read, the pool's
+%% preload run; then the slot is ready (py_pool), or failing and tried
+%% again after the backoff (py_worker_backoff). Also the end of a
+%% recycle's replacement that never took over. Runs in the worker
+%% (py_worker), on its state.
+-module(py_worker_start).
+
+-export([start_port/1, abort_starting/1]).
+
+-include("py_worker.hrl").
+-include_lib("kernel/include/logger.hrl").
+
+%% Starts a port and runs the preload; the slot is ready, or failing and
+%% tried again after a backoff. Blocks this worker only: nothing waits on
+%% it but callers of this slot, in the pool's waiters.
+-spec start_port(#st{}) -> #st{}.
+start_port(#st{port = undefined} = St) ->
+    case open(St) of
+        {ok, St1} ->
+            case preload(St1) of
+                {ok, St2} ->
+                    up(St2);
+                {error, Reason, St2} ->
+                    py_port:kill(St2#st.os_pid),
+                    _ = [catch port_close(P) || P <- [St2#st.port], P =/= undefined],
+                    failed_start(Reason, St2#st{port = undefined, os_pid = undefined})
+            end;
+        {error, Reason} ->
+            failed_start(Reason, St)
+    end;
+start_port(St) ->
+    St.
+
+up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
+    M = py_memory_policy:oom_mark(py_port:oom_kills(), py_memory_policy:new(Opts)),
+    B = py_worker_backoff:up(py_worker:now_ms(), St#st.backoff),
+    % Collections are reported (py_stats) from before the first request.
+    St1 = py_worker_route:gc_listen(St#st{memory = M, gc_listening = false, backoff = B}),
+    % The sweep runs from the first port on, for the life of the worker.
+    _ = [erlang:send_after(?SWEEP_MS, self(), sweep) || py_worker_backoff:restarts(B) =:= 0],
+    py_pool:ready(Ctx, Slot, self(), py_worker_route:route(St1), py_worker:slot_info(St1)),
+    py_stats:worker_up(Ctx, Slot, St1#st.os_pid, case St#st.last_error of undefined -> start; _ -> restart end),
+    _ = [?LOG_NOTICE("pyport pool ~p slot ~p: serving again (OS pid ~p, after ~p)",
+                       [St#st.pool, Slot, St1#st.os_pid, St#st.last_error], py_worker:meta(St))
+         || St#st.last_error =/= undefined],
+    py_worker_recycle:sample(St1).
+
+failed_start(Reason, #st{ctx = Ctx, slot = Slot} = St) ->
+    {Delay, B} = py_worker_backoff:start_failed(St#st.backoff),
+    ?LOG_WARNING("pyport pool ~p slot ~p: the worker could not start: ~p; next try in ~p ms",
+                   [St#st.pool, Slot, Reason, Delay], py_worker:meta(St)),
+    St1 = St#st{backoff = B, last_error = Reason},
+    py_pool:not_ready(Ctx, Slot, self(), failing, py_worker:slot_info(St1)),
+    erlang:send_after(Delay, self(), start_port),
+    St1.
+
+%% @doc A recycle's replacement that has not taken over is killed.
+-spec abort_starting(#st{}) -> #st{}.
+abort_starting(#st{starting = undefined} = St) ->
+    St;
+abort_starting(#st{starting = #{port := Port, timer := T} = S} = St) ->
+    _ = erlang:cancel_timer(T),
+    py_port:kill(maps:get(os_pid, S)),
+    catch port_close(Port),
+    St#st{starting = undefined}.
+
+open(#st{opts = Opts} = St) ->
+    case py_port:spawn(Opts) of
+        {ok, Port} ->
+            case py_port:await_hello(Port, maps:get(start_timeout, Opts)) of
+                {ok, Hello} -> {ok, St#st{port = Port, hello = Hello, os_pid = maps:get(os_pid, Hello)}};
+                Error -> Error
+            end;
+        Error ->
+            Error
+    end.
+
+%% Runs the pool's preload code before the worker takes requests.
+preload(#st{opts = #{preload := undefined}} = St) ->
+    {ok, St};
+preload(#st{opts = #{preload := Code, start_timeout := Timeout}, port = Port} = St) ->
+    Id = atomics:add_get(St#st.ids, 1, 1),
+    case py_worker_route:send_frame(Port, [Id, <<"exec">>, #{<<"code">> => Code}], St) of
+        ok -> preload_wait(Port, Id, Timeout, St);
+        {error, Reason} -> {error, {preload_failed, Reason}, St} % e.g. the port died after its hello
+    end.
+
+preload_wait(Port, Id, Timeout, St) ->
+    receive
+        {Port, {data, Frame}} ->
+            case py_msgpack:decode(Frame, St#st.decode) of
+                {ok, [Id, <<"ok">>, _]} -> {ok, St};
+                {ok, [Id, <<"error">>, E]} -> {error, {preload_failed, py_error:public(py_error:from_port(E))}, St};
+                {ok, [0, _, _] = Unsolicited} -> preload_wait(Port, Id, Timeout, py_worker_route:unsolicited(Unsolicited, St));
+                Other -> {error, {preload_failed, Other}, St}
+            end;
+        {Port, {exit_status, Status}} ->
+            {error, {preload_failed, {worker_exited, py_port:exit_detail(Status, false, undefined)}},
+             St#st{port = undefined}}
+    after Timeout ->
+        {error, {preload_failed, timeout}, St}
+    end.
+
