@@ -35,7 +35,9 @@ struct server_options {
   bool capture_output = false;
 };
 
-class server final : public run_context, public module_hooks, public output_sink,
+class server final : public run_context,
+                     public module_hooks,
+                     public output_sink,
                      public erlang_hooks {
 public:
   // PRECONDITION: GIL held, on the thread that started Python (signal
