@@ -77,6 +77,23 @@ public:
   dispatcher(const dispatcher &) = delete;
   dispatcher &operator=(const dispatcher &) = delete;
 
+  // What a running request has set for its own reply (its "arrays",
+  // "return" and "owner"): a request nested in it (server_callback.cpp)
+  // sets its own, and the outer one's are put back after it.
+  struct reply_mode {
+    array_mode arrays = array_mode::lists;
+    bool return_handle = false;
+    std::uint64_t owner = 0;
+  };
+  [[nodiscard]] reply_mode current_reply_mode() const noexcept {
+    return {convert_.arrays(), return_handle_, owner_};
+  }
+  void restore_reply_mode(const reply_mode &m) noexcept {
+    convert_.set_arrays(m.arrays);
+    return_handle_ = m.return_handle;
+    owner_ = m.owner;
+  }
+
   // Runs r and writes exactly one final reply (after any chunks) into out.
   // Never throws: this is the request's catch boundary.
   void run(const request &r, out_buffer &out, run_context &ctx) noexcept;

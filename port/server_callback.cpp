@@ -202,7 +202,7 @@ bool server::nested_ready(std::uint64_t parent) const {
 // runs any request, then makes parent the running request again, with the
 // cancel flag it has now (a cancel of parent cancels what is nested in it).
 void server::run_nested(std::uint64_t parent, job &nested) {
-  const array_mode arrays = dispatcher_.values().arrays();
+  const dispatcher::reply_mode mode = dispatcher_.current_reply_mode();
   if (nested.rejected) { // cannot happen: rejected jobs are never taken
     write_error(out_, nested.r.id, *nested.rejected);
     finish(nested.r.id);
@@ -211,7 +211,7 @@ void server::run_nested(std::uint64_t parent, job &nested) {
   }
   if (is_forked_child()) // os.fork() in the nested request: the parent answers
     _exit(0);
-  dispatcher_.values().set_arrays(arrays);
+  dispatcher_.restore_reply_mode(mode);
   report_log_drops(out_);
   flush(out_); // the callback waits for this reply
   std::lock_guard lk(mu_);

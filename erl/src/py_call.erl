@@ -48,7 +48,10 @@ request_(Route, Op, Args, Timeout) ->
 send(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame := Max,
        ctx := Ctx, slot := Slot} = Route, Op, Args, How) ->
     Id = atomics:add_get(Ids, 1, 1),
-    case py_msgpack:encode([Id, Op, py_worker_callback:nest(Worker, Args)]) of
+    % A callback's own requests run inside the request it serves; a cast
+    % is not waited for, so it queues behind that request instead.
+    Nested = case How of call -> py_worker_callback:nest(Worker, Args); _ -> Args end,
+    case py_msgpack:encode([Id, Op, Nested]) of
         {ok, Frame} ->
             case iolist_size(Frame) of
                 Size when Size > Max ->

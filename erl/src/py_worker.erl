@@ -215,11 +215,11 @@ handle_info({'EXIT', Port, Reason}, St) when is_port(Port) ->
             py_port:kill(OsPid), % in case the process is still there
             Result
     end;
-handle_info({'EXIT', Pid, Reason}, St) ->
-    case is_pid(Pid) andalso py_worker_callback:is_callback(Pid, St) of
-        true -> {noreply, St}; % killed from outside: its 'DOWN' answers Python
-        false -> {stop, Reason, St}
-    end;
+handle_info({'EXIT', Pid, _}, St) when is_pid(Pid) ->
+    % The parent's exit is gen_server's to handle; the only other links are
+    % callbacks' (their 'DOWN' answers Python), and an 'EXIT' message Python
+    % sent with erlang.send must not stop the worker either.
+    {noreply, St};
 handle_info(start_port, St) ->
     {noreply, py_worker_start:start_port(St)};
 handle_info({timeout, _TRef, {py_async_deadline, Id}}, St) ->

@@ -13,7 +13,7 @@
 %% before answering is answered `{error, [exit, Reason]}'.
 -module(py_worker_callback).
 
--export([classify/1, on_request/4, ended/2, done/4, down/3, kill_port/2, nest/2, is_callback/2]).
+-export([classify/1, on_request/4, ended/2, done/4, down/3, kill_port/2, nest/2, refuse/3]).
 
 -include("py_worker.hrl").
 
@@ -51,8 +51,23 @@ on_request(Tag, Id, Frame, St) ->
         Other ->
             logger:error("pyport worker ~p/~p: undecodable ~p frame: ~p",
                          [St#st.pool, St#st.slot, Tag, Other]),
-            answer(Id, {error, [error, undecodable_frame]}, St),
+            % A send is never answered: an answer would reach whatever
+            % erlang.call the request's main thread waits on.
+            _ = [answer(Id, {error, [error, undecodable_frame]}, St) || Tag =/= send],
             St
+    end.
+
+%% @doc A request of Python's made while no callback can be served (the
+%% pool's preload runs before the worker takes requests): a call or caller
+%% is answered with an error, so Python raises erlang.Error; a send is
+%% dropped.
+-spec refuse(binary(), port(), #st{}) -> ok.
+refuse(Frame, Port, St) ->
+    case classify(Frame) of
+        {request, Tag, Id} when Tag =:= callback; Tag =:= caller ->
+            write(Port, answer_frame(Id, {error, [error, not_during_preload]}, max_frame(St)));
+        _ ->
+            ok
     end.
 
 request(send, _Id, [Pid, Term], St) when is_pid(Pid) ->
@@ -62,6 +77,7 @@ request(send, _Id, _, St) ->
     St; % the port sends only pids (erlang.send checks), a newer one may send more
 request(caller, Id, _, St) ->
     case caller(Id, St) of
+        {Pid, _} when Pid =:= self() -> answer(Id, {error, [exit, cast_has_no_caller]}, St);
         {Pid, _} when is_pid(Pid) -> answer(Id, {ok, Pid}, St);
         _ -> answer(Id, {error, [exit, no_caller]}, St)
     end,
@@ -90,7 +106,7 @@ spawn_callback(Id, Callback, Args, Port, #st{pool = Pool, slot = Slot} = St) ->
 %% The callback's own process: bound to the worker, its requests there
 %% nested in Id; the answer frame is made here, not in the worker. It is
 %% linked to the worker while it runs, so a worker that is killed takes
-%% it along (the worker traps exits, and ignores a callback's: is_callback/2).
+%% it along (the worker traps exits, and ignores the exits of pids).
 run(Worker, Pool, Slot, Id, Callback, Args, Max) ->
     true = link(Worker),
     ok = py_request:bind(Pool, Slot),
@@ -132,7 +148,7 @@ down(Mon, Reason, #st{callbacks = Callbacks} = St) ->
     case [Id || {Id, {_, M, _}} <- maps:to_list(Callbacks), M =:= Mon] of
         [Id] ->
             {Pid, _, Port} = maps:get(Id, Callbacks),
-            % Its exit signal too, whichever came first (is_callback/2).
+            % Its exit signal too, whichever came first.
             true = unlink(Pid),
             receive {'EXIT', Pid, _} -> ok after 0 -> ok end,
             write(Port, answer_frame(Id, {error, [exit, Reason]}, max_frame(St))),
@@ -159,14 +175,8 @@ kill_port(Which, #st{callbacks = Callbacks} = St) ->
 kill({Pid, Mon, _}) ->
     erlang:demonitor(Mon, [flush]),
     true = unlink(Pid),
+    receive {'EXIT', Pid, _} -> ok after 0 -> ok end, % it may have died already
     exit(Pid, kill).
-
-%% @doc Whether Pid is a running callback's process (its exit signal,
-%% when something else kills it, is not the worker's to stop on: its
-%% monitor answers Python).
--spec is_callback(pid(), #st{}) -> boolean().
-is_callback(Pid, #st{callbacks = Callbacks}) ->
-    lists:any(fun({P, _, _}) -> P =:= Pid end, maps:values(Callbacks)).
 
 %% Who made request Id, and the port it went to: a direct caller (the
 %% request table; `abandoned' once it timed out) or a stream's.

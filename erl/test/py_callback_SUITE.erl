@@ -16,7 +16,8 @@
          send_from_thread_after_request_arrives/1,
          queued_requests_keep_order_while_callback_waits/1, cancel_ends_nested_requests/1,
          segfault_in_nested_request_kills_callback/1, segfault_while_callback_runs_kills_it/1,
-         killed_worker_takes_its_callback_along/1, callback_killed_with_a_reason_leaves_worker/1]).
+         killed_worker_takes_its_callback_along/1, callback_killed_with_a_reason_leaves_worker/1,
+         nested_request_keeps_outer_reply_mode/1, bad_send_during_call_is_not_answered/1, leftover_exit_does_not_stop_worker/1, preload_erlang_call_raises_not_during_preload/1, cast_from_callback_runs_after_its_request/1, caller_in_cast_raises/1]).
 
 -define(POOL, cb).
 -define(OPTS, [{pool, ?POOL}]).
@@ -30,7 +31,8 @@ all() ->
      send_from_thread_after_request_arrives,
      queued_requests_keep_order_while_callback_waits, cancel_ends_nested_requests,
      segfault_in_nested_request_kills_callback, segfault_while_callback_runs_kills_it,
-     killed_worker_takes_its_callback_along, callback_killed_with_a_reason_leaves_worker].
+     killed_worker_takes_its_callback_along, callback_killed_with_a_reason_leaves_worker,
+     nested_request_keeps_outer_reply_mode, bad_send_during_call_is_not_answered, leftover_exit_does_not_stop_worker, preload_erlang_call_raises_not_during_preload, cast_from_callback_runs_after_its_request, caller_in_cast_raises].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -272,3 +274,85 @@ callback_killed_with_a_reason_leaves_worker(_) ->
     ?assertEqual(OsPid, os_pid()),
     ?assertEqual({ok, [{1, Worker}]}, py_pool:workers(?POOL)),
     ?assert(is_process_alive(Worker)).
+
+%% A request nested in another sets its own reply mode ("return", "arrays");
+%% the outer request's comes back after it.
+nested_request_keeps_outer_reply_mode(_) ->
+    ok = py:register_function(mkh, fun(_) ->
+                                           {ok, _} = py:eval(<<"[1, 2]">>, #{}, [{return, handle} | ?OPTS]),
+                                           1
+                                   end),
+    ?assertEqual({ok, 100}, py:eval(<<"erlang.call('mkh') + 99">>, #{}, ?OPTS)),
+    ok = py:register_function(plain, fun(_) -> {ok, V} = py:eval(<<"7">>, #{}, ?OPTS), V end),
+    {ok, H} = py:eval(<<"[erlang.call('plain')]">>, #{}, [{return, handle} | ?OPTS]),
+    ?assertEqual({ok, [7]}, py:to_term(H)).
+
+%% A send from a thread that cannot be delivered (its term does not decode
+%% on this node) is dropped, never answered into the erlang.call the main
+%% thread waits on.
+bad_send_during_call_is_not_answered(_) ->
+    ok = py:register_function(slow, fun(_) -> timer:sleep(500), 1 end),
+    ok = py:exec(<<"import threading\n"
+                   "def bad_send_then_call():\n"
+                   "    me = erlang.caller()\n"
+                   "    threading.Timer(0.1, lambda: erlang.send(me, pyport.Atom('no_such_atom_pyport_xyz'))).start()\n"
+                   "    return erlang.call('slow')\n">>, ?OPTS),
+    ?assertEqual({ok, 1}, py:call('__main__', bad_send_then_call, [], #{}, ?OPTS)).
+
+%% A callback that dies while its worker is busy (here: suspended) and
+%% whose port dies too: its exit signal, still in the worker's mailbox
+%% when the worker kills it, does not stop the worker.
+leftover_exit_does_not_stop_worker(_) ->
+    Test = self(),
+    {ok, [{1, Worker}]} = py_pool:workers(?POOL),
+    OsPid = os_pid(),
+    ok = py:register_function(hold, fun(_) -> Test ! {callback, self()}, timer:sleep(infinity) end),
+    [Ref] = py_ct:calls(1, fun() -> py:eval(<<"erlang.call('hold')">>, #{}, [{timeout, 30000} | ?OPTS]) end),
+    Cb = receive {callback, P} -> P after 5000 -> error(no_callback) end,
+    ok = sys:suspend(Worker),
+    _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    timer:sleep(200), % the port's exit is in the worker's mailbox
+    exit(Cb, boom),
+    timer:sleep(100),
+    ok = sys:resume(Worker),
+    {error, {worker_exited, _}} = answer(Ref),
+    ok = py_ct:wait_until(fun() -> os_pid() =/= OsPid end, 10000),
+    ?assertEqual({ok, [{1, Worker}]}, py_pool:workers(?POOL)),
+    ?assert(is_process_alive(Worker)).
+
+%% The preload runs before the worker serves callbacks: erlang.call raises
+%% there (and the pool starts), instead of failing the start.
+preload_erlang_call_raises_not_during_preload(_) ->
+    ok = py:register_function(cfg, fun(_) -> 1 end),
+    ok = py:start_pool(pre, [{size, 1},
+                             {preload, <<"import erlang\n"
+                                         "try:\n"
+                                         "    erlang.call('cfg')\n"
+                                         "    WHY = 'called'\n"
+                                         "except erlang.Error as e:\n"
+                                         "    WHY = str(e.reason)\n">>}]),
+    try
+        ?assertEqual({ok, <<"not_during_preload">>}, py:eval(<<"WHY">>, #{}, [{pool, pre}]))
+    after
+        py:stop_pool(pre)
+    end.
+
+%% A cast made by a callback on its own worker is not nested: it runs
+%% after the request the callback serves, not cancelled with the callback.
+cast_from_callback_runs_after_its_request(_) ->
+    ok = py:exec(<<"MARKS = []\ndef mark(): MARKS.append(1)\n">>, ?OPTS),
+    ok = py:register_function(fire, fun(_) -> ok = py:cast('__main__', mark, [], #{}, ?OPTS), 5 end),
+    ?assertEqual({ok, 5}, py:eval(<<"erlang.call('fire')">>, #{}, ?OPTS)),
+    ok = py_ct:wait_until(fun() -> py:eval(<<"len(MARKS)">>, #{}, ?OPTS) =:= {ok, 1} end, 5000).
+
+%% A cast has no caller to report (its reply goes to the worker).
+caller_in_cast_raises(_) ->
+    ok = py:exec(<<"SEEN = []\n"
+                   "def who():\n"
+                   "    try:\n"
+                   "        SEEN.append(erlang.caller())\n"
+                   "    except erlang.Error as e:\n"
+                   "        SEEN.append(str(e.reason))\n">>, ?OPTS),
+    ok = py:cast('__main__', who, [], #{}, ?OPTS),
+    ok = py_ct:wait_until(fun() -> py:eval(<<"len(SEEN)">>, #{}, ?OPTS) =:= {ok, 1} end, 5000),
+    ?assertEqual({ok, [<<"cast_has_no_caller">>]}, py:eval(<<"SEEN">>, #{}, ?OPTS)).
