@@ -24,10 +24,13 @@
 %% timeout, the worker's exit) is its await's answer.
 -spec spawn_call(term(), term(), term(), term(), term()) -> reference().
 spawn_call(Module, Function, Args, Kwargs, Opts) ->
-    case {py_async_args:call(Module, Function, Args, Kwargs), py_request:resolve(Opts)} of
-        {{ok, Request}, {ok, Valid}} -> start(Request, Valid, bound);
-        {{ok, _}, Error} -> resolved(Error);
-        {Error, _} -> resolved(Error)
+    case py_async_args:call(Module, Function, Args, Kwargs) of
+        {ok, {_, A} = Request} ->
+            case resolve(Opts, A) of
+                {ok, Valid} -> start(Request, Valid, bound);
+                Error -> resolved(Error)
+            end;
+        Error -> resolved(Error)
     end.
 
 %% @doc py:cast/5: `ok' once the request is written to a worker's port
@@ -36,18 +39,25 @@ spawn_call(Module, Function, Args, Kwargs, Opts) ->
 %% timeout or the worker's exit is logged there (py_async_worker).
 -spec cast(term(), term(), term(), term(), term()) -> ok | {error, term()}.
 cast(Module, Function, Args, Kwargs, Opts) ->
-    case {py_async_args:call(Module, Function, Args, Kwargs), py_request:resolve(Opts)} of
-        {{ok, {Op, A}}, {ok, #{pool := Pool, timeout := Timeout} = Valid}} ->
-            case py_pool_checkout:checkout(Pool, py_request:bound(Pool), Timeout) of
-                {ok, Route, Left} ->
-                    case py_call:send(Route, Op, py_request:with_arrays(Op, A, Valid), {cast, Left}) of
-                        {sent, _, _} -> ok;
+    case py_async_args:call(Module, Function, Args, Kwargs) of
+        {ok, {Op, A}} ->
+            case resolve(Opts, A) of
+                {ok, #{return := handle}} ->
+                    {error, {invalid_option, {return, handle}}}; % nobody would get it
+                {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
+                    case py_handle_call:checkout(A, Valid, py_request:bound(Pool), Timeout) of
+                        {ok, Route, Left, A1} ->
+                            T0 = py_stats:start(Route, Op),
+                            case py_call:send(Route, Op, py_request:with_arrays(Op, A1, Valid),
+                                              {cast, Left, T0}) of
+                                {sent, _, _} -> ok;
+                                Error -> py_stats:stop(Route, Op, T0, Error)
+                            end;
                         Error -> Error
                     end;
                 Error -> Error
             end;
-        {{ok, _}, Error} -> Error;
-        {Error, _} -> Error
+        Error -> Error
     end.
 
 %% @doc py:await/2: the answer of a spawn_call of this process, once.
@@ -59,7 +69,7 @@ await(Ref, Timeout) when is_reference(Ref) ->
         false -> {error, badarg};
         undefined -> {error, unknown_ref};
         {done, Result} -> Result;
-        {Id, TRef, Route} -> py_request:result(wait(Ref, Id, TRef, Route, Timeout))
+        {Id, TRef, Route, Call} -> py_request:result(answer(Route, Call, wait(Ref, Id, TRef, Route, Timeout)))
     end;
 await(_, _) ->
     {error, badarg}.
@@ -68,10 +78,14 @@ await(_, _) ->
 %% workers (whatever the caller's binding), then awaited in order.
 -spec parallel(term(), term()) -> {ok, [term()]} | {error, term()}.
 parallel(Calls, Opts) ->
-    case {py_async_args:calls(Calls), py_request:resolve(Opts)} of
-        {{ok, Requests}, {ok, Valid}} ->
+    case {py_async_args:calls(Calls), resolve(Opts, #{})} of
+        {{ok, Requests}, {ok, _}} ->
             Refs = [case R of
-                        {ok, Request} -> start(Request, Valid, spread);
+                        {ok, {_, A} = Request} ->
+                            case resolve(Opts, A) of
+                                {ok, Valid} -> start(Request, Valid, spread);
+                                Error -> resolved(Error)
+                            end;
                         Error -> resolved(Error)
                     end || R <- Requests],
             {ok, [await(Ref, infinity) || Ref <- Refs]};
@@ -91,17 +105,37 @@ stop_timer(TRef) -> ok = erlang:cancel_timer(TRef, [{async, true}, {info, false}
 
 %% ---- internals ----
 
+%% Call options, with the pool of the first handle in Args unless they
+%% name one (as a synchronous call's). `where' other than any or local is
+%% refused: an asynchronous call runs on this node's workers only.
+resolve(Opts, Args) ->
+    case py_request:resolve(py_handle_call:with_pool(Opts, Args)) of
+        {ok, #{where := Where}} when Where =/= any, Where =/= local ->
+            {error, {invalid_option, {where, Where}}};
+        Other -> Other
+    end.
+
 start({Op, Args}, #{pool := Pool, timeout := Timeout} = Valid, Which) ->
     Slot = case Which of bound -> py_request:bound(Pool); spread -> undefined end,
-    case py_pool_checkout:checkout(Pool, Slot, Timeout) of
-        {ok, #{pid := Worker} = Route, Left} ->
-            case py_call:send(Route, Op, py_request:with_arrays(Op, Args, Valid), call) of
+    case py_handle_call:checkout(Args, Valid, Slot, Timeout) of
+        {ok, #{pid := Worker} = Route, Left, Args1} ->
+            T0 = py_stats:start(Route, Op),
+            case py_call:send(Route, Op, py_request:with_arrays(Op, Args1, Valid), call) of
                 {sent, Id, Tag} ->
-                    put(?KEY(Tag), {Id, deadline(Worker, Id, Left), Route}),
+                    put(?KEY(Tag), {Id, deadline(Worker, Id, Left), Route,
+                                    {Op, T0, maps:get(return, Valid, value)}}),
                     Tag;
-                Error -> resolved(Error)
+                Error -> resolved(py_stats:stop(Route, Op, T0, Error))
             end;
         Error -> resolved(Error)
+    end.
+
+%% A spawn_call's answer, counted in the pool's statistics when awaited
+%% (py_stats); a handle it made is completed with its route.
+answer(Route, {Op, T0, Return}, Result) ->
+    case py_stats:stop(Route, Op, T0, Result) of
+        {ok, {py_handle, _, _} = Made} when Return =:= handle -> {ok, py_handle:complete(Made, Route)};
+        Other -> Other
     end.
 
 %% A reference whose answer is known already.

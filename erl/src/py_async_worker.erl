@@ -5,6 +5,12 @@
 
 -export([expired/2, cast_reply/3]).
 
+-export_type([cast/0]).
+
+%% What a cast's reply tag carries: its deadline timer (or undefined),
+%% its start time (py_stats:start/2) and op, for the pool's statistics.
+-type cast() :: {reference() | undefined, integer(), binary()}.
+
 -include("py_worker.hrl").
 -include_lib("kernel/include/logger.hrl").
 
@@ -31,11 +37,16 @@ expired(Id, #st{table = Table} = St) ->
 %% @doc A cast's answer, sent by the worker to itself: its deadline timer
 %% is stopped; an error is logged (a warning with the pool and slot),
 %% since nobody else will see it. A success is not decoded.
--spec cast_reply(reference() | undefined, term(), #st{}) -> #st{}.
-cast_reply(TRef, Reply, #st{pool = Pool, slot = Slot, os_pid = OsPid, decode = Decode} = St) ->
+-spec cast_reply(cast(), term(), #st{}) -> #st{}.
+cast_reply({TRef, T0, Op}, Reply, #st{pool = Pool, slot = Slot, os_pid = OsPid, decode = Decode,
+                                      ctx = Ctx} = St) ->
     py_async:stop_timer(TRef),
-    case ok_frame(Reply) orelse py_call:decode(Reply, #{decode => Decode}) of
-        true -> ok;
+    Result = case ok_frame(Reply) of
+                 true -> ok;
+                 false -> py_call:decode(Reply, #{decode => Decode})
+             end,
+    case py_stats:stop(#{ctx => Ctx, slot => Slot}, Op, T0, Result) of
+        ok -> ok;
         {ok, _} -> ok;
         {error, Reason} ->
             ?LOG_WARNING("pyport ~p/~p: a cast failed: ~tp", [Pool, Slot, py_error:public(Reason)],

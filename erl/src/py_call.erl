@@ -39,12 +39,13 @@ request_(Route, Op, Args, Timeout) ->
 %% @doc The send half of a request: the frame is written to the port and
 %% its entry recorded. `call' (a caller that will wait, as request/4
 %% does): the reply comes to this process as `{Tag, Reply}', Tag a
-%% monitor of the worker. `{cast, Timeout}': nobody waits; the reply comes
-%% to the worker itself as `{{py_cast, TRef}, Reply}' (py_async_worker),
-%% TRef the request's deadline timer (py_async:deadline/3) or undefined.
+%% monitor of the worker. `{cast, Timeout, T0}': nobody waits; the reply
+%% comes to the worker itself as `{{py_cast, {TRef, T0, Op}}, Reply}'
+%% (py_async_worker), TRef the request's deadline timer
+%% (py_async:deadline/3) or undefined, T0 its py_stats:start/2 time.
 %% An error is the request's answer: nothing was left in flight.
--spec send(route(), binary(), map(), call | {cast, timeout()}) ->
-          {sent, pos_integer(), reference() | {py_cast, reference() | undefined}} | {error, term()}.
+-spec send(route(), binary(), map(), call | {cast, timeout(), integer()}) ->
+          {sent, pos_integer(), reference() | {py_cast, py_async_worker:cast()}} | {error, term()}.
 send(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame := Max,
        ctx := Ctx, slot := Slot} = Route, Op, Args, How) ->
     Id = atomics:add_get(Ids, 1, 1),
@@ -60,7 +61,7 @@ send(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame :=
                 _ ->
                     {Caller, Tag} = case How of
                                         call -> {self(), erlang:monitor(process, Worker)};
-                                        {cast, T} -> {Worker, {py_cast, py_async:deadline(Worker, Id, T)}}
+                                        {cast, T, T0} -> {Worker, {py_cast, {py_async:deadline(Worker, Id, T), T0, Op}}}
                                     end,
                     % The port is recorded: a recycled worker drains the
                     % port a request went to, and cancels it there.
@@ -102,7 +103,7 @@ write(#{port := Port, pending := Pending, ctx := Ctx, slot := Slot}, Id, Tag, Fr
     end.
 
 unmonitor(Tag) when is_reference(Tag) -> erlang:demonitor(Tag, [flush]);
-unmonitor({py_cast, TRef}) -> py_async:stop_timer(TRef).
+unmonitor({py_cast, {TRef, _, _}}) -> py_async:stop_timer(TRef).
 
 await(#{pid := Worker, pending := Pending} = Route, Id, Tag, Timeout) ->
     receive

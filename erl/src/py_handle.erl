@@ -63,6 +63,7 @@ release(Handle) ->
             case py_handle_call:on(Handle, <<"release">>, #{<<"handles">> => [Handle]}, []) of
                 {ok, _} -> ok;
                 {error, {stale_handle, _}} -> ok; % gone with its port
+                {error, {no_pool, _}} -> ok; % gone with its pool (stopped)
                 Error -> Error
             end;
         false -> {error, badarg}

@@ -13,7 +13,7 @@
 %% when it is another port's).
 -module(py_handle_call).
 
--export([on/4, applies/3, run/3, stream_slot/3, with_pool/2]).
+-export([on/4, applies/3, run/3, stream_slot/3, with_pool/2, checkout/4]).
 
 -define(OWNER, '$py_handle_owner').
 
@@ -101,6 +101,30 @@ stream_slot(Pool, Slot, Args) ->
     case has_handles(Args) of
         false -> {Pool, Slot};
         true -> pool_slot(hd(handles_in(Args)))
+    end.
+
+%% @doc The route of an asynchronous request (py_async) that makes or uses
+%% handles, as run/3 takes it: the first handle's worker (else Slot of the
+%% pool: the caller's binding, or undefined for the least loaded), its
+%% handles checked, and Args marked as making a handle owned by the
+%% caller when the options ask for one. The reply's handle is completed
+%% with py_handle:complete/2 and the route.
+-spec checkout(map(), py_opts:call_opts(), pos_integer() | undefined, timeout()) ->
+          {ok, py_call:route(), timeout(), map()} | {error, term()}.
+checkout(Args, #{pool := Pool} = Valid, Slot0, Timeout) ->
+    {Target, {P, Slot}} = case handles_in(Args) of
+                              [] -> {{pool, Pool}, {Pool, Slot0}};
+                              [H | _] = Handles -> {{handles, Handles}, pool_slot(H)}
+                          end,
+    case py_pool_checkout:checkout(P, Slot, Timeout) of
+        {ok, #{ctx := Ctx, slot := S} = Route, Left} ->
+            case check(Target, Route) of
+                ok -> {ok, Route, Left, with_return(Args, Valid, Route)};
+                Error ->
+                    py_pool_checkout:done(Ctx, S),
+                    Error
+            end;
+        Error -> Error
     end.
 
 -spec request(target(), binary(), map(), py_opts:call_opts()) -> term().

@@ -98,7 +98,7 @@ terminate(_, #{httpd := Pid}) ->
 -spec do(#mod{}) -> {proceed, list()}.
 do(#mod{method = Method, request_uri = Uri, parsed_header = Headers}) ->
     {Path, Query} = case string:split(Uri, "?") of
-                        [P, Q] -> {P, uri_string:dissect_query(Q)};
+                        [P, Q] -> {P, query(Q)};
                         [P] -> {P, []}
                     end,
     {Code, Type, Body} = try checked(Method, Headers, fun() -> route(Method, Path, Query) end)
@@ -129,10 +129,12 @@ route("GET", "/", _) ->
     {200, "text/html; charset=utf-8", py_http_page:html()};
 route("GET", "/api/state", _) ->
     {200, "application/json", py_json_out:encode(py_stats_history:snapshot())};
+route(_, "/api/" ++ _, {error, Message}) ->
+    json({400, Message});
 route(Method, "/api/" ++ What, Query) ->
     case worker(Query) of
         {ok, Target} -> worker_op(Method, What, Target);
-        Error -> json({400, Error})
+        {error, Message} -> json({400, Message})
     end;
 route(_, _, _) ->
     {404, "text/plain", <<"not found\n">>}.
@@ -154,6 +156,16 @@ json({ok, V}) -> {200, "application/json", py_json_out:encode(#{ok => V})};
 json({error, E}) -> json({409, E});
 json({Code, Term}) -> {Code, "application/json", py_json_out:encode(#{error => Term})}.
 
+%% A query string's fields, or `{error, Message}' when it cannot be read
+%% (bad percent-encoding, not UTF-8): a 400, never a crash.
+query(Q) ->
+    try uri_string:dissect_query(Q) of
+        Fields when is_list(Fields) -> Fields;
+        _ -> {error, <<"bad query string: invalid percent-encoding or not UTF-8">>}
+    catch
+        _:_ -> {error, <<"bad query string: invalid percent-encoding or not UTF-8">>}
+    end.
+
 %% The worker a query names: one of the running pools, a slot in range.
 worker(Query) ->
     Pools = [{atom_to_list(P), P} || P <- py_sup:pools()],
@@ -161,7 +173,7 @@ worker(Query) ->
         {Name, Slot} when is_list(Name), is_integer(Slot), Slot > 0 ->
             case lists:keyfind(Name, 1, Pools) of
                 {_, Pool} -> {ok, {Pool, Slot}};
-                false -> {error, no_pool}
+                false -> {error, <<"no such pool">>}
             end;
         _ -> {error, <<"pool and slot required">>}
     end.

@@ -42,7 +42,7 @@ new(Size) ->
 %% ---- the call path (py_call) ----
 
 %% @doc A call starts: its start time (native units), and the start event.
--spec start(py_call:route(), binary()) -> integer().
+-spec start(#{ctx := py_pool:context(), slot := pos_integer(), atom() => term()}, binary()) -> integer().
 start(#{ctx := #{name := Pool}, slot := Slot}, Op) ->
     T0 = erlang:monotonic_time(),
     case py_events:sink() of
@@ -55,7 +55,8 @@ start(#{ctx := #{name := Pool}, slot := Slot}, Op) ->
 
 %% @doc A call ended with Result: counted, timed, and the stop (or, for an
 %% error, exception) event. Returns Result.
--spec stop(py_call:route(), binary(), integer(), Result) -> Result.
+-spec stop(#{ctx := py_pool:context(), slot := pos_integer(), atom() => term()}, binary(), integer(),
+           Result) -> Result.
 stop(#{ctx := #{name := Pool, stats := {C, G}}, slot := Slot}, Op, T0, Result) ->
     T1 = erlang:monotonic_time(),
     Us = erlang:convert_time_unit(T1 - T0, native, microsecond),

@@ -17,7 +17,9 @@
          cast_timeout_cancels_it/1,
          parallel_keeps_order_and_spreads/1, parallel_spreads_for_a_bound_caller/1,
          parallel_error_stays_in_place/1, parallel_bad_arguments/1,
-         worker_killed_mid_flight_answers_worker_exited/1]).
+         worker_killed_mid_flight_answers_worker_exited/1,
+         async_with_a_handle_runs_on_its_worker/1, spawn_call_return_handle_is_owned/1,
+         async_where_a_node_is_refused/1, async_calls_are_counted_in_stats/1]).
 -export([log/2]).
 
 all() ->
@@ -30,7 +32,9 @@ all() ->
      cast_runs_and_leaves_nothing, cast_error_is_logged_not_returned, cast_timeout_cancels_it,
      parallel_keeps_order_and_spreads, parallel_spreads_for_a_bound_caller,
      parallel_error_stays_in_place, parallel_bad_arguments,
-     worker_killed_mid_flight_answers_worker_exited].
+     worker_killed_mid_flight_answers_worker_exited,
+     async_with_a_handle_runs_on_its_worker, spawn_call_return_handle_is_owned,
+     async_where_a_node_is_refused, async_calls_are_counted_in_stats].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([{default, [{size, 2}]},
@@ -273,3 +277,77 @@ worker_killed_mid_flight_answers_worker_exited(_) ->
     [{error, {worker_exited, killed}}] = lists:usort([py:await(R) || R <- Refs2]),
     assert_empty_mailbox(),
     ok = py_ct:wait_until(fun() -> {ok, 2} =:= py:await(py:spawn_call(operator, add, [1, 1], #{}, one())) end, 10000).
+
+%% ---- handles, return, where, statistics ----
+
+%% A handle in the arguments takes spawn_call, cast and parallel to its
+%% worker, whatever the load or the caller's binding (two workers: routed
+%% by load, half of them would be stale_handle).
+async_with_a_handle_runs_on_its_worker(_) ->
+    ok = py_request:bind(default, 1),
+    {ok, H} = py:eval(<<"[3, 1, 2]">>, #{}, #{return => handle}),
+    ok = py_request:bind(default, 2),
+    Refs = [py:spawn_call(builtins, len, [H]) || _ <- lists:seq(1, 20)],
+    [{ok, 3} = py:await(R) || R <- Refs],
+    ok = py:unbind(),
+    {ok, Par} = py:parallel([{builtins, len, [H]} || _ <- lists:seq(1, 20)]),
+    ?assertEqual(lists:duplicate(20, {ok, 3}), Par),
+    {ok, Par2} = py:parallel([{builtins, sorted, [], #{}}, {operator, add, [1, 2]}]),
+    ?assertMatch([{error, _}, {ok, 3}], Par2),
+    _ = [ok = py:cast(operator, iadd, [H, [I]]) || I <- lists:seq(1, 20)],
+    {ok, 23} = py:call(builtins, len, [H]),
+    ok = py:release(H),
+    assert_empty_mailbox().
+
+%% `return => handle' on spawn_call and parallel: the answer is a handle
+%% of the spawning process, usable and released with it; a cast, whose
+%% answer nobody gets, refuses it.
+spawn_call_return_handle_is_owned(_) ->
+    {ok, H} = py:await(py:spawn_call(builtins, list, [[1, 2, 3]], #{}, #{return => handle})),
+    true = py_handle:is_handle(H),
+    {ok, [1, 2, 3]} = py:to_term(H),
+    {ok, 3} = py:call_method(H, '__len__', []),
+    {ok, [{ok, H2}]} = py:parallel([{builtins, dict, [], #{a => 1}}], #{return => handle}),
+    {ok, #{<<"a">> := 1}} = py:to_term(H2),
+    [ok = py:release(X) || X <- [H, H2]],
+    {error, {released_handle, _}} = py:to_term(H),
+    {error, {invalid_option, {return, handle}}} =
+        py:cast(builtins, list, [[1]], #{}, #{return => handle}),
+    % Owned by the spawning process: released when it dies.
+    Self = self(),
+    spawn(fun() ->
+                  {ok, H3} = py:await(py:spawn_call(builtins, list, [[7]], #{}, #{return => handle})),
+                  Self ! {made, H3}
+          end),
+    H3 = receive {made, M} -> M after 10000 -> ct:fail(no_handle) end,
+    ok = py_ct:wait_until(fun() -> element(1, py:to_term(H3)) =:= error end, 5000),
+    assert_empty_mailbox().
+
+%% `where' naming a node is refused by the asynchronous API, which runs on
+%% this node's workers only; any and local are accepted.
+async_where_a_node_is_refused(_) ->
+    Where = {where, 'other@nowhere'},
+    {error, {invalid_option, Where}} = py:await(py:spawn_call(operator, add, [1, 2], #{}, [Where])),
+    {error, {invalid_option, Where}} = py:cast(operator, add, [1, 2], #{}, [Where]),
+    {error, {invalid_option, Where}} = py:parallel([{operator, add, [1, 2]}], [Where]),
+    {ok, 3} = py:await(py:spawn_call(operator, add, [1, 2], #{}, [{where, local}])),
+    {ok, [{ok, 3}]} = py:parallel([{operator, add, [1, 2]}], [{where, any}]).
+
+%% spawn_call (counted when awaited), parallel and cast (counted when the
+%% worker gets its reply) count in py:stats like synchronous calls.
+async_calls_are_counted_in_stats(_) ->
+    {ok, #{totals := T0}} = py:stats(as_one),
+    [{ok, 3} = py:await(py:spawn_call(operator, add, [1, 2], #{}, one())) || _ <- lists:seq(1, 5)],
+    {error, _} = py:await(py:spawn_call(operator, truediv, [1, 0], #{}, one())),
+    {ok, [{ok, 3}, {error, _}]} = py:parallel([{operator, add, [1, 2]}, {operator, truediv, [1, 0]}], one()),
+    [ok = py:cast(operator, add, [1, 2], #{}, one()) || _ <- lists:seq(1, 3)],
+    ok = py:cast(operator, truediv, [1, 0], #{}, one()),
+    {ok, 3} = py:call(operator, add, [1, 2], #{}, one()), % after the casts: one worker, in order
+    ok = py_ct:wait_until(fun() ->
+                                  {ok, #{totals := T}} = py:stats(as_one),
+                                  maps:get(requests, T) - maps:get(requests, T0) =:= 13
+                          end, 5000),
+    {ok, #{totals := T1}} = py:stats(as_one),
+    ?assertEqual(10, maps:get(ok, T1) - maps:get(ok, T0)),
+    ?assertEqual(3, maps:get(python_exception, maps:get(errors, T1))
+                    - maps:get(python_exception, maps:get(errors, T0))).

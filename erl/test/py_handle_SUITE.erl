@@ -12,7 +12,8 @@
          explicit_release/1, used_after_release/1, stale_after_port_killed/1,
          routed_to_its_worker_when_bound_elsewhere/1, handles_of_two_workers_refused/1,
          worker_killed_with_handles/1, bad_arguments/1, exec_defined_names/1,
-         stale_after_recycle/1, stream_on_the_handles_worker/1]).
+         stale_after_recycle/1, stream_on_the_handles_worker/1,
+         release_after_its_pool_stopped_is_ok/1]).
 
 -define(PRELOAD, <<"
 class Model:
@@ -39,7 +40,7 @@ all() ->
      chains_return_handles, owner_death_releases, explicit_release, used_after_release,
      stale_after_port_killed, routed_to_its_worker_when_bound_elsewhere,
      handles_of_two_workers_refused, worker_killed_with_handles, bad_arguments, exec_defined_names,
-     stale_after_recycle, stream_on_the_handles_worker].
+     stale_after_recycle, stream_on_the_handles_worker, release_after_its_pool_stopped_is_ok].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -328,3 +329,13 @@ os_pid(Pool, Slot) ->
     {ok, Workers} = py_pool:workers(Pool),
     {ok, #{os_pid := P}} = py_worker:info(proplists:get_value(Slot, Workers)),
     P.
+
+%% A handle whose pool was stopped is stale: releasing it is ok, as for
+%% any stale handle (docs/handles.md), and using it is an error.
+release_after_its_pool_stopped_is_ok(_) ->
+    ok = py:start_pool(hk, [{size, 1}]),
+    {ok, M} = py:eval(<<"[1]">>, #{}, #{pool => hk, return => handle}),
+    ok = py:stop_pool(hk),
+    ok = py:release(M),
+    ok = py:release(M),
+    {error, _} = py:to_term(M).

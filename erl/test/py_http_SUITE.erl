@@ -12,12 +12,13 @@
 -export([metrics_parse_and_match_stats/1, state_json_has_series/1, flamegraph_svg_of_known_function/1,
          tracemalloc_from_the_endpoint/1, bad_requests_answered/1, page_in_headless_chromium/1,
          page_snapshot_in_headless_chromium/1,
-         off_by_default_and_bad_setting/1]).
+         off_by_default_and_bad_setting/1, bad_query_strings_answered_400/1]).
 
 all() ->
     [metrics_parse_and_match_stats, state_json_has_series, flamegraph_svg_of_known_function,
      tracemalloc_from_the_endpoint, bad_requests_answered, page_in_headless_chromium,
-     page_snapshot_in_headless_chromium, off_by_default_and_bad_setting].
+     page_snapshot_in_headless_chromium, off_by_default_and_bad_setting,
+     bad_query_strings_answered_400].
 
 init_per_suite(Config) ->
     _ = application:stop(pyport),
@@ -123,6 +124,19 @@ bad_requests_answered(Config) ->
     % A POST without the page's header (a form of another site) is refused.
     {403, _} = post(Config, "/api/tracemalloc/start?pool=h1&slot=1", []),
     {ok, false} = py:eval(<<"__import__('tracemalloc').is_tracing()">>, #{}, [{pool, h1}]).
+
+%% A query string that cannot be read (bad percent-encoding, not UTF-8) or
+%% whose values are not what the endpoint takes is a 400 with a message,
+%% never a 500 from a crash in the handler.
+bad_query_strings_answered_400(Config) ->
+    [begin
+         {400, Body} = get(Config, Path),
+         {_, _} = binary:match(Body, <<"\"error\":\"">>)
+     end || Path <- ["/api/tracemalloc/top?pool=%ff&slot=1",
+                     "/api/tracemalloc/top?pool=h1&slot=1&pool=%C3%28",
+                     "/api/tracemalloc/top?pool=h1&slot=abc",
+                     "/api/tracemalloc/top?pool&slot",
+                     "/api/tracemalloc/top?pool=h1&slot=-3"]].
 
 %% Headless chromium loads the page while both pools serve a small load:
 %% after its script ran, every worker has four plots with points, and a row
