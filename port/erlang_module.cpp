@@ -85,14 +85,7 @@ PyModuleDef module_def = {
 };
 
 PyObject *init_module() {
-  py_ref module = py_ref::steal(PyModule_Create(&module_def));
-  if (!module)
-    return nullptr;
-  PyObject *dict = PyModule_GetDict(module.get()); // borrowed
-  py_ref result = py_ref::steal(PyRun_String(module_source, Py_file_input, dict, dict));
-  if (!result)
-    return nullptr;
-  return module.release();
+  return new_module_with_source(module_def, module_source);
 }
 
 } // namespace

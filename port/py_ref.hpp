@@ -59,4 +59,19 @@ private:
           }};
 }
 
+// A built-in module's init function body (PyImport_AppendInittab): the
+// module made from def, with source run in its namespace (the module's
+// Python-level part). A new reference handed to the import machinery, or
+// null with the Python error set.
+inline PyObject *new_module_with_source(PyModuleDef &def, const char *source) {
+  py_ref module = py_ref::steal(PyModule_Create(&def));
+  if (!module)
+    return nullptr;
+  PyObject *dict = PyModule_GetDict(module.get()); // borrowed
+  const py_ref result = py_ref::steal(PyRun_String(source, Py_file_input, dict, dict));
+  if (!result)
+    return nullptr;
+  return module.release();
+}
+
 } // namespace pyport

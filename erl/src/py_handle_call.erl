@@ -116,16 +116,7 @@ checkout(Args, #{pool := Pool} = Valid, Slot0, Timeout) ->
                               [] -> {{pool, Pool}, {Pool, Slot0}};
                               [H | _] = Handles -> {{handles, Handles}, pool_slot(H)}
                           end,
-    case py_pool_checkout:checkout(P, Slot, Timeout) of
-        {ok, #{ctx := Ctx, slot := S} = Route, Left} ->
-            case check(Target, Route) of
-                ok -> {ok, Route, Left, with_return(Args, Valid, Route)};
-                Error ->
-                    py_pool_checkout:done(Ctx, S),
-                    Error
-            end;
-        Error -> Error
-    end.
+    checked_route(Target, P, Slot, Args, Valid, Timeout).
 
 -spec request(target(), binary(), map(), py_opts:call_opts()) -> term().
 request(Target, Op, Args, #{timeout := Timeout} = Valid) ->
@@ -133,15 +124,23 @@ request(Target, Op, Args, #{timeout := Timeout} = Valid) ->
                        {pool, P} -> {P, py_request:bound(P)};
                        {handles, [H | _]} -> pool_slot(H)
                    end,
+    case checked_route(Target, Pool, Slot, Args, Valid, Timeout) of
+        {ok, Route, Left, Args1} ->
+            case py_call:request(Route, Op, Args1, Left) of
+                {ok, {py_handle, _, _} = Made} -> {ok, py_handle:complete(Made, Route)};
+                Other -> Other
+            end;
+        Error -> Error
+    end.
+
+%% A worker of Pool (Slot, or the least loaded) whose port the handles of
+%% Target belong to, and Args marked to make a handle when Valid asks for
+%% one; the reservation is given back when the handles are not its.
+checked_route(Target, Pool, Slot, Args, Valid, Timeout) ->
     case py_pool_checkout:checkout(Pool, Slot, Timeout) of
         {ok, #{ctx := Ctx, slot := S} = Route, Left} ->
             case check(Target, Route) of
-                ok ->
-                    Args1 = with_return(Args, Valid, Route),
-                    case py_call:request(Route, Op, Args1, Left) of
-                        {ok, {py_handle, _, _} = Made} -> {ok, py_handle:complete(Made, Route)};
-                        Other -> Other
-                    end;
+                ok -> {ok, Route, Left, with_return(Args, Valid, Route)};
                 Error ->
                     py_pool_checkout:done(Ctx, S),
                     Error
