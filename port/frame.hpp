@@ -43,6 +43,9 @@ public:
   // newline is a frame; a binary frame cut short is reported truncated, so
   // the client hears why it got no answer. Nothing when nothing is left.
   virtual std::optional<frame_event> end_of_input() = 0;
+  // Bytes of the frame being read still to come, when known (a large
+  // binary frame's); 0 otherwise.
+  [[nodiscard]] virtual std::size_t frame_remaining() const { return 0; }
 };
 
 // 4-byte big-endian length, then the payload. A frame larger than
@@ -57,6 +60,9 @@ public:
   std::optional<frame_event> next() override;
   [[nodiscard]] bool partial() const override;
   std::optional<frame_event> end_of_input() override;
+  [[nodiscard]] std::size_t frame_remaining() const override {
+    return big_.data ? big_.size - big_filled_ : 0;
+  }
 
 private:
   std::size_t max_frame_;

@@ -127,6 +127,7 @@ int serve(int argc, char **argv) {
     return 4;
   }
 
+  pyport::reuse_large_blocks();
   try {
     pyport::interpreter python(interp);
     pyport::dispatcher dispatch(lim);

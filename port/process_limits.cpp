@@ -29,6 +29,13 @@ void release_free_memory() noexcept {
 #endif
 }
 
+void reuse_large_blocks() noexcept {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
+
 void apply_memory_limit(std::size_t bytes, std::size_t headroom) {
   const std::size_t used = data_memory_in_use();
   if (bytes < used + headroom)

@@ -37,7 +37,8 @@ bool runs_user_code(op code) {
 } // namespace
 
 server::server(dispatcher &d, const pyport_types &types, const server_options &options)
-    : dispatcher_(d), options_(options), main_thread_(pthread_self()), out_(options.json) {
+    : dispatcher_(d), options_(options), main_thread_(pthread_self()), out_pipe_(options.out_fd),
+      out_(options.json) {
   out_.set_max_reply(options_.lim.max_reply_bytes);
   out_.allow_references(true); // flush() writes its pieces
   // Python runs its signal handlers on this thread at the next bytecode;
@@ -325,6 +326,7 @@ void server::flush(out_buffer &out) noexcept {
   }
   {
     std::lock_guard lk(write_mu_);
+    out_pipe_.fit(out.size());
     if (!io_failed_ && !(out.holds_references() ? write_all(options_.out_fd, out.pieces())
                                                 : write_all(options_.out_fd, out.bytes())))
       io_failed_ = true; // the reader of stdout is gone

@@ -8,6 +8,7 @@
 #include "frame.hpp"
 #include "log_limit.hpp"
 #include "output_capture.hpp"
+#include "pipe_size.hpp"
 #include "pyport_module.hpp"
 #include "spin_gate.hpp"
 
@@ -151,6 +152,7 @@ private:
   spin_gate spin_gate_;                     // main thread only
   std::atomic<bool> cancel_pending_{false}; // read by the signal handler
   std::mutex write_mu_;                     // one writer at a time on out_fd
+  pipe_size out_pipe_;                      // under write_mu_: wide while a large reply goes out
   std::atomic<bool> io_failed_{false};
   out_buffer out_;                    // the main thread's replies
   std::vector<parked_stream> parked_; // main thread only (Python objects)

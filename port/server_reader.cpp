@@ -1,6 +1,8 @@
 // The server's reader thread: stdin -> frames -> the queue; cancel and
 // credit applied at once; EOF.
+#include "pipe_size.hpp"
 #include "server.hpp"
+#include "spin_gate.hpp"
 
 #include "channel.hpp"
 #include "depth.hpp"
@@ -113,6 +115,12 @@ void server::reader_loop() {
   // second spinner costs more latency than it saves.
   bool pipelined = false;
   const bool spin = options_.lim.spin_time.count() > 0; // --spin-us 0: never spin
+  // And, as the main thread's, only while a CPU is to spare: with two
+  // workers serving many callers on two CPUs, two spinning readers took
+  // the CPUs the BEAM needed (64 callers: 88-100k calls/s spinning,
+  // 108-122k not; docs/performance.md, target 4).
+  spin_gate gate;
+  pipe_size in_pipe(options_.in_fd); // wide while a large frame comes in
   for (;;) {
     bool kicking = false;
     {
@@ -128,7 +136,8 @@ void server::reader_loop() {
         continue;
       if (errno != EAGAIN)
         break;
-      if (!kicking && pipelined && spin && clock::now() - last_data < reader_spin) {
+      if (!kicking && pipelined && spin && clock::now() - last_data < reader_spin &&
+          gate.allows()) {
         __builtin_ia32_pause();
         continue;
       }
@@ -140,6 +149,7 @@ void server::reader_loop() {
     }
     last_data = clock::now();
     input->commit(static_cast<std::size_t>(n));
+    in_pipe.fit(input->frame_remaining());
     // Every complete frame that arrived is queued before the main thread is
     // woken once.
     int frames = 0;

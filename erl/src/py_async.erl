@@ -6,9 +6,15 @@
 %% process can so keep as many requests in flight as the pool admits
 %% (max_in_flight per worker).
 %%
-%% A spawn_call's reference is its monitor's; what await needs (the
+%% A spawn_call's reference is made for it; what await needs (the
 %% request id, the deadline timer, the route) is kept in the spawning
 %% process's dictionary under `{py_async, Ref}' until awaited. The
+%% process watches each worker it has requests on with one monitor, kept
+%% while any of them is unanswered (`{py_async_monitor, Worker}': the
+%% monitor and the count), not one per call: a monitor and a demonitor are
+%% signals the worker handles, and the worker is the one process every
+%% reply of its port passes through. A worker's exit seen by one await
+%% is recorded (`{py_async_down, Monitor}') for the others. The
 %% deadline (the call's timeout, measured from the spawn) is a timer sent
 %% to the worker, which cancels the request in the port and answers
 %% `{error, timeout}' even when nobody awaits (py_async_worker).
@@ -18,6 +24,8 @@
 -export([deadline/3, stop_timer/1]).
 
 -define(KEY(Ref), {py_async, Ref}).
+-define(MON(Worker), {py_async_monitor, Worker}).
+-define(DOWN(Mon), {py_async_down, Mon}).
 
 %% @doc py:spawn_call/5: a reference at once; every error (bad arguments
 %% or options, an overloaded or unavailable pool, a Python error, a
@@ -69,7 +77,10 @@ await(Ref, Timeout) when is_reference(Ref) ->
         false -> {error, badarg};
         undefined -> {error, unknown_ref};
         {done, Result} -> Result;
-        {Id, TRef, Route, Call} -> py_request:result(answer(Route, Call, wait(Ref, Id, TRef, Route, Timeout)))
+        {Id, TRef, #{pid := Worker} = Route, Call, Mon} ->
+            Result = wait(Ref, Mon, Id, TRef, Route, Timeout),
+            unwatch(Worker, Mon),
+            py_request:result(answer(Route, Call, Result))
     end;
 await(_, _) ->
     {error, badarg}.
@@ -120,12 +131,15 @@ start({Op, Args}, #{pool := Pool, timeout := Timeout} = Valid, Which) ->
     case py_handle_call:checkout(Args, Valid, Slot, Timeout) of
         {ok, #{pid := Worker} = Route, Left, Args1} ->
             T0 = py_stats:start(Route, Op),
-            case py_call:send(Route, Op, py_request:with_arrays(Op, Args1, Valid), call) of
+            Mon = watch(Worker),
+            case py_call:send(Route, Op, py_request:with_arrays(Op, Args1, Valid), {call, make_ref()}) of
                 {sent, Id, Tag} ->
                     put(?KEY(Tag), {Id, deadline(Worker, Id, Left), Route,
-                                    {Op, T0, maps:get(return, Valid, value)}}),
+                                    {Op, T0, maps:get(return, Valid, value)}, Mon}),
                     Tag;
-                Error -> resolved(py_stats:stop(Route, Op, T0, Error))
+                Error ->
+                    unwatch(Worker, Mon),
+                    resolved(py_stats:stop(Route, Op, T0, Error))
             end;
         Error -> resolved(Error)
     end.
@@ -144,30 +158,68 @@ resolved(Result) ->
     put(?KEY(Ref), {done, Result}),
     Ref.
 
-wait(Tag, Id, TRef, #{pid := Worker, pending := Pending} = Route, Timeout) ->
-    receive
-        {Tag, Reply} ->
-            erlang:demonitor(Tag, [flush]),
-            stop_timer(TRef),
-            py_call:decode(Reply, Route);
-        {'DOWN', Tag, process, _, Reason} ->
-            stop_timer(TRef),
-            _ = (catch ets:delete(Pending, Id)),
-            {error, {worker_exited, py_call:down_reason(Reason)}}
-    after Timeout ->
-            case abandon(Pending, Id, Tag) of
-                true ->
-                    % Still in flight: the worker cancels it and discards
-                    % its reply when it comes.
-                    Worker ! {abandoned, Id},
-                    erlang:demonitor(Tag, [flush]),
+%% The worker's exit, once seen (by this await or an earlier one), is
+%% final; a reply it sent before is in the mailbox already, as signals
+%% from one process arrive in order.
+wait(Tag, Mon, Id, TRef, #{pid := Worker, pending := Pending} = Route, Timeout) ->
+    case get(?DOWN(Mon)) of
+        undefined ->
+            receive
+                {Tag, Reply} ->
                     stop_timer(TRef),
-                    {error, timeout};
-                false ->
-                    % The worker took the entry (its reply, or its own
-                    % deadline's answer): the answer is on the way.
-                    wait(Tag, Id, TRef, Route, infinity)
+                    py_call:decode(Reply, Route);
+                {'DOWN', Mon, process, _, Reason} ->
+                    put(?DOWN(Mon), Reason),
+                    wait(Tag, Mon, Id, TRef, Route, Timeout)
+            after Timeout ->
+                    case abandon(Pending, Id, Tag) of
+                        true ->
+                            % Still in flight: the worker cancels it and discards
+                            % its reply when it comes.
+                            Worker ! {abandoned, Id},
+                            stop_timer(TRef),
+                            {error, timeout};
+                        false ->
+                            % The worker took the entry (its reply, or its own
+                            % deadline's answer): the answer is on the way.
+                            wait(Tag, Mon, Id, TRef, Route, infinity)
+                    end
+            end;
+        Reason ->
+            stop_timer(TRef),
+            receive
+                {Tag, Reply} -> py_call:decode(Reply, Route)
+            after 0 ->
+                    _ = (catch ets:delete(Pending, Id)),
+                    {error, {worker_exited, py_call:down_reason(Reason)}}
             end
+    end.
+
+%% The process's monitor of Worker, made for its first unanswered
+%% spawn_call there, counted for each further one.
+watch(Worker) ->
+    case get(?MON(Worker)) of
+        {Mon, N} ->
+            put(?MON(Worker), {Mon, N + 1}),
+            Mon;
+        undefined ->
+            Mon = erlang:monitor(process, Worker),
+            put(?MON(Worker), {Mon, 1}),
+            Mon
+    end.
+
+%% One spawn_call on Worker answered: the last one takes the monitor down
+%% (and its 'DOWN', if it came unread, or its record).
+unwatch(Worker, Mon) ->
+    case get(?MON(Worker)) of
+        {Mon, 1} ->
+            erase(?MON(Worker)),
+            erase(?DOWN(Mon)),
+            erlang:demonitor(Mon, [flush]),
+            ok;
+        {Mon, N} ->
+            put(?MON(Worker), {Mon, N - 1}),
+            ok
     end.
 
 %% Marks the entry abandoned unless the worker took or marked it first

@@ -55,9 +55,4 @@ cast_reply({TRef, T0, Op}, Reply, #st{pool = Pool, slot = Slot, os_pid = OsPid, 
     St.
 
 %% Whether a reply frame is `[Id, "ok", _]', read without decoding it.
-ok_frame(<<16#93, 0:1, _:7, 16#a2, "ok", _/binary>>) -> true;
-ok_frame(<<16#93, 16#cc, _, 16#a2, "ok", _/binary>>) -> true;
-ok_frame(<<16#93, 16#cd, _:16, 16#a2, "ok", _/binary>>) -> true;
-ok_frame(<<16#93, 16#ce, _:32, 16#a2, "ok", _/binary>>) -> true;
-ok_frame(<<16#93, 16#cf, _:64, 16#a2, "ok", _/binary>>) -> true;
-ok_frame(_) -> false.
+ok_frame(Frame) -> py_call:ok_value_bytes(Frame) =/= error.

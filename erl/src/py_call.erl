@@ -14,9 +14,12 @@
 -module(py_call).
 
 -export([request/4, down_reason/1]).
--export([send/4, decode/2]).
+-export([send/4, decode/2, ok_value_bytes/1]).
 
 -export_type([route/0]).
+
+-define(PRESIZE_FROM, 65536).
+-define(PRESIZE_MAX_WORDS, 8388608).
 
 %% What a caller needs to reach a worker's port (from py_pool_checkout:checkout/3).
 -type route() :: #{pid := pid(), port := port(), ids := atomics:atomics_ref(),
@@ -39,19 +42,21 @@ request_(Route, Op, Args, Timeout) ->
 %% @doc The send half of a request: the frame is written to the port and
 %% its entry recorded. `call' (a caller that will wait, as request/4
 %% does): the reply comes to this process as `{Tag, Reply}', Tag a
-%% monitor of the worker. `{cast, Timeout, T0}': nobody waits; the reply
+%% monitor of the worker. `{call, Tag}': the same with the caller's own
+%% Tag, the caller watching the worker otherwise (py_async's one monitor
+%% per worker for all its spawn_calls). `{cast, Timeout, T0}': nobody waits; the reply
 %% comes to the worker itself as `{{py_cast, {TRef, T0, Op}}, Reply}'
 %% (py_async_worker), TRef the request's deadline timer
 %% (py_async:deadline/3) or undefined, T0 its py_stats:start/2 time.
 %% An error is the request's answer: nothing was left in flight.
--spec send(route(), binary(), map(), call | {cast, timeout(), integer()}) ->
+-spec send(route(), binary(), map(), call | {call, reference()} | {cast, timeout(), integer()}) ->
           {sent, pos_integer(), reference() | {py_cast, py_async_worker:cast()}} | {error, term()}.
 send(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame := Max,
        ctx := Ctx, slot := Slot} = Route, Op, Args, How) ->
     Id = atomics:add_get(Ids, 1, 1),
     % A callback's own requests run inside the request it serves; a cast
     % is not waited for, so it queues behind that request instead.
-    Nested = case How of call -> py_worker_callback:nest(Worker, Args); _ -> Args end,
+    Nested = case How of {cast, _, _} -> Args; _ -> py_worker_callback:nest(Worker, Args) end,
     case py_msgpack:encode([Id, Op, Nested]) of
         {ok, Frame} ->
             case iolist_size(Frame) of
@@ -61,6 +66,7 @@ send(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame :=
                 _ ->
                     {Caller, Tag} = case How of
                                         call -> {self(), erlang:monitor(process, Worker)};
+                                        {call, Own} -> {self(), Own};
                                         {cast, T, T0} -> {Worker, {py_cast, {py_async:deadline(Worker, Id, T), T0, Op}}}
                                     end,
                     % The port is recorded: a recycled worker drains the
@@ -131,13 +137,50 @@ await(#{pid := Worker, pending := Pending} = Route, Id, Tag, Timeout) ->
 %% caller; errors the worker makes (the port died) arrive as terms.
 -spec decode(term(), #{decode := py_msgpack:decode_options(), atom() => term()}) -> term().
 decode(Frame, #{decode := Opts}) when is_binary(Frame) ->
-    case py_msgpack:decode(Frame, Opts) of
+    case decode_frame(Frame, Opts) of
         {ok, [_, <<"ok">>, Value]} -> {ok, Value};
         {ok, [_, <<"error">>, E]} -> {error, py_error:from_port(E)};
         Other -> {error, py_error:undecodable(Other)}
     end;
 decode(Result, _) ->
     Result.
+
+%% A large reply whose value is a list or a map is decoded into a heap
+%% sized for it first (two words per byte of msgpack, at most 64 MB): grown
+%% step by step while decoding, with a collection at each step, the heap
+%% cost more than the decoding did (a 10,000-map list: 7 to 12 ms against
+%% 5.2; docs/performance.md, target 3). The caller's own minimum is put
+%% back after; the next collection shrinks the heap to what is live.
+decode_frame(Frame, Opts) when byte_size(Frame) >= ?PRESIZE_FROM ->
+    case is_container_reply(Frame) of
+        true ->
+            Old = process_flag(min_heap_size, min(2 * byte_size(Frame), ?PRESIZE_MAX_WORDS)),
+            try py_msgpack:decode(Frame, Opts)
+            after process_flag(min_heap_size, Old)
+            end;
+        false ->
+            py_msgpack:decode(Frame, Opts)
+    end;
+decode_frame(Frame, Opts) ->
+    py_msgpack:decode(Frame, Opts).
+
+%% Whether [Id, "ok", Value]'s Value is an array or a map (a binary reply,
+%% however large, decodes to one sub-binary).
+is_container_reply(Frame) ->
+    case ok_value_bytes(Frame) of
+        <<T, _/binary>> -> (T band 16#e0 =:= 16#80) orelse lists:member(T, [16#dc, 16#dd, 16#de, 16#df]);
+        _ -> false
+    end.
+
+%% @doc The value's bytes of a reply frame `[Id, "ok", Value]', found
+%% without decoding; error for any other frame.
+-spec ok_value_bytes(binary()) -> binary() | error.
+ok_value_bytes(<<16#93, 0:1, _:7, 16#a2, "ok", Rest/binary>>) -> Rest;
+ok_value_bytes(<<16#93, 16#cc, _, 16#a2, "ok", Rest/binary>>) -> Rest;
+ok_value_bytes(<<16#93, 16#cd, _:16, 16#a2, "ok", Rest/binary>>) -> Rest;
+ok_value_bytes(<<16#93, 16#ce, _:32, 16#a2, "ok", Rest/binary>>) -> Rest;
+ok_value_bytes(<<16#93, 16#cf, _:64, 16#a2, "ok", Rest/binary>>) -> Rest;
+ok_value_bytes(_) -> error.
 
 %% @doc What a worker's exit reason says to a caller.
 -spec down_reason(term()) -> term().

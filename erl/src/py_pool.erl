@@ -73,7 +73,7 @@ worker_starting(#{tab := Tab, counters := C} = Ctx, Slot, Pid) ->
 %% @doc The slot's port is up: callers may use Route.
 -spec ready(context(), pos_integer(), pid(), py_call:route(), slot_info()) -> ok.
 ready(#{tab := Tab, status := Status} = Ctx, Slot, Pid, Route, Info) ->
-    true = ets:insert(Tab, {Slot, Pid, Route}),
+    true = ets:insert(Tab, {Slot, Pid, stored(Route)}),
     true = ets:insert(Status, {Slot, Pid, ready, Info}),
     changed(Ctx, Slot).
 
@@ -88,9 +88,16 @@ not_ready(#{tab := Tab, status := Status} = Ctx, Slot, Pid, State, Info) ->
 %% counts are kept (the old port's requests still end with done/2).
 -spec update_route(context(), pos_integer(), pid(), py_call:route(), slot_info()) -> ok.
 update_route(#{tab := Tab, status := Status}, Slot, Pid, Route, Info) ->
-    true = ets:insert(Tab, {Slot, Pid, Route}),
+    true = ets:insert(Tab, {Slot, Pid, stored(Route)}),
     true = ets:insert(Status, {Slot, Pid, ready, Info}),
     ok.
+
+%% A route as the table keeps it: without the pool's context, which every
+%% lookup would copy out of the table (its options are most of a route's
+%% words) and every caller would then hold on its heap, a thousand times
+%% for a thousand spawn_calls in flight. py_pool_checkout puts back the
+%% context from persistent_term, which is not copied.
+stored(Route) -> maps:remove(ctx, Route).
 
 %% @doc A caller found the slot's port closed: the route leaves the table
 %% at once (if it still names that port), so that other callers do not

@@ -156,7 +156,7 @@ reserve(#{counters := C, opts := #{max_in_flight := Max}} = Ctx, {Slot, _Pid, Ro
             py_stats:overloaded(Ctx, Slot),
             {error, overloaded};
         _ ->
-            {ok, Route}
+            {ok, Route#{ctx => Ctx}} % the table's routes leave it out (py_pool:ready/5)
     end.
 
 %% @doc A request reserved with checkout/3 has ended.

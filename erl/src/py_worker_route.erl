@@ -44,11 +44,13 @@ decoded(Frame, St) ->
     end.
 
 %% A direct request's reply goes, undecoded, to whoever takes its entry.
+%% Its slot is given back first: a caller that sends its next request as
+%% soon as it has this reply must find the worker's count down already.
 route(Id, Frame, #st{table = Table} = St) ->
     case ets:take(Table, Id) of
         [{Id, Caller, Tag, Port}] when is_pid(Caller) ->
-            Caller ! {Tag, Frame},
             py_pool_checkout:done(St#st.ctx, St#st.slot),
+            Caller ! {Tag, Frame},
             py_worker_recycle:served(Port, St);
         [{Id, abandoned, _, _}] ->
             py_pool_checkout:done(St#st.ctx, St#st.slot),
@@ -138,8 +140,8 @@ answer_requests(Which, Result, #st{pending = Pending, table = Table} = St) ->
     lists:foreach(fun({Id, _, _, _}) ->
                           case ets:take(Table, Id) of
                               [{Id, Caller, Tag, _}] when is_pid(Caller) ->
-                                  Caller ! {Tag, Result},
-                                  py_pool_checkout:done(St#st.ctx, St#st.slot);
+                                  py_pool_checkout:done(St#st.ctx, St#st.slot),
+                                  Caller ! {Tag, Result};
                               [_] -> py_pool_checkout:done(St#st.ctx, St#st.slot);
                               [] -> ok
                           end

@@ -167,7 +167,10 @@ finish(Id, #req{port = Port} = Req, Result, St) ->
 
 -spec finish_quietly(pos_integer(), #req{}, term(), #st{}) -> #st{}.
 finish_quietly(Id, Req, Result, St) ->
-    forget_request(Id, Req, answer(Req, Result, St)).
+    % The slot is given back before the answer goes (as a direct reply's,
+    % py_worker_route:route/3): the owner's next request finds it free.
+    py_pool_checkout:done(St#st.ctx, St#st.slot),
+    forget(Id, Req, answer(Req, Result, St)).
 
 -spec answer(#req{}, term(), #st{}) -> #st{}.
 answer(#req{kind = collect, from = From}, Result, St) ->
@@ -181,7 +184,11 @@ answer(#req{kind = items, ref = Ref, owner = Owner}, Result, St) ->
     _ = py_stream_table:finish(streams(St), Ref, Owner, Msg),
     St.
 
-forget_request(Id, #req{timer = Timer, mon = Mon, ref = Ref, credit_timer = CT} = Req, St) ->
+forget_request(Id, Req, St) ->
+    py_pool_checkout:done(St#st.ctx, St#st.slot),
+    forget(Id, Req, St).
+
+forget(Id, #req{timer = Timer, mon = Mon, ref = Ref, credit_timer = CT} = Req, St) ->
     _ = [erlang:cancel_timer(T) || T <- [Timer, CT], T =/= undefined],
     _ = [erlang:demonitor(Mon, [flush]) || Mon =/= undefined],
     case Req of
@@ -193,7 +200,6 @@ forget_request(Id, #req{timer = Timer, mon = Mon, ref = Ref, credit_timer = CT} 
             _ = [self() ! collected_gc || py_collect:bytes(Acc) > ?GC_AFTER_BYTES],
             ok
     end,
-    py_pool_checkout:done(St#st.ctx, St#st.slot),
     St#st{pending = maps:remove(Id, St#st.pending),
           by_mon = maps:remove(Mon, St#st.by_mon),
           by_ref = maps:remove(Ref, St#st.by_ref)}.

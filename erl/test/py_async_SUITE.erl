@@ -19,7 +19,9 @@
          parallel_error_stays_in_place/1, parallel_bad_arguments/1,
          worker_killed_mid_flight_answers_worker_exited/1,
          async_with_a_handle_runs_on_its_worker/1, spawn_call_return_handle_is_owned/1,
-         async_where_a_node_is_refused/1, async_calls_are_counted_in_stats/1]).
+         async_where_a_node_is_refused/1, async_calls_are_counted_in_stats/1,
+         a_full_worker_admits_the_next_call_once_answered/1,
+         one_monitor_per_worker_while_calls_are_in_flight/1]).
 -export([log/2]).
 
 all() ->
@@ -34,7 +36,9 @@ all() ->
      parallel_error_stays_in_place, parallel_bad_arguments,
      worker_killed_mid_flight_answers_worker_exited,
      async_with_a_handle_runs_on_its_worker, spawn_call_return_handle_is_owned,
-     async_where_a_node_is_refused, async_calls_are_counted_in_stats].
+     async_where_a_node_is_refused, async_calls_are_counted_in_stats,
+     a_full_worker_admits_the_next_call_once_answered,
+     one_monitor_per_worker_while_calls_are_in_flight].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([{default, [{size, 2}]},
@@ -351,3 +355,39 @@ async_calls_are_counted_in_stats(_) ->
     ?assertEqual(10, maps:get(ok, T1) - maps:get(ok, T0)),
     ?assertEqual(3, maps:get(python_exception, maps:get(errors, T1))
                     - maps:get(python_exception, maps:get(errors, T0))).
+
+%% ---- admission and monitors ----
+
+%% A worker at max_in_flight admits a new call as soon as the caller has
+%% an answer: the worker gives the slot back before it sends the reply,
+%% not after (then the caller's next spawn_call could find the worker
+%% still full, and be refused as overloaded). With 100 in flight the
+%% worker is busy enough for the caller to run between the two.
+a_full_worker_admits_the_next_call_once_answered(_) ->
+    ok = py:start_pool(as_full, [{size, 1}, {max_in_flight, 100}]),
+    Full = [{pool, as_full}],
+    Q0 = queue:from_list([py:spawn_call(operator, add, [1, 2], #{}, Full) || _ <- lists:seq(1, 100)]),
+    Loop = fun L(Q, 0) -> Q;
+               L(Q, N) ->
+                   {{value, Ref}, Q1} = queue:out(Q),
+                   {ok, 3} = py:await(Ref),
+                   L(queue:in(py:spawn_call(operator, add, [1, 2], #{}, Full), Q1), N - 1)
+           end,
+    Rest = Loop(Q0, 30000),
+    100 = length([ok || R <- queue:to_list(Rest), {ok, 3} =:= py:await(R)]),
+    ok = py:stop_pool(as_full),
+    assert_empty_mailbox().
+
+%% A process watches a worker with one monitor however many of its
+%% spawn_calls are in flight there, and with none once all are answered.
+one_monitor_per_worker_while_calls_are_in_flight(_) ->
+    Monitors = fun() -> {monitors, M} = process_info(self(), monitors), length(M) end,
+    0 = Monitors(),
+    Refs = [py:spawn_call(time, sleep, [0.01], #{}, one()) || _ <- lists:seq(1, 50)],
+    1 = Monitors(),
+    Half = lists:sublist(Refs, 25),
+    [{ok, none} = py:await(R) || R <- Half],
+    1 = Monitors(),
+    [{ok, none} = py:await(R) || R <- Refs -- Half],
+    0 = Monitors(),
+    assert_empty_mailbox().
