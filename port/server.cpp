@@ -19,6 +19,7 @@ constexpr std::size_t flush_threshold = std::size_t{64} * 1024;
 // The adaptive spin of spin_for_arrival (its length is --spin-us): how many
 // misses in a row stop it, and for how many waits it then rests.
 constexpr int spin_miss_limit = 4;
+constexpr auto pipe_recheck = std::chrono::milliseconds(50);
 constexpr int spin_skip_after_misses = 64;
 
 bool runs_user_code(op code) {
@@ -176,8 +177,19 @@ bool server::wait_for_job(job &next) {
     flush(out_); // nothing else is ready: send what we have
     gil_released nogil;
     if (!spin_for_arrival(seen)) {
+      const auto ready = [this] { return !queue_.empty() || eof_ || abandoned_ || io_failed_; };
+      // A stdout pipe widened for a large reply gets its size back once
+      // the client has read it: tried again every pipe_recheck while
+      // idle, so an idle worker holds no more than a default pipe.
+      bool wide = narrow_out_pipe();
       lk.lock();
-      cv_.wait(lk, [this] { return !queue_.empty() || eof_ || abandoned_ || io_failed_; });
+      while (wide && !ready()) {
+        cv_.wait_for(lk, pipe_recheck);
+        lk.unlock();
+        wide = narrow_out_pipe();
+        lk.lock();
+      }
+      cv_.wait(lk, ready);
       lk.unlock(); // take the GIL back without holding mu_
     }
   }
@@ -336,6 +348,16 @@ void server::flush(out_buffer &out) noexcept {
     std::lock_guard lk(mu_);
     cv_.notify_all();
   }
+}
+
+bool server::narrow_out_pipe() noexcept {
+  // try_lock: a write in progress (a log line from another thread) may
+  // be blocked on a full pipe: try again later rather than wait for it.
+  std::unique_lock lk(write_mu_, std::try_to_lock);
+  if (!lk.owns_lock())
+    return true;
+  out_pipe_.fit(0);
+  return out_pipe_.widened();
 }
 
 bool server::cancel_pending() {

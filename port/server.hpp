@@ -108,6 +108,9 @@ private:
   void kick() const noexcept;
   // Writes out's bytes now, in order with every other writer, and clears out.
   void flush(out_buffer &out) noexcept;
+  // Gives stdout's pipe its size back if a large reply widened it and the
+  // client has read enough of it; whether it is still wide.
+  bool narrow_out_pipe() noexcept;
   credit_entry *find_credit(std::uint64_t id);
   bool wait_for_job(job &next);
   bool spin_for_arrival(std::uint64_t seen);

@@ -19,7 +19,8 @@
 -export_type([route/0]).
 
 -define(PRESIZE_FROM, 65536).
--define(PRESIZE_MAX_WORDS, 8388608).
+-define(PRESIZE_MAX_WORDS, 1048576).
+-define(PRESIZE_ITEM_BYTES, 128).
 
 %% What a caller needs to reach a worker's port (from py_pool_checkout:checkout/3).
 -type route() :: #{pid := pid(), port := port(), ids := atomics:atomics_ref(),
@@ -145,31 +146,52 @@ decode(Frame, #{decode := Opts}) when is_binary(Frame) ->
 decode(Result, _) ->
     Result.
 
-%% A large reply whose value is a list or a map is decoded into a heap
-%% sized for it first (two words per byte of msgpack, at most 64 MB): grown
-%% step by step while decoding, with a collection at each step, the heap
-%% cost more than the decoding did (a 10,000-map list: 7 to 12 ms against
-%% 5.2; docs/performance.md, target 3). The caller's own minimum is put
-%% back after; the next collection shrinks the heap to what is live.
+%% A large reply whose value is a list or a map of small items is decoded
+%% into a heap sized for it first: grown step by step while decoding, with
+%% a collection at each step, the heap cost more than the decoding did (a
+%% 10,000-map list: 7 to 12 ms against 5.2; docs/performance.md, target 3).
+%% The estimate is two words per byte of msgpack, made only when the
+%% container's items average at most ?PRESIZE_ITEM_BYTES (binaries and long
+%% strings decode to a few words each, whatever their length), and kept
+%% under 8 MB and under a quarter of the caller's max_heap_size. The
+%% caller's own minimum is put back after; the next collection shrinks the
+%% heap to what is live.
 decode_frame(Frame, Opts) when byte_size(Frame) >= ?PRESIZE_FROM ->
-    case is_container_reply(Frame) of
-        true ->
-            Old = process_flag(min_heap_size, min(2 * byte_size(Frame), ?PRESIZE_MAX_WORDS)),
+    case presize_words(Frame) of
+        0 ->
+            py_msgpack:decode(Frame, Opts);
+        Words ->
+            Old = process_flag(min_heap_size, Words),
             try py_msgpack:decode(Frame, Opts)
             after process_flag(min_heap_size, Old)
-            end;
-        false ->
-            py_msgpack:decode(Frame, Opts)
+            end
     end;
 decode_frame(Frame, Opts) ->
     py_msgpack:decode(Frame, Opts).
 
-%% Whether [Id, "ok", Value]'s Value is an array or a map (a binary reply,
-%% however large, decodes to one sub-binary).
-is_container_reply(Frame) ->
-    case ok_value_bytes(Frame) of
-        <<T, _/binary>> -> (T band 16#e0 =:= 16#80) orelse lists:member(T, [16#dc, 16#dd, 16#de, 16#df]);
-        _ -> false
+presize_words(Frame) ->
+    case container_items(ok_value_bytes(Frame)) of
+        N when N > 0, byte_size(Frame) div N =< ?PRESIZE_ITEM_BYTES ->
+            min(min(2 * byte_size(Frame), ?PRESIZE_MAX_WORDS), heap_room());
+        _ ->
+            0
+    end.
+
+%% Items of the array or map (keys and values) a value's bytes start with;
+%% 0 for anything else.
+container_items(<<2#1001:4, N:4, _/binary>>) -> N;
+container_items(<<16#dc, N:16, _/binary>>) -> N;
+container_items(<<16#dd, N:32, _/binary>>) -> N;
+container_items(<<2#1000:4, N:4, _/binary>>) -> 2 * N;
+container_items(<<16#de, N:16, _/binary>>) -> 2 * N;
+container_items(<<16#df, N:32, _/binary>>) -> 2 * N;
+container_items(_) -> 0.
+
+%% A quarter of the caller's max_heap_size, if it has one.
+heap_room() ->
+    case process_info(self(), max_heap_size) of
+        {max_heap_size, #{size := Max}} when Max > 0 -> Max div 4;
+        _ -> ?PRESIZE_MAX_WORDS
     end.
 
 %% @doc The value's bytes of a reply frame `[Id, "ok", Value]', found

@@ -2,6 +2,7 @@
 # Every op through binary frames, as an Erlang port speaks them.
 source "$(dirname "$0")/lib.sh"
 pyclient <<'PY'
+import fcntl
 import os
 import struct
 import time
@@ -9,6 +10,10 @@ from pyport_client import Atom, Checks, Port, frame
 
 t = Checks("binary")
 p = Port()
+F_GETPIPE_SZ = 1032
+pipe_sizes = lambda: (fcntl.fcntl(p.proc.stdin.fileno(), F_GETPIPE_SZ),
+                      fcntl.fcntl(p.proc.stdout.fileno(), F_GETPIPE_SZ))
+sizes_at_start = pipe_sizes()
 h = p.hello[2]
 t.equal("hello: protocol", h["protocol"], 1)
 t.equal("hello: pid", h["pid"], p.proc.pid)
@@ -36,6 +41,10 @@ t.equal("100 pipelined requests answered in order", replies, [[1000 + i, "ok", 2
 blob = os.urandom(16 << 20)
 r = p.call(7, "eval", {"code": "x", "locals": {"x": blob}}, timeout=60)
 t.check("16 MiB binary echo intact", r[2] == blob, f"{type(r[2])} {len(r[2]) if r[2] else r}")
+# Both pipes were widened for it (port/pipe_size.hpp) and, the port idle,
+# are given their sizes back (stdout's within its 50 ms recheck).
+time.sleep(0.3)
+t.equal("pipes back to their sizes when idle after 16 MiB each way", pipe_sizes(), sizes_at_start)
 # Large bytes leave by reference (writev): several in one reply and in one
 # flush, between small replies, all intact and in order.
 a, b = os.urandom(300 << 10), os.urandom(70 << 10)
