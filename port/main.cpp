@@ -127,7 +127,6 @@ int serve(int argc, char **argv) {
     return 4;
   }
 
-  pyport::reuse_large_blocks();
   try {
     pyport::interpreter python(interp);
     pyport::dispatcher dispatch(lim);
@@ -142,6 +141,9 @@ int serve(int argc, char **argv) {
         _exit(2);
       }
     }
+    // After start-up, whose freed memory glibc gives back as it always
+    // did (the idle worker stays as small as before).
+    pyport::reuse_large_blocks();
     pyport::server srv(
         dispatch, dispatch.types(),
         {lim, json, fds.in, fds.out, python_level(log_level), python_output == "log"});

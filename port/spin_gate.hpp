@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -26,24 +27,60 @@ constexpr bool cpus_to_spare(int runnable, int cpus) {
   return runnable <= cpus + 1;
 }
 
-// Reads the kernel's count of runnable tasks at most once per period and
-// keeps the answer in between, so asking costs a clock read. Without
-// /proc/loadavg (not Linux, or not mounted) the spin is allowed, as before.
-// Not thread-safe: the main thread owns it.
+// The microseconds that some task spent waiting for a CPU since boot:
+// the "some" line's total in /proc/pressure/cpu ("some avg10=0.00
+// avg60=0.00 avg300=0.00 total=123"), or nothing if the text is not in
+// that form.
+std::optional<std::uint64_t> cpu_stall_total(std::string_view pressure);
+
+// The share of the time some task waited for a CPU, smoothed over the
+// readings (a quarter of the newest each time: about 80 ms with readings
+// 20 ms apart), so that one busy reading does not close the gate.
+constexpr double smoothed_stall(double before, std::uint64_t stalled_us, std::uint64_t elapsed_us) {
+  const double now =
+      elapsed_us ? static_cast<double>(stalled_us) / static_cast<double>(elapsed_us) : 0;
+  return before * 0.75 + now * 0.25;
+}
+
+// Whether CPUs are to spare by pressure: tasks waited for a CPU less than
+// 40% of the time. Sync calls on a quiet 2-vCPU machine, the spin
+// included, make some task wait 11 to 25% of the time (the BEAM's and the
+// port's threads take turns); one CPU-bound process per core beside
+// them, 45 to 93% (docs/performance.md, target 5).
+constexpr bool stall_leaves_cpus(double stall) {
+  return stall < 0.4;
+}
+
+// Decides at most once per period and keeps the answer in between, so
+// asking costs a clock read. The measure is CPU pressure (PSI,
+// /proc/pressure/cpu) over the last period: the runnable count of
+// /proc/loadavg is an instant, and caught the caller's scheduler thread
+// asleep as often as not, so one CPU hog per core (hogs, this thread, and
+// a sleeping caller: cpus + 1) left the gate open. Without PSI the
+// runnable count decides; without either (not Linux, or not mounted) the
+// spin is allowed, as before the gate. Not thread-safe: each spinning
+// thread owns its own.
 class spin_gate {
 public:
   using clock = std::chrono::steady_clock;
   explicit spin_gate(std::chrono::milliseconds period = std::chrono::milliseconds(20),
-                     const char *path = "/proc/loadavg");
+                     const char *loadavg_path = "/proc/loadavg",
+                     const char *pressure_path = "/proc/pressure/cpu");
   bool allows(clock::time_point now);
   bool allows() { return allows(clock::now()); }
 
 private:
+  bool by_runnable() const;
+
   std::chrono::milliseconds period_;
-  const char *path_;
+  const char *loadavg_path_;
+  const char *pressure_path_;
   int cpus_;
   clock::time_point next_check_{};
   bool allowed_ = true;
+  std::optional<std::uint64_t> last_stall_; // the pressure total at last_time_
+  double stall_ = 0;                        // smoothed_stall of the readings so far
+  clock::time_point last_time_{};
 };
 
 } // namespace pyport

@@ -8,9 +8,12 @@
 #include <string>
 #include <unistd.h>
 
+using pyport::cpu_stall_total;
 using pyport::cpus_to_spare;
 using pyport::runnable_tasks;
+using pyport::smoothed_stall;
 using pyport::spin_gate;
+using pyport::stall_leaves_cpus;
 using namespace std::chrono_literals;
 
 TEST_CASE("runnable tasks are read from /proc/loadavg's fourth field") {
@@ -45,7 +48,7 @@ TEST_CASE("the gate follows the runnable count, read at most once per period") {
   const loadavg_file f;
   const int cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   f.write("0.00 0.00 0.00 1/100 1\n");
-  spin_gate gate(20ms, f.path.c_str());
+  spin_gate gate(20ms, f.path.c_str(), "/nonexistent/pressure");
   const auto t0 = spin_gate::clock::time_point{} + 1h;
   CHECK(gate.allows(t0));
   f.write("9.00 9.00 9.00 " + std::to_string(cpus + 2) + "/100 1\n");
@@ -57,10 +60,68 @@ TEST_CASE("the gate follows the runnable count, read at most once per period") {
 }
 
 TEST_CASE("without /proc/loadavg the spin is allowed, as before the gate") {
-  spin_gate gate(20ms, "/nonexistent/loadavg");
+  spin_gate gate(20ms, "/nonexistent/loadavg", "/nonexistent/pressure");
   CHECK(gate.allows(spin_gate::clock::now()));
   const loadavg_file f;
   f.write("garbage\n");
-  spin_gate garbled(20ms, f.path.c_str());
+  spin_gate garbled(20ms, f.path.c_str(), f.path.c_str());
   CHECK(garbled.allows(spin_gate::clock::now()));
+}
+
+TEST_CASE("CPU pressure: the some line's total is read") {
+  CHECK(cpu_stall_total("some avg10=0.00 avg60=6.34 avg300=12.12 total=11105888330\n"
+                        "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n") == 11105888330u);
+  CHECK(cpu_stall_total("some avg10=1.00 avg60=0.00 avg300=0.00 total=0") == 0u);
+  CHECK_FALSE(cpu_stall_total("").has_value());
+  CHECK_FALSE(cpu_stall_total("full avg10=0.00 total=5\n").has_value());
+  CHECK_FALSE(cpu_stall_total("some avg10=0.00 avg60=0.00 avg300=0.00\n").has_value());
+  CHECK_FALSE(cpu_stall_total("some avg10=0.00 total=x\n").has_value());
+  CHECK_FALSE(cpu_stall_total("some avg10=0.00 total=12x\n").has_value());
+}
+
+TEST_CASE("CPUs are to spare while tasks waited less than 40% of the time, smoothed") {
+  CHECK(stall_leaves_cpus(0.0));
+  CHECK(stall_leaves_cpus(0.25)); // sync calls on a quiet machine
+  CHECK_FALSE(stall_leaves_cpus(0.4));
+  CHECK(smoothed_stall(0.0, 5000, 20000) == doctest::Approx(0.0625));
+  CHECK(smoothed_stall(0.5, 0, 20000) == doctest::Approx(0.375));
+  CHECK(smoothed_stall(0.2, 7, 0) == doctest::Approx(0.15)); // no time passed: nothing new
+  // One busy reading among quiet ones leaves the gate open; a sustained
+  // load (one CPU hog per core) closes it within three readings.
+  double s = 0.15;
+  s = smoothed_stall(s, 20000, 20000);
+  CHECK(stall_leaves_cpus(s));
+  s = smoothed_stall(s, 3000, 20000);
+  CHECK(stall_leaves_cpus(s));
+  double hog = 0.15;
+  for (int i = 0; i < 3; ++i)
+    hog = smoothed_stall(hog, 14000, 20000);
+  CHECK_FALSE(stall_leaves_cpus(hog));
+}
+
+TEST_CASE("with CPU pressure the gate follows the stall between two readings") {
+  const loadavg_file load;
+  loadavg_file pressure;
+  pressure.path += "_psi";
+  load.write("0.00 0.00 0.00 1/100 1\n");
+  const auto psi = [&](std::uint64_t total) {
+    pressure.write("some avg10=0.00 avg60=0.00 avg300=0.00 total=" + std::to_string(total) +
+                   "\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+  };
+  psi(1000000);
+  spin_gate gate(20ms, load.path.c_str(), pressure.path.c_str());
+  const auto t0 = spin_gate::clock::time_point{} + 1h;
+  CHECK(gate.allows(t0)); // first reading: the runnable count (1) decides
+  psi(1000000 + 500);     // 0.5 ms of 20 waiting: quiet
+  CHECK(gate.allows(t0 + 20ms));
+  psi(1000500 + 20000);          // all of the next 20 ms, once: kept open
+  CHECK(gate.allows(t0 + 30ms)); // within the period: kept
+  CHECK(gate.allows(t0 + 40ms));
+  psi(1020500 + 20000); // and again: closed
+  CHECK_FALSE(gate.allows(t0 + 60ms));
+  psi(1040500 + 20000);
+  CHECK_FALSE(gate.allows(t0 + 80ms));
+  for (int i = 0; i < 6; ++i) // quiet again: open within a few readings
+    psi(1060500 + 100 * (i + 1)), (void)gate.allows(t0 + 100ms + 20ms * i);
+  CHECK(gate.allows(t0 + 220ms));
 }
