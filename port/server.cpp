@@ -16,11 +16,7 @@ namespace {
 // kill the process), when nothing more is ready to run, or once this many
 // bytes are waiting.
 constexpr std::size_t flush_threshold = std::size_t{64} * 1024;
-// The adaptive spin of spin_for_arrival (its length is --spin-us): how many
-// misses in a row stop it, and for how many waits it then rests.
-constexpr int spin_miss_limit = 4;
 constexpr auto pipe_recheck = std::chrono::milliseconds(50);
-constexpr int spin_skip_after_misses = 64;
 
 bool runs_user_code(op code) {
   switch (code) {
@@ -39,7 +35,7 @@ bool runs_user_code(op code) {
 
 server::server(dispatcher &d, const pyport_types &types, const server_options &options)
     : dispatcher_(d), options_(options), main_thread_(pthread_self()), out_pipe_(options.out_fd),
-      out_(options.json) {
+      out_(options.json), read_replies_(options.json), in_pipe_(options.in_fd) {
   out_.set_max_reply(options_.lim.max_reply_bytes);
   out_.allow_references(true); // flush() writes its pieces
   // Python runs its signal handlers on this thread at the next bytecode;
@@ -65,6 +61,9 @@ server::~server() {
   set_module_hooks(nullptr);
   if (reader_.joinable())
     reader_.detach(); // blocked in read(); the process is exiting
+  for (const int fd : {turn_fd_, wake_fd_})
+    if (fd >= 0)
+      ::close(fd);
 }
 
 int server::run() {
@@ -77,6 +76,7 @@ int server::run() {
   }
   if (options_.capture_output)
     start_capture();
+  start_input();
   reader_ = std::thread([this] { reader_main(); });
 
   job next;
@@ -176,7 +176,8 @@ bool server::wait_for_job(job &next) {
     lk.unlock();
     flush(out_); // nothing else is ready: send what we have
     gil_released nogil;
-    if (!spin_for_arrival(seen)) {
+    if (!main_reads_until([this] { return !queue_.empty() || eof_ || abandoned_ || io_failed_; }) &&
+        !spin_for_arrival(seen)) {
       const auto ready = [this] { return !queue_.empty() || eof_ || abandoned_ || io_failed_; };
       // A stdout pipe widened for a large reply gets its size back once
       // the client has read it: tried again every pipe_recheck while
@@ -202,38 +203,11 @@ bool server::wait_for_job(job &next) {
   running_ = next.r.id;
   running_cancelled_ = next.cancelled;
   cancel_pending_ = false;
+  main_idle_ = false;
+  ++jobs_started_;
+  if (reader_resting_)
+    reader_cv_.notify_one(); // after a quiet spell: it looks every takeover period again
   return true;
-}
-
-// A caller that waits for each reply before it sends the next request
-// sends it within tens of microseconds. Watching for it briefly, instead
-// of sleeping at once, saves the futex wake-up of this thread (tens of
-// microseconds on a small VM, where it usually lands on the other CPU).
-// The spin adapts: it stops being tried after a run of misses (requests
-// arrive slowly) and resumes after a hit, so an idle port costs no CPU.
-bool server::spin_for_arrival(std::uint64_t seen) {
-  if (spin_misses_ >= spin_miss_limit) {
-    spin_misses_ = 0; // try again next time: the pace may have changed
-    spin_skips_ = spin_skip_after_misses;
-  }
-  if (options_.lim.spin_time.count() == 0 || !spin_gate_.allows()) // --spin-us 0; CPUs busy
-    return false;
-  if (spin_skips_ > 0) {
-    --spin_skips_;
-    return false;
-  }
-  const auto deadline = std::chrono::steady_clock::now() + options_.lim.spin_time;
-  for (unsigned i = 0;; ++i) {
-    if (arrivals_.load(std::memory_order_acquire) != seen) {
-      spin_misses_ = 0;
-      return true;
-    }
-    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= deadline)
-      break;
-    __builtin_ia32_pause();
-  }
-  ++spin_misses_;
-  return false;
 }
 
 bool server::finish(std::uint64_t id) {
@@ -282,11 +256,13 @@ bool server::acquire_credit(std::uint64_t id) {
       continue;
     }
     gil_released nogil;
-    std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] {
+    const auto ready = [&] {
       const credit_entry *e = find_credit(id);
       return running_cancelled_ || eof_ || abandoned_ || io_failed_ || !e || e->chunks > 0;
-    });
+    };
+    (void)main_reads_until(ready); // the credit comes on stdin
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, ready);
     if (io_failed_)
       return false;
   }
@@ -344,10 +320,8 @@ void server::flush(out_buffer &out) noexcept {
       io_failed_ = true; // the reader of stdout is gone
   }
   out.clear();
-  if (io_failed_) {
-    std::lock_guard lk(mu_);
-    cv_.notify_all();
-  }
+  if (io_failed_)
+    wake_main();
 }
 
 bool server::narrow_out_pipe() noexcept {

@@ -13,12 +13,15 @@
 #include "spin_gate.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <pthread.h>
+#include <sys/types.h>
 #include <thread>
 #include <vector>
 
@@ -97,9 +100,26 @@ private:
     std::optional<request> reply;
   };
 
+  // server_input.cpp: who reads stdin (the main thread while idle, the
+  // reader thread while a request runs), and the reading itself.
+  void start_input();
+  // One non-blocking read of stdin and what it brings (frames queued,
+  // cancels and credits applied). read()'s result, errno kept.
+  // PRECONDITION: read_mu_ held.
+  ssize_t read_step(bool &pipelined);
   // The reader thread's body: reader_loop, and what happens when it fails.
   void reader_main() noexcept;
   void reader_loop();
+  // The reader thread: returns when it is to read.
+  void wait_for_turn();
+  // The main thread waits until ready() (called with mu_ held) reading
+  // stdin itself: true once it is. false: it cannot (no eventfd), or it
+  // stopped reading (EOF, an error) and the reader thread reads; the
+  // caller then waits on cv_ as before.
+  bool main_reads_until(const std::function<bool()> &ready);
+  // Wakes the main thread however it waits (on cv_, or reading stdin):
+  // the session ends, or stdout failed.
+  void wake_main() noexcept;
   void on_event(frame_event event, out_buffer &replies);
   void on_frame(frame f, out_buffer &replies);
   void on_cancel(const request &r, out_buffer &replies);
@@ -114,6 +134,11 @@ private:
   credit_entry *find_credit(std::uint64_t id);
   bool wait_for_job(job &next);
   bool spin_for_arrival(std::uint64_t seen);
+  // The adaptive spin's bookkeeping (server.cpp): whether to spin now, and
+  // whether the spin met the next request.
+  bool spin_allowed();
+  void spin_hit() { spin_misses_ = 0; }
+  void spin_missed() { ++spin_misses_; }
   void reject(std::uint64_t id, error_info error);    // PRECONDITION: mu_ held
   void queue_resume(credit_entry &e, bool cancelled); // PRECONDITION: mu_ held
   void run_job(job &next);
@@ -149,6 +174,13 @@ private:
   bool eof_ = false;                 // stdin ended: run what is queued, then exit
   bool abandoned_ = false;           // stdout's reader is gone too: stop now
   std::condition_variable cv_;
+  // Who reads stdin (server_input.cpp), under mu_ too.
+  bool reader_turn_ = true; // else the main thread, idle, reads
+  bool main_idle_ = false;  // waiting for a job
+  std::chrono::steady_clock::time_point main_idle_since_{};
+  std::uint64_t jobs_started_ = 0;    // by the main thread, ever
+  bool reader_resting_ = false;       // in an untimed wait for its turn
+  std::condition_variable reader_cv_; // the reader thread waits for its turn
 
   std::atomic<std::uint64_t> arrivals_{0};  // jobs ever queued; spun on by the main thread
   int spin_misses_ = 0, spin_skips_ = 0;    // main thread only
@@ -163,6 +195,16 @@ private:
   log_limiter log_limit_;
   std::unique_ptr<output_capture> capture_;
   std::thread reader_;
+  // The reading side, used by whichever thread reads stdin.
+  std::mutex read_mu_; // guards the four below
+  std::unique_ptr<framer> input_;
+  out_buffer read_replies_; // replies made while reading (a cancel's)
+  pipe_size in_pipe_;       // wide while a large frame comes in
+  bool pipelined_ = false;  // the last read brought more than one frame
+  std::chrono::steady_clock::time_point last_data_{};
+  int turn_fd_ = -1;            // eventfd: the main thread takes the turn back
+  int wake_fd_ = -1;            // eventfd: the reader thread queued what the main thread waits for
+  bool main_reads_off_ = false; // main thread only: after a failed read
   erlang_hooks_scope erlang_scope_{this}; // erlang.call reaches this server
 };
 

@@ -138,9 +138,11 @@ PyObject *server::round_trip(const char *what, std::string_view tag, Pack &&pack
                nested_ready(id) || eof_;
       };
       if (!ready()) {
+        // The reply, and requests nested in this one, come on stdin.
         const std::uint64_t seen = arrivals_.load(std::memory_order_relaxed);
         lk.unlock();
-        spin_for_arrival(seen);
+        if (!main_reads_until(ready))
+          spin_for_arrival(seen);
         lk.lock();
         cv_.wait(lk, ready);
       }

@@ -1,8 +1,6 @@
-// The server's reader thread: stdin -> frames -> the queue; cancel and
-// credit applied at once; EOF.
-#include "pipe_size.hpp"
+// What the frames read from stdin do: requests queued, cancel and credit
+// applied at once, callback replies handed to their wait; EOF.
 #include "server.hpp"
-#include "spin_gate.hpp"
 
 #include "channel.hpp"
 #include "depth.hpp"
@@ -22,11 +20,6 @@ namespace pyport {
 
 namespace {
 
-// How long the reader keeps reading after the last data before it sleeps.
-constexpr auto reader_spin = std::chrono::microseconds(50);
-// How often a cancel re-sends its signal while the running code has not
-// stopped (a signal can land just before a blocking call starts).
-constexpr int kick_interval_ms = 20;
 // How long the running code has to stop, once nobody reads the replies,
 // before the port exits anyway.
 constexpr auto eof_grace = std::chrono::milliseconds(500);
@@ -64,110 +57,6 @@ void server::queue_resume(credit_entry &e, bool cancelled) {
 
 void server::kick() const noexcept {
   pthread_kill(main_thread_, cancel_signal());
-}
-
-// ---- the reader thread ----
-
-void server::reader_main() noexcept {
-  try {
-    reader_loop();
-  } catch (const std::exception &e) {
-    // Out of memory for a frame buffer, most likely: no request can be read
-    // any more, so the port ends as it does at EOF, once the queue is done.
-    dprintf(diagnostics_fd(), "pyport: the reader stopped: %s\n", e.what());
-    try {
-      on_eof();
-    } catch (...) {
-      _exit(4);
-    }
-  }
-}
-
-void server::reader_loop() {
-  // Only the main thread takes the cancel signal.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, cancel_signal());
-  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
-
-  // Non-blocking reads (see the loop). The read end of the pipe is ours
-  // alone: fd 0 now points at /dev/null.
-  fcntl(options_.in_fd, F_SETFL, fcntl(options_.in_fd, F_GETFL) | O_NONBLOCK);
-
-  std::unique_ptr<framer> input;
-  if (options_.json)
-    input = std::make_unique<line_framer>(options_.lim.max_frame);
-  else
-    input = std::make_unique<binary_framer>(options_.lim.max_frame);
-  out_buffer replies(options_.json);
-
-  // After a burst the reader keeps reading, without blocking, for a short
-  // while: while requests keep coming it is never asleep on the pipe, so
-  // the client's writes wake nobody (on a small VM a wake-up is an
-  // interrupt to the other CPU, a quarter of the client's time at high
-  // rates). Past reader_spin without data it blocks in poll(): idle costs
-  // nothing.
-  using clock = std::chrono::steady_clock;
-  auto last_data = clock::time_point{};
-  // Only a client with several requests in flight (one read brought more
-  // than one frame) makes the reader spin: a client that waits for each
-  // reply is already met by the main thread's spin, and on two cores a
-  // second spinner costs more latency than it saves.
-  bool pipelined = false;
-  const bool spin = options_.lim.spin_time.count() > 0; // --spin-us 0: never spin
-  // And, as the main thread's, only while a CPU is to spare: with two
-  // workers serving many callers on two CPUs, two spinning readers took
-  // the CPUs the BEAM needed (64 callers: 88-100k calls/s spinning,
-  // 108-122k not; docs/performance.md, target 4).
-  spin_gate gate;
-  pipe_size in_pipe(options_.in_fd); // wide while a large frame comes in
-  for (;;) {
-    bool kicking = false;
-    {
-      std::lock_guard lk(mu_);
-      kicking = running_cancelled_ && running_ != 0;
-    }
-    const std::span<char> area = input->write_area();
-    const ssize_t n = ::read(options_.in_fd, area.data(), area.size());
-    if (n == 0)
-      break;
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno != EAGAIN)
-        break;
-      if (!kicking && pipelined && spin && clock::now() - last_data < reader_spin &&
-          gate.allows()) {
-        __builtin_ia32_pause();
-        continue;
-      }
-      pollfd p{options_.in_fd, POLLIN, 0};
-      const int ready = poll(&p, 1, kicking ? kick_interval_ms : -1);
-      if (ready == 0)
-        kick();
-      continue;
-    }
-    last_data = clock::now();
-    input->commit(static_cast<std::size_t>(n));
-    in_pipe.fit(input->frame_remaining());
-    // Every complete frame that arrived is queued before the main thread is
-    // woken once.
-    int frames = 0;
-    while (auto event = input->next()) {
-      ++frames;
-      on_event(std::move(*event), replies);
-    }
-    pipelined = frames > 1;
-    cv_.notify_all();
-    flush(replies);
-    if (io_failed_)
-      break;
-  }
-  if (auto last = input->end_of_input()) {
-    on_event(std::move(*last), replies);
-    flush(replies);
-  }
-  on_eof();
 }
 
 void server::on_event(frame_event event, out_buffer &replies) {
@@ -349,7 +238,7 @@ void server::on_eof() {
     std::lock_guard lk(mu_);
     eof_ = true;
   }
-  cv_.notify_all();
+  wake_main();
   for (;;) {
     pollfd p{options_.out_fd, 0, 0};
     const int ready = poll(&p, 1, -1);
@@ -367,7 +256,7 @@ void server::on_eof() {
       cancel_pending_ = true;
     }
   }
-  cv_.notify_all();
+  wake_main();
   kick();
   std::this_thread::sleep_for(eof_grace);
   _exit(0); // the running code ignored the interruption

@@ -1,0 +1,346 @@
+// Who reads stdin, and how. The main thread reads it while it is idle, so
+// that a request wakes the thread that will run it and nothing is handed
+// over between threads on the way (on a busy machine every wake-up may wait
+// for a time slice: two per request made the contended tail, target 5 of
+// docs/performance.md); so it does while it waits inside a request for
+// what comes on stdin (a callback's reply, a stream's credit). The reader
+// thread reads while a request runs, for what must be seen then: cancels,
+// credits, pipelined requests. It takes the turn when one request has run
+// for reader_takeover, when the client pipelines (a read brought several
+// frames), and at EOF; the main thread takes it back when it waits again.
+// Either thread reads through read_step, under read_mu_.
+#include "server.hpp"
+
+#include "channel.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace pyport {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// How long the reader keeps reading after the last data before it sleeps.
+constexpr auto reader_spin = std::chrono::microseconds(50);
+// How often a cancel re-sends its signal while the running code has not
+// stopped (a signal can land just before a blocking call starts).
+constexpr int kick_interval_ms = 20;
+// How long one request runs before the reader thread reads in its stead.
+// A cancel of a running request is read at most this late.
+constexpr auto reader_takeover = std::chrono::milliseconds(2);
+// How long the main thread has been idle before the reader thread stops
+// checking every reader_takeover and sleeps until a request starts.
+constexpr auto reader_rests_after = std::chrono::milliseconds(100);
+// The adaptive spin of the main thread (its length is --spin-us): how
+// many misses in a row stop it, and for how many waits it then rests.
+constexpr int spin_miss_limit = 4;
+constexpr int spin_skip_after_misses = 64;
+// How often an idle main thread tries to narrow a widened stdout pipe.
+constexpr int pipe_recheck_ms = 50;
+
+} // namespace
+
+void server::start_input() {
+  // Non-blocking reads (see read_step's callers). The read end of the
+  // pipe is ours alone: fd 0 now points at /dev/null.
+  fcntl(options_.in_fd, F_SETFL, fcntl(options_.in_fd, F_GETFL) | O_NONBLOCK);
+  if (options_.json)
+    input_ = std::make_unique<line_framer>(options_.lim.max_frame);
+  else
+    input_ = std::make_unique<binary_framer>(options_.lim.max_frame);
+  // Without the eventfd the reader thread could not be called out of its
+  // poll(): it then reads all the time, as before the main thread did.
+  turn_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0 && turn_fd_ >= 0) {
+    ::close(turn_fd_);
+    turn_fd_ = -1;
+  }
+}
+
+namespace {
+
+void signal_fd(int fd) noexcept {
+  const std::uint64_t one = 1;
+  (void)!::write(fd, &one, sizeof one);
+}
+
+void drain_fd(int fd) noexcept {
+  std::uint64_t count = 0;
+  (void)!::read(fd, &count, sizeof count);
+}
+
+} // namespace
+
+ssize_t server::read_step(bool &pipelined) {
+  const std::span<char> area = input_->write_area();
+  const ssize_t n = ::read(options_.in_fd, area.data(), area.size());
+  if (n <= 0)
+    return n;
+  last_data_ = clock::now();
+  input_->commit(static_cast<std::size_t>(n));
+  in_pipe_.fit(input_->frame_remaining());
+  // Every complete frame that arrived is queued before anyone is woken once.
+  int frames = 0;
+  while (auto event = input_->next()) {
+    ++frames;
+    on_event(std::move(*event), read_replies_);
+  }
+  pipelined = pipelined_ = frames > 1;
+  cv_.notify_all();
+  if (frames > 0 && pthread_equal(pthread_self(), main_thread_) == 0) {
+    // The reader thread read what the main thread, gone back to waiting
+    // meanwhile, waits for: its poll() on stdin would not see it.
+    std::lock_guard lk(mu_);
+    if (main_idle_)
+      signal_fd(wake_fd_);
+  }
+  flush(read_replies_);
+  return n;
+}
+
+void server::wake_main() noexcept {
+  {
+    std::lock_guard lk(mu_);
+    cv_.notify_all();
+  }
+  if (wake_fd_ >= 0)
+    signal_fd(wake_fd_); // in case it waits reading stdin
+}
+
+// ---- the reader thread ----
+
+void server::reader_main() noexcept {
+  try {
+    reader_loop();
+  } catch (const std::exception &e) {
+    // Out of memory for a frame buffer, most likely: no request can be read
+    // any more, so the port ends as it does at EOF, once the queue is done.
+    dprintf(diagnostics_fd(), "pyport: the reader stopped: %s\n", e.what());
+    try {
+      on_eof();
+    } catch (...) {
+      _exit(4);
+    }
+  }
+}
+
+void server::reader_loop() {
+  // Only the main thread takes the cancel signal.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, cancel_signal());
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+
+  // After a burst the reader keeps reading, without blocking, for a short
+  // while: while requests keep coming it is never asleep on the pipe, so
+  // the client's writes wake nobody. Past reader_spin without data it
+  // blocks in poll(): idle costs nothing. Only a client with several
+  // requests in flight (one read brought more than one frame) makes it
+  // spin: a client that waits for each reply is met by the main thread.
+  const bool spin = options_.lim.spin_time.count() > 0; // --spin-us 0: never spin
+  // And only while a CPU is to spare: with two workers serving many
+  // callers on two CPUs, spinning readers took the CPUs the BEAM needed.
+  spin_gate gate;
+  for (;;) {
+    wait_for_turn();
+    bool kicking = false;
+    {
+      std::lock_guard lk(mu_);
+      kicking = running_cancelled_ && running_ != 0;
+    }
+    ssize_t n = 0;
+    int err = 0;
+    bool pipelined = false;
+    clock::time_point last_data;
+    {
+      std::lock_guard rl(read_mu_);
+      n = read_step(pipelined);
+      err = errno;
+      last_data = last_data_;
+    }
+    if (n == 0)
+      break;
+    if (n < 0) {
+      if (err == EINTR)
+        continue;
+      if (err != EAGAIN)
+        break;
+      if (!kicking && pipelined && spin && clock::now() - last_data < reader_spin &&
+          gate.allows()) {
+        __builtin_ia32_pause();
+        continue;
+      }
+      pollfd p[2] = {{options_.in_fd, POLLIN, 0}, {turn_fd_, POLLIN, 0}};
+      const int ready = poll(p, turn_fd_ >= 0 ? 2 : 1, kicking ? kick_interval_ms : -1);
+      if (ready == 0)
+        kick();
+      if (turn_fd_ >= 0 && (p[1].revents & POLLIN))
+        drain_fd(turn_fd_); // the main thread took the turn
+      continue;
+    }
+    if (io_failed_)
+      break;
+  }
+  {
+    std::lock_guard rl(read_mu_);
+    if (auto last = input_->end_of_input()) {
+      on_event(std::move(*last), read_replies_);
+      flush(read_replies_);
+    }
+  }
+  on_eof();
+}
+
+void server::wait_for_turn() {
+  std::unique_lock lk(mu_);
+  std::uint64_t seen = jobs_started_;
+  auto since = clock::now();
+  while (!reader_turn_) {
+    const auto now = clock::now();
+    if (main_idle_) {
+      // The main thread reads. Past reader_rests_after of idleness this
+      // thread sleeps until a request starts (an idle port costs nothing);
+      // until then it looks every reader_takeover, so that a steady flow of
+      // requests costs no wake-up of it per request.
+      if (now - main_idle_since_ >= reader_rests_after) {
+        reader_resting_ = true;
+        reader_cv_.wait(lk);
+        reader_resting_ = false;
+      } else {
+        reader_cv_.wait_for(lk, reader_takeover);
+      }
+      seen = jobs_started_;
+      since = clock::now();
+      continue;
+    }
+    if (jobs_started_ != seen) { // another request: its own time starts
+      seen = jobs_started_;
+      since = now;
+    } else if (now - since >= reader_takeover) {
+      reader_turn_ = true; // one request runs long: read what comes meanwhile
+      break;
+    }
+    reader_cv_.wait_for(lk, reader_takeover - (now - since));
+  }
+}
+
+// ---- the main thread, waiting ----
+
+// A caller that waits for each reply before it sends the next request
+// sends it within tens of microseconds. Watching for it briefly, instead
+// of sleeping at once, saves the futex wake-up of this thread (tens of
+// microseconds on a small VM, where it usually lands on the other CPU).
+// The spin adapts: it stops being tried after a run of misses (requests
+// arrive slowly) and resumes after a hit, so an idle port costs no CPU.
+bool server::spin_allowed() {
+  if (spin_misses_ >= spin_miss_limit) {
+    spin_misses_ = 0; // try again next time: the pace may have changed
+    spin_skips_ = spin_skip_after_misses;
+  }
+  if (options_.lim.spin_time.count() == 0 || !spin_gate_.allows()) // --spin-us 0; CPUs busy
+    return false;
+  if (spin_skips_ > 0) {
+    --spin_skips_;
+    return false;
+  }
+  return true;
+}
+
+bool server::spin_for_arrival(std::uint64_t seen) {
+  if (!spin_allowed())
+    return false;
+  const auto deadline = std::chrono::steady_clock::now() + options_.lim.spin_time;
+  for (unsigned i = 0;; ++i) {
+    if (arrivals_.load(std::memory_order_acquire) != seen) {
+      spin_misses_ = 0;
+      return true;
+    }
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= deadline)
+      break;
+    __builtin_ia32_pause();
+  }
+  ++spin_misses_;
+  return false;
+}
+
+bool server::main_reads_until(const std::function<bool()> &ready) {
+  if (turn_fd_ < 0 || main_reads_off_)
+    return false;
+  {
+    std::lock_guard lk(mu_);
+    if (ready())
+      return true;
+    main_idle_ = true;
+    main_idle_since_ = clock::now();
+    if (reader_turn_) {
+      reader_turn_ = false;
+      signal_fd(turn_fd_); // out of its poll(), if it is in one
+    }
+  }
+  const bool spin = spin_allowed();
+  const auto spin_until = clock::now() + options_.lim.spin_time;
+  bool missed = false;
+  bool pipelined = false;
+  bool done = false;
+  for (;;) {
+    ssize_t n = 0;
+    int err = 0;
+    try {
+      std::lock_guard rl(read_mu_);
+      n = read_step(pipelined);
+      err = errno;
+    } catch (const std::exception &) {
+      // Out of memory for a frame buffer: the reader thread reads from now
+      // on, and meets the same failure (reader_main says so and ends).
+      main_reads_off_ = true;
+      break;
+    }
+    if (n == 0 || (n < 0 && err != EAGAIN && err != EINTR))
+      break; // EOF or a broken pipe: the reader thread ends the session
+    {
+      std::lock_guard lk(mu_);
+      if (ready()) {
+        done = true;
+        break;
+      }
+    }
+    if (n > 0 || err == EINTR)
+      continue; // part of a frame: read on
+    if (spin && !missed && clock::now() < spin_until) {
+      __builtin_ia32_pause();
+      continue;
+    }
+    if (spin && !missed) {
+      missed = true;
+      spin_missed();
+    }
+    const bool out_wide = narrow_out_pipe();
+    pollfd p[2] = {{options_.in_fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (poll(p, 2, out_wide ? pipe_recheck_ms : -1) > 0 && (p[1].revents & POLLIN))
+      drain_fd(wake_fd_);
+  }
+  if (done && spin && !missed)
+    spin_hit();
+  std::lock_guard lk(mu_);
+  main_idle_ = false;
+  // A client with several requests in flight (the last read brought more
+  // than one frame) keeps sending while they run: the reader thread reads
+  // meanwhile, so that its writes never find the pipe full. So it does
+  // after EOF or a failure, to end the session.
+  if (!done || pipelined) {
+    reader_turn_ = true;
+    reader_cv_.notify_one();
+  }
+  return done;
+}
+
+} // namespace pyport
