@@ -16,6 +16,7 @@ namespace {
 // kill the process), when nothing more is ready to run, or once this many
 // bytes are waiting.
 constexpr std::size_t flush_threshold = std::size_t{64} * 1024;
+// How often a main thread waiting on cv_ tries to narrow a widened stdout pipe.
 constexpr auto pipe_recheck = std::chrono::milliseconds(50);
 
 bool runs_user_code(op code) {
@@ -203,10 +204,7 @@ bool server::wait_for_job(job &next) {
   running_ = next.r.id;
   running_cancelled_ = next.cancelled;
   cancel_pending_ = false;
-  main_idle_ = false;
-  ++jobs_started_;
-  if (reader_resting_)
-    reader_cv_.notify_one(); // after a quiet spell: it looks every takeover period again
+  main_busy();
   return true;
 }
 

@@ -117,6 +117,10 @@ private:
   // stopped reading (EOF, an error) and the reader thread reads; the
   // caller then waits on cv_ as before.
   bool main_reads_until(const std::function<bool()> &ready);
+  // The main thread stopped waiting: a request starts or goes on, and the
+  // reader thread takes the turn if it runs reader_takeover.
+  // PRECONDITION: mu_ held.
+  void main_busy();
   // Wakes the main thread however it waits (on cv_, or reading stdin):
   // the session ends, or stdout failed.
   void wake_main() noexcept;
@@ -178,9 +182,9 @@ private:
   bool reader_turn_ = true; // else the main thread, idle, reads
   bool main_idle_ = false;  // waiting for a job
   std::chrono::steady_clock::time_point main_idle_since_{};
-  std::uint64_t jobs_started_ = 0;    // by the main thread, ever
-  bool reader_resting_ = false;       // in an untimed wait for its turn
-  std::condition_variable reader_cv_; // the reader thread waits for its turn
+  std::chrono::steady_clock::time_point busy_since_{}; // the main thread stopped waiting
+  bool reader_resting_ = false;                        // in an untimed wait for its turn
+  std::condition_variable reader_cv_;                  // the reader thread waits for its turn
 
   std::atomic<std::uint64_t> arrivals_{0};  // jobs ever queued; spun on by the main thread
   int spin_misses_ = 0, spin_skips_ = 0;    // main thread only

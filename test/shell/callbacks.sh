@@ -58,6 +58,24 @@ t.check(f"at once ({time.monotonic() - start:.2f} s)", time.monotonic() - start 
 p.send([7, "callback_result", {"ok": 1}])  # too late: ignored
 t.equal("a late answer is ignored, the port serves on", p.call(10, "eval", {"code": "1"}), [10, "ok", 1])
 
+# A request that waited long for its callback's answer (the port's reader
+# thread had gone to rest meanwhile) and then runs on is still cancellable.
+p.send([11, "eval", {"code": "__import__('erlang').call('f') or __import__('time').sleep(30)"}])
+t.equal("callback of a request that will run on", p.recv(5), [11, "callback", ["f", []]])
+time.sleep(0.3)
+p.send([11, "callback_result", {"ok": None}])
+time.sleep(0.05)
+start = time.monotonic()
+p.send([12, "cancel", {"id": 11}])
+got = {}
+for _ in range(2):
+    r = p.recv(5)
+    if r:
+        got[r[0]] = r
+t.equal("cancel after a long callback wait: true", got.get(12), [12, "ok", True])
+t.equal("the request running on after it is cancelled", got.get(11) and got[11][2]["type"], "cancelled")
+t.check(f"at once ({time.monotonic() - start:.2f} s)", time.monotonic() - start < 5)
+
 # A nested request whose parent does not wait is answered cancelled.
 r = p.call(11, "eval", {"code": "1", "parent": 7})
 t.equal("orphan nested request: cancelled", r[2]["type"], "cancelled")
