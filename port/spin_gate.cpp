@@ -90,7 +90,7 @@ bool spin_gate::allows(clock::time_point now) {
     const auto elapsed =
         std::chrono::duration_cast<std::chrono::microseconds>(now - last_time_).count();
     stall_ = smoothed_stall(stall_, *stall - *last_stall_, static_cast<std::uint64_t>(elapsed));
-    allowed_ = stall_leaves_cpus(stall_);
+    allowed_ = stall_leaves_cpus(stall_, allowed_);
   } else {
     allowed_ = by_runnable(); // the first reading: nothing to compare yet
   }

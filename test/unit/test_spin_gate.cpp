@@ -79,10 +79,12 @@ TEST_CASE("CPU pressure: the some line's total is read") {
   CHECK_FALSE(cpu_stall_total("some avg10=0.00 total=12x\n").has_value());
 }
 
-TEST_CASE("CPUs are to spare while tasks waited less than 40% of the time, smoothed") {
-  CHECK(stall_leaves_cpus(0.0));
-  CHECK(stall_leaves_cpus(0.25)); // sync calls on a quiet machine
-  CHECK_FALSE(stall_leaves_cpus(0.4));
+TEST_CASE("CPUs are to spare below 40% of the time waiting, again below 25%, smoothed") {
+  CHECK(stall_leaves_cpus(0.0, true));
+  CHECK(stall_leaves_cpus(0.25, true)); // sync calls on a quiet machine
+  CHECK_FALSE(stall_leaves_cpus(0.4, true));
+  CHECK_FALSE(stall_leaves_cpus(0.3, false)); // closed: stays closed in between
+  CHECK(stall_leaves_cpus(0.2, false));
   CHECK(smoothed_stall(0.0, 5000, 20000) == doctest::Approx(0.0625));
   CHECK(smoothed_stall(0.5, 0, 20000) == doctest::Approx(0.375));
   CHECK(smoothed_stall(0.2, 7, 0) == doctest::Approx(0.15)); // no time passed: nothing new
@@ -90,13 +92,13 @@ TEST_CASE("CPUs are to spare while tasks waited less than 40% of the time, smoot
   // load (one CPU hog per core) closes it within three readings.
   double s = 0.15;
   s = smoothed_stall(s, 20000, 20000);
-  CHECK(stall_leaves_cpus(s));
+  CHECK(stall_leaves_cpus(s, true));
   s = smoothed_stall(s, 3000, 20000);
-  CHECK(stall_leaves_cpus(s));
+  CHECK(stall_leaves_cpus(s, true));
   double hog = 0.15;
   for (int i = 0; i < 3; ++i)
     hog = smoothed_stall(hog, 14000, 20000);
-  CHECK_FALSE(stall_leaves_cpus(hog));
+  CHECK_FALSE(stall_leaves_cpus(hog, true));
 }
 
 TEST_CASE("with CPU pressure the gate follows the stall between two readings") {
