@@ -34,28 +34,14 @@ rows(#{quick := Quick, echo := Exe}) ->
 %% only process the port's data reaches, takes the entry by id and sends
 %% the reply on. Frames per second, as echo_pipelined/4 counts them.
 routed_rate(Exe, Frame, InFlight, Secs) ->
-    Pending = ets:new(bench_async_routed, [set, public, {write_concurrency, true}]),
-    Ids = atomics:new(1, [{signed, false}]),
-    Self = self(),
-    Owner = spawn_link(fun() ->
-                               Port = open_port({spawn_executable, Exe}, [binary, {packet, 4}, exit_status]),
-                               Self ! {routed_port, Port},
-                               route(Port, Pending)
-                       end),
-    Port = receive {routed_port, P} -> P end,
-    Send = fun() ->
-                   Id = atomics:add_get(Ids, 1, 1),
-                   true = ets:insert(Pending, {Id, Self}),
-                   true = port_command(Port, [<<Id:64>>, Frame]),
-                   Id
-           end,
+    R = pyport_bench:routed_open(Exe),
+    Send = fun() -> pyport_bench:routed_send(R, Frame) end,
     Q0 = queue:from_list([Send() || _ <- lists:seq(1, InFlight)]),
     T0 = erlang:monotonic_time(microsecond),
     {Count, Q} = routed_loop(Send, Q0, T0 + round(Secs * 1.0e6), 0),
     Elapsed = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
     _ = [receive {routed, Id, _} -> ok end || Id <- queue:to_list(Q)],
-    Owner ! stop,
-    ets:delete(Pending),
+    ok = pyport_bench:routed_close(R),
     Count / Elapsed.
 
 routed_loop(Send, Q, Deadline, Count) ->
@@ -64,15 +50,6 @@ routed_loop(Send, Q, Deadline, Count) ->
     case erlang:monotonic_time(microsecond) < Deadline of
         true -> routed_loop(Send, queue:in(Send(), Q1), Deadline, Count + 1);
         false -> {Count + 1, Q1}
-    end.
-
-route(Port, Pending) ->
-    receive
-        {Port, {data, <<Id:64, _/binary>> = Reply}} ->
-            _ = [Pid ! {routed, Id, Reply} || {_, Pid} <- ets:take(Pending, Id)],
-            route(Port, Pending);
-        stop ->
-            port_close(Port)
     end.
 
 %% Calls answered per second while InFlight are kept outstanding: each

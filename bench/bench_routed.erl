@@ -28,32 +28,12 @@ rows(#{quick := Quick, echo := Exe}) ->
 %% port's owner sends it, found by id in a shared table: the shape of
 %% py_call, with nothing else.
 routed_rate(Exe, Frame, Secs) ->
-    Pending = ets:new(bench_routed, [set, public, {write_concurrency, true}]),
-    Ids = atomics:new(1, [{signed, false}]),
-    Self = self(),
-    Owner = spawn_link(fun() ->
-                               Port = open_port({spawn_executable, Exe}, [binary, {packet, 4}, exit_status]),
-                               Self ! {routed_port, Port},
-                               route(Port, Pending)
-                       end),
-    Port = receive {routed_port, P} -> P end,
+    R = pyport_bench:routed_open(Exe),
     Call = fun() ->
-                   Id = atomics:add_get(Ids, 1, 1),
-                   true = ets:insert(Pending, {Id, self()}),
-                   true = port_command(Port, [<<Id:64>>, Frame]),
+                   Id = pyport_bench:routed_send(R, Frame),
                    receive {routed, Id, _} -> ok end
            end,
     _ = pyport_bench:concurrent_rate(Call, 8, 0.1), % warm up
     Rate = pyport_bench:concurrent_rate(Call, ?CALLERS, Secs),
-    Owner ! stop,
-    ets:delete(Pending),
+    ok = pyport_bench:routed_close(R),
     Rate.
-
-route(Port, Pending) ->
-    receive
-        {Port, {data, <<Id:64, _/binary>> = Reply}} ->
-            _ = [Pid ! {routed, Id, Reply} || {_, Pid} <- ets:take(Pending, Id)],
-            route(Port, Pending);
-        stop ->
-            port_close(Port)
-    end.

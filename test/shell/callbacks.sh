@@ -46,11 +46,7 @@ p.send([8, "eval", {"code": "__import__('time').sleep(30)", "parent": 7}])
 time.sleep(0.3)
 start = time.monotonic()
 p.send([9, "cancel", {"id": 7}])
-got = {}
-for _ in range(3):
-    r = p.recv(5)
-    if r:
-        got[r[0]] = r
+got = p.recv_by_id(3)
 t.equal("cancel of the waiting request: true", got.get(9), [9, "ok", True])
 t.equal("the nested request is cancelled", got.get(8) and got[8][2]["type"], "cancelled")
 t.equal("the waiting request is cancelled", got.get(7) and got[7][2]["type"], "cancelled")
@@ -67,11 +63,7 @@ p.send([11, "callback_result", {"ok": None}])
 time.sleep(0.05)
 start = time.monotonic()
 p.send([12, "cancel", {"id": 11}])
-got = {}
-for _ in range(2):
-    r = p.recv(5)
-    if r:
-        got[r[0]] = r
+got = p.recv_by_id(2)
 t.equal("cancel after a long callback wait: true", got.get(12), [12, "ok", True])
 t.equal("the request running on after it is cancelled", got.get(11) and got[11][2]["type"], "cancelled")
 t.check(f"at once ({time.monotonic() - start:.2f} s)", time.monotonic() - start < 5)

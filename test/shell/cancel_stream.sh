@@ -126,11 +126,7 @@ q = Port()
 q.send([1, "stream_eval", {"code": "iter(int, 1)", "window": 1}])
 q.recv(5)
 q.send([2, "shutdown", {}])
-got = {}
-for _ in range(2):
-    r = q.recv(5)
-    if r:
-        got[r[0]] = r
+got = q.recv_by_id(2)
 t.equal("shutdown is answered", got.get(2), [2, "ok", None])
 t.equal("and answers a parked stream shutting_down", got.get(1) and got[1][2]["type"], "shutting_down")
 t.equal("exit 0 after shutdown", q.proc.wait(timeout=10), 0)

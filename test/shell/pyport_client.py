@@ -96,6 +96,16 @@ class Port:
                 raise EOFError("pyport closed its stdout")
             self.buf += chunk
 
+    def recv_by_id(self, count, timeout=5.0):
+        """The next count replies (fewer if some do not come within
+        timeout each), by request id, the last one for each id."""
+        got = {}
+        for _ in range(count):
+            r = self.recv(timeout)
+            if r:
+                got[r[0]] = r
+        return got
+
     def call(self, rid, op, args=None, timeout=10.0):
         """Sends one request and returns its final reply."""
         self.send([rid, op, args or {}])
