@@ -34,14 +34,14 @@ rows(#{quick := Quick, echo := Exe}) ->
 %% only process the port's data reaches, takes the entry by id and sends
 %% the reply on. Frames per second, as echo_pipelined/4 counts them.
 routed_rate(Exe, Frame, InFlight, Secs) ->
-    R = pyport_bench:routed_open(Exe),
-    Send = fun() -> pyport_bench:routed_send(R, Frame) end,
+    R = routed_echo:open(Exe),
+    Send = fun() -> routed_echo:send(R, Frame) end,
     Q0 = queue:from_list([Send() || _ <- lists:seq(1, InFlight)]),
     T0 = erlang:monotonic_time(microsecond),
     {Count, Q} = routed_loop(Send, Q0, T0 + round(Secs * 1.0e6), 0),
     Elapsed = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
     _ = [receive {routed, Id, _} -> ok end || Id <- queue:to_list(Q)],
-    ok = pyport_bench:routed_close(R),
+    ok = routed_echo:close(R),
     Count / Elapsed.
 
 routed_loop(Send, Q, Deadline, Count) ->

@@ -28,12 +28,12 @@ rows(#{quick := Quick, echo := Exe}) ->
 %% port's owner sends it, found by id in a shared table: the shape of
 %% py_call, with nothing else.
 routed_rate(Exe, Frame, Secs) ->
-    R = pyport_bench:routed_open(Exe),
+    R = routed_echo:open(Exe),
     Call = fun() ->
-                   Id = pyport_bench:routed_send(R, Frame),
+                   Id = routed_echo:send(R, Frame),
                    receive {routed, Id, _} -> ok end
            end,
     _ = pyport_bench:concurrent_rate(Call, 8, 0.1), % warm up
     Rate = pyport_bench:concurrent_rate(Call, ?CALLERS, Secs),
-    ok = pyport_bench:routed_close(R),
+    ok = routed_echo:close(R),
     Rate.

@@ -15,9 +15,6 @@
 %% CPU hogs beside the benchmark (--contended, bench_contended) and the
 %% interleaved latency of a call next to its echo floor.
 -export([hogs_start/1, hogs_stop/1, interleaved/3]).
-%% The routed echo floors (bench_routed, bench_async): an echo port owned
-%% by a process that routes its replies by id.
--export([routed_open/1, routed_send/2, routed_close/1]).
 
 -record(cfg, {quick :: boolean(), echo :: string(), out :: string()}).
 
@@ -336,42 +333,6 @@ hogs_start(N) ->
 hogs_stop(Hogs) ->
     _ = [catch port_close(P) || P <- Hogs],
     ok.
-
-%% An echo port whose owner sends each reply `{routed, Id, Reply}' to the
-%% process recorded for Id in a shared table, as a pool's worker routes its
-%% port's replies (only a port's owner receives its data).
-routed_open(Exe) ->
-    Pending = ets:new(bench_routed, [set, public, {write_concurrency, true}]),
-    Self = self(),
-    Owner = spawn_link(fun() ->
-                               Port = open_port({spawn_executable, Exe}, [binary, {packet, 4}, exit_status]),
-                               Self ! {routed_port, Port},
-                               route(Port, Pending)
-                       end),
-    Port = receive {routed_port, P} -> P end,
-    #{port => Port, pending => Pending, ids => atomics:new(1, [{signed, false}]), owner => Owner}.
-
-%% Writes Frame for the calling process, under a new id (returned); its
-%% reply comes as `{routed, Id, Reply}'.
-routed_send(#{port := Port, pending := Pending, ids := Ids}, Frame) ->
-    Id = atomics:add_get(Ids, 1, 1),
-    true = ets:insert(Pending, {Id, self()}),
-    true = port_command(Port, [<<Id:64>>, Frame]),
-    Id.
-
-routed_close(#{owner := Owner, pending := Pending}) ->
-    Owner ! stop,
-    ets:delete(Pending),
-    ok.
-
-route(Port, Pending) ->
-    receive
-        {Port, {data, <<Id:64, _/binary>> = Reply}} ->
-            _ = [Pid ! {routed, Id, Reply} || {_, Pid} <- ets:take(Pending, Id)],
-            route(Port, Pending);
-        stop ->
-            port_close(Port)
-    end.
 
 echo_open(#cfg{echo = Exe}) ->
     open_port({spawn_executable, Exe}, [binary, {packet, 4}, exit_status]).

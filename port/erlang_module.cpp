@@ -72,17 +72,8 @@ PyMethodDef methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT,
-    "erlang",
-    "Calls from Python into the Erlang node that runs this port.",
-    -1,
-    methods,
-    nullptr,
-    nullptr,
-    nullptr,
-    nullptr,
-};
+PyModuleDef module_def = module_definition(
+    "erlang", "Calls from Python into the Erlang node that runs this port.", methods);
 
 PyObject *init_module() {
   return new_module_with_source(module_def, module_source);

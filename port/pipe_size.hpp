@@ -1,6 +1,6 @@
 // The protocol pipes, widened for large frames only. A pipe holds 64 KiB:
 // a 16 MiB frame crosses it in 256 fills, each a wake-up of the other side
-// (docs/performance.md, target 7). Wide pipes for good would count against
+// (docs/performance-log.md, target 7). Wide pipes for good would count against
 // the per-user pipe budget that every pipe of the node shares (past
 // /proc/sys/fs/pipe-user-pages-soft, new pipes get a single page), so a
 // pipe is widened while a large frame is crossing it and given its size

@@ -24,7 +24,7 @@ void release_free_memory() noexcept;
 // that carries a large value allocates a frame and a bytes object of its
 // size each time; handed back and mapped again, every page of them was
 // faulted in and zeroed by the kernel anew: 16 MiB echoes took 8.8 ms of
-// CPU each, 5 ms with the blocks reused (docs/performance.md). Call before
+// CPU each, 5 ms with the blocks reused (docs/performance-log.md). Call before
 // the first allocation of that size.
 void reuse_large_blocks() noexcept;
 

@@ -59,6 +59,13 @@ private:
           }};
 }
 
+// A built-in module's definition: its name, its docstring and its C
+// functions; no per-module state, no slots. The definition must outlive
+// the module (a static).
+constexpr PyModuleDef module_definition(const char *name, const char *doc, PyMethodDef *methods) {
+  return {PyModuleDef_HEAD_INIT, name, doc, -1, methods, nullptr, nullptr, nullptr, nullptr};
+}
+
 // A built-in module's init function body (PyImport_AppendInittab): the
 // module made from def, with source run in its namespace (the module's
 // Python-level part). A new reference handed to the import machinery, or

@@ -251,17 +251,8 @@ PyMethodDef methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT,
-    "pyport",
-    "The embedding port's own types and hooks.",
-    -1,
-    methods,
-    nullptr,
-    nullptr,
-    nullptr,
-    nullptr,
-};
+PyModuleDef module_def =
+    module_definition("pyport", "The embedding port's own types and hooks.", methods);
 
 PyObject *init_module() {
   return new_module_with_source(module_def, module_source);

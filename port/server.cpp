@@ -16,8 +16,6 @@ namespace {
 // kill the process), when nothing more is ready to run, or once this many
 // bytes are waiting.
 constexpr std::size_t flush_threshold = std::size_t{64} * 1024;
-// How often a main thread waiting on cv_ tries to narrow a widened stdout pipe.
-constexpr auto pipe_recheck = std::chrono::milliseconds(50);
 
 bool runs_user_code(op code) {
   switch (code) {
@@ -177,20 +175,12 @@ bool server::wait_for_job(job &next) {
     lk.unlock();
     flush(out_); // nothing else is ready: send what we have
     gil_released nogil;
-    if (!main_reads_until([this] { return !queue_.empty() || eof_ || abandoned_ || io_failed_; }) &&
-        !spin_for_arrival(seen)) {
-      const auto ready = [this] { return !queue_.empty() || eof_ || abandoned_ || io_failed_; };
-      // A stdout pipe widened for a large reply gets its size back once
-      // the client has read it: tried again every pipe_recheck while
-      // idle, so an idle worker holds no more than a default pipe.
-      bool wide = narrow_out_pipe();
+    const auto ready = [this] { return !queue_.empty() || eof_ || abandoned_ || io_failed_; };
+    // Reading stdin itself, the main thread also narrows a widened stdout
+    // pipe while idle; it waits on cv_ only when it cannot read (no
+    // eventfd) or the session ends.
+    if (!main_reads_until(ready) && !spin_for_arrival(seen)) {
       lk.lock();
-      while (wide && !ready()) {
-        cv_.wait_for(lk, pipe_recheck);
-        lk.unlock();
-        wide = narrow_out_pipe();
-        lk.lock();
-      }
       cv_.wait(lk, ready);
       lk.unlock(); // take the GIL back without holding mu_
     }

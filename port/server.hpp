@@ -138,8 +138,8 @@ private:
   credit_entry *find_credit(std::uint64_t id);
   bool wait_for_job(job &next);
   bool spin_for_arrival(std::uint64_t seen);
-  // The adaptive spin's bookkeeping (server.cpp): whether to spin now, and
-  // whether the spin met the next request.
+  // The adaptive spin's bookkeeping (server_input.cpp): whether to spin
+  // now, and whether the spin met the next request.
   bool spin_allowed();
   void spin_hit() { spin_misses_ = 0; }
   void spin_missed() { ++spin_misses_; }
@@ -200,11 +200,10 @@ private:
   std::unique_ptr<output_capture> capture_;
   std::thread reader_;
   // The reading side, used by whichever thread reads stdin.
-  std::mutex read_mu_; // guards the four below
+  std::mutex read_mu_; // guards the three below
   std::unique_ptr<framer> input_;
   out_buffer read_replies_; // replies made while reading (a cancel's)
   pipe_size in_pipe_;       // wide while a large frame comes in
-  bool pipelined_ = false;  // the last read brought more than one frame
   std::chrono::steady_clock::time_point last_data_{};
   int turn_fd_ = -1;            // eventfd: the main thread takes the turn back
   int wake_fd_ = -1;            // eventfd: the reader thread queued what the main thread waits for

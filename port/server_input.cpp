@@ -96,11 +96,12 @@ ssize_t server::read_step(bool &pipelined) {
     ++frames;
     on_event(std::move(*event), read_replies_);
   }
-  pipelined = pipelined_ = frames > 1;
-  cv_.notify_all();
+  pipelined = frames > 1;
   if (frames > 0 && pthread_equal(pthread_self(), main_thread_) == 0) {
-    // The reader thread read what the main thread, gone back to waiting
-    // meanwhile, waits for: its poll() on stdin would not see it.
+    // The reader thread read what the main thread waits for: on cv_, or,
+    // gone back to reading meanwhile, in a poll() on stdin that would not
+    // see it.
+    cv_.notify_all();
     std::lock_guard lk(mu_);
     if (main_idle_)
       signal_fd(wake_fd_);
@@ -260,17 +261,17 @@ bool server::spin_allowed() {
 bool server::spin_for_arrival(std::uint64_t seen) {
   if (!spin_allowed())
     return false;
-  const auto deadline = std::chrono::steady_clock::now() + options_.lim.spin_time;
+  const auto deadline = clock::now() + options_.lim.spin_time;
   for (unsigned i = 0;; ++i) {
     if (arrivals_.load(std::memory_order_acquire) != seen) {
-      spin_misses_ = 0;
+      spin_hit();
       return true;
     }
-    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= deadline)
+    if ((i & 63) == 63 && clock::now() >= deadline)
       break;
     __builtin_ia32_pause();
   }
-  ++spin_misses_;
+  spin_missed();
   return false;
 }
 

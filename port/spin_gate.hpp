@@ -2,7 +2,7 @@
 // only while the machine has a CPU to spare. A spin saves a wake-up when
 // a CPU is idle anyway; when every CPU has work, the spinning thread takes
 // one from the BEAM or the caller that would send the next request, and
-// the round trip gets longer, not shorter (docs/performance.md, target 5).
+// the round trip gets longer, not shorter (docs/performance-log.md, target 5).
 #pragma once
 
 #include <chrono>
@@ -48,7 +48,7 @@ constexpr double smoothed_stall(double before, std::uint64_t stalled_us, std::ui
 // wait 11 to 25% of the time (the BEAM's and the port's threads take
 // turns); one CPU-bound process per core beside them, 45 to 93%, and less
 // once the spin stops: without the margin the gate reopened between hogs'
-// bursts (docs/performance.md, target 5).
+// bursts (docs/performance-log.md, target 5).
 constexpr bool stall_leaves_cpus(double stall, bool open) {
   return stall < (open ? 0.4 : 0.25);
 }

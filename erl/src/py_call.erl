@@ -149,7 +149,7 @@ decode(Result, _) ->
 %% A large reply whose value is a list or a map of small items is decoded
 %% into a heap sized for it first: grown step by step while decoding, with
 %% a collection at each step, the heap cost more than the decoding did (a
-%% 10,000-map list: 7 to 12 ms against 5.2; docs/performance.md, target 3).
+%% 10,000-map list: 7 to 12 ms against 5.2; docs/performance-log.md).
 %% The estimate is two words per byte of msgpack, made only when the
 %% container's items average at most ?PRESIZE_ITEM_BYTES (binaries and long
 %% strings decode to a few words each, whatever their length), and kept
