@@ -2,8 +2,8 @@
 // refcount), hunt (tracemalloc_*, object_traceback) and control (gc_*,
 // reset) what the interpreter holds. PROTOCOL.md, "Memory ops".
 #include "dispatch.hpp"
-#include "ops/memory_tools.hpp"
-#include "ops/traceback_block.h"
+#include "memory_tools.hpp"
+#include "traceback_block.h"
 #include "process_limits.hpp"
 #include "py_error.hpp"
 
