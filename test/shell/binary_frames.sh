@@ -41,7 +41,7 @@ t.equal("100 pipelined requests answered in order", replies, [[1000 + i, "ok", 2
 blob = os.urandom(16 << 20)
 r = p.call(7, "eval", {"code": "x", "locals": {"x": blob}}, timeout=60)
 t.check("16 MiB binary echo intact", r[2] == blob, f"{type(r[2])} {len(r[2]) if r[2] else r}")
-# Both pipes were widened for it (port/pipe_size.hpp) and, the port idle,
+# Both pipes were widened for it (port/os/pipe_size.hpp) and, the port idle,
 # are given their sizes back (stdout's within its 50 ms recheck).
 time.sleep(0.3)
 t.equal("pipes back to their sizes when idle after 16 MiB each way", pipe_sizes(), sizes_at_start)

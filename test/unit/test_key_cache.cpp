@@ -1,4 +1,4 @@
-// The str map keys the converter keeps between maps (port/key_cache.hpp):
+// The str map keys the converter keeps between maps (port/values/key_cache.hpp):
 // shared, correct, bounded, and no change to what a map decodes to.
 #include "convert_helpers.hpp"
 #include "key_cache.hpp"
