@@ -33,7 +33,7 @@ bool runs_user_code(op code) {
 } // namespace
 
 server::server(dispatcher &d, const pyport_types &types, const server_options &options)
-    : dispatcher_(d), options_(options), main_thread_(pthread_self()), out_pipe_(options.out_fd),
+    : dispatcher_(d), options_(options), main_thread_(pthread_self()), writer_(options.out_fd),
       out_(options.json), read_replies_(options.json), in_pipe_(options.in_fd) {
   out_.set_max_reply(options_.lim.max_reply_bytes);
   out_.allow_references(true); // flush() writes its pieces
@@ -59,7 +59,7 @@ server::~server() {
   dispatcher_.gc_activity_monitor().on_batch(nullptr);
   set_module_hooks(nullptr);
   if (reader_.joinable())
-    reader_.detach(); // blocked in read(); the process is exiting
+    reader_.detach(); // in poll() or waiting for its turn; the process is exiting
   for (const int fd : {turn_fd_, wake_fd_})
     if (fd >= 0)
       ::close(fd);
@@ -80,7 +80,7 @@ int server::run() {
 
   job next;
   bool shutting_down = false;
-  while (!io_failed_ && wait_for_job(next)) {
+  while (!writer_.failed() && wait_for_job(next)) {
     if (next.rejected) {
       write_error(out_, next.r.id, *next.rejected);
       finish(next.r.id);
@@ -99,7 +99,7 @@ int server::run() {
       std::deque<job> left;
       {
         std::lock_guard lk(mu_);
-        left.swap(queue_);
+        left = board_.take_all();
       }
       for (const job &j : left)
         if (!j.resume) // a parked stream is answered by end_parked
@@ -129,7 +129,7 @@ int server::run() {
   std::lock_guard lk(mu_);
   // A peer that closed both pipes ended the session normally, even if a
   // last write raced its going.
-  return io_failed_ && !abandoned_ ? 4 : 0;
+  return writer_.failed() && !board_.abandoned() ? 4 : 0;
 }
 
 void server::run_job(job &next) {
@@ -157,7 +157,7 @@ void server::end_parked(const error_info &why) {
   bool gone = false;
   {
     std::lock_guard lk(mu_);
-    gone = abandoned_ || io_failed_;
+    gone = board_.abandoned() || writer_.failed();
   }
   for (const parked_stream &p : left) {
     if (!gone)
@@ -170,12 +170,14 @@ void server::end_parked(const error_info &why) {
 // Waits, with the GIL released, until a job is ready. false: stop.
 bool server::wait_for_job(job &next) {
   std::unique_lock lk(mu_);
-  if (queue_.empty() && !eof_) {
-    const std::uint64_t seen = arrivals_.load(std::memory_order_relaxed);
+  if (!board_.has_job() && !board_.eof()) {
+    const std::uint64_t seen = board_.arrivals();
     lk.unlock();
     flush(out_); // nothing else is ready: send what we have
     gil_released nogil;
-    const auto ready = [this] { return !queue_.empty() || eof_ || abandoned_ || io_failed_; };
+    const auto ready = [this] {
+      return board_.has_job() || board_.eof() || board_.abandoned() || writer_.failed();
+    };
     // Reading stdin itself, the main thread also narrows a widened stdout
     // pipe while idle; it waits on cv_ only when it cannot read (no
     // eventfd) or the session ends.
@@ -187,13 +189,9 @@ bool server::wait_for_job(job &next) {
   }
   if (!lk.owns_lock())
     lk.lock();
-  if (abandoned_ || io_failed_ || queue_.empty())
+  if (board_.abandoned() || writer_.failed() || !board_.has_job())
     return false;
-  next = std::move(queue_.front());
-  queue_.pop_front();
-  running_ = next.r.id;
-  running_cancelled_ = next.cancelled;
-  cancel_pending_ = false;
+  next = board_.take_next();
   main_busy();
   return true;
 }
@@ -202,21 +200,7 @@ bool server::finish(std::uint64_t id) {
   if (is_forked_child()) // mu_ may have been held by a thread the fork lost
     return false;
   std::lock_guard lk(mu_);
-  const bool cancelled = running_cancelled_ || abandoned_;
-  running_ = 0;
-  running_cancelled_ = false;
-  cancel_pending_ = false;
-  credits_.erase(std::remove_if(credits_.begin(), credits_.end(),
-                                [id](const credit_entry &e) { return e.id == id; }),
-                 credits_.end());
-  return !cancelled;
-}
-
-server::credit_entry *server::find_credit(std::uint64_t id) {
-  for (auto &e : credits_)
-    if (e.id == id)
-      return &e;
-  return nullptr;
+  return board_.finish(id);
 }
 
 bool server::acquire_credit(std::uint64_t id) {
@@ -225,18 +209,9 @@ bool server::acquire_credit(std::uint64_t id) {
   for (bool flushed = false;;) {
     {
       std::lock_guard lk(mu_);
-      if (running_cancelled_ || abandoned_)
-        return false;
-      credit_entry *e = find_credit(id);
-      if (!e)
-        return true; // not a tracked stream: unlimited
-      if (e->chunks > 0) {
-        if (e->chunks != unlimited_credit)
-          --e->chunks;
-        return true;
-      }
-      if (eof_)
-        return false; // stdin is closed: no credit can arrive any more
+      const auto state = board_.spend_credit(id, false);
+      if (state != request_board::credit_state::wait)
+        return state == request_board::credit_state::go;
     }
     if (!flushed) {
       flush(out_); // the client needs what it has to grant more
@@ -244,14 +219,11 @@ bool server::acquire_credit(std::uint64_t id) {
       continue;
     }
     gil_released nogil;
-    const auto ready = [&] {
-      const credit_entry *e = find_credit(id);
-      return running_cancelled_ || eof_ || abandoned_ || io_failed_ || !e || e->chunks > 0;
-    };
+    const auto ready = [&] { return board_.credit_wait_over(id) || writer_.failed(); };
     (void)main_reads_until(ready); // the credit comes on stdin
     std::unique_lock lk(mu_);
     cv_.wait(lk, ready);
-    if (io_failed_)
+    if (writer_.failed())
       return false;
   }
 }
@@ -263,20 +235,14 @@ server::credit server::take_credit(std::uint64_t id) {
   if (is_forked_child()) // only the parent streams on; mu_ may have been held at the fork
     return credit::stop;
   std::lock_guard lk(mu_);
-  if (running_cancelled_ || abandoned_)
-    return credit::stop;
-  credit_entry *e = find_credit(id);
-  if (!e)
-    return credit::go; // not a tracked stream: unlimited
-  if (e->chunks > 0) {
-    if (e->chunks != unlimited_credit)
-      --e->chunks;
+  switch (board_.spend_credit(id, true)) {
+  case request_board::credit_state::go:
     return credit::go;
+  case request_board::credit_state::park:
+    return credit::park;
+  default:
+    return credit::stop;
   }
-  if (eof_)
-    return credit::stop; // stdin is closed: no credit can arrive any more
-  e->parked = true;
-  return credit::park;
 }
 
 void server::park(parked_stream &&s) {
@@ -284,10 +250,7 @@ void server::park(parked_stream &&s) {
     return;
   parked_.push_back(std::move(s));
   std::lock_guard lk(mu_);
-  // The stream is no longer running: a cancel now finds it parked.
-  running_ = 0;
-  running_cancelled_ = false;
-  cancel_pending_ = false;
+  board_.parked(); // a cancel now finds it parked
 }
 
 void server::frames_ready(out_buffer &out, bool urgent) {
@@ -296,34 +259,12 @@ void server::frames_ready(out_buffer &out, bool urgent) {
 }
 
 void server::flush(out_buffer &out) noexcept {
-  if (out.empty() || is_forked_child()) { // a child's output is nobody's
-    out.clear();
-    return;
-  }
-  {
-    std::lock_guard lk(write_mu_);
-    out_pipe_.fit(out.size());
-    if (!io_failed_ && !(out.holds_references() ? write_all(options_.out_fd, out.pieces())
-                                                : write_all(options_.out_fd, out.bytes())))
-      io_failed_ = true; // the reader of stdout is gone
-  }
-  out.clear();
-  if (io_failed_)
-    wake_main();
-}
-
-bool server::narrow_out_pipe() noexcept {
-  // try_lock: a write in progress (a log line from another thread) may
-  // be blocked on a full pipe: try again later rather than wait for it.
-  std::unique_lock lk(write_mu_, std::try_to_lock);
-  if (!lk.owns_lock())
-    return true;
-  out_pipe_.fit(0);
-  return out_pipe_.widened();
+  if (!writer_.write(out))
+    wake_main(); // the reader of stdout is gone
 }
 
 bool server::cancel_pending() {
-  return cancel_pending_;
+  return board_.cancel_pending();
 }
 
 // [0, "gc", {events: [[Generation, Collected, Uncollectable, DurationNs]...],

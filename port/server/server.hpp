@@ -1,6 +1,9 @@
-// The loop: a reader thread that turns stdin into requests (and applies
-// cancel and credit at once), and the main thread that runs requests in
-// order on the interpreter and writes replies in batches.
+// The loop: requests read from stdin (by the main thread while it waits,
+// by a reader thread while a request runs: stdin_turn.hpp), kept on the
+// request board (request_board.hpp: the queue, credits, what runs, what a
+// cancel does), run in order on the main thread, and answered through the
+// reply writer (reply_writer.hpp). This class owns the threads, the lock
+// and the waking; the decisions are the parts'.
 #pragma once
 
 #include "dispatch.hpp"
@@ -10,12 +13,14 @@
 #include "output_capture.hpp"
 #include "pipe_size.hpp"
 #include "pyport_module.hpp"
+#include "reply_writer.hpp"
+#include "request_board.hpp"
 #include "spin_gate.hpp"
+#include "stdin_turn.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -74,51 +79,28 @@ public:
   PyObject *erlang_caller() override;
 
 private:
-  struct credit_entry {
-    std::uint64_t id;
-    std::uint64_t chunks; // unlimited_credit when the request had no window
-    bool parked = false;  // set aside for lack of credit (parked_ holds it)
-  };
-  static constexpr std::uint64_t unlimited_credit = UINT64_MAX;
-  // A request, or the error answering a frame that was not one. Errors
-  // queue too, so a client sees replies in the order it sent frames.
-  // A resume job goes on with the parked stream r.id (cancelled: to end
-  // it as cancelled).
-  struct job {
-    request r;
-    std::optional<error_info> rejected;
-    bool resume = false;
-    bool cancelled = false;
-    std::uint64_t parent = 0; // runs nested in this request's callback wait
-  };
-  // A request whose Python waits in erlang.call (or erlang.caller), innermost
-  // last. cancelled is its cancel flag, kept while a request nested in it
-  // runs; reply is the client's answer, once it came.
-  struct callback_wait {
-    std::uint64_t id;
-    bool cancelled = false;
-    std::optional<request> reply;
-  };
-
   // server_input.cpp: who reads stdin (the main thread while idle, the
   // reader thread while a request runs), and the reading itself.
   void start_input();
   // One non-blocking read of stdin and what it brings (frames queued,
-  // cancels and credits applied). read()'s result, errno kept.
+  // cancels and credits applied). read()'s result, errno kept; frames:
+  // how many complete frames it brought.
   // PRECONDITION: read_mu_ held.
-  ssize_t read_step(bool &pipelined);
+  ssize_t read_step(int &frames);
   // The reader thread's body: reader_loop, and what happens when it fails.
   void reader_main() noexcept;
   void reader_loop();
   // The reader thread: returns when it is to read.
   void wait_for_turn();
+  // The reader thread read frames: wake the main thread, wherever it waits.
+  void wake_after_read();
   // The main thread waits until ready() (called with mu_ held) reading
   // stdin itself: true once it is. false: it cannot (no eventfd), or it
   // stopped reading (EOF, an error) and the reader thread reads; the
   // caller then waits on cv_ as before.
   bool main_reads_until(const std::function<bool()> &ready);
   // The main thread stopped waiting: a request starts or goes on, and the
-  // reader thread takes the turn if it runs reader_takeover.
+  // reader thread takes the turn if it runs past stdin_turn::takeover.
   // PRECONDITION: mu_ held.
   void main_busy();
   // Wakes the main thread however it waits (on cv_, or reading stdin):
@@ -132,19 +114,10 @@ private:
   void kick() const noexcept;
   // Writes out's bytes now, in order with every other writer, and clears out.
   void flush(out_buffer &out) noexcept;
-  // Gives stdout's pipe its size back if a large reply widened it and the
-  // client has read enough of it; whether it is still wide.
-  bool narrow_out_pipe() noexcept;
-  credit_entry *find_credit(std::uint64_t id);
   bool wait_for_job(job &next);
   bool spin_for_arrival(std::uint64_t seen);
-  // The adaptive spin's bookkeeping (server_input.cpp): whether to spin
-  // now, and whether the spin met the next request.
   bool spin_allowed();
-  void spin_hit() { spin_misses_ = 0; }
-  void spin_missed() { ++spin_misses_; }
-  void reject(std::uint64_t id, error_info error);    // PRECONDITION: mu_ held
-  void queue_resume(credit_entry &e, bool cancelled); // PRECONDITION: mu_ held
+  void reject(std::uint64_t id, error_info error); // takes mu_
   void run_job(job &next);
   // Answers every parked stream (the port is stopping) and lets it go.
   void end_parked(const error_info &why);
@@ -153,11 +126,8 @@ private:
   // answer, running the requests nested in it meanwhile.
   template <typename Pack>
   PyObject *round_trip(const char *what, std::string_view tag, Pack &&pack);
-  bool nested_ready(std::uint64_t parent) const;      // PRECONDITION: mu_ held
   void run_nested(std::uint64_t parent, job &nested); // PRECONDITION: GIL held, mu_ not
   PyObject *callback_result(request &reply);
-  void on_callback_reply(callback_reply &&reply);
-  bool cancel_waiting(std::uint64_t id); // PRECONDITION: mu_ held
   // A warning counting the logs dropped since the last one, if any.
   void pack_log_drops(out_buffer &out); // PRECONDITION: log_mu_ held
   void report_log_drops(out_buffer &out);
@@ -169,38 +139,23 @@ private:
   server_options options_;
   pthread_t main_thread_;
 
-  std::mutex mu_; // guards everything below up to cv_
-  std::deque<job> queue_;
-  std::vector<credit_entry> credits_; // streams queued or running
-  std::uint64_t running_ = 0;
-  bool running_cancelled_ = false;
-  std::vector<callback_wait> waits_; // see callback_wait
-  bool eof_ = false;                 // stdin ended: run what is queued, then exit
-  bool abandoned_ = false;           // stdout's reader is gone too: stop now
-  std::condition_variable cv_;
-  // Who reads stdin (server_input.cpp), under mu_ too.
-  bool reader_turn_ = true; // else the main thread, idle, reads
-  bool main_idle_ = false;  // waiting for a job
-  std::chrono::steady_clock::time_point main_idle_since_{};
-  std::chrono::steady_clock::time_point busy_since_{}; // the main thread stopped waiting
-  bool reader_resting_ = false;                        // in an untimed wait for its turn
-  std::condition_variable reader_cv_;                  // the reader thread waits for its turn
+  std::mutex mu_; // guards board_ and turn_
+  request_board board_;
+  stdin_turn turn_;
+  std::condition_variable cv_;        // the main thread waits for the board
+  std::condition_variable reader_cv_; // the reader thread waits for its turn
 
-  std::atomic<std::uint64_t> arrivals_{0};  // jobs ever queued; spun on by the main thread
-  int spin_misses_ = 0, spin_skips_ = 0;    // main thread only
-  spin_gate spin_gate_;                     // main thread only
-  std::atomic<bool> cancel_pending_{false}; // read by the signal handler
-  std::mutex write_mu_;                     // one writer at a time on out_fd
-  pipe_size out_pipe_;                      // under write_mu_: wide while a large reply goes out
-  std::atomic<bool> io_failed_{false};
+  adaptive_spin spin_;  // main thread only
+  spin_gate spin_gate_; // main thread only
+  reply_writer writer_;
   out_buffer out_;                    // the main thread's replies
   std::vector<parked_stream> parked_; // main thread only (Python objects)
   std::mutex log_mu_;
   log_limiter log_limit_;
   std::unique_ptr<output_capture> capture_;
   std::thread reader_;
-  // The reading side, used by whichever thread reads stdin.
-  std::mutex read_mu_; // guards the three below
+  // The reading side, used by whichever thread has the turn.
+  std::mutex read_mu_; // guards the four below
   std::unique_ptr<framer> input_;
   out_buffer read_replies_; // replies made while reading (a cancel's)
   pipe_size in_pipe_;       // wide while a large frame comes in

@@ -58,7 +58,7 @@ PyObject *server::erlang_send(PyObject *pid, PyObject *term) {
   std::uint64_t id = 0;
   {
     std::lock_guard lk(mu_);
-    id = running_;
+    id = board_.running();
   }
   out_buffer frame(options_.json);
   frame.set_max_reply(options_.lim.max_reply_bytes);
@@ -94,8 +94,8 @@ PyObject *server::round_trip(const char *what, std::string_view tag, Pack &&pack
   std::uint64_t id = 0;
   {
     std::lock_guard lk(mu_);
-    id = running_;
-    if (running_cancelled_ || abandoned_) {
+    id = board_.running();
+    if (board_.stopping()) {
       PyErr_SetString(dispatcher_.types().cancelled.get(), "request cancelled");
       return nullptr;
     }
@@ -120,7 +120,7 @@ PyObject *server::round_trip(const char *what, std::string_view tag, Pack &&pack
     // Waiting before the frame leaves: whatever the client sends in answer
     // finds this wait.
     std::lock_guard lk(mu_);
-    waits_.push_back({id, false, std::nullopt});
+    board_.begin_wait(id);
   }
   flush(out_);
   flush(frame);
@@ -134,33 +134,25 @@ PyObject *server::round_trip(const char *what, std::string_view tag, Pack &&pack
       gil_released nogil;
       std::unique_lock lk(mu_);
       const auto ready = [&] {
-        return waits_.back().reply || running_cancelled_ || abandoned_ || io_failed_ ||
-               nested_ready(id) || eof_;
+        return board_.answered() || board_.stopping() || writer_.failed() ||
+               board_.nested_ready(id) || board_.eof();
       };
       if (!ready()) {
         // The reply, and requests nested in this one, come on stdin.
-        const std::uint64_t seen = arrivals_.load(std::memory_order_relaxed);
+        const std::uint64_t seen = board_.arrivals();
         lk.unlock();
         if (!main_reads_until(ready))
           spin_for_arrival(seen);
         lk.lock();
         cv_.wait(lk, ready);
       }
-      if (running_cancelled_ || abandoned_ || io_failed_) {
+      if (board_.stopping() || writer_.failed()) {
         next = outcome::cancelled;
-      } else if (waits_.back().reply) {
-        reply = std::move(waits_.back().reply);
+      } else if (board_.answered()) {
+        reply = board_.take_answer();
         next = outcome::reply;
-      } else if (nested_ready(id)) {
-        auto it = std::find_if(queue_.begin(), queue_.end(), [id](const job &j) {
-          return j.parent == id && !j.rejected && !j.resume;
-        });
-        nested = std::move(*it);
-        queue_.erase(it);
-        waits_.back().cancelled = running_cancelled_;
-        running_ = nested.r.id;
-        running_cancelled_ = nested.cancelled;
-        cancel_pending_ = false;
+      } else if (board_.nested_ready(id)) {
+        nested = board_.take_nested(id);
         next = outcome::nested;
       } else {
         next = outcome::eof;
@@ -172,15 +164,7 @@ PyObject *server::round_trip(const char *what, std::string_view tag, Pack &&pack
   }
   {
     std::lock_guard lk(mu_);
-    waits_.pop_back();
-    // Requests nested in this wait that have not run can no longer: the
-    // callback that made them is over. Each is answered cancelled.
-    for (job &j : queue_)
-      if (j.parent == id && !j.rejected && !j.resume)
-        j.rejected = port_error(error_type::cancelled,
-                                "request " + std::to_string(j.r.id) + " was nested in request " +
-                                    std::to_string(id) + ", whose callback has ended")
-                         .info();
+    board_.end_wait(id);
   }
   switch (next) {
   case outcome::reply:
@@ -192,12 +176,6 @@ PyObject *server::round_trip(const char *what, std::string_view tag, Pack &&pack
     PyErr_Format(PyExc_RuntimeError, "erlang.%s: stdin closed, no answer can arrive", what);
     return nullptr;
   }
-}
-
-bool server::nested_ready(std::uint64_t parent) const {
-  return std::any_of(queue_.begin(), queue_.end(), [parent](const job &j) {
-    return j.parent == parent && !j.rejected && !j.resume;
-  });
 }
 
 // Runs a request nested in the one waiting (id parent), as the main loop
@@ -217,9 +195,7 @@ void server::run_nested(std::uint64_t parent, job &nested) {
   report_log_drops(out_);
   flush(out_); // the callback waits for this reply
   std::lock_guard lk(mu_);
-  running_ = parent;
-  running_cancelled_ = waits_.back().cancelled;
-  cancel_pending_ = running_cancelled_;
+  board_.resume_parent(parent);
 }
 
 // The client's answer: {ok: Value} is the call's result, {error: Reason}
@@ -242,32 +218,6 @@ PyObject *server::callback_result(request &reply) {
       PyErr_Format(PyExc_RuntimeError, "erlang.call: the answer could not be read: %s", e.what());
   }
   return nullptr;
-}
-
-// Reader thread: an answer goes to the wait of its request; one that no
-// wait expects (its request was cancelled meanwhile) is dropped.
-void server::on_callback_reply(callback_reply &&reply) {
-  std::lock_guard lk(mu_);
-  for (callback_wait &w : waits_)
-    if (w.id == reply.id() && !w.reply) {
-      w.reply = std::move(reply.r);
-      arrivals_.fetch_add(1, std::memory_order_release);
-      return;
-    }
-}
-
-// Reader thread: a cancel of a request that waits with requests nested
-// in it cancels them too. false: id does not wait.
-bool server::cancel_waiting(std::uint64_t id) {
-  auto it = std::find_if(waits_.begin(), waits_.end(),
-                         [id](const callback_wait &w) { return w.id == id; });
-  if (it == waits_.end())
-    return false;
-  for (; it != waits_.end(); ++it)
-    it->cancelled = true;
-  running_cancelled_ = true;
-  cancel_pending_ = true;
-  return true;
 }
 
 } // namespace pyport

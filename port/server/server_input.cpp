@@ -1,14 +1,7 @@
-// Who reads stdin, and how. The main thread reads it while it is idle, so
-// that a request wakes the thread that will run it and nothing is handed
-// over between threads on the way (on a busy machine every wake-up may wait
-// for a time slice: two per request made the contended tail, target 5 of
-// docs/performance.md); so it does while it waits inside a request for
-// what comes on stdin (a callback's reply, a stream's credit). The reader
-// thread reads while a request runs, for what must be seen then: cancels,
-// credits, pipelined requests. It takes the turn when one request has run
-// for reader_takeover, when the client pipelines (a read brought several
-// frames), and at EOF; the main thread takes it back when it waits again.
-// Either thread reads through read_step, under read_mu_.
+// Who reads stdin, and how (stdin_turn.hpp says why two threads take
+// turns): the eventfds that hand the turn over, the reading itself, the
+// reader thread's loop and the main thread's reading wait. Either thread
+// reads through read_step, under read_mu_.
 #include "server.hpp"
 
 #include "channel.hpp"
@@ -33,18 +26,6 @@ constexpr auto reader_spin = std::chrono::microseconds(50);
 // How often a cancel re-sends its signal while the running code has not
 // stopped (a signal can land just before a blocking call starts).
 constexpr int kick_interval_ms = 20;
-// How long one request runs before the reader thread reads in its stead.
-// A cancel of a running request is read at most this late.
-constexpr auto reader_takeover = std::chrono::milliseconds(2);
-// How long the main thread has been idle before the reader thread stops
-// checking every reader_takeover and sleeps until a request starts (a
-// port serving a request every 50 ms woke it 475 times a second with
-// 100 ms here).
-constexpr auto reader_rests_after = std::chrono::milliseconds(10);
-// The adaptive spin of the main thread (its length is --spin-us): how
-// many misses in a row stop it, and for how many waits it then rests.
-constexpr int spin_miss_limit = 4;
-constexpr int spin_skip_after_misses = 64;
 // How often an idle main thread tries to narrow a widened stdout pipe.
 constexpr int pipe_recheck_ms = 50;
 
@@ -82,7 +63,7 @@ void drain_fd(int fd) noexcept {
 
 } // namespace
 
-ssize_t server::read_step(bool &pipelined) {
+ssize_t server::read_step(int &frames) {
   const std::span<char> area = input_->write_area();
   const ssize_t n = ::read(options_.in_fd, area.data(), area.size());
   if (n <= 0)
@@ -91,23 +72,22 @@ ssize_t server::read_step(bool &pipelined) {
   input_->commit(static_cast<std::size_t>(n));
   in_pipe_.fit(input_->frame_remaining());
   // Every complete frame that arrived is queued before anyone is woken once.
-  int frames = 0;
+  frames = 0;
   while (auto event = input_->next()) {
     ++frames;
     on_event(std::move(*event), read_replies_);
   }
-  pipelined = frames > 1;
-  if (frames > 0 && pthread_equal(pthread_self(), main_thread_) == 0) {
-    // The reader thread read what the main thread waits for: on cv_, or,
-    // gone back to reading meanwhile, in a poll() on stdin that would not
-    // see it.
-    cv_.notify_all();
-    std::lock_guard lk(mu_);
-    if (main_idle_)
-      signal_fd(wake_fd_);
-  }
   flush(read_replies_);
   return n;
+}
+
+// The reader thread read what the main thread waits for: on cv_, or, gone
+// back to reading meanwhile, in a poll() on stdin that would not see it.
+void server::wake_after_read() {
+  cv_.notify_all();
+  std::lock_guard lk(mu_);
+  if (turn_.main_idle())
+    signal_fd(wake_fd_);
 }
 
 void server::wake_main() noexcept {
@@ -153,23 +133,28 @@ void server::reader_loop() {
   // And only while a CPU is to spare: with two workers serving many
   // callers on two CPUs, spinning readers took the CPUs the BEAM needed.
   spin_gate gate;
+  bool pipelined = false;
   for (;;) {
     wait_for_turn();
     bool kicking = false;
     {
       std::lock_guard lk(mu_);
-      kicking = running_cancelled_ && running_ != 0;
+      kicking = board_.stopping() && board_.running() != 0;
     }
     ssize_t n = 0;
     int err = 0;
-    bool pipelined = false;
+    int frames = 0;
     clock::time_point last_data;
     {
       std::lock_guard rl(read_mu_);
-      n = read_step(pipelined);
+      n = read_step(frames);
       err = errno;
       last_data = last_data_;
     }
+    if (frames > 0)
+      wake_after_read();
+    if (n > 0)
+      pipelined = frames > 1; // kept until the next read that brings data
     if (n == 0)
       break;
     if (n < 0) {
@@ -179,7 +164,7 @@ void server::reader_loop() {
         break;
       if (!kicking && pipelined && spin && clock::now() - last_data < reader_spin &&
           gate.allows()) {
-        __builtin_ia32_pause();
+        cpu_relax();
         continue;
       }
       pollfd p[2] = {{options_.in_fd, POLLIN, 0}, {turn_fd_, POLLIN, 0}};
@@ -190,7 +175,7 @@ void server::reader_loop() {
         drain_fd(turn_fd_); // the main thread took the turn
       continue;
     }
-    if (io_failed_)
+    if (writer_.failed())
       break;
   }
   {
@@ -205,57 +190,29 @@ void server::reader_loop() {
 
 void server::wait_for_turn() {
   std::unique_lock lk(mu_);
-  while (!reader_turn_) {
-    const auto now = clock::now();
-    if (main_idle_) {
-      // The main thread reads. Past reader_rests_after of idleness this
-      // thread sleeps until a request starts (main_busy wakes it): an idle
-      // port costs nothing. Until then it looks every reader_takeover, so
-      // that requests coming one after another cost no wake-up of it each.
-      if (now - main_idle_since_ >= reader_rests_after) {
-        reader_resting_ = true;
-        reader_cv_.wait(lk);
-        reader_resting_ = false;
-      } else {
-        reader_cv_.wait_for(lk, reader_takeover);
-      }
+  for (;;) {
+    const stdin_turn::reader_step step = turn_.reader_next(clock::now());
+    if (step.what == stdin_turn::reader_step::kind::read)
+      return;
+    if (step.what == stdin_turn::reader_step::kind::sleep) {
+      reader_cv_.wait_until(lk, step.until);
       continue;
     }
-    if (now - busy_since_ >= reader_takeover) {
-      reader_turn_ = true; // one request runs long: read what comes meanwhile
-      break;
-    }
-    reader_cv_.wait_until(lk, busy_since_ + reader_takeover);
+    turn_.set_resting(true); // main_busy wakes it
+    reader_cv_.wait(lk);
+    turn_.set_resting(false);
   }
 }
 
 void server::main_busy() {
-  main_idle_ = false;
-  busy_since_ = clock::now();
-  if (reader_resting_)
+  if (turn_.main_busy(clock::now()))
     reader_cv_.notify_one(); // after a quiet spell: it watches this request's time
 }
 
 // ---- the main thread, waiting ----
 
-// A caller that waits for each reply before it sends the next request
-// sends it within tens of microseconds. Watching for it briefly, instead
-// of sleeping at once, saves the futex wake-up of this thread (tens of
-// microseconds on a small VM, where it usually lands on the other CPU).
-// The spin adapts: it stops being tried after a run of misses (requests
-// arrive slowly) and resumes after a hit, so an idle port costs no CPU.
 bool server::spin_allowed() {
-  if (spin_misses_ >= spin_miss_limit) {
-    spin_misses_ = 0; // try again next time: the pace may have changed
-    spin_skips_ = spin_skip_after_misses;
-  }
-  if (options_.lim.spin_time.count() == 0 || !spin_gate_.allows()) // --spin-us 0; CPUs busy
-    return false;
-  if (spin_skips_ > 0) {
-    --spin_skips_;
-    return false;
-  }
-  return true;
+  return spin_.allowed(options_.lim.spin_time.count() > 0, [this] { return spin_gate_.allows(); });
 }
 
 bool server::spin_for_arrival(std::uint64_t seen) {
@@ -263,15 +220,15 @@ bool server::spin_for_arrival(std::uint64_t seen) {
     return false;
   const auto deadline = clock::now() + options_.lim.spin_time;
   for (unsigned i = 0;; ++i) {
-    if (arrivals_.load(std::memory_order_acquire) != seen) {
-      spin_hit();
+    if (board_.arrivals() != seen) {
+      spin_.hit();
       return true;
     }
     if ((i & 63) == 63 && clock::now() >= deadline)
       break;
-    __builtin_ia32_pause();
+    cpu_relax();
   }
-  spin_missed();
+  spin_.missed();
   return false;
 }
 
@@ -282,12 +239,8 @@ bool server::main_reads_until(const std::function<bool()> &ready) {
     std::lock_guard lk(mu_);
     if (ready())
       return true;
-    main_idle_ = true;
-    main_idle_since_ = clock::now();
-    if (reader_turn_) {
-      reader_turn_ = false;
+    if (turn_.main_waits(clock::now()))
       signal_fd(turn_fd_); // out of its poll(), if it is in one
-    }
   }
   const bool spin = spin_allowed();
   const auto spin_until = clock::now() + options_.lim.spin_time;
@@ -297,10 +250,13 @@ bool server::main_reads_until(const std::function<bool()> &ready) {
   for (;;) {
     ssize_t n = 0;
     int err = 0;
+    int frames = 0;
     try {
       std::lock_guard rl(read_mu_);
-      n = read_step(pipelined);
+      n = read_step(frames);
       err = errno;
+      if (n > 0)
+        pipelined = frames > 1; // what the last read that brought data saw
     } catch (const std::exception &) {
       // Out of memory for a frame buffer: the reader thread reads from now
       // on, and meets the same failure (reader_main says so and ends).
@@ -319,20 +275,20 @@ bool server::main_reads_until(const std::function<bool()> &ready) {
     if (n > 0 || err == EINTR)
       continue; // part of a frame: read on
     if (spin && !missed && clock::now() < spin_until) {
-      __builtin_ia32_pause();
+      cpu_relax();
       continue;
     }
     if (spin && !missed) {
       missed = true;
-      spin_missed();
+      spin_.missed();
     }
-    const bool out_wide = narrow_out_pipe();
+    const bool out_wide = writer_.narrow();
     pollfd p[2] = {{options_.in_fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     if (poll(p, 2, out_wide ? pipe_recheck_ms : -1) > 0 && (p[1].revents & POLLIN))
       drain_fd(wake_fd_);
   }
   if (done && spin && !missed)
-    spin_hit();
+    spin_.hit();
   std::lock_guard lk(mu_);
   main_busy(); // the request it waited in goes on, or one starts: watched from now
   // A client with several requests in flight (the last read brought more
@@ -340,7 +296,7 @@ bool server::main_reads_until(const std::function<bool()> &ready) {
   // meanwhile, so that its writes never find the pipe full. So it does
   // after EOF or a failure, to end the session.
   if (!done || pipelined) {
-    reader_turn_ = true;
+    turn_.give_reader();
     reader_cv_.notify_one();
   }
   return done;

@@ -26,17 +26,6 @@ constexpr auto eof_grace = std::chrono::milliseconds(500);
 // JSON nesting accepted in --json mode, see on_frame.
 constexpr std::size_t json_depth_bound = 3 * max_depth + 3;
 
-// The "window" of a stream request, read without failing: a bad value is
-// reported by the dispatcher when the request runs.
-std::uint64_t window_of(const request &r, std::uint64_t otherwise) {
-  for (std::uint32_t i = 0; i < r.args.via.map.size; ++i) {
-    const auto &kv = r.args.via.map.ptr[i];
-    if (key_name(kv.key) == "window" && kv.val.type == msgpack::type::POSITIVE_INTEGER)
-      return kv.val.via.u64;
-  }
-  return otherwise;
-}
-
 void write_cancelled(out_buffer &out, std::uint64_t id) {
   write_error(
       out, id,
@@ -44,16 +33,6 @@ void write_cancelled(out_buffer &out, std::uint64_t id) {
 }
 
 } // namespace
-
-void server::queue_resume(credit_entry &e, bool cancelled) {
-  e.parked = false;
-  job j;
-  j.r.id = e.id;
-  j.resume = true;
-  j.cancelled = cancelled;
-  queue_.push_back(std::move(j));
-  arrivals_.fetch_add(1, std::memory_order_release);
-}
 
 void server::kick() const noexcept {
   pthread_kill(main_thread_, cancel_signal());
@@ -66,7 +45,6 @@ void server::on_event(frame_event event, out_buffer &replies) {
     return;
   case frame_event::kind::too_large: {
     const std::string size = event.declared ? std::to_string(event.declared) + " bytes" : "a line";
-    std::lock_guard lk(mu_);
     reject(0, port_error(error_type::frame_too_large, "frame of " + size + " exceeds --max-frame " +
                                                           std::to_string(options_.lim.max_frame) +
                                                           "; discarded")
@@ -83,7 +61,6 @@ void server::on_event(frame_event event, out_buffer &replies) {
             : "stdin ended inside a frame's length prefix: " + std::to_string(event.received) +
                   " of its 4 bytes arrived; discarded";
     dprintf(diagnostics_fd(), "pyport: %s\n", message.c_str());
-    std::lock_guard lk(mu_);
     reject(0, port_error(error_type::bad_frame, message).info());
     return;
   }
@@ -100,14 +77,12 @@ void server::on_frame(frame f, out_buffer &replies) {
       f = frame{std::make_unique_for_overwrite<char[]>(packed.size()), packed.size()};
       std::copy(packed.begin(), packed.end(), f.data.get());
     } catch (const json_error &e) {
-      std::lock_guard lk(mu_);
       reject(e.id(), e.too_deep() ? port_error(error_type::bad_request, too_deep_message()).info()
                                   : e.info());
       return;
     } catch (const std::exception &e) {
       // Out of memory for the packed copy: this line fails, the port
       // keeps reading (json_to_msgpack names the Id of those it can).
-      std::lock_guard lk(mu_);
       reject(0, port_error(error_type::bad_frame,
                            std::string("out of memory converting a JSON line: ") + e.what())
                     .info());
@@ -116,27 +91,23 @@ void server::on_frame(frame f, out_buffer &replies) {
   }
   decoded d = decode_frame(std::move(f));
   if (auto *failure = std::get_if<decode_failure>(&d)) {
-    std::lock_guard lk(mu_);
     reject(failure->id, std::move(failure->error));
     return;
   }
   if (auto *grant = std::get_if<credit_grant>(&d)) {
     std::lock_guard lk(mu_);
-    // A grant for a stream that already ended crossed its last chunk: ignore.
-    if (credit_entry *e = find_credit(grant->id); e && e->chunks != unlimited_credit) {
-      // Saturating: credit stays short of unlimited_credit, and never wraps.
-      const std::uint64_t room = unlimited_credit - 1 - e->chunks;
-      e->chunks += std::min(grant->chunks, room);
-      if (e->parked)
-        queue_resume(*e, false);
-    }
+    board_.grant(grant->id, grant->chunks);
     return;
   }
   if (auto *answer = std::get_if<callback_reply>(&d)) {
     if (answer->malformed) // at once: the request it names may wait for it
       write_error(replies, 0, *answer->malformed);
-    else
-      on_callback_reply(std::move(*answer));
+    else {
+      // One that no wait expects (its request was cancelled meanwhile) is
+      // dropped.
+      std::lock_guard lk(mu_);
+      (void)board_.deliver(answer->id(), std::move(answer->r));
+    }
     return;
   }
   request &r = std::get<request>(d);
@@ -151,32 +122,17 @@ void server::on_frame(frame f, out_buffer &replies) {
   } catch (const port_error &e) {
     bad_parent = e.info();
   }
-  std::lock_guard lk(mu_);
-  // A nested request comes from a callback of its parent, which waits
-  // from before the callback frame left: a parent that does not wait is over.
-  if (!bad_parent && parent != 0 &&
-      std::none_of(waits_.begin(), waits_.end(),
-                   [parent](const callback_wait &w) { return w.id == parent; }))
-    bad_parent = port_error(error_type::cancelled,
-                            "request " + std::to_string(r.id) + " was nested in request " +
-                                std::to_string(parent) + ", which no longer waits on a callback")
-                     .info();
   if (bad_parent) {
     reject(r.id, std::move(*bad_parent));
     return;
   }
-  if (r.code == op::stream || r.code == op::stream_eval)
-    credits_.push_back({r.id, window_of(r, unlimited_credit)});
-  queue_.push_back(job{std::move(r), std::nullopt, false, false, parent});
-  arrivals_.fetch_add(1, std::memory_order_release);
+  std::lock_guard lk(mu_);
+  board_.add(std::move(r), parent);
 }
 
 void server::reject(std::uint64_t id, error_info error) {
-  job j;
-  j.r.id = id;
-  j.rejected = std::move(error);
-  queue_.push_back(std::move(j));
-  arrivals_.fetch_add(1, std::memory_order_release);
+  std::lock_guard lk(mu_);
+  board_.reject(id, std::move(error));
 }
 
 void server::on_cancel(const request &r, out_buffer &replies) {
@@ -192,40 +148,18 @@ void server::on_cancel(const request &r, out_buffer &replies) {
     write_error(replies, r.id, e.info());
     return;
   }
-  bool found = false, running = false;
+  request_board::cancel_outcome outcome;
   {
     std::lock_guard lk(mu_);
-    auto queued = std::find_if(queue_.begin(), queue_.end(),
-                               [target](const job &q) { return q.r.id == target && !q.rejected; });
-    credit_entry *e = find_credit(target);
-    if (queued != queue_.end() && queued->resume) {
-      // A parked stream about to resume: it ends as cancelled when it runs
-      // (its iterator is Python's, released on the main thread).
-      queued->cancelled = true;
-      found = true;
-    } else if (queued != queue_.end()) {
-      queue_.erase(queued);
-      credits_.erase(std::remove_if(credits_.begin(), credits_.end(),
-                                    [target](const credit_entry &c) { return c.id == target; }),
-                     credits_.end());
-      write_cancelled(replies, target);
-      found = true;
-    } else if (e && e->parked) {
-      queue_resume(*e, true);
-      found = true;
-    } else if (running_ == target) {
-      running_cancelled_ = true;
-      cancel_pending_ = true;
-      found = running = true;
-    } else if (cancel_waiting(target)) {
-      found = running = true; // what is nested in it runs
-    }
+    outcome = board_.cancel(target);
   }
-  if (running) {
+  if (outcome == request_board::cancel_outcome::dequeued)
+    write_cancelled(replies, target);
+  if (outcome == request_board::cancel_outcome::running) {
     kick();
     cv_.notify_all(); // a stream waiting for credit
   }
-  write_bool_reply(replies, r.id, found);
+  write_bool_reply(replies, r.id, outcome != request_board::cancel_outcome::unknown);
 }
 
 void server::on_eof() {
@@ -236,7 +170,7 @@ void server::on_eof() {
   // polls POLLERR when its reader is gone.
   {
     std::lock_guard lk(mu_);
-    eof_ = true;
+    board_.end_input();
   }
   wake_main();
   for (;;) {
@@ -249,12 +183,7 @@ void server::on_eof() {
   }
   {
     std::lock_guard lk(mu_);
-    abandoned_ = true;
-    queue_.clear();
-    if (running_ != 0) {
-      running_cancelled_ = true;
-      cancel_pending_ = true;
-    }
+    board_.abandon();
   }
   wake_main();
   kick();
