@@ -3,9 +3,9 @@
 // reset) what the interpreter holds. PROTOCOL.md, "Memory ops".
 #include "dispatch.hpp"
 #include "memory_tools.hpp"
-#include "traceback_block.h"
 #include "process_limits.hpp"
 #include "py_error.hpp"
+#include "traceback_block.h"
 
 #include <sys/resource.h>
 
