@@ -58,7 +58,10 @@ large_body_refused_unread(_Config) ->
     ok = gen_tcp:send(S, Head),
     {ok, <<"HTTP/1.1 413", _/binary>>} = gen_tcp:recv(S, 0, 10000),
     ok = gen_tcp:close(S),
-    {ok, false} = py:eval(<<"__import__('tracemalloc').is_tracing()">>, #{}, [{pool, g1}]).
+    {ok, false} = py:eval(<<"__import__('tracemalloc').is_tracing()">>, #{}, [{pool, g1}]),
+    % Headers and the URI are bounded too.
+    {413, _} = request(Port, "GET", "/metrics", [{"X-Long", lists:duplicate(9000, $a)}]),
+    {414, _} = request(Port, "GET", "/metrics?" ++ lists:duplicate(3000, $a), []).
 
 %% The same body chunked (1 MB chunks): refused before it is read, the
 %% memory bounded as well.
