@@ -167,9 +167,10 @@ do(#mod{method = Method, request_uri = Uri, parsed_header = Headers}) ->
                                  {500, "text/plain", <<"internal error\n">>}
                          end,
     Bin = iolist_to_binary(Body),
+    Challenge = [{"www-authenticate", "Bearer"} || Code =:= 401],
     {proceed, [{response, {response, [{code, Code}, {content_type, Type},
                                       {content_length, integer_to_list(byte_size(Bin))},
-                                      {cache_control, "no-store"}], [Bin]}}]}.
+                                      {cache_control, "no-store"} | Challenge], [Bin]}}]}.
 
 checked(Method, Path, Headers, Route) ->
     case persistent_term:get({?MODULE, guard}, undefined) of
