@@ -4,10 +4,12 @@
 %% read when they route a call (py_cluster_route), so that no routing
 %% decision waits on another node.
 %%
-%% A row per remote member: `{Node, Pid, Load, Ours}', Load as published
-%% (load/1), Ours the calls this node has sent there and not yet seen
-%% answered (callers count them, so that a burst between two figures
-%% spreads instead of piling on the member that looked idlest). A row
+%% A row per remote member: `{Node, Pid, Load, Since}', Load as published
+%% (load/1), Since the calls this node has sent there since that figure
+%% came, less those answered since (callers count them when they choose
+%% the member and when the answer comes, so that a burst between two
+%% figures spreads instead of piling on the member that looked idlest;
+%% a new figure counts them itself and starts Since at 0 again). A row
 %% leaves the table when its member's monitor fires: at once when the
 %% node goes down or is disconnected; it comes back with the member's
 %% next figures once the node is connected again.
@@ -110,7 +112,7 @@ handle_info(tick, #{name := Name} = S) ->
     end,
     {noreply, S};
 handle_info({py_cluster_load, Node, Pid, Load}, #{tab := Tab, mons := Mons} = S) ->
-    case ets:update_element(Tab, Node, [{2, Pid}, {3, Load}]) of
+    case ets:update_element(Tab, Node, [{2, Pid}, {3, Load}, {4, 0}]) of
         true -> ok;
         false -> true = ets:insert(Tab, {Node, Pid, Load, 0})
     end,

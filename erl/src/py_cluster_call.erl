@@ -64,8 +64,9 @@ local(#{pid := Worker}, {stream, Op, Args, {relay, Proxy}}, Left) ->
 local(#{pid := Worker}, {stream, Op, Args, Mode}, Left) ->
     py_worker:stream(Worker, Op, Args, Mode, Left).
 
+%% The call was counted as sent there when it was routed
+%% (py_cluster_route); its answer is counted here, whatever it is.
 remote(Pool, Node, Slot, Job, Left) ->
-    ok = py_cluster:sent(Pool, Node),
     try erpc:call(Node, ?MODULE, serve, [Pool, Slot, Job, Left], transit(Left)) of
         {ran, Result} -> Result;
         {not_sent, _} = NotSent -> NotSent

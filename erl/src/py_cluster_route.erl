@@ -5,7 +5,10 @@
 %% `where' allows: `any' (default), `local', or one node.
 %%
 %% Nothing here asks another node: a remote member is chosen from its
-%% last published load plus the calls sent to it since.
+%% last published load plus the calls sent to it since. A call is counted
+%% as sent (py_cluster:sent/2) the moment its member is chosen, so that
+%% the calls of a burst, all routed between two published figures, each
+%% see the ones chosen before them and spread over the members.
 -module(py_cluster_route).
 
 -export([checkout/4, next/3]).
@@ -13,7 +16,9 @@
 -export_type([target/0]).
 
 %% A call's destination: a reserved local worker, or a member node
-%% (Slot: the worker the caller is bound to there, if any).
+%% (Slot: the worker the caller is bound to there, if any), the call
+%% already counted as sent there (py_cluster_call:run/4 counts its
+%% answer).
 -type target() :: {ok, py_call:route(), timeout()}
                 | {remote, node(), pos_integer() | undefined}.
 
@@ -44,14 +49,33 @@ cluster(#{name := Pool}, _, _, Node) when Node =/= any ->
 cluster(#{name := Pool}, Bound, Timeout, any) when Bound =/= undefined ->
     py_pool_checkout:checkout(Pool, Bound, Timeout);
 cluster(#{name := Pool} = Ctx, undefined, Timeout, any) ->
-    Local = local_least(Ctx),
-    case Local of
+    case local_least(Ctx) of
         0 -> local_or_next(Pool, Timeout, []);
-        _ ->
+        infinity -> % no worker ready here
             case least_remote(Pool, []) of
-                {Node, Load} when Load < Local -> {remote, Node, undefined};
-                _ -> local_or_next(Pool, Timeout, [])
-            end
+                {Node, _} -> sent(Pool, Node, undefined);
+                none -> local_or_next(Pool, Timeout, [])
+            end;
+        _ -> least_loaded(Pool, Timeout)
+    end.
+
+%% Every worker here busy: the least loaded of this node and the members.
+%% A worker here is reserved first and given back if a member is less
+%% loaded than it was: the callers of a burst, which all read the same
+%% figures, each count the ones before them (a read then a reservation
+%% further on would let them all see the same load, as they are all
+%% preempted at the same point of the same code).
+least_loaded(Pool, Timeout) ->
+    case local_or_next(Pool, Timeout, []) of
+        {ok, #{ctx := #{counters := C} = Ctx, slot := Slot} = Route, Left} ->
+            Here = counters:get(C, Slot) - 1, % before this call
+            case least_remote(Pool, []) of
+                {Node, Load} when Load < Here ->
+                    ok = py_pool_checkout:done(Ctx, Slot),
+                    sent(Pool, Node, undefined);
+                _ -> {ok, Route, Left}
+            end;
+        Other -> Other
     end.
 
 %% @doc Where a call goes once the destinations in Tried (nodes; this node
@@ -64,7 +88,7 @@ next(Pool, Tried, Timeout) ->
         false -> local_or_next(Pool, Timeout, Tried);
         true ->
             case least_remote(Pool, Tried) of
-                {Node, _} -> {remote, Node, undefined};
+                {Node, _} -> sent(Pool, Node, undefined);
                 none -> none
             end
     end.
@@ -75,7 +99,7 @@ local_or_next(Pool, Timeout, Tried) ->
     case py_pool_checkout:checkout(Pool, undefined, Timeout) of
         {error, Reason} = Error when Reason =:= overloaded; element(1, Reason) =:= pool_unavailable ->
             case least_remote(Pool, [node() | Tried]) of
-                {Node, _} -> {remote, Node, undefined};
+                {Node, _} -> sent(Pool, Node, undefined);
                 none -> Error
             end;
         Other -> Other
@@ -85,10 +109,14 @@ local_or_next(Pool, Timeout, Tried) ->
 %% node that went away comes back by its own connection).
 connected(Pool, Node, Slot) ->
     case {lists:member(Node, nodes()), lists:keymember(Node, 1, py_cluster:remote_rows(Pool))} of
-        {true, true} -> {remote, Node, Slot};
+        {true, true} -> sent(Pool, Node, Slot);
         {true, false} -> {error, {no_member, Pool, Node}};
         {false, _} -> {error, {node_down, Node}}
     end.
+
+sent(Pool, Node, Slot) ->
+    ok = py_cluster:sent(Pool, Node),
+    {remote, Node, Slot}.
 
 %% The least in-flight count among this node's ready workers (infinity:
 %% none is ready).
@@ -100,18 +128,13 @@ local_least(#{tab := Tab, counters := C}) ->
 %% room, not in Tried, on a connected node.
 least_remote(Pool, Tried) ->
     Connected = nodes(),
-    Loads = [{estimate(Load, Ours), Node}
-             || {Node, _, #{ready := Ready, in_flight := N, max_in_flight := Max} = Load, Ours}
+    Loads = [{InFlight / Ready, Node}
+             || {Node, _, #{ready := Ready, in_flight := N, max_in_flight := Max}, Since}
                     <- py_cluster:remote_rows(Pool),
-                Ready > 0, N + max(0, Ours) < Ready * Max,
+                InFlight <- [max(0, N + Since)],
+                Ready > 0, InFlight < Ready * Max,
                 not lists:member(Node, Tried), lists:member(Node, Connected)],
     case lists:sort(Loads) of
         [{Load, Node} | _] -> {Node, Load};
         [] -> none
     end.
-
-%% Requests each ready worker would hold: those published, plus the ones
-%% sent since (counted twice once they appear in the figures, which only
-%% errs towards this node's own workers).
-estimate(#{ready := Ready, in_flight := N}, Ours) ->
-    (N + max(0, Ours)) / Ready.

@@ -2,7 +2,10 @@
 %% off unless the application environment has `{http, #{port => Port, ip
 %% => Ip}}' (Ip defaults to loopback, Port 0 picks a free port: port/0
 %% tells which). The page can start tracemalloc on live workers: bind it
-%% where only operators reach it.
+%% where only operators reach it. `hosts' adds names the endpoint answers
+%% to besides loopback's; `token' makes every request but the page carry
+%% `Authorization: Bearer Token', and binding beyond loopback needs one
+%% (py_http_guard checks each request).
 %%
 %% GET `/metrics' (Prometheus text), `/' (the live page), `/api/state'
 %% (its JSON), `/api/tracemalloc/top?pool=P&slot=S',
@@ -21,7 +24,22 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TRACE_FRAMES, 25).
--define(ACTION_HEADER, "x-pyport-action").
+%% httpd's own limits, so that the whole server's memory is bounded
+%% whatever its clients send: a body is refused (413) from its
+%% Content-Length before any of it is read (the API takes none; httpd
+%% turns what it reads into lists, some 30 times its size), a chunked one
+%% by py_http_guard; headers and the URI are bounded; at most MAX_CLIENTS
+%% connections (the next are answered 503), each dropped after
+%% KEEP_ALIVE_S idle seconds or when it sends a request that slowly.
+-define(MAX_BODY, 1024).
+-define(MAX_HEADER, 8192).
+-define(MAX_URI, 2048).
+-define(MAX_CLIENTS, 20).
+-define(KEEP_ALIVE_S, 10).
+-define(MAX_KEEP_ALIVE_REQUESTS, 1000).
+
+-type config() :: #{port := inet:port_number(), ip := inet:ip_address(), interval := pos_integer(),
+                    hosts := [string() | binary()], token := binary() | string() | undefined}.
 
 %% @doc The children to add to the application's supervisor for the
 %% `http' setting: none when it is unset.
@@ -35,22 +53,33 @@ child_specs(Env) ->
         Error -> Error
     end.
 
-%% @doc Validates the `http' setting.
--spec config(term()) -> {ok, #{port := inet:port_number(), ip := inet:ip_address(), interval := pos_integer()}}
-                            | {error, {invalid_option, {http, term()}}}.
+%% @doc Validates the `http' setting. An address beyond loopback needs a
+%% token: the endpoint has no other authentication.
+-spec config(term()) -> {ok, config()} | {error, {invalid_option, {http, term()}}}.
 config(Env) when is_list(Env) -> config(maps:from_list(Env));
 config(#{} = Env) ->
-    Config = maps:merge(#{port => 9540, ip => {127, 0, 0, 1}, interval => 1000}, Env),
+    Config = maps:merge(#{port => 9540, ip => {127, 0, 0, 1}, interval => 1000, hosts => [],
+                          token => undefined}, Env),
     case Config of
-        #{port := P, ip := Ip, interval := Ms} when is_integer(P), P >= 0, P < 65536,
-                                                    is_tuple(Ip), is_integer(Ms), Ms > 0 ->
-            case maps:keys(Config) -- [port, ip, interval] of
-                [] -> {ok, Config};
-                _ -> {error, {invalid_option, {http, Env}}}
+        #{port := P, ip := Ip, interval := Ms, hosts := Hosts, token := Token}
+          when is_integer(P), P >= 0, P < 65536, is_tuple(Ip), is_integer(Ms), Ms > 0, is_list(Hosts) ->
+            Valid = maps:keys(Config) -- [port, ip, interval, hosts, token] =:= []
+                andalso lists:all(fun is_text/1, Hosts)
+                andalso (Token =:= undefined orelse (is_text(Token) andalso Token =/= "" andalso Token =/= <<>>))
+                andalso (Token =/= undefined orelse loopback(Ip)),
+            case Valid of
+                true -> {ok, Config};
+                false -> {error, {invalid_option, {http, Env}}}
             end;
         _ -> {error, {invalid_option, {http, Env}}}
     end;
 config(Other) -> {error, {invalid_option, {http, Other}}}.
+
+is_text(T) -> (is_binary(T) orelse is_list(T)) andalso is_binary(unicode:characters_to_binary(T)).
+
+loopback({127, _, _, _}) -> true;
+loopback({0, 0, 0, 0, 0, 0, 0, 1}) -> true;
+loopback(_) -> false.
 
 -spec start_link(map()) -> {ok, pid()} | {error, term()}.
 start_link(Config) ->
@@ -63,22 +92,52 @@ port() ->
     catch exit:_ -> {error, not_running}
     end.
 
-init(#{port := Port, ip := Ip}) ->
+init(#{port := Port, ip := Ip, hosts := Hosts, token := Token}) ->
     process_flag(trap_exit, true),
     {ok, _} = application:ensure_all_started(inets),
-    Root = filename:dirname(code:which(?MODULE)),
-    Family = case tuple_size(Ip) of 8 -> inet6; _ -> inet end,
-    case inets:start(httpd, [{port, Port}, {bind_address, Ip}, {ipfamily, Family},
-                             {server_name, "pyport"}, {server_root, Root}, {document_root, Root},
-                             {modules, [?MODULE]}]) of
+    case start_httpd(Port, Ip) of
         {ok, Pid} ->
             link(Pid),
             [{port, Bound}] = httpd:info(Pid, [port]),
+            Port =:= 0 andalso remember_port(Ip, Bound),
+            persistent_term:put({?MODULE, guard}, py_http_guard:new(Ip, Bound, Hosts, Token)),
             logger:notice("pyport: metrics and the live page on http://~s:~p/", [inet:ntoa(Ip), Bound]),
             {ok, #{httpd => Pid, port => Bound}};
         {error, Reason} ->
             {stop, {http, Reason}}
     end.
+
+%% Port 0 takes the port the last start here picked, if it is still free:
+%% httpd makes atoms of its processes' names with the port in them, so a
+%% new port at every start would leak a few atoms each time.
+start_httpd(0, Ip) ->
+    case persistent_term:get({?MODULE, last_port, Ip}, 0) of
+        0 -> httpd(0, Ip);
+        Last ->
+            case httpd(Last, Ip) of
+                {ok, Pid} -> {ok, Pid};
+                {error, _} -> httpd(0, Ip) % taken meanwhile
+            end
+    end;
+start_httpd(Port, Ip) ->
+    httpd(Port, Ip).
+
+remember_port(Ip, Port) ->
+    case persistent_term:get({?MODULE, last_port, Ip}, 0) of
+        Port -> ok;
+        _ -> persistent_term:put({?MODULE, last_port, Ip}, Port)
+    end.
+
+httpd(Port, Ip) ->
+    Root = filename:dirname(code:which(?MODULE)),
+    Family = case tuple_size(Ip) of 8 -> inet6; _ -> inet end,
+    inets:start(httpd, [{port, Port}, {bind_address, Ip}, {ipfamily, Family},
+                        {server_name, "pyport"}, {server_root, Root}, {document_root, Root},
+                        {modules, [?MODULE]}, {customize, py_http_guard},
+                        {max_body_size, ?MAX_BODY}, {max_content_length, ?MAX_BODY},
+                        {max_header_size, ?MAX_HEADER}, {max_uri_size, ?MAX_URI},
+                        {max_clients, ?MAX_CLIENTS}, {keep_alive_timeout, ?KEEP_ALIVE_S},
+                        {max_keep_alive_request, ?MAX_KEEP_ALIVE_REQUESTS}]).
 
 handle_call(port, _From, #{port := P} = S) -> {reply, {ok, P}, S};
 handle_call(_, _From, S) -> {reply, {error, badarg}, S}.
@@ -90,6 +149,7 @@ handle_info(_, S) -> {noreply, S}.
 
 terminate(_, #{httpd := Pid}) ->
     _ = (catch inets:stop(httpd, Pid)),
+    _ = persistent_term:erase({?MODULE, guard}),
     ok.
 
 %% ---- httpd callback: one request ----
@@ -101,27 +161,26 @@ do(#mod{method = Method, request_uri = Uri, parsed_header = Headers}) ->
                         [P, Q] -> {P, query(Q)};
                         [P] -> {P, []}
                     end,
-    {Code, Type, Body} = try checked(Method, Headers, fun() -> route(Method, Path, Query) end)
+    {Code, Type, Body} = try checked(Method, Path, Headers, fun() -> route(Method, Path, Query) end)
                          catch Class:Reason ->
                                  logger:error("pyport http ~s ~s: ~p:~p", [Method, Uri, Class, Reason]),
                                  {500, "text/plain", <<"internal error\n">>}
                          end,
     Bin = iolist_to_binary(Body),
+    Challenge = [{"www-authenticate", "Bearer"} || Code =:= 401],
     {proceed, [{response, {response, [{code, Code}, {content_type, Type},
                                       {content_length, integer_to_list(byte_size(Bin))},
-                                      {cache_control, "no-store"}], [Bin]}}]}.
+                                      {cache_control, "no-store"} | Challenge], [Bin]}}]}.
 
-%% A POST (it changes a worker) must carry the header the page sends: a
-%% page of another site cannot set it without a CORS preflight, which this
-%% endpoint never grants, so it cannot start tracemalloc through a
-%% visitor's browser.
-checked("POST", Headers, Route) ->
-    case lists:keymember(?ACTION_HEADER, 1, Headers) of
-        true -> Route();
-        false -> {403, "text/plain", <<"a POST needs the header " ?ACTION_HEADER "\n">>}
-    end;
-checked(_, _, Route) ->
-    Route().
+checked(Method, Path, Headers, Route) ->
+    case persistent_term:get({?MODULE, guard}, undefined) of
+        undefined -> {503, "text/plain", <<"stopping\n">>};
+        Guard ->
+            case py_http_guard:check(Guard, {Method, Path, Headers}) of
+                ok -> Route();
+                Refusal -> Refusal
+            end
+    end.
 
 route("GET", "/metrics", _) ->
     {200, "text/plain; version=0.0.4; charset=utf-8", py_prometheus:render(py:stats())};

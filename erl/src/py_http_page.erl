@@ -44,6 +44,15 @@ Python process from the moment it starts, at a cost in speed and memory)
 <script>
 'use strict';
 const W = 300, H = 70;
+// The URL's fragment: #snapshot=POOL/SLOT and, when the endpoint has a
+// token, #token=T (a fragment never reaches a server or its logs).
+const hash = new URLSearchParams(location.hash.slice(1));
+function api(path, opts) {
+  const o = Object.assign({cache: 'no-store'}, opts || {});
+  const t = hash.get('token');
+  if (t) o.headers = Object.assign({'Authorization': 'Bearer ' + t}, o.headers || {});
+  return fetch(path, o);
+}
 const fmtBytes = b => b == null ? '-' : b >= 1048576 ? (b / 1048576).toFixed(1) + ' MiB' :
   b >= 1024 ? (b / 1024).toFixed(0) + ' KiB' : b.toFixed(0) + ' B';
 const fmtUs = u => u >= 1000000 ? (u / 1e6).toFixed(2) + ' s' : u >= 1000 ? (u / 1000).toFixed(1) + ' ms' : u + ' us';
@@ -136,11 +145,11 @@ function target() {
   return 'pool=' + encodeURIComponent(pool) + '&slot=' + slot;
 }
 document.getElementById('tstart').onclick = async () => {
-  const r = await fetch('/api/tracemalloc/start?' + target(), {method: 'POST', headers: {'X-Pyport-Action': '1'}});
+  const r = await api('/api/tracemalloc/start?' + target(), {method: 'POST', headers: {'X-Pyport-Action': '1'}});
   document.getElementById('tmsg').textContent = r.ok ? 'tracemalloc started' : 'failed: ' + await r.text();
 };
 async function snapshot() {
-  const q = target(), r = await fetch('/api/tracemalloc/top?' + q), msg = document.getElementById('tmsg');
+  const q = target(), r = await api('/api/tracemalloc/top?' + q), msg = document.getElementById('tmsg');
   const body = await r.json();
   if (!r.ok) { msg.textContent = 'failed: ' + JSON.stringify(body.error); return; }
   const table = el('table');
@@ -156,7 +165,7 @@ async function snapshot() {
   top.textContent = '';
   top.appendChild(table);
   // The flame graph is inlined: its boxes' titles show on hover.
-  const svg = await fetch('/api/flamegraph.svg?' + q, {cache: 'no-store'});
+  const svg = await api('/api/flamegraph.svg?' + q);
   document.getElementById('tflame').innerHTML = svg.ok ? await svg.text() : '';
   msg.textContent = 'snapshot taken';
 }
@@ -166,10 +175,10 @@ document.getElementById('tsnap').onclick = snapshot;
 let first = true;
 async function poll() {
   try {
-    const r = await fetch('/api/state', {cache: 'no-store'});
+    const r = await api('/api/state');
     render(await r.json());
-    const m = location.hash.match(/^#snapshot=(.+)$/);
-    if (first && m) { document.getElementById('tw').value = decodeURIComponent(m[1]); await snapshot(); }
+    const snap = hash.get('snapshot');
+    if (first && snap) { document.getElementById('tw').value = snap; await snapshot(); }
     first = false;
   } catch (e) {
     document.getElementById('status').textContent = 'no answer from the node: ' + e;

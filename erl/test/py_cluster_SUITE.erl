@@ -8,7 +8,8 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1]).
--export([members_listed_with_load/1, busy_local_calls_served_by_b_and_c/1,
+-export([members_listed_with_load/1, busy_local_calls_served_by_b_and_c/1, burst_spreads_over_idle_members/1,
+         burst_spreads_over_remote_workers/1,
          where_option_picks_the_node/1, errors_and_values_cross_as_terms/1,
          remote_timeout_cancels_python_work/1, bind_to_remote_worker/1,
          remote_worker_killed_answers_worker_exited/1, refused_call_retried_on_next_member/1,
@@ -23,7 +24,8 @@
 -define(QUIET_MS, 500).
 
 all() ->
-    [members_listed_with_load, busy_local_calls_served_by_b_and_c,
+    [members_listed_with_load, busy_local_calls_served_by_b_and_c, burst_spreads_over_idle_members,
+     burst_spreads_over_remote_workers,
      where_option_picks_the_node, errors_and_values_cross_as_terms,
      remote_timeout_cancels_python_work, bind_to_remote_worker,
      remote_worker_killed_answers_worker_exited, refused_call_retried_on_next_member,
@@ -82,6 +84,19 @@ start_member(Node, Tag) ->
     ok = erpc:call(Node, py, start_pool, [?POOL, #{size => 1, scope => cluster, timeout => 20000,
                                                    preload => <<"import time\nNODE = '", Tag/binary, "'">>}]).
 
+%% Pool on A, B and C (max_in_flight MaxA on A, Max on B and C), once
+%% every member shows its worker ready and idle.
+start_pool3(Config, Pool, MaxA, Max) ->
+    _ = [ok = erpc:call(Node, py, start_pool,
+                        [Pool, #{size => 1, max_in_flight => M, scope => cluster, timeout => 20000,
+                                 preload => <<"import time\nNODE = '", Tag/binary, "'">>}])
+         || {Node, Tag, M} <- [{node(), <<"a">>, MaxA}, {on_node(Config, b), <<"b">>, Max},
+                               {on_node(Config, c), <<"c">>, Max}]],
+    py_ct:wait_until(fun() ->
+                             {ok, Ms} = py:pool_members(Pool),
+                             length([M || #{ready := 1, in_flight := 0} = M <- Ms]) =:= 3
+                     end, 10000).
+
 %% Every node listed, with its worker ready.
 wait_members(Nodes) ->
     py_ct:wait_until(fun() ->
@@ -122,6 +137,49 @@ busy_local_calls_served_by_b_and_c(_Config) ->
     _ = Busy,
     % With A idle again, calls stay here.
     ?assertEqual({ok, <<"a">>}, py:eval(<<"NODE">>, #{}, #{pool => ?POOL})).
+
+%% A burst of 20 calls while A's only worker is busy: within one figure
+%% (every 200 ms) they all see B and C idle, yet they spread (the calls
+%% routed since each figure count), each worker taking its share: the
+%% least loaded by count, this node on ties.
+burst_spreads_over_idle_members(_Config) ->
+    ByNode = burst(?POOL),
+    ?assert(ByNode(<<"b">>) >= 5),
+    ?assert(ByNode(<<"c">>) >= 5),
+    ?assert(ByNode(<<"a">>) =< 8).
+
+%% A's worker busy and full (max_in_flight 1 there), B and C idle: the 20
+%% calls spread over both, in about 1 s (logged, not asserted).
+burst_spreads_over_remote_workers(Config) ->
+    [B, C] = [on_node(Config, b), on_node(Config, c)],
+    Pool = cl_burst,
+    ok = start_pool3(Config, Pool, 1, 1000),
+    try
+        ByNode = burst(Pool),
+        ?assert(ByNode(<<"b">>) >= 8),
+        ?assert(ByNode(<<"c">>) >= 8)
+    after
+        _ = [erpc:call(N, py, stop_pool, [Pool]) || N <- [node(), B, C]]
+    end.
+
+%% 20 calls of 100 ms at once on Pool while A's worker runs a 3 s call,
+%% once every member's figures show its load: how many each node served
+%% (by the NODE tag of its worker).
+burst(Pool) ->
+    Self = self(),
+    _ = spawn(fun() -> Self ! {busy, py:eval(<<"(time.sleep(3), NODE)[1]">>, #{}, #{pool => Pool, where => local})} end),
+    ok = py_ct:wait_until(fun() -> {ok, [#{in_flight := N} | _]} = py:pool_members(Pool), N =:= 1 end, 5000),
+    timer:sleep(?QUIET_MS), % the figures published
+    T0 = erlang:monotonic_time(millisecond),
+    Refs = py_ct:calls(20, fun() -> py:eval(<<"(time.sleep(0.1), (NODE, __import__('os').getpid()))[1]">>,
+                                            #{}, #{pool => Pool, timeout => 20000}) end),
+    Served = [receive {answer, R, {ok, {Node, OsPid}}} -> {Node, OsPid} after 30000 -> ct:fail(burst) end
+              || R <- Refs],
+    Wall = erlang:monotonic_time(millisecond) - T0,
+    Counts = maps:to_list(lists:foldl(fun(K, M) -> maps:update_with(K, fun(N) -> N + 1 end, 1, M) end, #{}, Served)),
+    ct:pal("20 calls of 100 ms on ~p: ~p ms, served by (node, OS pid): ~p", [Pool, Wall, Counts]),
+    receive {busy, Busy} -> ?assertEqual({ok, <<"a">>}, Busy) after 10000 -> ct:fail(busy) end,
+    fun(Tag) -> lists:sum([N || {{T, _}, N} <- Counts, T =:= Tag]) end.
 
 where_option_picks_the_node(Config) ->
     B = on_node(Config, b),
@@ -179,18 +237,7 @@ remote_worker_killed_answers_worker_exited(Config) ->
 refused_call_retried_on_next_member(Config) ->
     [B, C] = [on_node(Config, b), on_node(Config, c)],
     Pool = cl_retry,
-    Start = fun(Node, Tag) ->
-                    ok = erpc:call(Node, py, start_pool,
-                                   [Pool, #{size => 1, max_in_flight => 1, scope => cluster,
-                                            preload => <<"import time\nNODE = '", Tag/binary, "'">>}])
-            end,
-    ok = Start(node(), <<"a">>),
-    ok = Start(B, <<"b">>),
-    ok = Start(C, <<"c">>),
-    ok = py_ct:wait_until(fun() ->
-                                  {ok, Ms} = py:pool_members(Pool),
-                                  length([M || #{ready := 1, in_flight := 0} = M <- Ms]) =:= 3
-                          end, 10000),
+    ok = start_pool3(Config, Pool, 1, 1),
     [Member] = [P || P <- pg:get_members(pyport_pg, {py_pool, Pool}), node(P) =:= node()],
     ok = sys:suspend(Member),
     try

@@ -11,13 +11,13 @@
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([metrics_parse_and_match_stats/1, state_json_has_series/1, flamegraph_svg_of_known_function/1,
          tracemalloc_from_the_endpoint/1, bad_requests_answered/1, page_in_headless_chromium/1,
-         page_snapshot_in_headless_chromium/1,
+         page_snapshot_in_headless_chromium/1, page_with_token_in_headless_chromium/1,
          off_by_default_and_bad_setting/1, bad_query_strings_answered_400/1]).
 
 all() ->
     [metrics_parse_and_match_stats, state_json_has_series, flamegraph_svg_of_known_function,
      tracemalloc_from_the_endpoint, bad_requests_answered, page_in_headless_chromium,
-     page_snapshot_in_headless_chromium, off_by_default_and_bad_setting,
+     page_snapshot_in_headless_chromium, page_with_token_in_headless_chromium, off_by_default_and_bad_setting,
      bad_query_strings_answered_400].
 
 init_per_suite(Config) ->
@@ -187,6 +187,26 @@ page_snapshot_in_headless_chromium(Config) ->
         [_ | _] = [B || [B] <- Boxes, lists:prefix("ob_page_alloc.py:6 ", B)]
     after
         py:tracemalloc_stop({h2, 1})
+    end.
+
+%% With a token, the page (served without it) reads it from its URL's
+%% fragment and sends it with every request: it draws its plots.
+page_with_token_in_headless_chromium(_Config) ->
+    ok = application:stop(pyport),
+    ok = application:set_env(pyport, http, #{port => 0, interval => 200, token => <<"t0ken">>}),
+    try
+        ok = py_ct:start_app([{h1, [{size, 2}]}, {h2, [{size, 1}]}]),
+        {ok, Port} = py_http:port(),
+        Base = "http://127.0.0.1:" ++ integer_to_list(Port),
+        {401, _} = get([{base, Base}], "/api/state"),
+        timer:sleep(1000), % a few points of history
+        Dom = chromium(["--virtual-time-budget=3000", "--dump-dom", Base ++ "/#token=t0ken"]),
+        Points = [list_to_integer(N) || [N] <- re_all(Dom, "<svg class=\"plot\"[^>]*data-points=\"([0-9]+)\"")],
+        ?assertEqual(4 * 3, length(Points))
+    after
+        _ = application:stop(pyport),
+        ok = application:set_env(pyport, http, #{port => 0, interval => 200}),
+        ok = py_ct:start_app([{h1, [{size, 2}]}, {h2, [{size, 1}]}])
     end.
 
 %% Without the setting nothing listens; a bad setting is refused.
