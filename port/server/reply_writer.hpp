@@ -19,9 +19,10 @@ public:
   reply_writer(const reply_writer &) = delete;
   reply_writer &operator=(const reply_writer &) = delete;
 
-  // Writes out's bytes now and clears out. false: they were not written,
-  // the reader of the fd is gone (now or before). An empty out, or any out
-  // in a forked child (a child's output is nobody's), is dropped: true.
+  // Writes out's bytes now and clears out. false: the reader of the fd is
+  // gone (found by this write or an earlier one, of any thread). An empty
+  // out, or any out in a forked child (a child's output is nobody's), is
+  // dropped: true.
   bool write(out_buffer &out) noexcept;
   // Gives the pipe its size back if a large frame widened it and the
   // client has read enough of it. Whether it is still wide. Never waits

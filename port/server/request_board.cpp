@@ -237,7 +237,7 @@ void request_board::drop_credit(std::uint64_t id) {
 void request_board::set_running(std::uint64_t id, bool cancelled, bool pending) noexcept {
   running_ = id;
   running_cancelled_ = cancelled;
-  cancel_pending_.store(pending, std::memory_order_relaxed);
+  cancel_pending_.store(pending, std::memory_order_release);
 }
 
 bool request_board::waits_for(std::uint64_t id) const noexcept {

@@ -116,7 +116,7 @@ public:
   // Whether Python is to raise Cancelled at its next check; read by the
   // signal handler without the server's lock.
   [[nodiscard]] bool cancel_pending() const noexcept {
-    return cancel_pending_.load(std::memory_order_relaxed);
+    return cancel_pending_.load(std::memory_order_acquire);
   }
   // Jobs ever queued (and answers delivered): the main thread spins on it
   // without the lock.

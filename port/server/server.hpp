@@ -83,10 +83,10 @@ private:
   // reader thread while a request runs), and the reading itself.
   void start_input();
   // One non-blocking read of stdin and what it brings (frames queued,
-  // cancels and credits applied). read()'s result, errno kept; frames:
-  // how many complete frames it brought.
+  // cancels and credits applied; from_reader: the main thread woken when
+  // frames came). read()'s result, errno kept.
   // PRECONDITION: read_mu_ held.
-  ssize_t read_step(int &frames);
+  ssize_t read_step(bool from_reader);
   // The reader thread's body: reader_loop, and what happens when it fails.
   void reader_main() noexcept;
   void reader_loop();
@@ -155,11 +155,12 @@ private:
   std::unique_ptr<output_capture> capture_;
   std::thread reader_;
   // The reading side, used by whichever thread has the turn.
-  std::mutex read_mu_; // guards the four below
+  std::mutex read_mu_; // guards the five below
   std::unique_ptr<framer> input_;
   out_buffer read_replies_; // replies made while reading (a cancel's)
   pipe_size in_pipe_;       // wide while a large frame comes in
   std::chrono::steady_clock::time_point last_data_{};
+  bool pipelined_ = false;      // the last read that brought data brought several frames
   int turn_fd_ = -1;            // eventfd: the main thread takes the turn back
   int wake_fd_ = -1;            // eventfd: the reader thread queued what the main thread waits for
   bool main_reads_off_ = false; // main thread only: after a failed read

@@ -63,7 +63,7 @@ void drain_fd(int fd) noexcept {
 
 } // namespace
 
-ssize_t server::read_step(int &frames) {
+ssize_t server::read_step(bool from_reader) {
   const std::span<char> area = input_->write_area();
   const ssize_t n = ::read(options_.in_fd, area.data(), area.size());
   if (n <= 0)
@@ -72,11 +72,14 @@ ssize_t server::read_step(int &frames) {
   input_->commit(static_cast<std::size_t>(n));
   in_pipe_.fit(input_->frame_remaining());
   // Every complete frame that arrived is queued before anyone is woken once.
-  frames = 0;
+  int frames = 0;
   while (auto event = input_->next()) {
     ++frames;
     on_event(std::move(*event), read_replies_);
   }
+  pipelined_ = frames > 1;
+  if (from_reader && frames > 0)
+    wake_after_read(); // before a cancel's reply, which may wait for the client
   flush(read_replies_);
   return n;
 }
@@ -133,7 +136,6 @@ void server::reader_loop() {
   // And only while a CPU is to spare: with two workers serving many
   // callers on two CPUs, spinning readers took the CPUs the BEAM needed.
   spin_gate gate;
-  bool pipelined = false;
   for (;;) {
     wait_for_turn();
     bool kicking = false;
@@ -143,18 +145,15 @@ void server::reader_loop() {
     }
     ssize_t n = 0;
     int err = 0;
-    int frames = 0;
+    bool pipelined = false;
     clock::time_point last_data;
     {
       std::lock_guard rl(read_mu_);
-      n = read_step(frames);
+      n = read_step(true);
       err = errno;
+      pipelined = pipelined_; // whichever thread read it
       last_data = last_data_;
     }
-    if (frames > 0)
-      wake_after_read();
-    if (n > 0)
-      pipelined = frames > 1; // kept until the next read that brings data
     if (n == 0)
       break;
     if (n < 0) {
@@ -250,13 +249,12 @@ bool server::main_reads_until(const std::function<bool()> &ready) {
   for (;;) {
     ssize_t n = 0;
     int err = 0;
-    int frames = 0;
     try {
       std::lock_guard rl(read_mu_);
-      n = read_step(frames);
+      n = read_step(false);
       err = errno;
       if (n > 0)
-        pipelined = frames > 1; // what the last read that brought data saw
+        pipelined = pipelined_; // this thread's own last read that brought data
     } catch (const std::exception &) {
       // Out of memory for a frame buffer: the reader thread reads from now
       // on, and meets the same failure (reader_main says so and ends).

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <poll.h>
 #include <unistd.h>
 
 namespace {
@@ -28,6 +29,11 @@ std::string read_some(int fd) {
   char buf[256];
   const ssize_t n = ::read(fd, buf, sizeof buf);
   return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+std::string read_some_nonblocking(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0 ? read_some(fd) : std::string();
 }
 
 } // namespace
@@ -57,6 +63,12 @@ TEST_CASE("writer: once the reader is gone, it fails and never writes again") {
   CHECK(out.empty());
   pyport::write_bool_reply(out, 2, false);
   CHECK_FALSE(w.write(out));
+  // Never again, even once the fd leads to a reader: the session is over.
+  pipe_fds fresh;
+  REQUIRE(::dup2(fresh.fds[1], p.fds[1]) == p.fds[1]);
+  pyport::write_bool_reply(out, 3, false);
+  CHECK_FALSE(w.write(out));
+  CHECK(read_some_nonblocking(fresh.fds[0]).empty());
   pyport::out_buffer empty(true);
   CHECK(w.write(empty)); // nothing to write: nothing to tell
   std::signal(SIGPIPE, old);

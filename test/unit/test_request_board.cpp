@@ -111,8 +111,10 @@ TEST_CASE("board: credit is spent chunk by chunk, granted, and saturates") {
   b.grant(4, 1);
   CHECK(b.credit_wait_over(4));
   CHECK(b.spend_credit(4, false) == credit::go);
+  b.grant(4, 2);
+  b.grant(4, UINT64_MAX - 1); // saturates short of unlimited: a plain sum wraps to 0
+  CHECK(b.spend_credit(4, false) == credit::go);
   b.grant(4, UINT64_MAX);
-  b.grant(4, UINT64_MAX); // saturates short of unlimited, never wraps
   for (int i = 0; i < 3; ++i)
     CHECK(b.spend_credit(4, false) == credit::go);
   CHECK_FALSE(b.has_job()); // a stream that did not park is not resumed
@@ -124,7 +126,9 @@ TEST_CASE("board: requests without a window, and other ops, never wait for credi
   b.take_next();
   for (int i = 0; i < 100; ++i)
     CHECK(b.spend_credit(5, true) == credit::go);
-  b.grant(5, 3);                                // ignored
+  b.grant(5, 3); // ignored: nothing to resume
+  CHECK_FALSE(b.has_job());
+  CHECK(b.spend_credit(5, true) == credit::go);
   CHECK(b.spend_credit(6, true) == credit::go); // not a stream
 }
 
