@@ -7,7 +7,7 @@
 %% its `--help' prints, and a run of it at each bound (and one past it).
 -module(py_limits).
 
--export([port_flags/0, port_flag/1, max_timeout/0, timeout_plus/2, max_pool_size/0, check/2]).
+-export([port_flags/0, max_timeout/0, timeout_plus/2, max_pool_size/0, check/2]).
 
 -export_type([port_flag/0]).
 
@@ -35,10 +35,6 @@ port_flags() ->
      {memory_limit, "--memory-limit", 64 * 1024 * 1024, ?SIZE_MAX},
      {compile_cache_bytes, "--compile-cache-bytes", 0, ?SIZE_MAX}].
 
-%% @doc The row of one option, or false.
--spec port_flag(atom()) -> port_flag() | false.
-port_flag(Option) -> lists:keyfind(Option, 1, port_flags()).
-
 %% @doc The largest timeout in ms (about 49.7 days): what `receive ...
 %% after' and gen_server:call take. Every timeout-like option and argument
 %% is `infinity' or 0..max_timeout().
@@ -61,7 +57,7 @@ max_pool_size() -> 1024.
 %% @doc `{ok, N}' when N is an integer within Option's row, else error.
 -spec check(atom(), term()) -> {ok, integer()} | error.
 check(Option, N) ->
-    case port_flag(Option) of
+    case lists:keyfind(Option, 1, port_flags()) of
         {_, _, Min, Max} when is_integer(N), N >= Min, N =< Max -> {ok, N};
         _ -> error
     end.

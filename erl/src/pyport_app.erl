@@ -3,7 +3,7 @@
 -module(pyport_app).
 -behaviour(application).
 
--export([start/2, stop/1, pools_from_env/1, intensity/1, intensity_from_env/2]).
+-export([start/2, stop/1, pools_from_env/1, intensity/1]).
 
 %% The restart intensities `{MaxRestarts, Seconds}' of the application's
 %% supervisors, settings of the same names: py_sup's (every pool is its
@@ -31,9 +31,7 @@ intensity(Key) ->
         {error, _} -> Default
     end.
 
-%% @doc Validates one intensity setting (`undefined': the default).
--spec intensity_from_env(atom(), {ok, term()} | undefined) ->
-          {ok, {non_neg_integer(), pos_integer()}} | {error, {invalid_option, {atom(), term()}}}.
+%% One intensity setting, validated (`undefined': the default).
 intensity_from_env(Key, undefined) ->
     {Key, Default} = lists:keyfind(Key, 1, ?INTENSITIES),
     {ok, Default};
