@@ -20,6 +20,9 @@
 -export([do/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
+%% The longest interval: a timer's, as every timeout (py_limits).
+-define(MAX_INTERVAL, 4294967295).
+
 -define(TRACE_FRAMES, 25).
 -define(ACTION_HEADER, "x-pyport-action").
 
@@ -43,7 +46,8 @@ config(#{} = Env) ->
     Config = maps:merge(#{port => 9540, ip => {127, 0, 0, 1}, interval => 1000}, Env),
     case Config of
         #{port := P, ip := Ip, interval := Ms} when is_integer(P), P >= 0, P < 65536,
-                                                    is_tuple(Ip), is_integer(Ms), Ms > 0 ->
+                                                    is_tuple(Ip), is_integer(Ms), Ms > 0,
+                                                    Ms =< ?MAX_INTERVAL ->
             case maps:keys(Config) -- [port, ip, interval] of
                 [] -> {ok, Config};
                 _ -> {error, {invalid_option, {http, Env}}}
