@@ -16,11 +16,12 @@
 %% get `{error, {pool_unavailable, Name, Reason}}' at once.
 %%
 %% The owner also gives the workers their turns to start a port, at most
-%% start_concurrency at once (py_pool_gate), and keeps the pool's gc event subscriptions (`{Ref, Pid,
-%% Slot | all}', read by the workers), monitoring each subscriber, and the
-%% pool's item streams (py_stream_table), monitoring each worker that runs
-%% one, so that a stream whose worker was killed still ends with one final
-%% message to its owner.
+%% start_concurrency at once (py_pool_gate), and keeps the pool's gc event
+%% subscriptions (`{Ref, Pid, Slot | all}', read by the workers),
+%% monitoring each subscriber, and the pool's item streams
+%% (py_stream_table), monitoring each worker that runs one, so that a
+%% stream whose worker was killed still ends with one final message to its
+%% owner.
 -module(py_pool).
 -behaviour(gen_server).
 
