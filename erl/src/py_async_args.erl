@@ -42,7 +42,7 @@ calls(Calls) when is_list(Calls) ->
     end;
 calls(_) -> {error, badarg}.
 
-%% @doc Whether T can be await/2's timeout.
+%% @doc Whether T can be await/2's timeout: any timeout the API takes
+%% (py_opts:timeout/1).
 -spec await_timeout(term()) -> boolean().
-await_timeout(infinity) -> true;
-await_timeout(T) -> is_integer(T) andalso T >= 0.
+await_timeout(T) -> py_opts:timeout(T) =/= error.

@@ -100,8 +100,7 @@ on_node(Node, M, F, A) ->
             end
     end.
 
-transit(infinity) -> infinity;
-transit(Left) -> Left + ?TRANSIT_MS.
+transit(Left) -> py_limits:timeout_plus(Left, ?TRANSIT_MS).
 
 deadline(infinity) -> infinity;
 deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.

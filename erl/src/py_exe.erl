@@ -93,17 +93,11 @@ walk_up(Dir, N) ->
 %% @doc pyport's flags for a pool's options.
 -spec args(py_opts:pool_opts()) -> [string()].
 args(Opts) ->
-    Flags = [{"--max-frame", maps:get(max_frame, Opts)},
-             {"--chunk-items", maps:get(chunk_items, Opts)},
-             {"--chunk-bytes", maps:get(chunk_bytes, Opts)},
-             {"--spin-us", maps:get(spin_us, Opts)},
-             {"--memory-limit", maps:get(memory_limit, Opts)},
-             {"--compile-cache-bytes", maps:get(compile_cache_bytes, Opts, undefined)},
-             % The port refuses a larger reply itself: the node never takes it in.
-             {"--max-reply-bytes", case maps:get(max_reply_bytes, Opts, infinity) of
-                                       infinity -> undefined;
-                                       N -> N
-                                   end}],
+    % Every numeric flag and its range come from py_limits' table; the
+    % port refuses a larger reply itself (max_reply_bytes): the node never
+    % takes it in.
+    Flags = [{Flag, case maps:get(Key, Opts, undefined) of infinity -> undefined; V -> V end}
+             || {Key, Flag, _, _} <- py_limits:port_flags()],
     [A || {Flag, V} <- Flags, V =/= undefined, A <- [Flag, integer_to_list(V)]]
         ++ [A || Dir <- maps:get(python_path, Opts), A <- ["--python-path", Dir]]
         ++ [A || {Flag, Key} <- [{"--python-home", python_home}, {"--venv", venv}],

@@ -242,21 +242,8 @@ with_arrays(_, Args, _, _) ->
     Args.
 
 %% Call options against the handle's pool (its timeout unless they give one).
-resolve(Pool, Timeout) when is_integer(Timeout); Timeout =:= infinity ->
-    resolve(Pool, [{timeout, Timeout}]);
 resolve(Pool, Opts) ->
-    case py_opts:call(Opts, #{timeout => 0, pool => Pool}) of
-        {ok, Valid} ->
-            case gives_timeout(Opts) of
-                true -> {ok, Valid#{pool := Pool}};
-                false ->
-                    case py_pool:default_timeout(Pool) of
-                        {ok, T} -> {ok, Valid#{pool := Pool, timeout := T}};
-                        Error -> Error
-                    end
-            end;
+    case py_opts:call(Opts, #{timeout => 0, pool => Pool}, fun(_) -> py_pool:default_timeout(Pool) end) of
+        {ok, Valid} -> {ok, Valid#{pool := Pool}};
         Error -> Error
     end.
-
-gives_timeout(Opts) when is_map(Opts) -> is_map_key(timeout, Opts);
-gives_timeout(Opts) -> lists:keymember(timeout, 1, Opts).

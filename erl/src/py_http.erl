@@ -23,6 +23,9 @@
 -export([do/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
+%% The longest interval: a timer's, as every timeout (py_limits).
+-define(MAX_INTERVAL, 4294967295).
+
 -define(TRACE_FRAMES, 25).
 %% httpd's own limits, so that the whole server's memory is bounded
 %% whatever its clients send: a body is refused (413) from its
@@ -62,7 +65,8 @@ config(#{} = Env) ->
                           token => undefined}, Env),
     case Config of
         #{port := P, ip := Ip, interval := Ms, hosts := Hosts, token := Token}
-          when is_integer(P), P >= 0, P < 65536, is_tuple(Ip), is_integer(Ms), Ms > 0, is_list(Hosts) ->
+          when is_integer(P), P >= 0, P < 65536, is_tuple(Ip), is_integer(Ms), Ms > 0,
+               Ms =< ?MAX_INTERVAL, is_list(Hosts) ->
             Valid = maps:keys(Config) -- [port, ip, interval, hosts, token] =:= []
                 andalso lists:all(fun is_text/1, Hosts)
                 andalso (Token =:= undefined orelse (is_text(Token) andalso Token =/= "" andalso Token =/= <<>>))

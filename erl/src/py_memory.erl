@@ -66,8 +66,11 @@ options([{target, T} | Rest], _, Timeout) when not is_list(T), not is_map(T) ->
         {ok, Target, pool} -> options(Rest, Target, Timeout);
         _ -> {error, {invalid_option, {target, T}}}
     end;
-options([{timeout, T} | Rest], Target, _) when T =:= infinity; is_integer(T), T >= 0 ->
-    options(Rest, Target, T);
+options([{timeout, T} = Opt | Rest], Target, _) ->
+    case py_opts:timeout(T) of
+        {ok, Timeout} -> options(Rest, Target, Timeout);
+        error -> {error, {invalid_option, Opt}}
+    end;
 options([Opt | _], _, _) ->
     {error, {invalid_option, Opt}};
 options(ImproperTail, _, _) ->

@@ -3,13 +3,19 @@
 %%
 %% Pool options (a proplist or a map):
 %% <dl>
-%%   <dt>`size'</dt><dd>workers in the pool; default `erlang:system_info(schedulers)'.</dd>
+%%   <dt>`size'</dt><dd>workers in the pool, 1 to 1024 (py_limits:max_pool_size/0); default
+%%     `erlang:system_info(schedulers)'.</dd>
+%%   <dt>`start_concurrency'</dt><dd>how many of the pool's workers start their OS process
+%%     at once (a first start or a restart; the others wait their turn in the pool's owner),
+%%     1 to 1024; default `max(2, erlang:system_info(schedulers_online))'.</dd>
 %%   <dt>`preload'</dt><dd>code exec'd on every worker at start and after every restart.</dd>
 %%   <dt>`max_in_flight'</dt><dd>requests one worker holds before the pool answers
 %%     `{error, overloaded}'; default 1000.</dd>
-%%   <dt>`timeout'</dt><dd>default per-call timeout, ms or `infinity'; default 30000.</dd>
-%%   <dt>`cancel_grace'</dt><dd>ms a timed-out request has to stop after its cancel before the
-%%     worker's OS process is killed and restarted; default 2000.</dd>
+%%   <dt>`timeout'</dt><dd>default per-call timeout, ms or `infinity'; default 30000.
+%%     Every timeout, of a pool or of a call, is `infinity' or 0 to 4294967295 ms (about 49.7
+%%     days: what `receive ... after' takes; py_limits:max_timeout/0).</dd>
+%%   <dt>`cancel_grace'</dt><dd>ms (0 to 4294967295) a timed-out request has to stop after its
+%%     cancel before the worker's OS process is killed and restarted; default 2000.</dd>
 %%   <dt>`python_path'</dt><dd>directories put in front of `sys.path'.</dd>
 %%   <dt>`executable'</dt><dd>the pyport program; default: found next to the application.</dd>
 %%   <dt>`python_home'</dt><dd>a prefix of the same Python X.Y whose standard library the
@@ -19,14 +25,18 @@
 %%   <dt>`atoms'</dt><dd>`existing' (default): Python atoms the node does not know are an error;
 %%     `create': they are created (only for trusted code: atoms are never freed).</dd>
 %%   <dt>`max_frame', `chunk_items', `chunk_bytes', `spin_us'</dt><dd>passed to pyport's
-%%     flags (`spin_us' 0: the port never spins waiting for requests).</dd>
+%%     flags, within the port's own ranges (py_limits: `max_frame' 64 to 4294967295,
+%%     `chunk_items' 1 to 16777216, `chunk_bytes' 1 to 2147483647, `spin_us' 0 to 10000;
+%%     `spin_us' 0: the port never spins waiting for requests).</dd>
 %%   <dt>`env'</dt><dd>`[{Name, Value}]' strings added to the worker's OS environment.</dd>
-%%   <dt>`start_timeout'</dt><dd>ms a worker has to send its hello; default 10000.</dd>
+%%   <dt>`start_timeout'</dt><dd>ms (1 to 4294967295) a worker has to send its hello, and
+%%     then to run the preload; default 10000.</dd>
 %%   <dt>`restart_intensity'</dt><dd>`{MaxRestarts, Seconds}' for the worker supervisor
 %%     (crashes of the Erlang worker process itself); default `{10, 10}'.</dd>
 %%   <dt>`restart_backoff'</dt><dd>`{MinMs, MaxMs}': a worker whose OS process keeps dying
 %%     or cannot start waits before its next start, MinMs after the second failure in a row,
-%%     doubling up to MaxMs (the first crash restarts at once); default `{100, 5000}'.</dd>
+%%     doubling up to MaxMs (the first crash restarts at once), both at most 4294967295;
+%%     default `{100, 5000}'.</dd>
 %%   <dt>`max_rss'</dt><dd>bytes: a worker whose resident memory passes it after a request is
 %%     recycled (a fresh OS process takes its place; in-flight requests finish on the old
 %%     one); default `undefined'.</dd>
@@ -70,15 +80,17 @@
 %% `return' (`value', the default, or `handle': docs/handles.md).
 -module(py_opts).
 
--export([pool/1, call/2, call_defaults/0]).
+-export([pool/1, call/2, call/3, call_defaults/0, timeout/1, intensity/1]).
 
 -export_type([pool_opts/0, call_opts/0, allocator/0, arrays/0]).
 -export_type([log_level/0]).
 
-%% The smallest memory_limit: below it the interpreter cannot start.
--define(MIN_MEMORY_LIMIT, 64 * 1024 * 1024).
+%% The per-call timeout of a pool that does not set one, and of a call
+%% that names no pool.
+-define(DEFAULT_TIMEOUT, 30000).
 
 -type pool_opts() :: #{size := pos_integer(),
+                       start_concurrency := pos_integer(),
                        preload := binary() | undefined,
                        max_in_flight := pos_integer(),
                        timeout := timeout(),
@@ -119,9 +131,10 @@
 -spec pool([{atom(), term()}] | map()) -> {ok, pool_opts()} | {error, {invalid_option, term()}}.
 pool(Opts) ->
     Defaults = #{size => erlang:system_info(schedulers),
+                 start_concurrency => max(2, erlang:system_info(schedulers_online)),
                  preload => undefined,
                  max_in_flight => 1000,
-                 timeout => 30000,
+                 timeout => ?DEFAULT_TIMEOUT,
                  cancel_grace => 2000,
                  max_collect_bytes => 64 * 1024 * 1024,
                  python_path => [],
@@ -155,9 +168,49 @@ pool(Opts) ->
 call(Opts, Defaults) ->
     validate(Opts, Defaults, fun call_opt/2).
 
+%% @doc Call options as the API takes them (a list, a map, or a bare
+%% timeout) over Defaults. When they give no timeout, the call's is its
+%% pool's, asked of PoolTimeout (py_pool:default_timeout/1, for the pool
+%% the options name).
+-spec call(term(), call_opts(), fun((atom()) -> {ok, timeout()} | {error, term()})) ->
+          {ok, call_opts()} | {error, term()}.
+call(Timeout, Defaults, PoolTimeout) when is_integer(Timeout); Timeout =:= infinity ->
+    call([{timeout, Timeout}], Defaults, PoolTimeout);
+call(Opts, Defaults, PoolTimeout) ->
+    case call(Opts, Defaults) of
+        {ok, #{pool := Pool} = Valid} ->
+            case gives_timeout(Opts) of
+                true -> {ok, Valid};
+                false ->
+                    case PoolTimeout(Pool) of
+                        {ok, Timeout} -> {ok, Valid#{timeout := Timeout}};
+                        Error -> Error
+                    end
+            end;
+        Error -> Error
+    end.
+
+%% Valid options only: a proper list or a map.
+gives_timeout(Opts) when is_map(Opts) -> is_map_key(timeout, Opts);
+gives_timeout(Opts) -> lists:keymember(timeout, 1, Opts).
+
 %% @doc The call options used when a call gives none.
 -spec call_defaults() -> call_opts().
-call_defaults() -> #{timeout => 30000, pool => default}.
+call_defaults() -> #{timeout => ?DEFAULT_TIMEOUT, pool => default}.
+
+%% @doc A timeout as every API function and option takes it: `infinity' or
+%% 0..py_limits:max_timeout() ms.
+-spec timeout(term()) -> {ok, timeout()} | error.
+timeout(infinity) -> {ok, infinity};
+timeout(T) when is_integer(T), T >= 0 -> upto(T, py_limits:max_timeout());
+timeout(_) -> error.
+
+%% @doc A supervisor's restart intensity `{MaxRestarts, Seconds}' (the pool
+%% option restart_intensity, the application's root_restart_intensity and
+%% pool_restart_intensity).
+-spec intensity(term()) -> {ok, {non_neg_integer(), pos_integer()}} | error.
+intensity({R, T}) when is_integer(R), R >= 0, is_integer(T), T > 0 -> {ok, {R, T}};
+intensity(_) -> error.
 
 validate(Opts, Defaults, Check) when is_map(Opts) ->
     validate(maps:to_list(Opts), Defaults, Check);
@@ -183,12 +236,13 @@ add({Key, Value} = Opt, Acc, Check) when is_atom(Key) ->
 add(Opt, _, _) ->
     throw({invalid, Opt}).
 
-pool_opt(size, N) -> pos_int(N);
+pool_opt(size, N) when is_integer(N), N > 0 -> upto(N, py_limits:max_pool_size());
+pool_opt(start_concurrency, N) when is_integer(N), N > 0 -> upto(N, py_limits:max_pool_size());
 pool_opt(preload, undefined) -> {ok, undefined};
 pool_opt(preload, Code) -> code(Code);
 pool_opt(max_in_flight, N) -> pos_int(N);
 pool_opt(timeout, T) -> timeout(T);
-pool_opt(cancel_grace, N) when is_integer(N), N >= 0 -> {ok, N};
+pool_opt(cancel_grace, N) when N =/= infinity -> timeout(N);
 pool_opt(max_collect_bytes, infinity) -> {ok, infinity};
 pool_opt(max_collect_bytes, N) -> pos_int(N);
 pool_opt(python_path, Dirs) when is_list(Dirs) ->
@@ -199,10 +253,12 @@ pool_opt(python_home, Dir) -> string_like(Dir);
 pool_opt(venv, undefined) -> {ok, undefined};
 pool_opt(venv, Dir) -> string_like(Dir);
 pool_opt(atoms, A) when A =:= existing; A =:= create -> {ok, A};
-pool_opt(max_frame, N) -> pos_int(N);
-pool_opt(chunk_items, N) -> pos_int(N);
-pool_opt(chunk_bytes, N) -> pos_int(N);
-pool_opt(spin_us, N) when is_integer(N), N >= 0, N =< 10000 -> {ok, N};
+pool_opt(K, undefined) when K =:= max_frame; K =:= chunk_items; K =:= chunk_bytes; K =:= spin_us;
+                           K =:= memory_limit; K =:= compile_cache_bytes -> {ok, undefined};
+pool_opt(max_reply_bytes, infinity) -> {ok, infinity};
+pool_opt(K, N) when K =:= max_frame; K =:= chunk_items; K =:= chunk_bytes; K =:= spin_us;
+                    K =:= memory_limit; K =:= compile_cache_bytes; K =:= max_reply_bytes ->
+    py_limits:check(K, N);
 pool_opt(env, Env) when is_list(Env) ->
     all(Env, fun({K, V}) ->
                      case {string_like(K), string_like(V)} of
@@ -211,19 +267,16 @@ pool_opt(env, Env) when is_list(Env) ->
                      end;
                 (_) -> error
              end);
-pool_opt(start_timeout, N) -> pos_int(N);
-pool_opt(restart_intensity, {R, T}) when is_integer(R), R >= 0, is_integer(T), T > 0 -> {ok, {R, T}};
+pool_opt(start_timeout, N) when is_integer(N), N > 0 -> timeout(N);
+pool_opt(restart_intensity, I) -> intensity(I);
 pool_opt(restart_backoff, {Min, Max}) when is_integer(Min), Min >= 0, is_integer(Max), Max >= Min ->
-    {ok, {Min, Max}};
+    case timeout(Max) of
+        {ok, _} -> {ok, {Min, Max}};
+        error -> error
+    end;
 pool_opt(max_rss, N) -> pos_int_or_undefined(N);
 pool_opt(max_requests, N) -> pos_int_or_undefined(N);
-pool_opt(memory_limit, undefined) -> {ok, undefined};
-pool_opt(memory_limit, N) when is_integer(N), N >= ?MIN_MEMORY_LIMIT -> {ok, N};
-pool_opt(compile_cache_bytes, undefined) -> {ok, undefined};
-pool_opt(compile_cache_bytes, N) when is_integer(N), N >= 0 -> {ok, N};
 pool_opt(allocator, A) when A =:= pymalloc; A =:= malloc; A =:= jemalloc; A =:= mimalloc -> {ok, A};
-pool_opt(max_reply_bytes, infinity) -> {ok, infinity};
-pool_opt(max_reply_bytes, N) -> pos_int(N);
 pool_opt(none_as, A) when A =:= none; A =:= nil -> {ok, A};
 pool_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
 pool_opt(scope, S) when S =:= local; S =:= cluster -> {ok, S};
@@ -245,9 +298,8 @@ call_opt(_, _) -> error.
 pos_int(N) when is_integer(N), N > 0 -> {ok, N};
 pos_int(_) -> error.
 
-timeout(infinity) -> {ok, infinity};
-timeout(T) when is_integer(T), T >= 0 -> {ok, T};
-timeout(_) -> error.
+upto(N, Max) when N =< Max -> {ok, N};
+upto(_, _) -> error.
 
 code(Code) ->
     try iolist_to_binary(Code) of

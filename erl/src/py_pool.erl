@@ -15,11 +15,13 @@
 %% call only while no worker is up). When every slot is failing, callers
 %% get `{error, {pool_unavailable, Name, Reason}}' at once.
 %%
-%% The owner also keeps the pool's gc event subscriptions (`{Ref, Pid,
-%% Slot | all}', read by the workers), monitoring each subscriber, and the
-%% pool's item streams (py_stream_table), monitoring each worker that runs
-%% one, so that a stream whose worker was killed still ends with one final
-%% message to its owner.
+%% The owner also gives the workers their turns to start a port, at most
+%% start_concurrency at once (py_pool_gate), and keeps the pool's gc event
+%% subscriptions (`{Ref, Pid, Slot | all}', read by the workers),
+%% monitoring each subscriber, and the pool's item streams
+%% (py_stream_table), monitoring each worker that runs one, so that a
+%% stream whose worker was killed still ends with one final message to its
+%% owner.
 -module(py_pool).
 -behaviour(gen_server).
 
@@ -237,7 +239,7 @@ init({Name, Opts}) ->
                                            streams => py_stream_table:new(),
                                            stats => py_stats:new(maps:get(size, Opts))}),
     process_flag(trap_exit, true),
-    {ok, #{name => Name, waiters => []}}.
+    {ok, #{name => Name, waiters => [], gate => py_pool_gate:new(maps:get(start_concurrency, Opts))}}.
 
 handle_call({await, What, Left}, From, #{name := Name, waiters := Waiters} = S) ->
     case settled(context(Name), What) of
@@ -268,6 +270,12 @@ handle_info({slot_changed, _Slot}, #{name := Name, waiters := Waiters} = S) ->
     {Settled, Waiting} = lists:partition(fun({_, What, _}) -> settled(Ctx, What) end, live(Waiters)),
     _ = [gen_server:reply(From, retry) || {From, _, _} <- Settled],
     {noreply, S#{waiters := Waiting}};
+handle_info({start_ask, Pid}, #{gate := G} = S) -> % py_pool_gate
+    {noreply, S#{gate := py_pool_gate:on_ask(Pid, G)}};
+handle_info({start_done, Pid}, #{gate := G} = S) ->
+    {noreply, S#{gate := py_pool_gate:on_done(Pid, G)}};
+handle_info({'START_DOWN', _, process, Pid, _}, #{gate := G} = S) ->
+    {noreply, S#{gate := py_pool_gate:on_done(Pid, G)}};
 handle_info({watch_streams, Worker}, S) ->
     _ = erlang:monitor(process, Worker, [{tag, 'STREAMS_DOWN'}]),
     {noreply, S};

@@ -17,7 +17,8 @@ start_workers(Name, Opts) ->
     supervisor:start_link(?MODULE, {workers, Name, Opts}).
 
 init({pool, Name, Opts}) ->
-    {ok, {#{strategy => rest_for_one, intensity => 3, period => 10},
+    {MaxR, MaxT} = pyport_app:intensity(pool_restart_intensity),
+    {ok, {#{strategy => rest_for_one, intensity => MaxR, period => MaxT},
           [#{id => routing, start => {py_pool, start_link, [Name, Opts]}},
            #{id => workers, start => {?MODULE, start_workers, [Name, Opts]}, type => supervisor}]
           % A cluster pool's member (py_cluster) joins once its workers are

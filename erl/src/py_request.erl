@@ -97,24 +97,8 @@ run_stream(Op, Args, Mode, Opts) ->
 
 %% @doc Call options, with the pool's own timeout when they give none.
 -spec resolve(py:options()) -> {ok, py_opts:call_opts()} | {error, term()}.
-resolve(Timeout) when is_integer(Timeout); Timeout =:= infinity ->
-    resolve([{timeout, Timeout}]);
 resolve(Opts) ->
-    case py_opts:call(Opts, py_opts:call_defaults()) of
-        {ok, #{pool := Pool} = Valid} ->
-            case gives_timeout(Opts) of
-                true -> {ok, Valid};
-                false ->
-                    case py_pool:default_timeout(Pool) of
-                        {ok, Timeout} -> {ok, Valid#{timeout := Timeout}};
-                        Error -> Error
-                    end
-            end;
-        Other -> Other
-    end.
-
-gives_timeout(Opts) when is_map(Opts) -> is_map_key(timeout, Opts);
-gives_timeout(Opts) -> lists:keymember(timeout, 1, Opts).
+    py_opts:call(Opts, py_opts:call_defaults(), fun py_pool:default_timeout/1).
 
 %% The arrays option (the call's, else the pool's) as the value ops' request argument.
 -spec with_arrays(binary(), map(), py_opts:call_opts()) -> map().

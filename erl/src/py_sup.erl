@@ -31,9 +31,8 @@ start_pool(Name, Opts) ->
         {error, Reason} -> {error, start_error(Reason)}
     end.
 
-first_start(Name, Pid, #{start_timeout := StartTimeout}) ->
-    % A first start is a hello then the preload, each within start_timeout.
-    Waited = py_pool_checkout:await_started(Name, 2 * StartTimeout + 1000),
+first_start(Name, Pid, Opts) ->
+    Waited = py_pool_checkout:await_started(Name, first_start_bound(Opts)),
     case py_pool:status(Name) of
         {ok, #{state := State}} when Waited =:= ok, State =/= unavailable ->
             {ok, Pid};
@@ -43,6 +42,13 @@ first_start(Name, Pid, #{start_timeout := StartTimeout}) ->
         {error, _} = Error ->
             Error
     end.
+
+%% How long every worker's first start may take: a start is a hello then
+%% the preload, each within start_timeout, and the workers start
+%% start_concurrency at a time.
+first_start_bound(#{start_timeout := StartTimeout, size := Size, start_concurrency := K}) ->
+    Rounds = (Size + K - 1) div K,
+    py_limits:timeout_plus(Rounds * 2 * StartTimeout, 1000).
 
 %% The reason the first worker failed, out of the supervisors' wrapping.
 start_error({Reason, Child}) when is_tuple(Child), element(1, Child) =:= child ->
@@ -68,7 +74,8 @@ pools() ->
     end.
 
 init(Pools) ->
-    {ok, {#{strategy => one_for_one, intensity => 10, period => 10},
+    {MaxR, MaxT} = pyport_app:intensity(root_restart_intensity),
+    {ok, {#{strategy => one_for_one, intensity => MaxR, period => MaxT},
           % The pg scope of the cluster pools (py_cluster) and the table of the
           % functions Python may call (py_callbacks), before any pool.
           [#{id => pg, start => {pg, start_link, [py_cluster:scope()]}}, callbacks_spec()

@@ -2,7 +2,8 @@
 %% outlives it.
 %%
 %% The gen_server starts its port after init/1 returns (so a pool, and
-%% the application, start whatever Python does), and starts a new one
+%% the application, start whatever Python does), when the pool gives it
+%% its turn (py_pool_gate: a few workers start at once), and starts a new one
 %% whenever the port dies or fails to start: at once after the first crash,
 %% then with a growing backoff while it keeps crashing (py_worker_backoff).
 %% Python crashes never reach the supervisor, so its restart intensity is
@@ -75,7 +76,7 @@ info(Worker) ->
 call(Worker, Msg, Timeout) ->
     % The worker answers by itself at Timeout; this bound only guards
     % against a worker that can no longer answer at all.
-    Bound = case Timeout of infinity -> infinity; T -> T + 5000 end,
+    Bound = py_limits:timeout_plus(Timeout, 5000),
     try
         gen_server:call(Worker, Msg, Bound)
     catch
@@ -101,7 +102,8 @@ init({Pool, Slot}) ->
     {ok, St, {continue, start_port}}.
 
 handle_continue(start_port, St) ->
-    {noreply, py_worker_start:start_port(St)}.
+    ok = py_pool_gate:ask(St#st.ctx), % the port starts at the pool's start_granted
+    {noreply, St}.
 
 handle_call({stream, Op, Args, collect, Timeout, Ref}, {Caller, _} = From, St) ->
     py_worker_stream:start_request(#req{kind = collect, from = From, ref = Ref}, Caller, Op,
@@ -221,7 +223,12 @@ handle_info({'EXIT', Pid, _}, St) when is_pid(Pid) ->
     % sent with erlang.send must not stop the worker either.
     {noreply, St};
 handle_info(start_port, St) ->
-    {noreply, py_worker_start:start_port(St)};
+    ok = py_pool_gate:ask(St#st.ctx),
+    {noreply, St};
+handle_info(start_granted, St) ->
+    St1 = py_worker_start:start_port(St),
+    ok = py_pool_gate:done(St#st.ctx),
+    {noreply, St1};
 handle_info({timeout, _TRef, {py_async_deadline, Id}}, St) ->
     {noreply, py_async_worker:expired(Id, St)}; % a spawn_call's or cast's deadline
 handle_info({{py_cast, TRef}, Reply}, St) ->

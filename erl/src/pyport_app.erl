@@ -3,13 +3,48 @@
 -module(pyport_app).
 -behaviour(application).
 
--export([start/2, stop/1, pools_from_env/1]).
+-export([start/2, stop/1, pools_from_env/1, intensity/1]).
+
+%% The restart intensities `{MaxRestarts, Seconds}' of the application's
+%% supervisors, settings of the same names: py_sup's (every pool is its
+%% child, so a pool whose processes keep crashing is removed past it) and
+%% each pool's own py_pool_sup (its routing owner and its workers'
+%% supervisor; a crash of the Erlang worker processes themselves is the
+%% pool option restart_intensity's). Python crashes never spend either.
+-define(INTENSITIES, [{root_restart_intensity, {10, 10}}, {pool_restart_intensity, {3, 10}}]).
 
 start(_Type, _Args) ->
     ok = py_log:show_on_default_handler(application:get_env(pyport, log_to_default_handler, true) =/= false),
-    case pools_from_env(application:get_env(pyport, pools, undefined)) of
-        {ok, Pools} -> with_http(py_sup:start_link(Pools));
-        {error, _} = Error -> Error
+    case {pools_from_env(application:get_env(pyport, pools, undefined)), intensities_from_env()} of
+        {{ok, Pools}, ok} -> with_http(py_sup:start_link(Pools));
+        {{error, _} = Error, _} -> Error;
+        {_, Error} -> Error
+    end.
+
+%% @doc A supervisor's restart intensity from the application environment
+%% (validated at start; a value made invalid since then is the default's).
+-spec intensity(root_restart_intensity | pool_restart_intensity) -> {non_neg_integer(), pos_integer()}.
+intensity(Key) ->
+    {Key, Default} = lists:keyfind(Key, 1, ?INTENSITIES),
+    case intensity_from_env(Key, application:get_env(pyport, Key)) of
+        {ok, I} -> I;
+        {error, _} -> Default
+    end.
+
+%% One intensity setting, validated (`undefined': the default).
+intensity_from_env(Key, undefined) ->
+    {Key, Default} = lists:keyfind(Key, 1, ?INTENSITIES),
+    {ok, Default};
+intensity_from_env(Key, {ok, Value}) ->
+    case py_opts:intensity(Value) of
+        {ok, I} -> {ok, I};
+        error -> {error, {invalid_option, {Key, Value}}}
+    end.
+
+intensities_from_env() ->
+    case [E || {Key, _} <- ?INTENSITIES, {error, _} = E <- [intensity_from_env(Key, application:get_env(pyport, Key))]] of
+        [] -> ok;
+        [Error | _] -> Error
     end.
 
 %% The HTTP endpoint (py_http), when the `http' setting asks for it, runs

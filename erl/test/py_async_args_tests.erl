@@ -40,4 +40,8 @@ await_timeout_test() ->
     ?assert(py_async_args:await_timeout(5000)),
     ?assertNot(py_async_args:await_timeout(-1)),
     ?assertNot(py_async_args:await_timeout(1.5)),
-    ?assertNot(py_async_args:await_timeout(forever)).
+    ?assertNot(py_async_args:await_timeout(forever)),
+    % what receive ... after takes, and no more (before: 2^32 raised timeout_value)
+    ?assert(py_async_args:await_timeout(4294967295)),
+    ?assertNot(py_async_args:await_timeout(4294967296)),
+    ?assertNot(py_async_args:await_timeout(1 bsl 70)).

@@ -214,6 +214,9 @@ off_by_default_and_bad_setting(_) ->
     {ok, []} = py_http:child_specs(undefined),
     {error, {invalid_option, {http, #{port := -1}}}} = py_http:config(#{port => -1}),
     {error, {invalid_option, {http, _}}} = py_http:config(#{porrt => 1}),
+    % a timer's bound, as every timeout's (before: 2^70 crashed the history's timer)
+    {error, {invalid_option, {http, _}}} = py_http:config(#{interval => 1 bsl 70}),
+    {ok, #{interval := 4294967295}} = py_http:config(#{interval => 4294967295}),
     {ok, #{ip := {127, 0, 0, 1}, port := 9540}} = py_http:config(#{}).
 
 %% ---- helpers ----

@@ -1,5 +1,6 @@
-%% py_msgpack: the golden vectors of proto/vectors/, round trips of random
-%% terms, and garbage that must give {error, _} without creating atoms.
+%% py_msgpack: the golden vectors of proto/vectors/, edges, and garbage
+%% that must give {error, _} without creating atoms (round trips of random
+%% terms: py_msgpack_props_tests).
 -module(py_msgpack_tests).
 -include_lib("eunit/include/eunit.hrl").
 
@@ -74,13 +75,7 @@ random_leaf() ->
 
 crypto_free_bytes(N) -> << <<(rand:uniform(256) - 1)>> || _ <- lists:seq(1, N) >>.
 
-round_trip_test() ->
-    rand:seed(exsss, {1, 2, 3}),
-    lists:foreach(fun(_) ->
-                          T = random_term(4),
-                          {ok, IoData} = py_msgpack:encode(T),
-                          ?assertEqual({ok, T}, py_msgpack:decode(iolist_to_binary(IoData)))
-                  end, lists:seq(1, 1000)).
+%% Round trips of random terms: py_msgpack_props_tests (PropEr).
 
 encode_edges_test() ->
     ?assertEqual({ok, none}, dec(undefined)),

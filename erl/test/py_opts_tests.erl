@@ -76,7 +76,7 @@ compile_cache_bytes_test() ->
 max_reply_bytes_flag_test() ->
     {ok, D} = py_opts:pool([]),
     ?assertEqual(["--max-reply-bytes", "67108864"], py_exe:args(D)),
-    {ok, O} = py_opts:pool([{max_reply_bytes, 1000}]),
-    ?assertEqual(["--max-reply-bytes", "1000"], py_exe:args(O)),
+    {ok, O} = py_opts:pool([{max_reply_bytes, 4096}]),
+    ?assertEqual(["--max-reply-bytes", "4096"], py_exe:args(O)),
     {ok, Off} = py_opts:pool([{max_reply_bytes, infinity}]),
     ?assertEqual([], py_exe:args(Off)).
