@@ -222,6 +222,8 @@ handle_info({'EXIT', Pid, _}, St) when is_pid(Pid) ->
     {noreply, St};
 handle_info(start_port, St) ->
     {noreply, py_worker_start:start_port(St)};
+handle_info({start_port, Reason, Delay, Repeated}, St) ->
+    {noreply, py_worker_start:retry(Reason, Delay, Repeated, St)};
 handle_info({timeout, _TRef, {py_async_deadline, Id}}, St) ->
     {noreply, py_async_worker:expired(Id, St)}; % a spawn_call's or cast's deadline
 handle_info({{py_cast, TRef}, Reply}, St) ->

@@ -5,7 +5,7 @@
 %% (py_worker), on its state.
 -module(py_worker_start).
 
--export([start_port/1, abort_starting/1]).
+-export([start_port/1, retry/4, abort_starting/1]).
 
 -include("py_worker.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -45,14 +45,27 @@ up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
          || St#st.last_error =/= undefined],
     py_worker_recycle:sample(St1).
 
+%% The failure is logged when the retry comes (a pool that start_pool
+%% refused is stopped before, and its caller has the reason), and only
+%% when its reason differs from the slot's last failure: a missing pyport
+%% is one warning per slot, not one at every retry (py:pool_status/1 tells
+%% the slot's last error meanwhile).
 failed_start(Reason, #st{ctx = Ctx, slot = Slot} = St) ->
     {Delay, B} = py_worker_backoff:start_failed(St#st.backoff),
-    ?LOG_WARNING("pyport pool ~p slot ~p: the worker could not start: ~p; next try in ~p ms",
-                   [St#st.pool, Slot, Reason, Delay], py_worker:meta(St)),
+    Repeated = Reason =:= St#st.last_error,
     St1 = St#st{backoff = B, last_error = Reason},
     py_pool:not_ready(Ctx, Slot, self(), failing, py_worker:slot_info(St1)),
-    erlang:send_after(Delay, self(), start_port),
+    erlang:send_after(Delay, self(), {start_port, Reason, Delay, Repeated}),
     St1.
+
+%% @doc The retry after a failed start: says the failure (unless repeated),
+%% then starts a port again.
+-spec retry(term(), non_neg_integer(), boolean(), #st{}) -> #st{}.
+retry(Reason, Delay, Repeated, St) ->
+    Level = case Repeated of true -> debug; false -> warning end,
+    ?LOG(Level, "pyport pool ~p slot ~p: the worker could not start: ~p; trying again after ~p ms",
+         [St#st.pool, St#st.slot, Reason, Delay], py_worker:meta(St)),
+    start_port(St).
 
 %% @doc A recycle's replacement that has not taken over is killed.
 -spec abort_starting(#st{}) -> #st{}.
