@@ -18,6 +18,7 @@
 
 -define(STEP_TIMEOUT, 60000).
 -define(SETTLE_MS, 50).                         % logs that follow a reply
+-define(LATE_LOGS_MS, 3000).                    % waited for, when the doc shows more
 
 %% @doc Runs the blocks of Root's README.md and docs/*.md; halts the node
 %% with 0 when none failed.
@@ -146,16 +147,21 @@ erl_step(Shell, {Expr, Shown}) ->
     case {Shown, Result} of
         {[], {value, _}} -> ok;
         {[], _} -> throw({step, Expr, <<"(no exception)">>, Printed});
-        _ -> compare(Expr, Shown, Io, Printed)
+        _ -> compare(Shell, Expr, Shown, Io, Printed, ?LATE_LOGS_MS div ?SETTLE_MS)
     end.
 
-%% The value may come before, between or after the lines logged.
-compare(Input, Shown, Io, Printed) ->
+%% The value may come before, between or after the lines logged; logs that
+%% the doc shows may come a little later (a restarted worker's notice).
+compare(Shell, Input, Shown, Io, Printed, Tries) ->
     Lines = string:split(iolist_to_binary(Io), "\n", all),
-    Candidates = [[lists:sublist(Lines, N), "\n", Printed, "\n", lists:nthtail(N, Lines)]
+    Candidates = [[lists:join("\n", lists:sublist(Lines, N)), "\n", Printed, "\n",
+                   lists:join("\n", lists:nthtail(N, Lines))]
                   || N <- lists:seq(0, length(Lines))],
     case lists:any(fun(C) -> py_docs:matches(lists:join("\n", Shown), C) end, Candidates) of
         true -> ok;
+        false when Tries > 0 ->
+            More = py_docs_shell:more(Shell, ?SETTLE_MS),
+            compare(Shell, Input, Shown, [Io, More], Printed, Tries - 1);
         false -> throw({step, Input, lists:join("\n", Shown), [Io, Printed]})
     end.
 
@@ -198,8 +204,10 @@ tmp_file(Ext, Contents) ->
 capture_logs() ->
     {ok, #{filters := Filters, filter_default := Default, formatter := Formatter}} =
         logger:get_handler_config(default),
+    %% Under the default handler's id: the application adds its filter
+    %% there (py_log:show_on_default_handler/1).
     ok = logger:remove_handler(default),
-    ok = logger:add_handler(py_docs_capture, ?MODULE,
+    ok = logger:add_handler(default, ?MODULE,
                             #{filters => Filters, filter_default => Default,
                               formatter => Formatter, level => all}).
 

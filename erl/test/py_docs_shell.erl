@@ -5,7 +5,7 @@
 %% (py_docs_run's handler sends them here) go into the same text.
 -module(py_docs_shell).
 
--export([start/0, stop/1, eval/4, logged/1]).
+-export([start/0, stop/1, eval/4, more/2, logged/1]).
 
 -define(CAPTURE, py_docs_capture).
 
@@ -39,10 +39,16 @@ eval({Eval, Capture}, Expr, Timeout, SettleMs) ->
              after Timeout ->
                      {exception, error, {step_timeout, Timeout}}
              end,
-    timer:sleep(SettleMs),
+    {Result, more({Eval, Capture}, SettleMs)}.
+
+%% @doc What was printed or logged since the last take, after Ms more.
+-spec more(shell(), non_neg_integer()) -> binary().
+more({_Eval, Capture}, Ms) ->
+    timer:sleep(Ms),
+    Ref = make_ref(),
     Capture ! {take, self(), Ref},
     receive
-        {Ref, Io} -> {Result, Io}
+        {Ref, Io} -> Io
     end.
 
 %% @doc What a logger handler formatted, for the step running now.
