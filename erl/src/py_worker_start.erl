@@ -14,7 +14,11 @@
 %% tried again after a backoff. Blocks this worker only: nothing waits on
 %% it but callers of this slot, in the pool's waiters.
 -spec start_port(#st{}) -> #st{}.
-start_port(#st{port = undefined} = St) ->
+start_port(St) ->
+    start_port(St, none).
+
+%% Previous: the reason the attempt just before this one failed, if it did.
+start_port(#st{port = undefined} = St, Previous) ->
     case open(St) of
         {ok, St1} ->
             case preload(St1) of
@@ -23,12 +27,12 @@ start_port(#st{port = undefined} = St) ->
                 {error, Reason, St2} ->
                     py_port:kill(St2#st.os_pid),
                     _ = [catch port_close(P) || P <- [St2#st.port], P =/= undefined],
-                    failed_start(Reason, St2#st{port = undefined, os_pid = undefined})
+                    failed_start(Reason, Previous, St2#st{port = undefined, os_pid = undefined})
             end;
         {error, Reason} ->
-            failed_start(Reason, St)
+            failed_start(Reason, Previous, St)
     end;
-start_port(St) ->
+start_port(St, _Previous) ->
     St.
 
 up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
@@ -47,12 +51,12 @@ up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
 
 %% The failure is logged when the retry comes (a pool that start_pool
 %% refused is stopped before, and its caller has the reason), and only
-%% when its reason differs from the slot's last failure: a missing pyport
-%% is one warning per slot, not one at every retry (py:pool_status/1 tells
-%% the slot's last error meanwhile).
-failed_start(Reason, #st{ctx = Ctx, slot = Slot} = St) ->
+%% when its reason differs from the attempt's just before: a missing
+%% pyport is one warning per slot, not one at every retry (py:pool_status/1
+%% tells the slot's last error meanwhile).
+failed_start(Reason, Previous, #st{ctx = Ctx, slot = Slot} = St) ->
     {Delay, B} = py_worker_backoff:start_failed(St#st.backoff),
-    Repeated = Reason =:= St#st.last_error,
+    Repeated = Reason =:= Previous,
     St1 = St#st{backoff = B, last_error = Reason},
     py_pool:not_ready(Ctx, Slot, self(), failing, py_worker:slot_info(St1)),
     erlang:send_after(Delay, self(), {start_port, Reason, Delay, Repeated}),
@@ -65,7 +69,7 @@ retry(Reason, Delay, Repeated, St) ->
     Level = case Repeated of true -> debug; false -> warning end,
     ?LOG(Level, "pyport pool ~p slot ~p: the worker could not start: ~p; trying again after ~p ms",
          [St#st.pool, St#st.slot, Reason, Delay], py_worker:meta(St)),
-    start_port(St).
+    start_port(St, Reason).
 
 %% @doc A recycle's replacement that has not taken over is killed.
 -spec abort_starting(#st{}) -> #st{}.
