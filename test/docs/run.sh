@@ -5,5 +5,5 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 (cd erl && rebar3 as test compile >/dev/null) || { echo "FAIL compile"; exit 1; }
-exec erl -noshell -pa erl/_build/test/lib/pyport/ebin -pa erl/_build/test/lib/pyport/test \
+exec erl -noshell -pa "$PWD"/erl/_build/test/lib/pyport/ebin -pa "$PWD"/erl/_build/test/lib/pyport/test \
   -eval 'py_docs_run:main(["'"$PWD"'"])'
