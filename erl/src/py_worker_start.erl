@@ -51,9 +51,10 @@ up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
 
 %% The failure is logged when the retry comes (a pool that start_pool
 %% refused is stopped before, and its caller has the reason), and only
-%% when its reason differs from the attempt's just before: a missing
-%% pyport is one warning per slot, not one at every retry (py:pool_status/1
-%% tells the slot's last error meanwhile).
+%% when its reason differs from the attempt's just before and no lower
+%% slot is failing for the same reason: a missing pyport is one warning
+%% per pool, not one per slot at every retry (py:pool_status/1 tells each
+%% slot's last error meanwhile).
 failed_start(Reason, Previous, #st{ctx = Ctx, slot = Slot} = St) ->
     {Delay, B} = py_worker_backoff:start_failed(St#st.backoff),
     Repeated = Reason =:= Previous,
@@ -65,8 +66,11 @@ failed_start(Reason, Previous, #st{ctx = Ctx, slot = Slot} = St) ->
 %% @doc The retry after a failed start: says the failure (unless repeated),
 %% then starts a port again.
 -spec retry(term(), non_neg_integer(), boolean(), #st{}) -> #st{}.
-retry(Reason, Delay, Repeated, St) ->
-    Level = case Repeated of true -> debug; false -> warning end,
+retry(Reason, Delay, Repeated, #st{ctx = #{status := Status}, slot = Slot} = St) ->
+    Said = Repeated orelse lists:any(fun({S, _, failing, #{last_error := E}}) -> S < Slot andalso E =:= Reason;
+                                        (_) -> false
+                                     end, ets:tab2list(Status)),
+    Level = case Said of true -> debug; false -> warning end,
     ?LOG(Level, "pyport pool ~p slot ~p: the worker could not start: ~p; trying again after ~p ms",
          [St#st.pool, St#st.slot, Reason, Delay], py_worker:meta(St)),
     start_port(St, Reason).
