@@ -15,6 +15,7 @@
 
 -export([event/2, meta/3, port_args/1]).
 -export([show_on_default_handler/1, hide_from_default_handler/0]).
+-export([hide_progress_of_pools/0, show_progress_of_pools/0, progress_filter/2]).
 
 -export_type([event/0]).
 
@@ -79,6 +80,35 @@ show_on_default_handler(true) ->
 hide_from_default_handler() ->
     _ = logger:remove_handler_filter(default, pyport),
     ok.
+
+%% @doc Stops OTP's progress reports about pyport's own supervisors' children
+%% (py_sup's pools, each pool's routing, workers and worker slots): their
+%% start arguments carry the pool's whole option map, four reports of some
+%% 40 lines for every pool started, at level info. Worker starts are
+%% events and stats (`[pyport, worker, start]'); other supervisors' reports
+%% pass. A primary filter, added at the application's start.
+-spec hide_progress_of_pools() -> ok.
+hide_progress_of_pools() ->
+    case logger:add_primary_filter(pyport_progress, {fun ?MODULE:progress_filter/2, []}) of
+        ok -> ok;
+        {error, {already_exist, _}} -> ok
+    end.
+
+-spec show_progress_of_pools() -> ok.
+show_progress_of_pools() ->
+    _ = logger:remove_primary_filter(pyport_progress),
+    ok.
+
+%% @doc The filter: `stop' for a progress report of py_sup or py_pool_sup.
+-spec progress_filter(logger:log_event(), term()) -> logger:filter_return().
+progress_filter(#{msg := {report, #{label := {supervisor, progress}, report := Report}}}, _) ->
+    case proplists:get_value(supervisor, Report) of
+        {local, py_sup} -> stop;
+        {_, py_pool_sup} -> stop;
+        _ -> ignore
+    end;
+progress_filter(_Event, _) ->
+    ignore.
 
 %% @doc The metadata of every log about a worker's port.
 -spec meta(atom(), pos_integer(), integer() | undefined) -> logger:metadata().

@@ -225,6 +225,11 @@ handle_info({'EXIT', Pid, _}, St) when is_pid(Pid) ->
 handle_info(start_port, St) ->
     ok = py_pool_gate:ask(St#st.ctx),
     {noreply, St};
+handle_info({start_port, Reason, Delay, Repeated}, St) ->
+    % A failed start's retry: said, then a turn asked as for any start.
+    ok = py_worker_start:say_retry(Reason, Delay, Repeated, St),
+    ok = py_pool_gate:ask(St#st.ctx),
+    {noreply, St};
 handle_info(start_granted, St) ->
     St1 = py_worker_start:start_port(St),
     ok = py_pool_gate:done(St#st.ctx),

@@ -5,7 +5,7 @@
 %% (py_worker), on its state.
 -module(py_worker_start).
 
--export([start_port/1, abort_starting/1]).
+-export([start_port/1, say_retry/4, abort_starting/1]).
 
 -include("py_worker.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -14,7 +14,20 @@
 %% tried again after a backoff. Blocks this worker only: nothing waits on
 %% it but callers of this slot, in the pool's waiters.
 -spec start_port(#st{}) -> #st{}.
-start_port(#st{port = undefined} = St) ->
+start_port(St) ->
+    start_port(St, previous_failure(St)).
+
+%% The reason the attempt just before this one failed, if it did: the slot
+%% is `failing' (only a failed start makes it so) and last_error is that
+%% attempt's (it stays set after a recovery, so it is not enough alone).
+previous_failure(#st{ctx = #{status := Status}, slot = Slot, last_error = E}) ->
+    case ets:lookup(Status, Slot) of
+        [{Slot, _, failing, _}] -> E;
+        _ -> none
+    end.
+
+%% Previous: the reason the attempt just before this one failed, if it did.
+start_port(#st{port = undefined} = St, Previous) ->
     case open(St) of
         {ok, St1} ->
             case preload(St1) of
@@ -23,12 +36,12 @@ start_port(#st{port = undefined} = St) ->
                 {error, Reason, St2} ->
                     py_port:kill(St2#st.os_pid),
                     _ = [catch port_close(P) || P <- [St2#st.port], P =/= undefined],
-                    failed_start(Reason, St2#st{port = undefined, os_pid = undefined})
+                    failed_start(Reason, Previous, St2#st{port = undefined, os_pid = undefined})
             end;
         {error, Reason} ->
-            failed_start(Reason, St)
+            failed_start(Reason, Previous, St)
     end;
-start_port(St) ->
+start_port(St, _Previous) ->
     St.
 
 up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
@@ -45,14 +58,30 @@ up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
          || St#st.last_error =/= undefined],
     py_worker_recycle:sample(St1).
 
-failed_start(Reason, #st{ctx = Ctx, slot = Slot} = St) ->
+%% The failure is logged when the retry comes (a pool that start_pool
+%% refused is stopped before, and its caller has the reason), and only
+%% when its reason differs from the attempt's just before and no lower
+%% slot is failing for the same reason: a missing pyport is one warning
+%% per pool, not one per slot at every retry (py:pool_status/1 tells each
+%% slot's last error meanwhile).
+failed_start(Reason, Previous, #st{ctx = Ctx, slot = Slot} = St) ->
     {Delay, B} = py_worker_backoff:start_failed(St#st.backoff),
-    ?LOG_WARNING("pyport pool ~p slot ~p: the worker could not start: ~p; next try in ~p ms",
-                   [St#st.pool, Slot, Reason, Delay], py_worker:meta(St)),
+    Repeated = Reason =:= Previous,
     St1 = St#st{backoff = B, last_error = Reason},
     py_pool:not_ready(Ctx, Slot, self(), failing, py_worker:slot_info(St1)),
-    erlang:send_after(Delay, self(), start_port),
+    erlang:send_after(Delay, self(), {start_port, Reason, Delay, Repeated}),
     St1.
+
+%% @doc The retry after a failed start: says the failure (unless repeated);
+%% the worker then asks for its turn to start a port again (py_pool_gate).
+-spec say_retry(term(), non_neg_integer(), boolean(), #st{}) -> ok.
+say_retry(Reason, Delay, Repeated, #st{ctx = #{status := Status}, slot = Slot} = St) ->
+    Said = Repeated orelse lists:any(fun({S, _, failing, #{last_error := E}}) -> S < Slot andalso E =:= Reason;
+                                        (_) -> false
+                                     end, ets:tab2list(Status)),
+    Level = case Said of true -> debug; false -> warning end,
+    ?LOG(Level, "pyport pool ~p slot ~p: the worker could not start: ~p; trying again after ~p ms",
+         [St#st.pool, St#st.slot, Reason, Delay], py_worker:meta(St)).
 
 %% @doc A recycle's replacement that has not taken over is killed.
 -spec abort_starting(#st{}) -> #st{}.

@@ -15,6 +15,7 @@
 
 start(_Type, _Args) ->
     ok = py_log:show_on_default_handler(application:get_env(pyport, log_to_default_handler, true) =/= false),
+    ok = py_log:hide_progress_of_pools(),
     case {pools_from_env(application:get_env(pyport, pools, undefined)), intensities_from_env()} of
         {{ok, Pools}, ok} -> with_http(py_sup:start_link(Pools));
         {{error, _} = Error, _} -> Error;
@@ -62,6 +63,7 @@ with_http(Error) ->
     Error.
 
 stop(_State) ->
+    ok = py_log:show_progress_of_pools(),
     py_log:hide_from_default_handler().
 
 %% @doc Validates the `pools' setting: `[{Name, Options}]' or a map; unset
