@@ -108,7 +108,8 @@ p.proc.stdout.close()
 status = p.proc.wait(timeout=5)
 elapsed = time.monotonic() - start
 t.equal("peer gone mid-call: exit 0", status, 0)
-t.check(f"peer gone mid-call: prompt ({elapsed:.3f} s)", elapsed < 1.0)
+# Under ThreadSanitizer the port's exit (its report included) takes longer.
+t.check(f"peer gone mid-call: prompt ({elapsed:.3f} s)", elapsed < (2.0 if os.environ.get("PYPORT_TSAN") else 1.0))
 
 # A parent that ignores SIGCHLD: the port resets it, so subprocess can wait.
 q = Port.__new__(Port)
