@@ -27,6 +27,13 @@ protocol_fds take_protocol_fds();
 // ties its life to its parent's). Such a process must never serve: the
 // server exits it when it returns into the loop. Async-signal-safe.
 bool is_forked_child() noexcept;
+// Ends such a child where it returned into the port, telling its parent
+// first, so that the parent reaps it (no zombie until the port ends).
+[[noreturn]] void exit_forked_child() noexcept;
+// In the port, after a request: once a fork() has happened, starts (once)
+// the thread that reaps the children exit_forked_child ended, by their
+// pids only, never waitpid(-1): subprocess's children stay subprocess's.
+void reap_escaped_children();
 
 // Writes all of bytes to fd, retrying on EINTR and short writes.
 // Returns false on any other error (the peer is gone).

@@ -89,7 +89,8 @@ int server::run() {
     const op code = next.resume ? op::stream : next.r.code;
     run_job(next);
     if (is_forked_child()) // os.fork() in the request: the parent answers
-      _exit(0);
+      exit_forked_child();
+    reap_escaped_children();
     next = job();
     report_log_drops(out_);
     if (dispatcher_.gc_activity_monitor().has_events())
