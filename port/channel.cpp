@@ -17,6 +17,7 @@
 #include <system_error>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace pyport {
 
@@ -29,21 +30,36 @@ int protocol_in = -1, protocol_out = -1, dev_null = -1;
 volatile pid_t forking_pid = 0;
 volatile sig_atomic_t forked_child = 0;
 // A child that returns into the port exits there (exit_forked_child), and
-// writes its pid here first: its parent reaps exactly the pids it reads,
+// writes its pid here first: the port reaps exactly the pids it reads,
 // never waitpid(-1), which would take the children that subprocess or user
 // code waits for. The write end is non-blocking (a full pipe leaves a
 // zombie, never a stuck child).
 int reap_in = -1, reap_out = -1;
 std::atomic<bool> fork_seen{false};
 std::once_flag reaper_started;
+// The announced children that have exited, not reaped yet: while a request
+// runs its code may wait for them itself (fork, then os.waitpid), so they
+// are reaped only between requests.
+std::mutex reap_mu;
+std::vector<pid_t> exited;
+bool in_request = false;
 
 void before_fork() noexcept {
   forking_pid = getpid();
   fork_seen.store(true, std::memory_order_relaxed);
 }
 
-// The reaper thread: waits for each pid a child announced as it exited.
-// Signals stay with the other threads.
+// One try each (reap_mu held): a pid that is gone or alive again (reaped by
+// user code, then reused) is dropped, never waited for.
+void reap_exited() noexcept {
+  for (const pid_t pid : exited)
+    (void)waitpid(pid, nullptr, WNOHANG);
+  exited.clear();
+}
+
+// The reaper thread: for each pid a child announced, waits until it has
+// exited without reaping it (WNOWAIT), then reaps it now if no request is
+// running, else when the request ends. Signals stay with the other threads.
 void reap_loop() noexcept {
   sigset_t all;
   sigfillset(&all);
@@ -55,10 +71,17 @@ void reap_loop() noexcept {
       continue;
     if (n != static_cast<ssize_t>(sizeof pid))
       return;
-    // ECHILD: not this process's child (a grandchild announced itself to
-    // the pipe it inherited), or reaped already by user code.
-    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    siginfo_t info{};
+    int rc = 0;
+    while ((rc = waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT)) < 0 &&
+           errno == EINTR) {
     }
+    if (rc < 0) // ECHILD: reaped by user code already, or a grandchild's pid
+      continue;
+    std::lock_guard lk(reap_mu);
+    exited.push_back(pid);
+    if (!in_request)
+      reap_exited();
   }
 }
 
@@ -172,10 +195,20 @@ void exit_forked_child() noexcept {
   _exit(0);
 }
 
-void reap_escaped_children() {
+void request_starts() noexcept {
+  if (!fork_seen.load(std::memory_order_relaxed))
+    return; // no child can have been announced: nothing to guard
+  std::lock_guard lk(reap_mu);
+  in_request = true;
+}
+
+void request_ends() {
   if (!fork_seen.load(std::memory_order_relaxed) || reap_in < 0 || is_forked_child())
     return;
   std::call_once(reaper_started, [] { std::thread(reap_loop).detach(); });
+  std::lock_guard lk(reap_mu);
+  in_request = false;
+  reap_exited();
 }
 
 bool write_all(int fd, std::string_view bytes) noexcept {
