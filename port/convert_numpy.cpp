@@ -43,6 +43,19 @@ bool numpy_type(PyTypeObject *t, std::string_view name = {}) {
   return false;
 }
 
+// 'M' when t is (or derives from) numpy.datetime64, 'm' for
+// numpy.timedelta64, else 0: one walk up the bases.
+char time_kind(PyTypeObject *t) {
+  for (; t != nullptr; t = t->tp_base) {
+    const std::string_view n = t->tp_name;
+    if (n == "numpy.datetime64")
+      return 'M';
+    if (n == "numpy.timedelta64")
+      return 'm';
+  }
+  return '\0';
+}
+
 std::string python_failure(const char *what, PyObject *o) {
   const error_info e = fetch_python_error();
   return std::string("cannot encode object of type '") + Py_TYPE(o)->tp_name + "': its " + what +
@@ -143,10 +156,9 @@ bool converter::pack_numeric(PyObject *o, packer &pk, std::size_t depth) const {
     pack_ndarray(o, pk, depth);
     return true;
   }
-  if (numpy && (numpy_type(t, "datetime64") || numpy_type(t, "timedelta64"))) {
+  if (const char kind = numpy ? time_kind(t) : '\0'; kind != '\0') {
     py_ref dtype = checked(PyObject_GetAttrString(o, "dtype"));
-    pack_time(pk, time_type_of(dtype.get(), numpy_type(t, "datetime64") ? 'M' : 'm'), time_count(o),
-              depth);
+    pack_time(pk, time_type_of(dtype.get(), kind), time_count(o), depth);
     return true;
   }
   if (numpy && (numpy_type(t, "bool_") || numpy_type(t, "bool"))) {
