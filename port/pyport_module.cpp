@@ -141,6 +141,8 @@ def _line_buffered():
             stream.reconfigure(line_buffering=True, write_through=False)
 )PY";
 
+std::optional<std::string_view> opt_str(PyObject *o, std::string &text);
+
 PyObject *py_log(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
   if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
     PyErr_SetString(PyExc_TypeError, "log(level, message) takes two str");
@@ -148,17 +150,18 @@ PyObject *py_log(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
   }
   // The level is bounded as the message is: one of the names the client
   // knows (PROTOCOL.md section 1), never an arbitrary string.
-  const std::string lv = escaped_utf8(args[0]);
+  std::string level_text, message_text; // used only when escaped (opt_str)
+  const std::string_view lv = *opt_str(args[0], level_text);
   if (lv != "debug" && lv != "info" && lv != "warning" && lv != "error") {
     PyErr_SetString(PyExc_ValueError, "pyport.log: level must be debug, info, warning or error");
     return nullptr;
   }
   // No C++ exception may cross back into the interpreter: a message too long
   // for a frame is a ValueError in the caller. A lone surrogate is escaped
-  // (escaped_utf8), never an error in the caller.
+  // (opt_str), never an error in the caller.
   try {
     if (module_hooks *h = hooks.load())
-      h->log(lv, escaped_utf8(args[1]));
+      h->log(lv, *opt_str(args[1], message_text));
   } catch (const std::exception &e) {
     PyErr_SetString(PyExc_ValueError, e.what());
     return nullptr;
