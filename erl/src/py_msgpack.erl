@@ -349,10 +349,14 @@ dec_ext(Type, _, _, _) -> bad({unknown_ext, Type}).
 dec_atom(<<"true">>, _) -> true;
 dec_atom(<<"false">>, _) -> false;
 dec_atom(Name, {_, None}) when Name =:= <<"none">>; Name =:= <<"nil">>; Name =:= <<"undefined">> -> None;
-%% The atoms the mapping itself produces (Python nan and infinities).
+%% The atoms the mapping itself produces (Python nan and infinities; numpy's
+%% times, {datetime64 | timedelta64, Count | nat, Unit}).
 dec_atom(<<"nan">>, _) -> nan;
 dec_atom(<<"infinity">>, _) -> infinity;
 dec_atom(<<"neg_infinity">>, _) -> neg_infinity;
+dec_atom(<<"datetime64">>, _) -> datetime64;
+dec_atom(<<"timedelta64">>, _) -> timedelta64;
+dec_atom(<<"nat">>, _) -> nat;
 dec_atom(Name, _) when byte_size(Name) > 1020 -> bad(atom_too_long);
 dec_atom(Name, {true, _}) -> binary_to_atom(Name, utf8);
 dec_atom(Name, {false, _}) ->

@@ -10,12 +10,12 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([fork_evals_answer_once/1, fork_large_reply_is_the_parents/1, kill_9_after_fork_is_noticed/1,
          node_halt_leaves_no_fork/1, preload_fork_leaves_no_orphan/1, multiprocessing_fork_pool/1,
-         subprocess_run/1]).
+         subprocess_run/1, escaped_children_are_reaped/1]).
 
 all() ->
     [fork_evals_answer_once, fork_large_reply_is_the_parents, kill_9_after_fork_is_noticed,
      node_halt_leaves_no_fork, preload_fork_leaves_no_orphan, multiprocessing_fork_pool,
-     subprocess_run].
+     subprocess_run, escaped_children_are_reaped].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -102,7 +102,29 @@ subprocess_run(Config) ->
                               #{}, [{pool, f}]),
     {ok, 0} = py:eval(<<"__import__('subprocess').run(['echo', 'x']).returncode">>, #{}, [{pool, f}]).
 
+%% Children that return into the worker exit there and are reaped by their
+%% pids: no zombies pile up, and code that waits for its own child, or
+%% subprocess, still gets the exit status.
+escaped_children_are_reaped(Config) ->
+    start(Config, []),
+    Pid = os_pid(f),
+    [{ok, _} = py:eval(<<"__import__('os').fork()">>, #{}, [{pool, f}]) || _ <- lists:seq(1, 10)],
+    ok = py_ct:wait_until(fun() -> zombies_of(Pid) =:= [] end, 3000),
+    ok = py:exec(<<"import os, subprocess\nslow = subprocess.Popen(['sh', '-c', 'sleep 0.3; exit 3'])\n"
+                   "child = os.fork()\nif child:\n    waited = os.waitpid(child, 0)[1]\n">>, [{pool, f}]),
+    {ok, {0, 3}} = py:eval(<<"(waited, slow.wait())">>, #{}, [{pool, f}]),
+    {ok, 7} = py:eval(<<"__import__('subprocess').run(['sh', '-c', 'exit 7']).returncode">>, #{}, [{pool, f}]).
+
 %% ---- helpers ----
+
+%% The zombie children of OS process Parent.
+zombies_of(Parent) ->
+    [P || D <- filelib:wildcard("/proc/[0-9]*"),
+          {ok, Stat} <- [file:read_file(D ++ "/stat")],
+          [_, Rest] <- [binary:split(Stat, <<") ">>)],
+          [<<"Z">>, PPid | _] <- [binary:split(Rest, <<" ">>, [global])],
+          binary_to_integer(PPid) =:= Parent,
+          P <- [list_to_integer(filename:basename(D))]].
 
 start(Config, Opts) ->
     ok = py:start_pool(f, [{size, 1}, {env, [{"PYPORT_FORK_MARK", ?config(mark, Config)}]} | Opts]).

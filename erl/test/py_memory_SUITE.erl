@@ -8,13 +8,15 @@
 -export([stats_per_worker/1, leak_found_by_diff_and_growth/1, clear_errors_when_not_tracing/1,
          gc_events_see_a_cycle/1, gc_events_unsubscribe/1, refcount/1, collector_control/1,
          reset_keeps_the_worker/1, reset_of_the_default_pool/1, memory_limit_makes_memory_error/1, max_rss_recycles/1,
-         max_requests_recycles/1, allocators_in_maps/1, oom_kill_reported/1, options_validated/1]).
+         max_requests_recycles/1, allocators_in_maps/1, oom_kill_reported/1, options_validated/1,
+         non_utf8_module_path/1]).
 
 all() ->
     [stats_per_worker, leak_found_by_diff_and_growth, clear_errors_when_not_tracing,
      gc_events_see_a_cycle, gc_events_unsubscribe, refcount, collector_control,
      reset_keeps_the_worker, reset_of_the_default_pool, memory_limit_makes_memory_error, max_rss_recycles,
-     max_requests_recycles, allocators_in_maps, oom_kill_reported, options_validated].
+     max_requests_recycles, allocators_in_maps, oom_kill_reported, options_validated,
+     non_utf8_module_path].
 
 -define(LEAKY, <<"class Leak:\n    pass\n\nkept = []\n\ndef work(n):\n    kept.extend(Leak() for _ in range(n))\n    return len(kept)\n">>).
 
@@ -84,6 +86,44 @@ leak_found_by_diff_and_growth(Config) ->
     ?assertMatch({_, 7}, lists:last(Where)),
     {ok, none} = py:object_traceback(<<"len">>, W), % older than tracing
     ok = py:tracemalloc_reset_peak(W),
+    ok = py:tracemalloc_stop(W).
+
+%% A module imported from a directory whose name is not UTF-8 (the byte
+%% 16#ff, a lone surrogate in Python): every memory tool still answers, and
+%% names the file with the byte escaped as the text \xff.
+non_utf8_module_path(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), <<"bad", 16#ff, "dir">>),
+    ok = file:make_dir(Dir),
+    ok = file:write_file(filename:join(Dir, <<"badpath.py">>), ?LEAKY),
+    ok = py:start_pool(m, [{size, 1}]),
+    W = {m, 1},
+    ok = py:tracemalloc_start(5, W),
+    {ok, none} = py:eval(<<"__import__('sys').path.insert(0, __import__('os').fsdecode(d))">>,
+                         #{d => {bytes, Dir}}, [{pool, m}]),
+    ok = py:tracemalloc_baseline(W),
+    {ok, 2000} = py:call(badpath, work, [2000], #{}, [{pool, m}]),
+    Escaped = <<"bad\\xffdir/badpath.py">>,
+    Named = fun(File) -> binary:match(File, Escaped) =/= nomatch end,
+    {ok, [#{filename := F1, lineno := 7} | _]} = py:tracemalloc_top(1, lineno, W),
+    ?assert(Named(F1)),
+    {ok, [#{filename := F2, lineno := none} | _]} = py:tracemalloc_top(1, filename, W),
+    ?assert(Named(F2)),
+    {ok, [#{traceback := Tb} | _]} = py:tracemalloc_top(1, traceback, W),
+    {F3, 7} = lists:last(Tb),
+    ?assert(Named(F3)),
+    {ok, [#{filename := F4} | _]} = py:tracemalloc_diff(1, lineno, W),
+    ?assert(Named(F4)),
+    {ok, Where} = py:object_traceback(<<"__import__('badpath').kept[-1]">>, W),
+    {F5, 7} = lists:last(Where),
+    ?assert(Named(F5)),
+    Svg = filename:join(?config(priv_dir, Config), "bad_path.svg"),
+    ok = py:tracemalloc_flamegraph(W, Svg),
+    {ok, SvgText} = file:read_file(Svg),
+    ?assertNotEqual(nomatch, binary:match(SvgText, <<"badpath.py:7">>)),
+    % A traceback through the module names it too (not File "").
+    {error, {'TypeError', _}} = py:call(badpath, work, [none], #{}, [{pool, m}]),
+    #{traceback := Frames} = py:last_error(),
+    ?assert(Named(lists:last(Frames))),
     ok = py:tracemalloc_stop(W).
 
 clear_errors_when_not_tracing(_) ->

@@ -9,12 +9,13 @@
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([numpy_scalars/1, arrays_as_nested_lists/1, ndarray_round_trips/1,
          ndarray_two_dimensions/1, pool_option_arrays/1, buffers_as_binaries/1,
-         malformed_ndarray/1, invalid_arrays_option/1, hundred_mb_round_trip/1]).
+         malformed_ndarray/1, invalid_arrays_option/1, hundred_mb_round_trip/1,
+         datetimes_exact/1, ndarray_byte_order/1]).
 
 all() ->
     [numpy_scalars, arrays_as_nested_lists, ndarray_round_trips, ndarray_two_dimensions,
      pool_option_arrays, buffers_as_binaries, malformed_ndarray, invalid_arrays_option,
-     hundred_mb_round_trip].
+     hundred_mb_round_trip, datetimes_exact, ndarray_byte_order].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([{default, [{size, 1}]}]),
@@ -126,3 +127,38 @@ hundred_mb_round_trip(_) ->
     after
         py:stop_pool(big_arrays)
     end.
+
+%% datetime64 and timedelta64 of every unit leave exactly, never as a float
+%% (1577836800123456789 as a float is 1577836800123456768).
+datetimes_exact(_) ->
+    {ok, {datetime64, 1577836800123456789, <<"ns">>}} =
+        py:eval(<<"np.datetime64('2020-01-01T00:00:00.123456789')">>),
+    {ok, {timedelta64, 4611686018427387905, <<"ns">>}} =
+        py:eval(<<"np.timedelta64(2**62 + 1, 'ns')">>),
+    {ok, {datetime64, 18262, <<"D">>}} = py:eval(<<"np.datetime64('2020-01-01')">>),
+    {ok, {datetime64, 3, <<"10s">>}} = py:eval(<<"np.datetime64(3, '10s')">>),
+    {ok, {datetime64, nat, <<"generic">>}} = py:eval(<<"np.datetime64('NaT')">>),
+    {ok, {timedelta64, nat, <<"ns">>}} = py:eval(<<"np.timedelta64('NaT', 'ns')">>),
+    {ok, [{datetime64, 1, <<"us">>}, {datetime64, nat, <<"us">>}]} =
+        py:eval(<<"np.array([1, 'NaT'], dtype='datetime64[us]')">>),
+    % Raw: int64 counts, NaT the smallest; and back as the same array.
+    Raw = {ndarray, <<"timedelta64[ms]">>, [2], <<5:64/little-signed, (-1 bsl 63):64/little-signed>>},
+    {ok, Raw} = py:eval(<<"np.array([5, 'NaT'], dtype='m8[ms]')">>, #{}, [{arrays, ndarray}]),
+    {ok, [{timedelta64, 5, <<"ms">>}, {timedelta64, nat, <<"ms">>}]} = py:eval(<<"a">>, #{a => Raw}).
+
+%% An arriving array's Binary is in the byte order its Dtype names.
+ndarray_byte_order(_) ->
+    Big = <<1.5:64/big-float, 2.5:64/big-float>>,
+    Little = <<1.5:64/little-float, 2.5:64/little-float>>,
+    {ok, [1.5, 2.5]} = py:eval(<<"a">>, #{a => {ndarray, <<">f8">>, [2], Big}}),
+    lists:foreach(
+      fun(Dtype) -> {ok, [1.5, 2.5]} = py:eval(<<"a">>, #{a => {ndarray, Dtype, [2], Little}}) end,
+      [<<"<f8">>, <<"=f8">>, <<"f8">>, <<"float64">>]),
+    {ok, [1, -2]} = py:eval(<<"a">>, #{a => {ndarray, <<">i4">>, [2], <<1:32/big, -2:32/big-signed>>}}),
+    {ok, [7]} = py:eval(<<"a">>, #{a => {ndarray, <<"|u1">>, [1], <<7>>}}),
+    % What leaves is little-endian, whatever arrived.
+    {ok, {ndarray, <<"float64">>, [2], Little}} =
+        py:eval(<<"a">>, #{a => {ndarray, <<">f8">>, [2], Big}}, [{arrays, ndarray}]),
+    {error, {bad_request, <<"an ndarray's Dtype must be a bool, integer, float, complex, datetime64 "
+                            "or timedelta64 type, not 'U2'">>}} =
+        py:eval(<<"a">>, #{a => {ndarray, <<"U2">>, [1], <<0:64>>}}).

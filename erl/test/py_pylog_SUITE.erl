@@ -13,7 +13,8 @@
          crash_of_forked_child_leaves_capture_running/1,
          output_flood_is_bounded/1,
          record_flood_is_bounded/1, stderr_option_leaves_output_unlogged/1,
-         worker_exit_log_carries_metadata/1, default_handler_prints_pyport_domains/1]).
+         worker_exit_log_carries_metadata/1, default_handler_prints_pyport_domains/1,
+         lone_surrogates_arrive_escaped/1]).
 %% logger handler callback
 -export([log/2]).
 
@@ -24,7 +25,7 @@ all() ->
      crash_of_forked_child_leaves_capture_running, output_flood_is_bounded,
      record_flood_is_bounded,
      stderr_option_leaves_output_unlogged, worker_exit_log_carries_metadata,
-     default_handler_prints_pyport_domains].
+     default_handler_prints_pyport_domains, lone_surrogates_arrive_escaped].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -109,6 +110,20 @@ debug_pool_gets_debug(_) ->
     % A custom level lands on the standard one below it, its number kept.
     {info, <<"d: custom level">>, #{py_levelno := 25}} =
         next_event(fun(M) -> maps:get(domain, M) =:= [pyport, python] end).
+
+%% A record or a pyport.log message holding a lone surrogate (text from a
+%% file name that is not UTF-8, say) arrives, the surrogate escaped (\xff,
+%% \ud800), and nothing goes to logging's "--- Logging error ---" path.
+lone_surrogates_arrive_escaped(_) ->
+    ok = py:start_pool(pl, [{size, 1}]),
+    ok = exec(pl, "import logging, pyport\n"
+                  "logging.getLogger('s').error('bad \\udcff byte \\ud800')\n"
+                  "pyport.log('warning', 'plain \\udcfe too')\n"),
+    {error, <<"s: bad \\xff byte \\ud800">>, #{py_logger := <<"s">>}} =
+        next_event(fun(M) -> maps:get(domain, M) =:= [pyport, python] end),
+    {warning, <<"plain \\xfe too">>, _} =
+        next_event(fun(M) -> maps:get(domain, M) =:= [pyport, python] end),
+    ?assertEqual([], [T || {logged, _, T, #{domain := [pyport, stderr]}} <- drain(300)]).
 
 %% ---- output ----
 

@@ -60,7 +60,7 @@ std::vector<long> thresholds(args_reader &args) {
 // tracemalloc.get_object_traceback() skips the GC header but not the
 // managed-dict pre-header, so it finds nothing for instances of ordinary
 // classes; the block starts at the object minus both.
-py_ref object_traceback_of(PyObject *obj) {
+py_ref object_traceback_of(PyObject *obj, const py_ref &tools) {
   PyTypeObject *type = Py_TYPE(obj);
   std::size_t pre_header = 0;
   if (PyType_IS_GC(type))
@@ -71,11 +71,9 @@ py_ref object_traceback_of(PyObject *obj) {
   py_ref frames = checked(pyport_traceback_of_block(block));
   if (frames.get() == Py_None)
     return frames;
-  // Recorded most recent first; reported oldest first, like tracemalloc.Traceback.
-  py_ref list = checked(PySequence_List(frames.get()));
-  if (PyList_Reverse(list.get()) < 0)
-    throw python_error(fetch_python_error());
-  return list;
+  // Recorded most recent first; reported oldest first, like
+  // tracemalloc.Traceback, file names escaped as the other tools do.
+  return checked(PyObject_CallMethod(tools.get(), "frames_of", "(O)", frames.get()));
 }
 
 } // namespace
@@ -162,7 +160,7 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
     args.done();
     require_tracing();
     py_ref obj = evaluate(text, locals);
-    value = object_traceback_of(obj.get());
+    value = object_traceback_of(obj.get(), memory_tools());
     break;
   }
   case op::tracemalloc_start: {

@@ -61,7 +61,7 @@ def memory_stats(gc_activity, memory_limit):
 def _type_name(t):
     module = getattr(t, "__module__", None)
     name = getattr(t, "__qualname__", t.__name__)
-    return name if module in (None, "builtins") else module + "." + name
+    return _text(name if module in (None, "builtins") else module + "." + name)
 
 
 def _count_types():
@@ -100,14 +100,22 @@ def _snapshot():
                                   + [tm.Filter(False, tm.__file__)])
 
 
+# File names leave through _text (the port's escaped_str): a module on a
+# path that is not UTF-8 is named with \xNN escapes, never an encode_error
+# for the whole snapshot.
 def _frames(traceback):
     # tracemalloc lists frames oldest first; the allocation site is last.
-    return [(f.filename, f.lineno) for f in traceback]
+    return [(_text(f.filename), f.lineno) for f in traceback]
+
+
+def frames_of(raw):
+    """tracemalloc's own frames (most recent first) as _frames gives them."""
+    return [(_text(filename), lineno) for filename, lineno in reversed(raw)]
 
 
 def _site(traceback, group_by):
     frame = traceback[-1]
-    return frame.filename, (None if group_by == "filename" else frame.lineno)
+    return _text(frame.filename), (None if group_by == "filename" else frame.lineno)
 
 
 def top(limit, group_by):
@@ -153,12 +161,28 @@ def reset(namespace, initial):
     return removed
 )PY";
 
+PyObject *text(PyObject *, PyObject *s) {
+  if (!PyUnicode_Check(s))
+    return Py_NewRef(s);
+  try {
+    return escaped_str(s).release();
+  } catch (const python_error &) { // no memory: the error is set again
+    PyErr_NoMemory();
+    return nullptr;
+  }
+}
+
+PyMethodDef text_def = {"_text", text, METH_O, "A str as it can leave the port (escaped_str)."};
+
 } // namespace
 
 py_ref make_memory_tools() {
   py_ref module = checked(PyModule_New("pyport_memory_tools"));
   PyObject *dict = PyModule_GetDict(module.get()); // borrowed
   if (PyDict_SetItemString(dict, "__builtins__", PyEval_GetBuiltins()) < 0)
+    throw python_error(fetch_python_error());
+  py_ref text_fn = checked(PyCFunction_New(&text_def, nullptr));
+  if (PyDict_SetItemString(dict, "_text", text_fn.get()) < 0)
     throw python_error(fetch_python_error());
   py_ref code = checked(Py_CompileString(tools_source, "<pyport memory tools>", Py_file_input));
   checked(PyEval_EvalCode(code.get(), dict, dict));

@@ -1,18 +1,23 @@
 #include "channel.hpp"
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <pthread.h>
 #include <string>
 #include <sys/prctl.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <system_error>
+#include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace pyport {
 
@@ -24,9 +29,60 @@ int protocol_in = -1, protocol_out = -1, dev_null = -1;
 // The pid that called fork(), recorded in the forking process itself.
 volatile pid_t forking_pid = 0;
 volatile sig_atomic_t forked_child = 0;
+// A child that returns into the port exits there (exit_forked_child), and
+// writes its pid here first: the port reaps exactly the pids it reads,
+// never waitpid(-1), which would take the children that subprocess or user
+// code waits for. The write end is non-blocking (a full pipe leaves a
+// zombie, never a stuck child).
+int reap_in = -1, reap_out = -1;
+std::atomic<bool> fork_seen{false};
+std::once_flag reaper_started;
+// The announced children that have exited, not reaped yet: while a request
+// runs its code may wait for them itself (fork, then os.waitpid), so they
+// are reaped only between requests.
+std::mutex reap_mu;
+std::vector<pid_t> exited;
+bool in_request = false;
 
 void before_fork() noexcept {
   forking_pid = getpid();
+  fork_seen.store(true, std::memory_order_relaxed);
+}
+
+// One try each (reap_mu held): a pid that is gone or alive again (reaped by
+// user code, then reused) is dropped, never waited for.
+void reap_exited() noexcept {
+  for (const pid_t pid : exited)
+    (void)waitpid(pid, nullptr, WNOHANG);
+  exited.clear();
+}
+
+// The reaper thread: for each pid a child announced, waits until it has
+// exited without reaping it (WNOWAIT), then reaps it now if no request is
+// running, else when the request ends. Signals stay with the other threads.
+void reap_loop() noexcept {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  for (;;) {
+    pid_t pid = 0;
+    const ssize_t n = ::read(reap_in, &pid, sizeof pid);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n != static_cast<ssize_t>(sizeof pid))
+      return;
+    siginfo_t info{};
+    int rc = 0;
+    while ((rc = waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT)) < 0 &&
+           errno == EINTR) {
+    }
+    if (rc < 0) // ECHILD: reaped by user code already, or a grandchild's pid
+      continue;
+    std::lock_guard lk(reap_mu);
+    exited.push_back(pid);
+    if (!in_request)
+      reap_exited();
+  }
 }
 
 // Runs in every child of fork() (os.fork, multiprocessing, C code's fork;
@@ -114,6 +170,11 @@ protocol_fds take_protocol_fds() {
   checked_call(dup2(2, 1), "dup2(stderr, stdout)");
   const int null = checked_call(open("/dev/null", O_RDWR | O_CLOEXEC), "open(/dev/null)");
   checked_call(dup2(null, 0), "dup2(/dev/null, stdin)");
+  std::array<int, 2> reap{};
+  checked_call(pipe2(reap.data(), O_CLOEXEC), "pipe(reap)");
+  checked_call(fcntl(reap[1], F_SETFL, O_NONBLOCK), "fcntl(reap)");
+  reap_in = reap[0];
+  reap_out = reap[1];
   protocol_in = fds.in;
   protocol_out = fds.out;
   dev_null = null; // kept open (close-on-exec) for the fork handler
@@ -125,6 +186,29 @@ protocol_fds take_protocol_fds() {
 
 bool is_forked_child() noexcept {
   return forked_child != 0;
+}
+
+void exit_forked_child() noexcept {
+  const pid_t self = getpid();
+  if (reap_out >= 0)
+    (void)!::write(reap_out, &self, sizeof self); // under PIPE_BUF: whole or nothing
+  _exit(0);
+}
+
+void request_starts() noexcept {
+  if (!fork_seen.load(std::memory_order_relaxed))
+    return; // no child can have been announced: nothing to guard
+  std::lock_guard lk(reap_mu);
+  in_request = true;
+}
+
+void request_ends() {
+  if (!fork_seen.load(std::memory_order_relaxed) || reap_in < 0 || is_forked_child())
+    return;
+  std::call_once(reaper_started, [] { std::thread(reap_loop).detach(); });
+  std::lock_guard lk(reap_mu);
+  in_request = false;
+  reap_exited();
 }
 
 bool write_all(int fd, std::string_view bytes) noexcept {

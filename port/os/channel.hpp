@@ -27,6 +27,17 @@ protocol_fds take_protocol_fds();
 // ties its life to its parent's). Such a process must never serve: the
 // server exits it when it returns into the loop. Async-signal-safe.
 bool is_forked_child() noexcept;
+// Ends such a child where it returned into the port, telling the port
+// first, so that the port reaps it (no zombie until the port ends).
+[[noreturn]] void exit_forked_child() noexcept;
+// Around each request the server runs: the children exit_forked_child
+// ended are reaped by their pids only (never waitpid(-1): subprocess's
+// children stay subprocess's), and only between requests, so that code
+// that forks then waits for its child itself still gets its status. The
+// thread that waits for them starts at the first request_ends() after a
+// fork().
+void request_starts() noexcept;
+void request_ends();
 
 // Writes all of bytes to fd, retrying on EINTR and short writes.
 // Returns false on any other error (the peer is gone).

@@ -2,21 +2,71 @@
 
 #include <frameobject.h>
 
+#include <array>
+#include <cstdio>
+
 namespace pyport {
 
 namespace {
 
 std::string utf8(PyObject *s) {
-  Py_ssize_t n = 0;
-  const char *p = s && PyUnicode_Check(s) ? PyUnicode_AsUTF8AndSize(s, &n) : nullptr;
-  if (!p) {
-    PyErr_Clear();
-    return {};
+  return s && PyUnicode_Check(s) ? escaped_utf8(s) : std::string();
+}
+
+// The UTF-8 of a str that holds lone surrogates (PyUnicode_AsUTF8 refused
+// it), each spelt out: U+DC80..U+DCFF, a byte that os.fsdecode() could not
+// decode (surrogateescape), as \xNN; any other as \uNNNN.
+std::string escape_surrogates(PyObject *s) {
+  std::string out;
+  const Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+  const int kind = PyUnicode_KIND(s);
+  const void *data = PyUnicode_DATA(s);
+  out.reserve(static_cast<std::size_t>(n) + 16);
+  std::array<char, 8> hex{};
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    const Py_UCS4 c = PyUnicode_READ(kind, data, i);
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else if (c >= 0xDC80 && c <= 0xDCFF) {
+      std::snprintf(hex.data(), hex.size(), "\\x%02x", static_cast<unsigned>(c - 0xDC00));
+      out += hex.data();
+    } else if (c >= 0xD800 && c <= 0xDFFF) {
+      std::snprintf(hex.data(), hex.size(), "\\u%04x", static_cast<unsigned>(c));
+      out += hex.data();
+    } else if (c < 0x800) {
+      out += static_cast<char>(0xC0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+      out += static_cast<char>(0xE0 | (c >> 12));
+      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (c >> 18));
+      out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+    }
   }
-  return {p, static_cast<std::size_t>(n)};
+  return out;
 }
 
 } // namespace
+
+py_ref escaped_str(PyObject *s) {
+  if (PyUnicode_AsUTF8AndSize(s, nullptr))
+    return py_ref::borrow(s);
+  PyErr_Clear();
+  const std::string text = escape_surrogates(s);
+  return checked(PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size())));
+}
+
+std::string escaped_utf8(PyObject *s) {
+  Py_ssize_t n = 0;
+  if (const char *p = PyUnicode_AsUTF8AndSize(s, &n))
+    return {p, static_cast<std::size_t>(n)};
+  PyErr_Clear();
+  return escape_surrogates(s);
+}
 
 std::string str_of(PyObject *o) {
   py_ref s = py_ref::steal(PyObject_Str(o));

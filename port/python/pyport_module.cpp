@@ -2,6 +2,7 @@
 
 #include "py_error.hpp"
 
+#include <array>
 #include <atomic>
 #include <optional>
 
@@ -140,29 +141,27 @@ def _line_buffered():
             stream.reconfigure(line_buffering=True, write_through=False)
 )PY";
 
+std::optional<std::string_view> opt_str(PyObject *o, std::string &text);
+
 PyObject *py_log(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
   if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
     PyErr_SetString(PyExc_TypeError, "log(level, message) takes two str");
     return nullptr;
   }
-  Py_ssize_t level_len = 0, msg_len = 0;
-  const char *level = PyUnicode_AsUTF8AndSize(args[0], &level_len);
-  const char *msg = level ? PyUnicode_AsUTF8AndSize(args[1], &msg_len) : nullptr;
-  if (!msg)
-    return nullptr;
   // The level is bounded as the message is: one of the names the client
   // knows (PROTOCOL.md section 1), never an arbitrary string.
-  const std::string_view lv(level, static_cast<std::size_t>(level_len));
+  std::string level_text, message_text; // used only when escaped (opt_str)
+  const std::string_view lv = *opt_str(args[0], level_text);
   if (lv != "debug" && lv != "info" && lv != "warning" && lv != "error") {
     PyErr_SetString(PyExc_ValueError, "pyport.log: level must be debug, info, warning or error");
     return nullptr;
   }
   // No C++ exception may cross back into the interpreter: a message too long
-  // for a frame is a ValueError in the caller.
+  // for a frame is a ValueError in the caller. A lone surrogate is escaped
+  // (opt_str), never an error in the caller.
   try {
     if (module_hooks *h = hooks.load())
-      h->log({level, static_cast<std::size_t>(level_len)},
-             {msg, static_cast<std::size_t>(msg_len)});
+      h->log(lv, *opt_str(args[1], message_text));
   } catch (const std::exception &e) {
     PyErr_SetString(PyExc_ValueError, e.what());
     return nullptr;
@@ -171,16 +170,17 @@ PyObject *py_log(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
 }
 
 // The str of o, or nullopt when o is not a str (None: a record without it).
-std::optional<std::string_view> opt_str(PyObject *o) {
+// A str with lone surrogates (a message built from a file name that is not
+// UTF-8, say) is escaped into text, which lives as long as text.
+std::optional<std::string_view> opt_str(PyObject *o, std::string &text) {
   if (!PyUnicode_Check(o))
     return std::nullopt;
   Py_ssize_t len = 0;
-  const char *s = PyUnicode_AsUTF8AndSize(o, &len);
-  if (!s) {
-    PyErr_Clear(); // a lone surrogate: the field is left out
-    return std::nullopt;
-  }
-  return std::string_view(s, static_cast<std::size_t>(len));
+  if (const char *s = PyUnicode_AsUTF8AndSize(o, &len))
+    return std::string_view(s, static_cast<std::size_t>(len));
+  PyErr_Clear();
+  text = escaped_utf8(o);
+  return text;
 }
 
 std::optional<std::int64_t> opt_int(PyObject *o) {
@@ -202,8 +202,10 @@ PyObject *py_log_record(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
     PyErr_SetString(PyExc_TypeError, "_log_record takes 7 arguments");
     return nullptr;
   }
+  // Where escaped fields live (opt_str) until the frame is packed.
+  std::array<std::string, 5> escaped;
   const std::optional<std::int64_t> levelno = opt_int(args[0]);
-  const std::optional<std::string_view> message = opt_str(args[1]);
+  const std::optional<std::string_view> message = opt_str(args[1], escaped[0]);
   if (!levelno || !message) {
     PyErr_SetString(PyExc_TypeError, "_log_record: levelno must be an int and message a str");
     return nullptr;
@@ -211,11 +213,11 @@ PyObject *py_log_record(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
   log_entry e;
   e.level = level_name(*levelno);
   e.message = *message;
-  e.logger = opt_str(args[2]);
-  e.file = opt_str(args[3]);
+  e.logger = opt_str(args[2], escaped[1]);
+  e.file = opt_str(args[3], escaped[2]);
   e.line = opt_int(args[4]);
-  e.function = opt_str(args[5]);
-  e.exception = opt_str(args[6]);
+  e.function = opt_str(args[5], escaped[3]);
+  e.exception = opt_str(args[6], escaped[4]);
   if (!standard_levelno(*levelno))
     e.levelno = levelno;
   try {

@@ -87,9 +87,11 @@ int server::run() {
       continue;
     }
     const op code = next.resume ? op::stream : next.r.code;
+    request_starts();
     run_job(next);
     if (is_forked_child()) // os.fork() in the request: the parent answers
-      _exit(0);
+      exit_forked_child();
+    request_ends();
     next = job();
     report_log_drops(out_);
     if (dispatcher_.gc_activity_monitor().has_events())

@@ -190,7 +190,7 @@ void server::run_nested(std::uint64_t parent, job &nested) {
     run_job(nested);
   }
   if (is_forked_child()) // os.fork() in the nested request: the parent answers
-    _exit(0);
+    exit_forked_child();
   dispatcher_.restore_reply_mode(mode);
   report_log_drops(out_);
   flush(out_); // the callback waits for this reply

@@ -11,6 +11,7 @@
 namespace pyport {
 
 class handle_table;
+struct time_type; // convert_numpy.cpp
 
 // Packs an atom (ext 1). PRECONDITION: name is at most 255 characters.
 void pack_atom(packer &pk, std::string_view name);
@@ -75,6 +76,9 @@ private:
   // of these (convert_numpy.cpp).
   bool pack_numeric(PyObject *o, packer &pk, std::size_t depth) const;
   void pack_ndarray(PyObject *o, packer &pk, std::size_t depth) const;
+  // tolist() of a datetime64 or timedelta64 array's int64 counts, as
+  // nested arrays of the {Tag, Count, Unit} tuples.
+  void pack_time_items(PyObject *items, const time_type &t, packer &pk, std::size_t depth) const;
   // The array an {ndarray, Dtype, Shape, Binary} tuple's elements describe.
   py_ref make_ndarray(const msgpack::object_array &arr) const;
 

@@ -8,11 +8,22 @@
 #include "py_error.hpp"
 
 #include <cstring>
+#include <limits>
 #include <string>
 
 namespace pyport {
 
+// A datetime64 or timedelta64 dtype as its values leave (pack_time).
+struct time_type {
+  std::string_view tag; // "datetime64" or "timedelta64"
+  std::string unit;
+};
+
 namespace {
+
+// The dtype kinds whose items are plain bytes (no pointers), which travel
+// raw: bool, signed, unsigned, float, complex, datetime64, timedelta64.
+constexpr const char *raw_kinds = "biufcMm";
 
 [[noreturn]] void encode_error(const std::string &message) {
   throw port_error(error_type::encode_error, message);
@@ -30,6 +41,19 @@ bool numpy_type(PyTypeObject *t, std::string_view name = {}) {
       return true;
   }
   return false;
+}
+
+// 'M' when t is (or derives from) numpy.datetime64, 'm' for
+// numpy.timedelta64, else 0: one walk up the bases.
+char time_kind(PyTypeObject *t) {
+  for (; t != nullptr; t = t->tp_base) {
+    const std::string_view n = t->tp_name;
+    if (n == "numpy.datetime64")
+      return 'M';
+    if (n == "numpy.timedelta64")
+      return 'm';
+  }
+  return '\0';
 }
 
 std::string python_failure(const char *what, PyObject *o) {
@@ -65,6 +89,56 @@ private:
   bool held_ = false;
 };
 
+// datetime64 and timedelta64 leave as {datetime64 | timedelta64, Count,
+// Unit} (PROTOCOL.md section 3, "Dates and durations"): Count the item's
+// int64 count of Unit, or the atom nat for NaT; Unit numpy's own spelling
+// from the dtype ("ns", "D", "10s"), "generic" for a dtype without one.
+// Exact for every unit, never a float.
+// The time_type of a datetime64 or timedelta64 dtype (kind M or m).
+time_type time_type_of(PyObject *dtype, char kind) {
+  py_ref str = checked(PyObject_GetAttrString(dtype, "str")); // '<M8[ns]', '<m8'
+  Py_ssize_t n = 0;
+  const char *p = PyUnicode_Check(str.get()) ? PyUnicode_AsUTF8AndSize(str.get(), &n) : nullptr;
+  if (!p)
+    encode_error("a datetime64 or timedelta64 dtype's str is not what numpy gives");
+  const std::string_view s(p, static_cast<std::size_t>(n));
+  const auto open = s.find('[');
+  time_type t{kind == 'M' ? "datetime64" : "timedelta64", "generic"};
+  if (open != std::string_view::npos && s.ends_with(']'))
+    t.unit = s.substr(open + 1, s.size() - open - 2);
+  return t;
+}
+
+// The time value's tuple at depth (its elements one level below).
+void pack_time(packer &pk, const time_type &t, std::int64_t count, std::size_t depth) {
+  if (depth + 1 > max_depth)
+    encode_error("value nested deeper than " + std::to_string(max_depth) +
+                 " levels, counted from the reply's envelope (a " + std::string(t.tag) +
+                 "'s tuple takes one)");
+  out_buffer inner;
+  packer ipk(inner);
+  ipk.pack_array(3);
+  pack_atom(ipk, t.tag);
+  if (count == std::numeric_limits<std::int64_t>::min()) // numpy's NaT
+    pack_atom(ipk, "nat");
+  else
+    ipk.pack_int64(count);
+  ipk.pack_str(static_cast<std::uint32_t>(t.unit.size()));
+  ipk.pack_str_body(t.unit.data(), static_cast<std::uint32_t>(t.unit.size()));
+  pk.pack_ext(static_cast<std::uint32_t>(inner.size()), ext_tuple);
+  pk.pack_ext_body(inner.bytes().data(), static_cast<std::uint32_t>(inner.size()));
+}
+
+// The int64 behind a datetime64 or timedelta64 scalar or an int.
+std::int64_t time_count(PyObject *o) {
+  py_ref count =
+      checked(PyLong_Check(o) ? Py_NewRef(o) : PyObject_CallMethod(o, "astype", "s", "int64"));
+  py_ref index = checked(PyNumber_Index(count.get()));
+  const long long v = PyLong_AsLongLong(index.get());
+  throw_if_python_error();
+  return v;
+}
+
 std::string_view wire_text(const msgpack::object &o) {
   if (o.type == msgpack::type::STR)
     return {o.via.str.ptr, o.via.str.size};
@@ -80,6 +154,11 @@ bool converter::pack_numeric(PyObject *o, packer &pk, std::size_t depth) const {
   const bool numpy = numpy_type(t);
   if (numpy && numpy_type(t, "ndarray")) {
     pack_ndarray(o, pk, depth);
+    return true;
+  }
+  if (const char kind = numpy ? time_kind(t) : '\0'; kind != '\0') {
+    py_ref dtype = checked(PyObject_GetAttrString(o, "dtype"));
+    pack_time(pk, time_type_of(dtype.get(), kind), time_count(o), depth);
     return true;
   }
   if (numpy && (numpy_type(t, "bool_") || numpy_type(t, "bool"))) {
@@ -123,7 +202,14 @@ void converter::pack_ndarray(PyObject *o, packer &pk, std::size_t depth) const {
   py_ref dtype = checked(PyObject_GetAttrString(o, "dtype"));
   py_ref kind = checked(PyObject_GetAttrString(dtype.get(), "kind"));
   const char *k = PyUnicode_Check(kind.get()) ? PyUnicode_AsUTF8(kind.get()) : nullptr;
-  const bool raw = k && std::string_view("biufc").find(k[0]) != std::string_view::npos;
+  const bool raw = k && std::string_view(raw_kinds).find(k[0]) != std::string_view::npos;
+  if (arrays_ == array_mode::lists && raw && (k[0] == 'M' || k[0] == 'm')) {
+    // Nested lists of the scalars' tuples (tolist() would give datetime
+    // objects, or bare ints that lost their unit).
+    py_ref counts = checked(PyObject_CallMethod(o, "astype", "s", "int64"));
+    py_ref items = checked(PyObject_CallMethod(counts.get(), "tolist", nullptr));
+    return pack_time_items(items.get(), time_type_of(dtype.get(), k[0]), pk, depth + 1);
+  }
   if (arrays_ == array_mode::lists || !raw) {
     // Nested lists of Python scalars (a 0-d array: one scalar).
     py_ref items = checked(PyObject_CallMethod(o, "tolist", nullptr));
@@ -165,6 +251,19 @@ void converter::pack_ndarray(PyObject *o, packer &pk, std::size_t depth) const {
   pk.pack_ext_body(view.data(), static_cast<std::uint32_t>(view.size()));
 }
 
+void converter::pack_time_items(PyObject *items, const time_type &t, packer &pk,
+                                std::size_t depth) const {
+  if (depth > max_depth)
+    encode_error("value nested deeper than " + std::to_string(max_depth) +
+                 " levels, counted from the reply's envelope");
+  if (!PyList_Check(items))
+    return pack_time(pk, t, time_count(items), depth);
+  const Py_ssize_t n = PyList_GET_SIZE(items); // tolist()'s own list: no other code holds it
+  pk.pack_array(length(static_cast<std::size_t>(n), "an ndarray", "items"));
+  for (Py_ssize_t i = 0; i < n; ++i)
+    pack_time_items(PyList_GET_ITEM(items, i), t, pk, depth + 1);
+}
+
 py_ref converter::make_ndarray(const msgpack::object_array &arr) const {
   if (!numpy_) {
     numpy_ = py_ref::steal(PyImport_ImportModule("numpy"));
@@ -189,10 +288,17 @@ py_ref converter::make_ndarray(const msgpack::object_array &arr) const {
   }
   py_ref kind = checked(PyObject_GetAttrString(dtype.get(), "kind"));
   const char *k = PyUnicode_Check(kind.get()) ? PyUnicode_AsUTF8(kind.get()) : nullptr;
-  // Raw bytes make numbers and booleans only: never objects (pointers).
-  if (!k || std::string_view("biufc").find(k[0]) == std::string_view::npos)
-    bad_request("an ndarray's Dtype must be a bool, integer, float or complex type, not '" +
+  // Raw bytes make numbers, booleans and times only: never objects (pointers).
+  if (!k || std::string_view(raw_kinds).find(k[0]) == std::string_view::npos)
+    bad_request("an ndarray's Dtype must be a bool, integer, float, complex, datetime64 or "
+                "timedelta64 type, not '" +
                 std::string(dtype_name) + "'");
+  // The Binary is in the order the Dtype names: big-endian for '>'
+  // ('>f8'), else the wire's little-endian ('<f8', '=f8', 'f8', 'float64',
+  // '|u1'). The array is made little-endian, swapped in place.
+  py_ref order = checked(PyObject_GetAttrString(dtype.get(), "byteorder"));
+  const bool big =
+      PyUnicode_Check(order.get()) && PyUnicode_CompareWithASCIIString(order.get(), ">") == 0;
   py_ref little = checked(PyObject_CallMethod(dtype.get(), "newbyteorder", "s", "<"));
   py_ref itemsize = checked(PyObject_GetAttrString(little.get(), "itemsize"));
   std::size_t expected = PyLong_AsSize_t(itemsize.get());
@@ -216,6 +322,8 @@ py_ref converter::make_ndarray(const msgpack::object_array &arr) const {
     bad_request("numpy gave an array whose memory cannot take the Binary");
   if (!data.empty())
     std::memcpy(view.data(), data.data(), data.size());
+  if (big)
+    checked(PyObject_CallMethod(array.get(), "byteswap", "O", Py_True));
   return array;
 }
 

@@ -3,6 +3,7 @@
 #include "depth.hpp"
 
 #include <array>
+#include <cstdio>
 #include <limits>
 #include <string>
 
@@ -105,6 +106,25 @@ decoded decode_callback_reply(request r, const msgpack::object &args, frame f) {
   return callback_reply{std::move(r), std::nullopt};
 }
 
+// What a credit frame's N was, for its error: the value when it is a number
+// (0, -3, 2.5), else its type.
+std::string credit_got(const msgpack::object &n) {
+  switch (n.type) {
+  case msgpack::type::POSITIVE_INTEGER:
+    return std::to_string(n.via.u64);
+  case msgpack::type::NEGATIVE_INTEGER:
+    return std::to_string(n.via.i64);
+  case msgpack::type::FLOAT32:
+  case msgpack::type::FLOAT64: {
+    std::array<char, 32> text{};
+    std::snprintf(text.data(), text.size(), "%.17g", n.via.f64);
+    return "the float " + std::string(text.data());
+  }
+  default:
+    return std::string(type_name(n));
+  }
+}
+
 } // namespace
 
 std::optional<op> parse_op(std::string_view name) noexcept {
@@ -179,7 +199,7 @@ decoded decode_frame(frame f) {
     if (args.type != msgpack::type::POSITIVE_INTEGER || args.via.u64 == 0)
       return failure(0, error_type::bad_request,
                      "credit for request " + std::to_string(r.id) +
-                         ": N must be a positive integer, got " + std::string(type_name(args)));
+                         ": N must be a positive integer, got " + credit_got(args));
     return credit_grant{r.id, args.via.u64};
   }
   if (op_name == "callback_result")

@@ -60,6 +60,36 @@ t.check("10 forks: every value is a child's pid (the parent's reply)",
 extra = p.recv(1.0)
 t.check("10 forks: nothing more arrives", extra is None and p.buf == b"", repr((extra, p.buf[:64])))
 
+
+def zombies_of(parent):
+    found = []
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] == "Z" and int(fields[1]) == parent:
+            found.append(int(d))
+    return found
+
+
+# The children exited into the port: it reaps them (by their pids only).
+deadline = time.monotonic() + 3
+while zombies_of(pid) and time.monotonic() < deadline:
+    time.sleep(0.1)
+t.equal("10 forks: no zombie left among the port's children", zombies_of(pid), [])
+# Code that forks then waits for its child itself still gets its status,
+# and subprocess its exit code, while escaped children are being reaped.
+r = p.call(12, "exec", {"code": "import os, subprocess\nslow = subprocess.Popen(['sh', '-c', 'sleep 0.5; exit 3'])\nchild = os.fork()\nif child:\n    waited = os.waitpid(child, 0)[1]\n"})
+t.equal("fork then os.waitpid in the same request", p.call(13, "eval", {"code": "(waited, slow.wait())"}),
+        [13, "ok", (0, 3)])
+p.send(*[[i, "eval", {"code": "__import__('os').fork()"}] for i in range(14, 19)])
+[p.recv(10) for _ in range(14, 19)]
+t.equal("subprocess.run after more forks: its exit code",
+        p.call(19, "eval", {"code": "__import__('subprocess').run(['sh', '-c', 'exit 7']).returncode"}),
+        [19, "ok", 7])
+
 # A 4 MiB reply computed in both processes: only the parent's is sent.
 r = p.call(20, "eval", {"code": "(__import__('os').fork(), __import__('os').getpid().to_bytes(4, 'big') * 2**20)[1]"}, timeout=30)
 t.check("4 MiB after a fork: the parent's exact bytes",

@@ -181,3 +181,15 @@ TEST_CASE("a stream item that empties the list it is in is an error after the ea
   CHECK(test::contains(frames[1], R"J("type":"encode_error")J"));
   CHECK(test::contains(frames[1], "a list changed"));
 }
+
+TEST_CASE("escaped text: a lone surrogate as \\xNN (a byte) or \\uNNNN, the rest unchanged") {
+  const auto escaped = [](const char *expr) {
+    pyport::py_ref s = test::py_eval(expr);
+    return pyport::escaped_utf8(s.get());
+  };
+  CHECK(escaped(R"('plain \u00e9 \U0001f600')") == "plain \u00e9 \U0001f600");
+  CHECK(escaped(R"('a\udcffb')") == R"(a\xffb)");
+  CHECK(escaped(R"('\ud800 \udc80 \u00e9')") == "\\ud800 \\x80 \u00e9");
+  pyport::py_ref same = test::py_eval("'kept'");
+  CHECK(pyport::escaped_str(same.get()).get() == same.get());
+}

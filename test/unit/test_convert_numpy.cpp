@@ -79,6 +79,63 @@ TEST_CASE("an {ndarray, Dtype, Shape, Binary} tuple arrives as a numpy array") {
         R"J({"$tuple":[true,true,[1,2]]})J");
 }
 
+TEST_CASE("an {ndarray, ...} tuple's Binary is in the byte order its Dtype names") {
+  import_numpy();
+  // [1.5, 2.5] as float64: big-endian, then little-endian.
+  const char *big = "P/gAAAAAAABABAAAAAAAAA==";
+  const char *little = "AAAAAAAA+D8AAAAAAAAEQA==";
+  const auto arrives = [](const char *dtype, const char *bytes) {
+    return decode(std::string(R"J({"$tuple":[{"$atom":"ndarray"},")J") + dtype +
+                  R"J(",[2],{"$bytes":")J" + bytes + R"J("}]})J");
+  };
+  CHECK(arrives(">f8", big) == "array([1.5, 2.5])");
+  for (const char *dtype : {"<f8", "=f8", "f8", "float64", "d"}) {
+    CAPTURE(dtype);
+    CHECK(arrives(dtype, little) == "array([1.5, 2.5])");
+  }
+  // [1, 258] as int32, big-endian; bytes have no order.
+  CHECK(decode(R"J({"$tuple":[{"$atom":"ndarray"},">i4",[2],{"$bytes":"AAAAAQAAAQI="}]})J") ==
+        "array([  1, 258], dtype=int32)");
+  CHECK(decode(R"J({"$tuple":[{"$atom":"ndarray"},"|u1",[2],{"$bytes":"AQI="}]})J") ==
+        "array([1, 2], dtype=uint8)");
+  // Complex: each half swapped; the array itself is little-endian (native).
+  test::py_exec("import base64\n"
+                "B = base64.b64encode(np.array([1+2j], dtype='>c16').tobytes()).decode()\n");
+  const std::string b = encode("B");
+  CHECK(decode(R"J({"$tuple":[{"$atom":"ndarray"},">c16",[1],{"$bytes":)J" + b + "}]}") ==
+        "array([1.+2.j])");
+}
+
+TEST_CASE("datetime64 and timedelta64 leave as exact {Tag, Count, Unit} tuples") {
+  import_numpy();
+  const auto tuple = [](const char *tag, const char *count, const char *unit) {
+    return std::string(R"J({"$tuple":[{"$atom":")J") + tag + R"J("},)J" + count + ",\"" + unit +
+           "\"]}";
+  };
+  CHECK(encode("np.datetime64('2020-01-01T00:00:00.123456789')") ==
+        tuple("datetime64", "1577836800123456789", "ns"));
+  CHECK(encode("np.timedelta64(2**62 + 1, 'ns')") ==
+        tuple("timedelta64", "4611686018427387905", "ns"));
+  CHECK(encode("np.datetime64('2020-01-01')") == tuple("datetime64", "18262", "D"));
+  CHECK(encode("np.datetime64(3, '10s')") == tuple("datetime64", "3", "10s"));
+  CHECK(encode("np.timedelta64(-5)") == tuple("timedelta64", "-5", "generic"));
+  CHECK(encode("np.datetime64('NaT')") == tuple("datetime64", R"J({"$atom":"nat"})J", "generic"));
+  CHECK(encode("np.timedelta64('NaT', 'us')") ==
+        tuple("timedelta64", R"J({"$atom":"nat"})J", "us"));
+  // Arrays: the same tuples in nested lists, or raw int64s as ndarray.
+  CHECK(encode("np.array([[1], ['NaT']], dtype='datetime64[ms]')") ==
+        "[[" + tuple("datetime64", "1", "ms") + "],[" +
+            tuple("datetime64", R"J({"$atom":"nat"})J", "ms") + "]]");
+  CHECK(encode("np.array(7, dtype='m8[h]')") == tuple("timedelta64", "7", "h"));
+  CHECK(
+      encode_ndarray("np.array([1, 'NaT'], dtype='>m8[us]')") ==
+      R"J({"$tuple":[{"$atom":"ndarray"},"timedelta64[us]",[2],{"$bytes":"AQAAAAAAAAAAAAAAAAAAgA=="}]})J");
+  CHECK(
+      decode(
+          R"J({"$tuple":[{"$atom":"ndarray"},"datetime64[ns]",[1],{"$bytes":"AQAAAAAAAAA="}]})J") ==
+      "array(['1970-01-01T00:00:00.000000001'], dtype='datetime64[ns]')");
+}
+
 TEST_CASE("a malformed {ndarray, ...} tuple is a bad_request naming the problem") {
   const auto error = [](std::string_view json) {
     return test::decode_error(pyport::json_to_msgpack(json));
@@ -89,7 +146,8 @@ TEST_CASE("a malformed {ndarray, ...} tuple is a bad_request naming the problem"
   CHECK(test::contains(error(R"J({"$tuple":[{"$atom":"ndarray"},"nosuch",[1],"a"]})J"),
                        "'nosuch' is not a numpy dtype"));
   CHECK(test::contains(error(R"J({"$tuple":[{"$atom":"ndarray"},"object",[1],"abcdefgh"]})J"),
-                       "must be a bool, integer, float or complex type, not 'object'"));
+                       "must be a bool, integer, float, complex, datetime64 or timedelta64 "
+                       "type, not 'object'"));
   CHECK(test::contains(error(R"J({"$tuple":[{"$atom":"ndarray"},"int8",[-1],"a"]})J"),
                        "Shape must hold non-negative integers"));
   CHECK(test::contains(

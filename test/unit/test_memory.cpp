@@ -147,6 +147,33 @@ TEST_CASE("tracemalloc: sites, baselines and diffs, and clear errors when not tr
   reply(R"J([19,"tracemalloc_stop",{}])J");
 }
 
+TEST_CASE("a module on a path that is not UTF-8: every tool names it, escaped") {
+  // os.fsdecode() spells the byte 0xff of the directory's name as the lone
+  // surrogate U+DCFF, which UTF-8 cannot carry: it leaves as the text \xff.
+  reply(
+      R"J([1,"exec",{"code":"import sys, os, tempfile\n_bad_dir = os.path.join(tempfile.mkdtemp(), os.fsdecode(b'x\\xff'))\nos.mkdir(_bad_dir)\nwith open(os.path.join(_bad_dir, 'bad_path_unit.py'), 'w') as f:\n    f.write('class Kept:\\n    pass\\n\\nkept = [Kept() for _ in range(500)]\\n\\ndef fail():\\n    raise ValueError(\\'here\\')\\n')\nsys.path.insert(0, _bad_dir)\n"}])J");
+  CHECK(reply(R"J([2,"tracemalloc_start",{}])J") == R"J([2,"ok",null])J");
+  reply(R"J([3,"exec",{"code":"import bad_path_unit"}])J");
+  const std::string escaped = R"(x\\xff/bad_path_unit.py)"; // JSON's spelling of x\xff/...
+  for (const char *group : {"lineno", "filename", "traceback"}) {
+    CAPTURE(group);
+    const std::string top = reply(
+        std::string(R"J([4,"tracemalloc_top",{"limit":50,"group_by":")J") + group + R"J("}])J");
+    CHECK(contains(top, R"([4,"ok",)"));
+    CHECK(contains(top, escaped));
+  }
+  reply(R"J([5,"tracemalloc_baseline",{}])J");
+  reply(
+      R"J([6,"exec",{"code":"bad_path_unit.kept.extend(bad_path_unit.Kept() for _ in range(500))"}])J");
+  CHECK(contains(reply(R"J([7,"tracemalloc_diff",{"limit":50}])J"), R"([7,"ok",)"));
+  const std::string where = reply(R"J([8,"object_traceback",{"code":"bad_path_unit.kept[0]"}])J");
+  CHECK(contains(where, R"([8,"ok",)"));
+  CHECK(contains(where, escaped));
+  const std::string error = reply(R"J([9,"eval",{"code":"bad_path_unit.fail()"}])J");
+  CHECK(contains(error, escaped + R"(\", line 7, in fail)"));
+  reply(R"J([10,"tracemalloc_stop",{}])J");
+}
+
 TEST_CASE("refcount is what sys.getrefcount says") {
   reply(R"J([1,"exec",{"code":"_rc = object()\n_holders = [_rc, _rc]\n"}])J");
   CHECK(reply(R"J([2,"refcount",{"code":"_rc"}])J") == R"J([2,"ok",4])J");

@@ -56,6 +56,13 @@ TEST_CASE("a credit frame") {
   auto bad = failure_of(decode_json(R"J([7,"credit",0])J"));
   CHECK(bad.id == 0); // credit gets no reply of its own
   CHECK(test::contains(bad.error.message, "credit for request 7"));
+  // The error says what N was, not just its type.
+  CHECK(test::contains(bad.error.message, "got 0"));
+  CHECK(test::contains(failure_of(decode_json(R"J([7,"credit",-3])J")).error.message, "got -3"));
+  CHECK(test::contains(failure_of(decode_json(R"J([7,"credit",2.5])J")).error.message,
+                       "got the float 2.5"));
+  CHECK(test::contains(failure_of(decode_json(R"J([7,"credit","x"])J")).error.message,
+                       "got a string"));
 }
 
 TEST_CASE("malformed envelopes are answered with the id when it can be read") {
