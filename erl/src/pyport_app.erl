@@ -8,7 +8,9 @@
 start(_Type, _Args) ->
     ok = py_log:show_on_default_handler(application:get_env(pyport, log_to_default_handler, true) =/= false),
     case pools_from_env(application:get_env(pyport, pools, undefined)) of
-        {ok, Pools} -> with_http(py_sup:start_link(Pools));
+        {ok, Pools} ->
+            ok = py_pool:new_registry(), % owned by this process, which lives as long as the application
+            with_http(py_sup:start_link(Pools));
         {error, _} = Error -> Error
     end.
 
