@@ -36,7 +36,7 @@
 -module(py_pool).
 -behaviour(gen_server).
 
--export([new_registry/0, start_link/2, context/1, context_opts/1, worker_starting/3, ready/5, not_ready/5,
+-export([new_registry/0, cluster_loads/1, set_cluster_loads/2, start_link/2, context/1, context_opts/1, worker_starting/3, ready/5, not_ready/5,
          update_route/5, port_closed/3, find/1, workers/1, slot_worker/1, default_timeout/1,
          status/1, arrays/1]).
 -export([gc_subscribe/3, gc_unsubscribe/2, gc_listeners/2]).
@@ -63,7 +63,8 @@
 
 %% @doc Creates the registry of the pools' contexts, owned by the calling
 %% process (the application's, pyport_app:start/2, which lives as long as
-%% the application): `{Name, Context, Opts}' rows, one per running pool.
+%% the application): `{Name, Context, Opts, ClusterLoads}' rows, one per
+%% running pool.
 -spec new_registry() -> ok.
 new_registry() ->
     ?REGISTRY = ets:new(?REGISTRY, [named_table, public, set, {read_concurrency, true}]),
@@ -83,11 +84,26 @@ context(Name) ->
 -spec find(atom()) -> context() | undefined.
 find(Name) ->
     try ets:lookup(?REGISTRY, Name) of
-        [{_, Ctx, _}] -> Ctx;
+        [{_, Ctx, _, _}] -> Ctx;
         [] -> undefined
     catch
         error:badarg -> undefined % the application is not running
     end.
+
+%% @doc The table of a cluster pool's remote members' loads (py_cluster),
+%% if it has one.
+-spec cluster_loads(atom()) -> ets:tid() | undefined.
+cluster_loads(Name) ->
+    try ets:lookup_element(?REGISTRY, Name, 4)
+    catch error:badarg -> undefined % no such pool, or no application
+    end.
+
+%% @doc Publishes (or, undefined, withdraws) a cluster pool's table of
+%% loads, from its member process (py_cluster).
+-spec set_cluster_loads(atom(), ets:tid() | undefined) -> ok.
+set_cluster_loads(Name, Tab) ->
+    _ = ets:update_element(?REGISTRY, Name, {4, Tab}),
+    ok.
 
 %% @doc All the options of a pool (crashes if there is no such pool).
 -spec context_opts(context()) -> py_opts:pool_opts().
@@ -275,7 +291,7 @@ init({Name, Opts}) ->
     Ctx = #{name => Name, tab => Tab, status => Status, counters => Counters,
             opts => maps:with(?CALLER_OPTS, Opts), subs => Subs, owner => self(),
             streams => py_stream_table:new(), stats => py_stats:new(maps:get(size, Opts))},
-    true = ets:insert(?REGISTRY, {Name, Ctx, Opts}),
+    true = ets:insert(?REGISTRY, {Name, Ctx, Opts, undefined}),
     process_flag(trap_exit, true),
     {ok, #{name => Name, waiters => []}}.
 
