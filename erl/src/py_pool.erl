@@ -36,9 +36,9 @@
 -module(py_pool).
 -behaviour(gen_server).
 
--export([new_registry/0, cluster_loads/1, set_cluster_loads/2, start_link/2, context/1, context_opts/1, worker_starting/3, ready/5, not_ready/5,
+-export([new_registry/0, start_link/2, context/1, context_opts/1, worker_starting/3, ready/5, not_ready/5,
          update_route/5, port_closed/3, find/1, workers/1, slot_worker/1, default_timeout/1,
-         status/1, arrays/1]).
+         status/1, arrays/1, cluster_loads/1, set_cluster_loads/2]).
 -export([gc_subscribe/3, gc_unsubscribe/2, gc_listeners/2]).
 -export([streams/1, stream_cancel/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -52,19 +52,19 @@
                        counters := counters:counters_ref(), opts := caller_opts(),
                        subs := ets:tid(), owner := pid(), streams := ets:tid(),
                        stats := py_stats:ref()}.
--type caller_opts() :: #{size := pos_integer(), max_in_flight := pos_integer(), timeout := timeout(),
-                         arrays := py_opts:arrays(), scope => local | cluster}.
+-type caller_opts() :: #{size := pos_integer(), max_in_flight := pos_integer(), scope => local | cluster}.
 -type slot_state() :: starting | ready | restarting | failing.
 -type slot_info() :: #{os_pid := integer() | undefined, restarts := non_neg_integer(),
                        last_error := term()}.
 
 -define(REGISTRY, py_pools).
--define(CALLER_OPTS, [size, max_in_flight, timeout, arrays, scope]).
+-define(CALLER_OPTS, [size, max_in_flight, scope]).
 
 %% @doc Creates the registry of the pools' contexts, owned by the calling
 %% process (the application's, pyport_app:start/2, which lives as long as
-%% the application): `{Name, Context, Opts, ClusterLoads}' rows, one per
-%% running pool.
+%% the application): `{Name, Context, Opts, ClusterLoads, Timeout,
+%% Arrays}' rows, one per running pool. The last two, read by every call
+%% that gives none, are elements of their own: reading one copies it alone.
 -spec new_registry() -> ok.
 new_registry() ->
     ?REGISTRY = ets:new(?REGISTRY, [named_table, public, set, {read_concurrency, true}]),
@@ -84,7 +84,7 @@ context(Name) ->
 -spec find(atom()) -> context() | undefined.
 find(Name) ->
     try ets:lookup(?REGISTRY, Name) of
-        [{_, Ctx, _, _}] -> Ctx;
+        [{_, Ctx, _, _, _, _}] -> Ctx;
         [] -> undefined
     catch
         error:badarg -> undefined % the application is not running
@@ -209,17 +209,17 @@ slot_status(Slot, {Slot, Pid, State, Info}) ->
 %% @doc The pool's per-call timeout, for calls that give none.
 -spec default_timeout(atom()) -> {ok, timeout()} | {error, {no_pool, atom()}}.
 default_timeout(Name) ->
-    case find(Name) of
-        undefined -> {error, {no_pool, Name}};
-        #{opts := #{timeout := Timeout}} -> {ok, Timeout}
+    try ets:lookup_element(?REGISTRY, Name, 5) of
+        Timeout -> {ok, Timeout}
+    catch
+        error:badarg -> {error, {no_pool, Name}}
     end.
 
 %% @doc The pool's arrays option, for calls that give none.
 -spec arrays(atom()) -> py_opts:arrays().
 arrays(Name) ->
-    case find(Name) of
-        #{opts := #{arrays := Arrays}} -> Arrays;
-        _ -> list
+    try ets:lookup_element(?REGISTRY, Name, 6)
+    catch error:badarg -> list
     end.
 
 %% @doc The least-loaded slot of a pool, for binding.
@@ -291,7 +291,8 @@ init({Name, Opts}) ->
     Ctx = #{name => Name, tab => Tab, status => Status, counters => Counters,
             opts => maps:with(?CALLER_OPTS, Opts), subs => Subs, owner => self(),
             streams => py_stream_table:new(), stats => py_stats:new(maps:get(size, Opts))},
-    true = ets:insert(?REGISTRY, {Name, Ctx, Opts, undefined}),
+    true = ets:insert(?REGISTRY, {Name, Ctx, Opts, undefined,
+                                  maps:get(timeout, Opts), maps:get(arrays, Opts)}),
     process_flag(trap_exit, true),
     {ok, #{name => Name, waiters => []}}.
 

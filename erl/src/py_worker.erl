@@ -278,7 +278,8 @@ port_exited(Port, Status, #st{memory = M} = St) ->
     case role(Port, St) of
         current ->
             OomKilled = Status =:= 137 andalso py_memory_policy:oom_killed(py_port:oom_kills(), M),
-            {noreply, py_worker_start:port_died(py_port:exit_detail(Status, OomKilled, py_memory_policy:last_rss(M)), St)};
+            Detail = py_port:exit_detail(Status, OomKilled, py_memory_policy:last_rss(M)),
+            {noreply, py_worker_start:port_died(Detail, St)};
         unknown -> {noreply, St};
         _ -> port_gone(Port, py_port:exit_detail(Status, false, undefined), St)
     end.

@@ -63,7 +63,8 @@ port_died(Detail, #st{ctx = Ctx, slot = Slot} = St) ->
     ?LOG_WARNING("pyport pool ~p slot ~p: worker (OS pid ~p) exited: ~p; restarting in ~p ms",
                    [St#st.pool, Slot, St#st.os_pid, Detail, Delay], py_worker:meta(St)),
     St1 = py_worker_route:answer_all({error, {worker_exited, Detail}}, St#st{port = undefined}),
-    St2 = py_worker_recycle:port_down(St1#st{os_pid = undefined, backoff = B, last_error = {worker_exited, Detail}}),
+    St2 = py_worker_recycle:port_down(St1#st{os_pid = undefined, backoff = B,
+                                             last_error = {worker_exited, Detail}}),
     py_pool:not_ready(Ctx, Slot, self(), restarting, py_worker:slot_info(St2)),
     erlang:send_after(Delay, self(), start_port),
     St2.
