@@ -60,7 +60,7 @@ members(Pool) ->
 %% @doc The rows of the remote members this node has heard from.
 -spec remote_rows(atom()) -> [{node(), pid(), load(), integer()}].
 remote_rows(Pool) ->
-    case persistent_term:get({?MODULE, Pool}, undefined) of
+    case py_pool:cluster_loads(Pool) of
         undefined -> [];
         Tab -> try ets:tab2list(Tab) catch error:badarg -> [] end
     end.
@@ -80,7 +80,7 @@ sent(Pool, Node) -> count(Pool, Node, 1).
 answered(Pool, Node) -> count(Pool, Node, -1).
 
 count(Pool, Node, N) ->
-    case persistent_term:get({?MODULE, Pool}, undefined) of
+    case py_pool:cluster_loads(Pool) of
         undefined -> ok;
         Tab -> _ = (catch ets:update_counter(Tab, Node, {4, N})), ok
     end.
@@ -89,7 +89,7 @@ count(Pool, Node, N) ->
 
 init({Name, _Opts}) ->
     Tab = ets:new(py_cluster_loads, [set, public, {read_concurrency, true}, {write_concurrency, true}]),
-    persistent_term:put({?MODULE, Name}, Tab),
+    ok = py_pool:set_cluster_loads(Name, Tab), % a row of the pools' registry: no global scan
     ok = pg:join(?SCOPE, group(Name), self()),
     self() ! tick,
     {ok, #{name => Name, tab => Tab, mons => #{}}}.
@@ -128,7 +128,7 @@ handle_info({'DOWN', _, process, Pid, _}, #{tab := Tab, mons := Mons} = S) ->
 handle_info(_Msg, S) -> {noreply, S}.
 
 terminate(_Reason, #{name := Name}) ->
-    _ = persistent_term:erase({?MODULE, Name}),
+    ok = py_pool:set_cluster_loads(Name, undefined),
     ok.
 
 group(Pool) -> {py_pool, Pool}.

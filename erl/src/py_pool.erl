@@ -15,6 +15,19 @@
 %% call only while no worker is up). When every slot is failing, callers
 %% get `{error, {pool_unavailable, Name, Reason}}' at once.
 %%
+%% The owner monitors each of its workers: when one dies, its route leaves
+%% the table at once (its replacement's worker_starting/3 would take it
+%% out too, later). Callers do not check a route's worker: one that reads
+%% a route just before it leaves gets `{worker_exited, _}' from the
+%% monitor its request sets on the worker (py_call), or from the write to
+%% the dead worker's table.
+%%
+%% A pool's context (its tables, counters and the options callers read)
+%% is a row of the registry, a named ETS table that lives as long as the
+%% application: starting or stopping a pool writes one row. In
+%% persistent_term, every pool stop (an erase) and every start of a name
+%% used before (a replacement) made the runtime scan every process's heap.
+%%
 %% The owner also gives the workers their turns to start a port, at most
 %% start_concurrency at once (py_pool_gate), and keeps the pool's gc event
 %% subscriptions (`{Ref, Pid, Slot | all}', read by the workers),
@@ -25,23 +38,39 @@
 -module(py_pool).
 -behaviour(gen_server).
 
--export([start_link/2, context/1, context_opts/1, worker_starting/3, ready/5, not_ready/5,
+-export([new_registry/0, start_link/2, context/1, context_opts/1, worker_starting/3, ready/5, not_ready/5,
          update_route/5, port_closed/3, find/1, workers/1, slot_worker/1, default_timeout/1,
-         status/1, arrays/1]).
+         status/1, arrays/1, cluster_loads/1, set_cluster_loads/2]).
 -export([gc_subscribe/3, gc_unsubscribe/2, gc_listeners/2]).
 -export([streams/1, stream_cancel/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([context/0, slot_state/0, slot_info/0]).
 
-%% Not opaque: py_pool_checkout reads it on the callers' side.
+%% Not opaque: py_pool_checkout reads it on the callers' side. Its opts
+%% are the few that callers read (context_opts/1 has them all): every
+%% checkout copies the context out of the registry.
 -type context() :: #{name := atom(), tab := ets:tid(), status := ets:tid(),
-                       counters := counters:counters_ref(), opts := py_opts:pool_opts(),
+                       counters := counters:counters_ref(), opts := caller_opts(),
                        subs := ets:tid(), owner := pid(), streams := ets:tid(),
                        stats := py_stats:ref()}.
+-type caller_opts() :: #{size := pos_integer(), max_in_flight := pos_integer(), scope => local | cluster}.
 -type slot_state() :: starting | ready | restarting | failing.
 -type slot_info() :: #{os_pid := integer() | undefined, restarts := non_neg_integer(),
                        last_error := term()}.
+
+-define(REGISTRY, py_pools).
+-define(CALLER_OPTS, [size, max_in_flight, scope]).
+
+%% @doc Creates the registry of the pools' contexts, owned by the calling
+%% process (the application's, pyport_app:start/2, which lives as long as
+%% the application): `{Name, Context, Opts, ClusterLoads, Timeout,
+%% Arrays}' rows, one per running pool. The last two, read by every call
+%% that gives none, are elements of their own: reading one copies it alone.
+-spec new_registry() -> ok.
+new_registry() ->
+    ?REGISTRY = ets:new(?REGISTRY, [named_table, public, set, {read_concurrency, true}]),
+    ok.
 
 -spec start_link(atom(), py_opts:pool_opts()) -> {ok, pid()}.
 start_link(Name, Opts) ->
@@ -51,15 +80,36 @@ start_link(Name, Opts) ->
 %% for workers, which only run inside one).
 -spec context(atom()) -> context().
 context(Name) ->
-    persistent_term:get({?MODULE, Name}).
+    ets:lookup_element(?REGISTRY, Name, 2).
 
 %% @doc The routing state of a pool, or undefined if there is no such pool.
 -spec find(atom()) -> context() | undefined.
 find(Name) ->
-    persistent_term:get({?MODULE, Name}, undefined).
+    try ets:lookup(?REGISTRY, Name) of
+        [{_, Ctx, _, _, _, _}] -> Ctx;
+        [] -> undefined
+    catch
+        error:badarg -> undefined % the application is not running
+    end.
 
+%% @doc The table of a cluster pool's remote members' loads (py_cluster),
+%% if it has one.
+-spec cluster_loads(atom()) -> ets:tid() | undefined.
+cluster_loads(Name) ->
+    try ets:lookup_element(?REGISTRY, Name, 4)
+    catch error:badarg -> undefined % no such pool, or no application
+    end.
+
+%% @doc Publishes (or, undefined, withdraws) a cluster pool's table of
+%% loads, from its member process (py_cluster).
+-spec set_cluster_loads(atom(), ets:tid() | undefined) -> ok.
+set_cluster_loads(Name, Tab) ->
+    _ = ets:update_element(?REGISTRY, Name, {4, Tab}),
+    ok.
+
+%% @doc All the options of a pool (crashes if there is no such pool).
 -spec context_opts(context()) -> py_opts:pool_opts().
-context_opts(#{opts := Opts}) -> Opts.
+context_opts(#{name := Name}) -> ets:lookup_element(?REGISTRY, Name, 3).
 
 %% ---- what the workers say ----
 
@@ -70,6 +120,7 @@ context_opts(#{opts := Opts}) -> Opts.
 worker_starting(#{tab := Tab, counters := C} = Ctx, Slot, Pid) ->
     catch ets:delete(Tab, Slot),
     counters:put(C, Slot, 0),
+    watch_worker(Ctx, Pid),
     not_ready(Ctx, Slot, Pid, starting, #{os_pid => undefined, restarts => 0, last_error => undefined}).
 
 %% @doc The slot's port is up: callers may use Route.
@@ -98,7 +149,7 @@ update_route(#{tab := Tab, status := Status}, Slot, Pid, Route, Info) ->
 %% lookup would copy out of the table (its options are most of a route's
 %% words) and every caller would then hold on its heap, a thousand times
 %% for a thousand spawn_calls in flight. py_pool_checkout puts back the
-%% context from persistent_term, which is not copied.
+%% context from the registry, a smaller copy.
 stored(Route) -> maps:remove(ctx, Route).
 
 %% @doc A caller found the slot's port closed: the route leaves the table
@@ -109,6 +160,11 @@ port_closed(#{tab := Tab}, Slot, Port) ->
     _ = [catch ets:delete_object(Tab, E) || {_, _, #{port := P}} = E <- ets:lookup(Tab, Slot), P =:= Port],
     ok.
 
+%% The owner monitors Pid, to take its route out when it dies.
+watch_worker(#{owner := Owner}, Pid) ->
+    Owner ! {watch_worker, Pid},
+    ok.
+
 changed(#{owner := Owner}, Slot) ->
     Owner ! {slot_changed, Slot},
     ok.
@@ -116,7 +172,7 @@ changed(#{owner := Owner}, Slot) ->
 %% @doc The workers of a pool, by slot, whatever their state.
 -spec workers(atom()) -> {ok, [{pos_integer(), pid()}]} | {error, {no_pool, atom()}}.
 workers(Name) ->
-    case persistent_term:get({?MODULE, Name}, undefined) of
+    case find(Name) of
         undefined -> {error, {no_pool, Name}};
         #{status := Status} -> {ok, lists:sort([{Slot, Pid} || {Slot, Pid, _, _} <- ets:tab2list(Status)])}
     end.
@@ -127,7 +183,7 @@ workers(Name) ->
 -spec status(atom()) -> {ok, #{state := ready | degraded | starting | unavailable, slots := [map()]}}
                          | {error, {no_pool, atom()}}.
 status(Name) ->
-    case persistent_term:get({?MODULE, Name}, undefined) of
+    case find(Name) of
         undefined -> {error, {no_pool, Name}};
         #{status := Status, opts := #{size := Size}} ->
             Known = maps:from_list([{Slot, E} || {Slot, _, _, _} = E <- ets:tab2list(Status)]),
@@ -155,17 +211,17 @@ slot_status(Slot, {Slot, Pid, State, Info}) ->
 %% @doc The pool's per-call timeout, for calls that give none.
 -spec default_timeout(atom()) -> {ok, timeout()} | {error, {no_pool, atom()}}.
 default_timeout(Name) ->
-    case persistent_term:get({?MODULE, Name}, undefined) of
-        undefined -> {error, {no_pool, Name}};
-        #{opts := #{timeout := Timeout}} -> {ok, Timeout}
+    try ets:lookup_element(?REGISTRY, Name, 5) of
+        Timeout -> {ok, Timeout}
+    catch
+        error:badarg -> {error, {no_pool, Name}}
     end.
 
 %% @doc The pool's arrays option, for calls that give none.
 -spec arrays(atom()) -> py_opts:arrays().
 arrays(Name) ->
-    case persistent_term:get({?MODULE, Name}, undefined) of
-        #{opts := #{arrays := Arrays}} -> Arrays;
-        _ -> list
+    try ets:lookup_element(?REGISTRY, Name, 6)
+    catch error:badarg -> list
     end.
 
 %% @doc The least-loaded slot of a pool, for binding.
@@ -184,7 +240,7 @@ slot_worker(Name) ->
 %% @doc Subscribes Pid to the collections of one slot's worker, or all.
 -spec gc_subscribe(atom(), pos_integer() | all, pid()) -> {ok, reference()} | {error, {no_pool, atom()}}.
 gc_subscribe(Name, Slot, Pid) ->
-    case persistent_term:get({?MODULE, Name}, undefined) of
+    case find(Name) of
         undefined -> {error, {no_pool, Name}};
         #{owner := Owner} ->
             try gen_server:call(Owner, {gc_subscribe, Slot, Pid})
@@ -194,7 +250,7 @@ gc_subscribe(Name, Slot, Pid) ->
 
 -spec gc_unsubscribe(atom(), reference()) -> ok.
 gc_unsubscribe(Name, Ref) ->
-    case persistent_term:get({?MODULE, Name}, undefined) of
+    case find(Name) of
         undefined -> ok;
         #{owner := Owner} ->
             try gen_server:call(Owner, {gc_unsubscribe, Ref})
@@ -219,7 +275,7 @@ streams(#{streams := Streams, owner := Owner}) -> {Streams, Owner}.
 %% first).
 -spec stream_cancel(atom(), reference(), pid()) -> ok.
 stream_cancel(Name, Ref, Caller) ->
-    case persistent_term:get({?MODULE, Name}, undefined) of
+    case find(Name) of
         undefined -> ok;
         #{owner := Owner} ->
             try gen_server:call(Owner, {stream_cancel, Ref, Caller}, 10000)
@@ -234,10 +290,11 @@ init({Name, Opts}) ->
     Status = ets:new(py_pool_slot_states, [set, public, {read_concurrency, true}]),
     Subs = ets:new(py_pool_gc_subscriptions, [set, protected, {read_concurrency, true}]),
     Counters = counters:new(maps:get(size, Opts), [write_concurrency]),
-    persistent_term:put({?MODULE, Name}, #{name => Name, tab => Tab, status => Status, counters => Counters,
-                                           opts => Opts, subs => Subs, owner => self(),
-                                           streams => py_stream_table:new(),
-                                           stats => py_stats:new(maps:get(size, Opts))}),
+    Ctx = #{name => Name, tab => Tab, status => Status, counters => Counters,
+            opts => maps:with(?CALLER_OPTS, Opts), subs => Subs, owner => self(),
+            streams => py_stream_table:new(), stats => py_stats:new(maps:get(size, Opts))},
+    true = ets:insert(?REGISTRY, {Name, Ctx, Opts, undefined,
+                                  maps:get(timeout, Opts), maps:get(arrays, Opts)}),
     process_flag(trap_exit, true),
     {ok, #{name => Name, waiters => [], gate => py_pool_gate:new(maps:get(start_concurrency, Opts))}}.
 
@@ -279,6 +336,13 @@ handle_info({'START_DOWN', _, process, Pid, _}, #{gate := G} = S) ->
 handle_info({watch_streams, Worker}, S) ->
     _ = erlang:monitor(process, Worker, [{tag, 'STREAMS_DOWN'}]),
     {noreply, S};
+handle_info({watch_worker, Worker}, S) ->
+    _ = erlang:monitor(process, Worker, [{tag, 'WORKER_DOWN'}]),
+    {noreply, S};
+handle_info({'WORKER_DOWN', _, process, Worker, _}, #{name := Name} = S) ->
+    % Its route, if it still has one (a replacement has a pid of its own).
+    ets:match_delete(maps:get(tab, context(Name)), {'_', Worker, '_'}),
+    {noreply, S};
 handle_info({'STREAMS_DOWN', _, process, Worker, Reason}, #{name := Name} = S) ->
     ok = py_stream_table:worker_down(streams_table(Name), Worker, Reason),
     {noreply, S};
@@ -315,5 +379,5 @@ subscriptions_changed(Name) ->
 
 terminate(_Reason, #{name := Name}) ->
     ok = py_stream_table:pool_stopped(streams_table(Name)),
-    _ = persistent_term:erase({?MODULE, Name}),
+    true = ets:delete(?REGISTRY, Name),
     ok.

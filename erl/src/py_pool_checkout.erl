@@ -57,12 +57,15 @@ checkout_in(#{name := Name} = Ctx, Which, Deadline) ->
 
 %% The least-loaded slot by the counters alone, then its route: one
 %% lookup instead of copying every route out of the table. Only when that
-%% slot is not ready are the ready ones read and compared.
+%% slot is not ready are the ready ones read and compared. A route is used
+%% without asking whether its worker lives: the pool's owner takes a dead
+%% worker's route out on its 'DOWN' (py_pool), and a request that reaches
+%% a worker dying meanwhile is answered by the monitor it sets (py_call).
 try_checkout(#{tab := Tab, counters := C, opts := #{size := Size}} = Ctx, undefined) ->
-    case live_routes(Tab, ets:lookup(Tab, least_loaded_slot(C, 2, Size, 1, counters:get(C, 1)))) of
+    case ets:lookup(Tab, least_loaded_slot(C, 2, Size, 1, counters:get(C, 1))) of
         [Entry] -> reserve(Ctx, Entry);
         [] ->
-            case live_routes(Tab, ets:tab2list(Tab)) of
+            case ets:tab2list(Tab) of
                 [] -> not_ready;
                 Slots -> reserve(Ctx, least_loaded(Ctx, Slots))
             end
@@ -70,20 +73,10 @@ try_checkout(#{tab := Tab, counters := C, opts := #{size := Size}} = Ctx, undefi
 try_checkout(#{name := Name, opts := #{size := Size}}, Slot) when not is_integer(Slot); Slot < 1; Slot > Size ->
     {error, {no_slot, Name, Slot}};
 try_checkout(#{tab := Tab} = Ctx, Slot) ->
-    case live_routes(Tab, ets:lookup(Tab, Slot)) of
+    case ets:lookup(Tab, Slot) of
         [Entry] -> reserve(Ctx, Entry);
         [] -> not_ready
     end.
-
-%% The routes whose worker is alive. A killed worker's route (until its
-%% replacement takes it out) leaves the table here, and its callers wait
-%% for the replacement like the others.
-live_routes(Tab, Entries) ->
-    [E || {_, Pid, _} = E <- Entries, is_process_alive(Pid) orelse stale(Tab, E)].
-
-stale(Tab, Entry) ->
-    catch ets:delete_object(Tab, Entry),
-    false.
 
 %% @doc Waits until every slot of a new pool has made its first start
 %% (or failed it), up to Timeout ms.

@@ -76,11 +76,49 @@ send(Port, Msg, Max) ->
             {error, {unsupported_term, Term}}
     end.
 
--spec kill(integer() | undefined) -> ok.
+%% @doc Kills the OS process of a port this process owns, with SIGKILL:
+%% for code that ignores its cancel (C code that never checks for
+%% signals), and for a port that did not exit after a shutdown.
+%%
+%% Only while the port is open. An OS pid may be reused once its process
+%% is reaped; erl_child_setup reaps a port's process and the port then
+%% gets its exit status and closes, so an open port's pid is its own
+%% process's (but for the microseconds between the reaping and the status
+%% reaching the runtime, which a reuse would need the kernel to go round
+%% its whole pid space within). A closed port's process needs no kill: it
+%% has exited, or it sees its pipes close and exits within about half a
+%% second on its own (PROTOCOL.md, Process).
+%%
+%% No shell: /bin/kill runs as a port of its own, owned by a process
+%% spawned for it, and the caller does not wait (os:cmd forked a shell and
+%% blocked the caller until it ended).
+%%
+%% The caller does not close the port: it closes by itself once its
+%% process is dead (its exit status then comes as usual). Closing it at
+%% once could let the process exit on its own, and be reaped, before
+%% /bin/kill runs. Where there is no /bin/kill, the port is closed.
+-spec kill(port() | undefined) -> ok.
 kill(undefined) -> ok;
-kill(OsPid) ->
-    _ = os:cmd("kill -9 " ++ integer_to_list(OsPid) ++ " 2>/dev/null"),
-    ok.
+kill(Port) ->
+    case erlang:port_info(Port, os_pid) of
+        {os_pid, OsPid} ->
+            case os:find_executable("kill") of
+                false -> catch port_close(Port), ok;
+                Kill ->
+                    _ = erlang:spawn(fun() -> signal(Kill, OsPid) end),
+                    ok
+            end;
+        undefined ->
+            ok % closed: its process exits on its own, and its pid may be another's
+    end.
+
+signal(Kill, OsPid) ->
+    try open_port({spawn_executable, Kill}, [{args, ["-s", "KILL", integer_to_list(OsPid)]},
+                                             in, stderr_to_stdout, binary, exit_status]) of
+        Port -> receive {Port, {exit_status, _}} -> ok after 5000 -> ok end
+    catch
+        error:_ -> ok
+    end.
 
 %% @doc The resident memory of an OS process, in bytes (VmRSS).
 -spec rss(integer() | undefined) -> non_neg_integer() | undefined.

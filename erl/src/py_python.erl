@@ -99,10 +99,9 @@ read_version(Port, Acc, Deadline) ->
                 nomatch -> {error, {not_pyport, Acc}}
             end
     after max(0, Deadline - erlang:monotonic_time(millisecond)) ->
-        case erlang:port_info(Port, os_pid) of
-            {os_pid, OsPid} -> py_port:kill(OsPid);
-            undefined -> ok
-        end,
+        % Killed while its port is open; closed once its status has come.
+        py_port:kill(Port),
+        receive {Port, {exit_status, _}} -> ok after 1000 -> ok end,
         catch port_close(Port),
         {error, {not_pyport, version_timeout}}
     end.

@@ -140,25 +140,18 @@ handle_info({timeout, _TRef, {request_timeout, Id}}, St) ->
         {ok, Req} -> {noreply, py_worker_stream:abandon(Id, py_worker_stream:answer(Req, {error, timeout}, St))};
         error -> {noreply, St}
     end;
-handle_info({timeout, _TRef, {cancel_grace, Id}}, #st{abandoned = Ab} = St) ->
-    case maps:take(Id, Ab) of
-        {{_, Port}, Rest} ->
+handle_info({timeout, _TRef, {cancel_grace, Id}}, St) ->
+    case py_worker_route:cancel_expired(Id, St) of
+        {kill, Port, St1} ->
             ?LOG_WARNING("pyport worker ~p/~p: request ~p ignored its cancel; killing OS pid ~p",
                          [St#st.pool, St#st.slot, Id, os_pid(Port, St)],
                          (meta(St))#{os_pid => os_pid(Port, St)}),
-            {noreply, kill_port(Port, St#st{abandoned = Rest})};
-        error ->
+            {noreply, kill_port(Port, St1)};
+        none ->
             {noreply, St}
     end;
-handle_info({abandoned, Id}, #st{finished = Finished, table = Table} = St) ->
-    case maps:take(Id, Finished) of
-        {true, Rest} -> {noreply, St#st{finished = Rest}}; % its reply already came
-        error ->
-            case ets:lookup(Table, Id) of
-                [{Id, _, _, Port}] -> {noreply, py_worker_route:cancel_in_port(Id, Port, St)};
-                [] -> {noreply, St}
-            end
-    end;
+handle_info({abandoned, Id}, St) ->
+    {noreply, py_worker_route:abandoned(Id, St)};
 handle_info({stream_abandon, Ref}, #st{by_ref = ByRef} = St) ->
     case maps:find(Ref, ByRef) of
         {ok, Id} -> {noreply, py_worker_stream:abandon(Id, St)}; % its caller has given up on it
@@ -174,16 +167,12 @@ handle_info(sweep, #st{table = Table} = St) ->
                               end
                       end, St, Dead),
     erlang:send_after(?SWEEP_MS, self(), sweep),
-    St2 = lists:foldl(fun py_worker_recycle:drain_check/2, St1, maps:keys(St1#st.retiring)),
-    St3 = St2#st{memory = py_memory_policy:oom_mark(py_port:oom_kills(), St2#st.memory)},
-    {noreply, py_worker_recycle:after_sample(py_worker_recycle:sample(St3))};
+    {noreply, py_worker_recycle:sweep(St1)};
 handle_info(memory_check, St) ->
-    {noreply, py_worker_recycle:after_sample(py_worker_recycle:sample(St#st{memory = py_memory_policy:timer_fired(St#st.memory)}))};
+    {noreply, py_worker_recycle:memory_check(St)};
 handle_info({retire_kill, Port}, #st{retiring = Retiring} = St) ->
-    case maps:find(Port, Retiring) of
-        {ok, #{os_pid := OsPid}} -> py_port:kill(OsPid);
-        error -> ok
-    end,
+    % Still retiring: its exit status has not come, so it is still running.
+    _ = is_map_key(Port, Retiring) andalso py_port:kill(Port),
     {noreply, St};
 handle_info({starting_timeout, Port}, St) ->
     {noreply, py_worker_recycle:start_failed(Port, timeout, St)};
@@ -210,12 +199,13 @@ handle_info({'EXIT', Port, Reason}, St) when is_port(Port) ->
         _ ->
             % The port closed without an exit status: a write met a process
             % already gone (epipe). The status is lost with the port, so the
-            % detail says why the port closed. The slot leaves the routing
-            % first: the kill (a shell command) takes milliseconds.
-            OsPid = os_pid(Port, St),
-            Result = port_gone(Port, {port_closed, Reason}, St),
-            py_port:kill(OsPid), % in case the process is still there
-            Result
+            % detail says why the port closed. Its OS process is not killed:
+            % if it still runs, it sees its pipes closed and exits on its
+            % own, and its pid, reaped or not, can no longer be told apart
+            % from another process's. (Closed here again, for a port still
+            % open: this message can be sent by anyone.)
+            catch port_close(Port),
+            port_gone(Port, {port_closed, Reason}, St)
     end;
 handle_info({'EXIT', Pid, _}, St) when is_pid(Pid) ->
     % The parent's exit is gen_server's to handle; the only other links are
@@ -243,29 +233,35 @@ handle_info(_Msg, St) ->
 
 terminate(_Reason, #st{port = Port} = St) ->
     _ = Port =/= undefined andalso py_stats:worker_stopped(St#st.ctx, St#st.slot, St#st.os_pid, St#st.memory),
-    py_pool:not_ready(St#st.ctx, St#st.slot, self(), restarting, slot_info(St#st{last_error = shutdown})),
-    St1 = py_worker_route:answer_all({error, {worker_exited, shutdown}}, St),
-    _ = [py_port:kill(OsPid) || #{os_pid := OsPid} <- maps:values(St1#st.retiring)],
-    _ = py_worker_start:abort_starting(St1),
+    py_pool:not_ready(St#st.ctx, St#st.slot, self(), restarting, slot_info(St, shutdown)),
     % The port's own cancels are still sent, before its shutdown.
-    Port =/= undefined andalso stop_port(Port, St1#st{abandoned = St#st.abandoned}),
+    Cancels = [Id || Port =/= undefined, Id <- py_worker_route:cancels_of(Port, St)],
+    St1 = py_worker_route:answer_all({error, {worker_exited, shutdown}}, St),
+    % Retiring ports serve no request of anyone's now: closed, they exit on
+    % their own within half a second (PROTOCOL.md, Process).
+    _ = [catch port_close(P) || P <- maps:keys(St1#st.retiring)],
+    _ = py_worker_recycle:abort_starting(St1),
+    Port =/= undefined andalso stop_port(Port, Cancels, St1),
     ok.
 
 %% Cancel what runs, ask for a clean exit, and kill if it does not come.
-stop_port(Port, St) ->
+stop_port(Port, Cancels, St) ->
     _ = [py_worker_route:send_frame(Port, [py_worker_route:next_cancel_id(Id), <<"cancel">>, #{<<"id">> => Id}], St)
-         || {Id, {_, P}} <- maps:to_list(St#st.abandoned), P =:= Port],
+         || Id <- Cancels],
     _ = py_worker_route:send_frame(Port, [py_worker_route:next_cancel_id(0), <<"shutdown">>, #{}], St),
     case wait_exit(Port, 1000) of
         true -> ok;
-        false -> py_port:kill(St#st.os_pid), wait_exit(Port, 1000)
+        false -> py_port:kill(Port), wait_exit(Port, 1000) % no exit status yet: still running
     end,
     catch port_close(Port),
     true.
 
 %% @doc What py:pool_status/1 shows of this worker.
 -spec slot_info(#st{}) -> py_pool:slot_info().
-slot_info(#st{os_pid = OsPid, backoff = B, last_error = LastError}) ->
+slot_info(#st{last_error = LastError} = St) ->
+    slot_info(St, LastError).
+
+slot_info(#st{os_pid = OsPid, backoff = B}, LastError) ->
     #{os_pid => OsPid, restarts => py_worker_backoff:restarts(B), last_error => LastError}.
 
 %% @doc The metadata of this worker's logs (py_log:meta/3).
@@ -281,18 +277,21 @@ os_pid(Port, #st{port = Port, os_pid = OsPid}) -> OsPid;
 os_pid(Port, #st{retiring = Retiring}) ->
     case maps:find(Port, Retiring) of {ok, #{os_pid := P}} -> P; error -> undefined end.
 
-kill_port(Port, #st{port = Port, os_pid = OsPid, memory = M} = St) ->
-    py_port:kill(OsPid),
-    St#st{memory = py_memory_policy:killed(M)};
+%% A port whose exit status has not come (its request still holds an
+%% entry of abandoned, which its end clears).
+kill_port(Port, #st{port = Port} = St) ->
+    py_port:kill(Port),
+    py_worker_recycle:killed(St);
 kill_port(Port, St) ->
-    py_port:kill(os_pid(Port, St)),
+    py_port:kill(Port),
     St.
 
 port_exited(Port, Status, #st{memory = M} = St) ->
     case role(Port, St) of
         current ->
             OomKilled = Status =:= 137 andalso py_memory_policy:oom_killed(py_port:oom_kills(), M),
-            port_died(py_port:exit_detail(Status, OomKilled, py_memory_policy:last_rss(M)), St);
+            Detail = py_port:exit_detail(Status, OomKilled, py_memory_policy:last_rss(M)),
+            {noreply, py_worker_start:port_died(Detail, St)};
         unknown -> {noreply, St};
         _ -> port_gone(Port, py_port:exit_detail(Status, false, undefined), St)
     end.
@@ -300,32 +299,16 @@ port_exited(Port, Status, #st{memory = M} = St) ->
 %% A port other than the current one ended (or the current one closed).
 port_gone(Port, Detail, St) ->
     case role(Port, St) of
-        current -> port_died(Detail, St);
+        current -> {noreply, py_worker_start:port_died(Detail, St)};
         starting -> {noreply, py_worker_recycle:start_failed(Port, {worker_exited, Detail}, St)};
         retiring ->
             St1 = py_worker_route:answer_port(Port, {error, {worker_exited, Detail}}, St),
-            {noreply, St1#st{retiring = maps:remove(Port, St1#st.retiring)}};
+            {noreply, py_worker_recycle:retired(Port, St1)};
         unknown -> {noreply, St}
     end.
 
 -spec now_ms() -> integer().
 now_ms() -> erlang:monotonic_time(millisecond).
-
-%% ---- the OS process ----
-
-%% The port is gone: every pending caller is answered, the slot leaves
-%% the routing, and a new port starts after the backoff.
-port_died(Detail, #st{ctx = Ctx, slot = Slot, opts = Opts} = St) ->
-    py_stats:worker_exit(Ctx, Slot, St#st.os_pid, Detail, py_memory_policy:last_rss(St#st.memory)),
-    {Delay, B} = py_worker_backoff:down(now_ms(), St#st.backoff),
-    ?LOG_WARNING("pyport pool ~p slot ~p: worker (OS pid ~p) exited: ~p; restarting in ~p ms",
-                   [St#st.pool, Slot, St#st.os_pid, Detail, Delay], meta(St)),
-    St1 = py_worker_route:answer_all({error, {worker_exited, Detail}}, St#st{port = undefined}),
-    St2 = py_worker_start:abort_starting(St1#st{os_pid = undefined, backoff = B, last_error = {worker_exited, Detail},
-                                memory = py_memory_policy:new(Opts)}),
-    py_pool:not_ready(Ctx, Slot, self(), restarting, slot_info(St2)),
-    erlang:send_after(Delay, self(), start_port),
-    {noreply, St2}.
 
 wait_exit(Port, Timeout) ->
     receive

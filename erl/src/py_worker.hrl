@@ -1,5 +1,18 @@
 %% Shared state of a worker: py_worker (the gen_server) and the modules
-%% it delegates to (py_worker_route, py_worker_stream, py_worker_recycle).
+%% it delegates to. py_worker:init/1 makes it; after that each field is
+%% changed by one module only, its owner, through that module's functions
+%% (others read it). py_worker_state_tests checks this from the sources.
+%%   py_worker (set at init, never changed): pool, slot, opts, ctx,
+%%     decode, ids, table
+%%   py_worker_start (the current port and its restarts): port, os_pid,
+%%     hello, backoff, last_error
+%%   py_worker_recycle (memory policy, the replacement and the old ports):
+%%     memory, starting, retiring
+%%   py_worker_route (cancels, gc event reporting): abandoned, finished,
+%%     gc_listening
+%%   py_worker_stream (requests made through the worker): pending, by_mon,
+%%     by_ref
+%%   py_worker_handles: handles; py_worker_callback: callbacks
 
 -record(req, {kind :: collect | items,
               from :: gen_server:from() | undefined,

@@ -1,10 +1,13 @@
 %% @doc Recycling a worker's port (pool options max_rss, max_requests): a
 %% fresh port is started beside the old one; once it has said hello and
 %% run the preload, the slot's route points at it, and the old port,
-%% retiring, answers what it holds and is then shut down.
+%% retiring, answers what it holds and is then shut down. It owns the
+%% fields of the worker's state that this needs (memory, starting,
+%% retiring): only this module changes them.
 -module(py_worker_recycle).
 
--export([served/2, sample/1, after_sample/1, on_starting_frame/2, start_failed/3, drain_check/2]).
+-export([served/2, sample/1, on_starting_frame/2, start_failed/3, drain_check/2]).
+-export([sweep/1, memory_check/1, killed/1, retired/2, port_up/1, port_down/1, abort_starting/1]).
 
 -include("py_worker.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -28,6 +31,49 @@ sample(#st{os_pid = OsPid, memory = M} = St) ->
     Rss = py_port:rss(OsPid),
     py_stats:rss(St#st.ctx, St#st.slot, Rss),
     St#st{memory = py_memory_policy:sampled(Rss, py_worker:now_ms(), M)}.
+
+%% @doc The worker's periodic sweep: retiring ports that may go are shut
+%% down, and the memory is sampled.
+-spec sweep(#st{}) -> #st{}.
+sweep(St) ->
+    St1 = lists:foldl(fun drain_check/2, St, maps:keys(St#st.retiring)),
+    St2 = St1#st{memory = py_memory_policy:oom_mark(py_port:oom_kills(), St1#st.memory)},
+    after_sample(sample(St2)).
+
+%% @doc The policy's timer (`{schedule, Ms}' of served/2) fired.
+-spec memory_check(#st{}) -> #st{}.
+memory_check(St) ->
+    after_sample(sample(St#st{memory = py_memory_policy:timer_fired(St#st.memory)})).
+
+%% @doc The current port is being killed (it ignored a cancel).
+-spec killed(#st{}) -> #st{}.
+killed(St) ->
+    St#st{memory = py_memory_policy:killed(St#st.memory)}.
+
+%% @doc A retiring port ended (its requests are answered).
+-spec retired(port(), #st{}) -> #st{}.
+retired(Port, St) ->
+    St#st{retiring = maps:remove(Port, St#st.retiring)}.
+
+%% @doc A first port, or one after a crash, came up: the policy starts
+%% afresh.
+-spec port_up(#st{}) -> #st{}.
+port_up(#st{opts = Opts} = St) ->
+    St#st{memory = py_memory_policy:oom_mark(py_port:oom_kills(), py_memory_policy:new(Opts))}.
+
+%% @doc The current port died: no replacement of it takes over.
+-spec port_down(#st{}) -> #st{}.
+port_down(#st{opts = Opts} = St) ->
+    abort_starting(St#st{memory = py_memory_policy:new(Opts)}).
+
+%% @doc A replacement that has not taken over is killed.
+-spec abort_starting(#st{}) -> #st{}.
+abort_starting(#st{starting = undefined} = St) ->
+    St;
+abort_starting(#st{starting = #{port := Port, timer := T}} = St) ->
+    _ = erlang:cancel_timer(T),
+    py_port:kill(Port), % its port closes once it is dead (py_port:kill/1)
+    St#st{starting = undefined}.
 
 -spec after_sample(#st{}) -> #st{}.
 after_sample(#st{memory = M} = St) ->
@@ -83,10 +129,10 @@ swap(Hello, #st{starting = #{port := New, timer := T} = S, port = Old, os_pid = 
     py_stats:recycled(St#st.ctx, St#st.slot, OldPid, maps:get(os_pid, Hello), maps:get(why, S, undefined),
                       py_memory_policy:last_rss(St#st.memory)),
     Retiring = #{os_pid => OldPid, since => py_worker:now_ms(), shutdown => false},
-    St1 = St#st{port = New, os_pid = maps:get(os_pid, Hello), hello = Hello, starting = undefined,
-                retiring = maps:put(Old, Retiring, St#st.retiring),
-                memory = py_memory_policy:replaced(St#st.memory), gc_listening = false},
-    St2 = py_worker_route:gc_listen(St1), % before any request reaches the new port
+    St1 = py_worker_start:take_over(New, Hello, St#st{starting = undefined,
+                                                     retiring = maps:put(Old, Retiring, St#st.retiring),
+                                                     memory = py_memory_policy:replaced(St#st.memory)}),
+    St2 = py_worker_route:gc_listen_new_port(St1), % before any request reaches the new port
     py_pool:update_route(St2#st.ctx, St2#st.slot, self(), py_worker_route:route(St2), py_worker:slot_info(St2)),
     ?LOG_INFO("pyport worker ~p/~p: OS pid ~p replaces ~p", [St#st.pool, St#st.slot, St2#st.os_pid, OldPid],
               (py_worker:meta(St2))#{old_os_pid => OldPid}),
@@ -95,10 +141,9 @@ swap(Hello, #st{starting = #{port := New, timer := T} = S, port = Old, os_pid = 
 -spec start_failed(port() | undefined, term(), #st{}) -> #st{}.
 start_failed(Port, Reason, #st{starting = Starting} = St) ->
     case Starting of
-        #{port := Port, timer := T} = S when Port =/= undefined ->
+        #{port := Port, timer := T} when Port =/= undefined ->
             _ = erlang:cancel_timer(T),
-            py_port:kill(maps:get(os_pid, S)),
-            catch port_close(Port);
+            py_port:kill(Port); % its port closes once it is dead (py_port:kill/1)
         _ -> ok
     end,
     ?LOG_WARNING("pyport worker ~p/~p: its replacement failed to start (~p); it keeps serving",

@@ -2,11 +2,14 @@
 %% reply to whoever waits for it (direct callers through the request
 %% table, the worker's own requests through py_worker_stream), the port's
 %% unsolicited frames (log, gc events), cancels, and answering every
-%% request of a port that ended.
+%% request of a port that ended. It owns the cancels' fields of the
+%% worker's state (abandoned, finished) and gc_listening: only this module
+%% changes them.
 -module(py_worker_route).
 
 -export([send_frame/3, on_frame/2, unsolicited/2, cancel_in_port/3, forget/2, next_cancel_id/1,
-         answer_all/2, answer_port/3, route/1, gc_listen/1]).
+         answer_all/2, answer_port/3, route/1, gc_listen/1, gc_listen_new_port/1]).
+-export([abandoned/2, cancel_expired/2, cancels_of/2]).
 
 -include("py_worker.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -59,7 +62,7 @@ route(Id, Frame, #st{table = Table} = St) ->
                 error -> St#st{finished = maps:put(Id, true, St#st.finished)} % {abandoned, Id} is on its way
             end;
         [] ->
-            St#st{abandoned = forget(Id, St#st.abandoned)} % a stream's late reply, or a cancel's
+            forget(Id, St) % a stream's late reply, or a cancel's
     end.
 
 %% The Id of [Id, Tag, Payload], read without decoding the rest.
@@ -109,13 +112,40 @@ cancel_in_port(Id, Port, St) ->
     T = erlang:start_timer(Grace, self(), {cancel_grace, Id}),
     St#st{abandoned = maps:put(Id, {T, Port}, St#st.abandoned)}.
 
--spec forget(pos_integer(), #{pos_integer() => {reference(), port()}}) ->
-          #{pos_integer() => {reference(), port()}}.
-forget(Id, Abandoned) ->
+%% The final reply of a cancelled request came: it needs no kill.
+-spec forget(pos_integer(), #st{}) -> #st{}.
+forget(Id, #st{abandoned = Abandoned} = St) ->
     case maps:take(Id, Abandoned) of
-        {{T, _}, Rest} -> _ = erlang:cancel_timer(T), Rest;
-        error -> Abandoned
+        {{T, _}, Rest} -> _ = erlang:cancel_timer(T), St#st{abandoned = Rest};
+        error -> St
     end.
+
+%% @doc The caller of direct request Id gave up on it (`{abandoned, Id}'):
+%% it is cancelled in its port, unless its reply came first.
+-spec abandoned(pos_integer(), #st{}) -> #st{}.
+abandoned(Id, #st{finished = Finished, table = Table} = St) ->
+    case maps:take(Id, Finished) of
+        {true, Rest} -> St#st{finished = Rest}; % its reply already came
+        error ->
+            case ets:lookup(Table, Id) of
+                [{Id, _, _, Port}] -> cancel_in_port(Id, Port, St);
+                [] -> St
+            end
+    end.
+
+%% @doc Request Id's cancel_grace is over: the port it runs in, to kill
+%% (`{kill, Port, St}'), or none if it ended meanwhile.
+-spec cancel_expired(pos_integer(), #st{}) -> {kill, port(), #st{}} | none.
+cancel_expired(Id, #st{abandoned = Abandoned} = St) ->
+    case maps:take(Id, Abandoned) of
+        {{_, Port}, Rest} -> {kill, Port, St#st{abandoned = Rest}};
+        error -> none
+    end.
+
+%% @doc The ids of the requests cancelled in Port whose end has not come.
+-spec cancels_of(port(), #st{}) -> [pos_integer()].
+cancels_of(Port, #st{abandoned = Abandoned}) ->
+    [Id || {Id, {_, P}} <- maps:to_list(Abandoned), P =:= Port].
 
 %% Cancels use ids of their own, far from the request ids, and nobody
 %% waits for their replies.
@@ -166,6 +196,11 @@ gc_listen(#st{gc_listening = true} = St) ->
 gc_listen(#st{port = Port} = St) ->
     _ = send_frame(Port, [next_cancel_id(0), <<"gc_events">>, #{<<"enable">> => true}], St),
     St#st{gc_listening = true}.
+
+%% @doc gc_listen/1 for a port that has just taken the slot.
+-spec gc_listen_new_port(#st{}) -> #st{}.
+gc_listen_new_port(St) ->
+    gc_listen(St#st{gc_listening = false}).
 
 gc_events(Events, Dropped, #st{pool = Pool, slot = Slot, os_pid = OsPid, ctx = Ctx}) ->
     Listeners = py_pool:gc_listeners(Ctx, Slot),

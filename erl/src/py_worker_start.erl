@@ -1,11 +1,12 @@
 %% @doc A worker's port coming up: spawned, its hello read, the pool's
 %% preload run; then the slot is ready (py_pool), or failing and tried
-%% again after the backoff (py_worker_backoff). Also the end of a
-%% recycle's replacement that never took over. Runs in the worker
-%% (py_worker), on its state.
+%% again after the backoff (py_worker_backoff); and going down. Runs in
+%% the worker (py_worker), on its state, of which it owns the current
+%% port's fields (port, os_pid, hello) and the restarts' (backoff,
+%% last_error): only this module changes them.
 -module(py_worker_start).
 
--export([start_port/1, say_retry/4, abort_starting/1]).
+-export([start_port/1, say_retry/4, port_died/2, take_over/3]).
 
 -include("py_worker.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -34,8 +35,8 @@ start_port(#st{port = undefined} = St, Previous) ->
                 {ok, St2} ->
                     up(St2);
                 {error, Reason, St2} ->
-                    py_port:kill(St2#st.os_pid),
-                    _ = [catch port_close(P) || P <- [St2#st.port], P =/= undefined],
+                    % Its port closes once it is dead (py_port:kill/1).
+                    _ = [py_port:kill(P) || P <- [St2#st.port], P =/= undefined],
                     failed_start(Reason, Previous, St2#st{port = undefined, os_pid = undefined})
             end;
         {error, Reason} ->
@@ -44,11 +45,10 @@ start_port(#st{port = undefined} = St, Previous) ->
 start_port(St, _Previous) ->
     St.
 
-up(#st{opts = Opts, ctx = Ctx, slot = Slot} = St) ->
-    M = py_memory_policy:oom_mark(py_port:oom_kills(), py_memory_policy:new(Opts)),
+up(#st{ctx = Ctx, slot = Slot} = St) ->
     B = py_worker_backoff:up(py_worker:now_ms(), St#st.backoff),
     % Collections are reported (py_stats) from before the first request.
-    St1 = py_worker_route:gc_listen(St#st{memory = M, gc_listening = false, backoff = B}),
+    St1 = py_worker_route:gc_listen_new_port(py_worker_recycle:port_up(St#st{backoff = B})),
     % The sweep runs from the first port on, for the life of the worker.
     _ = [erlang:send_after(?SWEEP_MS, self(), sweep) || py_worker_backoff:restarts(B) =:= 0],
     py_pool:ready(Ctx, Slot, self(), py_worker_route:route(St1), py_worker:slot_info(St1)),
@@ -83,15 +83,25 @@ say_retry(Reason, Delay, Repeated, #st{ctx = #{status := Status}, slot = Slot} =
     ?LOG(Level, "pyport pool ~p slot ~p: the worker could not start: ~p; trying again after ~p ms",
          [St#st.pool, St#st.slot, Reason, Delay], py_worker:meta(St)).
 
-%% @doc A recycle's replacement that has not taken over is killed.
--spec abort_starting(#st{}) -> #st{}.
-abort_starting(#st{starting = undefined} = St) ->
-    St;
-abort_starting(#st{starting = #{port := Port, timer := T} = S} = St) ->
-    _ = erlang:cancel_timer(T),
-    py_port:kill(maps:get(os_pid, S)),
-    catch port_close(Port),
-    St#st{starting = undefined}.
+%% @doc The port is gone: every pending caller is answered, the slot
+%% leaves the routing, and a new port starts after the backoff.
+-spec port_died(term(), #st{}) -> #st{}.
+port_died(Detail, #st{ctx = Ctx, slot = Slot} = St) ->
+    py_stats:worker_exit(Ctx, Slot, St#st.os_pid, Detail, py_memory_policy:last_rss(St#st.memory)),
+    {Delay, B} = py_worker_backoff:down(py_worker:now_ms(), St#st.backoff),
+    ?LOG_WARNING("pyport pool ~p slot ~p: worker (OS pid ~p) exited: ~p; restarting in ~p ms",
+                   [St#st.pool, Slot, St#st.os_pid, Detail, Delay], py_worker:meta(St)),
+    St1 = py_worker_route:answer_all({error, {worker_exited, Detail}}, St#st{port = undefined}),
+    St2 = py_worker_recycle:port_down(St1#st{os_pid = undefined, backoff = B,
+                                             last_error = {worker_exited, Detail}}),
+    py_pool:not_ready(Ctx, Slot, self(), restarting, py_worker:slot_info(St2)),
+    erlang:send_after(Delay, self(), start_port),
+    St2.
+
+%% @doc A recycle's replacement (New, which said Hello) takes the slot.
+-spec take_over(port(), py_port:hello(), #st{}) -> #st{}.
+take_over(New, Hello, St) ->
+    St#st{port = New, os_pid = maps:get(os_pid, Hello), hello = Hello}.
 
 open(#st{opts = Opts} = St) ->
     case py_port:spawn(Opts) of

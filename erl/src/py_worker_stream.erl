@@ -70,7 +70,7 @@ on_reply(Id, Tag, Payload, St) ->
     case maps:find(Id, St#st.pending) of
         {ok, Req} -> on_pending_reply(Id, Req, Tag, Payload, St);
         error when Tag =:= <<"chunk">> -> St;
-        error -> St#st{abandoned = py_worker_route:forget(Id, St#st.abandoned)} % a late final reply
+        error -> py_worker_route:forget(Id, St) % a late final reply
     end.
 
 on_pending_reply(Id, Req, <<"ok">>, Value, St) ->

@@ -17,7 +17,9 @@ start(_Type, _Args) ->
     ok = py_log:show_on_default_handler(application:get_env(pyport, log_to_default_handler, true) =/= false),
     ok = py_log:hide_progress_of_pools(),
     case {pools_from_env(application:get_env(pyport, pools, undefined)), intensities_from_env()} of
-        {{ok, Pools}, ok} -> with_http(py_sup:start_link(Pools));
+        {{ok, Pools}, ok} ->
+            ok = py_pool:new_registry(), % owned by this process, which lives as long as the application
+            with_http(py_sup:start_link(Pools));
         {{error, _} = Error, _} -> Error;
         {_, Error} -> Error
     end.
