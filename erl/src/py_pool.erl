@@ -54,19 +54,22 @@
                        counters := counters:counters_ref(), opts := caller_opts(),
                        subs := ets:tid(), owner := pid(), streams := ets:tid(),
                        stats := py_stats:ref()}.
--type caller_opts() :: #{size := pos_integer(), max_in_flight := pos_integer(), scope => local | cluster}.
+-type caller_opts() :: #{size := pos_integer(), max_in_flight := pos_integer(), scope => local | cluster,
+                         timeout := timeout(), arrays := py_opts:arrays()}.
 -type slot_state() :: starting | ready | restarting | failing.
 -type slot_info() :: #{os_pid := integer() | undefined, restarts := non_neg_integer(),
                        last_error := term()}.
 
 -define(REGISTRY, py_pools).
--define(CALLER_OPTS, [size, max_in_flight, scope]).
+-define(CALLER_OPTS, [size, max_in_flight, scope, timeout, arrays]).
 
 %% @doc Creates the registry of the pools' contexts, owned by the calling
 %% process (the application's, pyport_app:start/2, which lives as long as
-%% the application): `{Name, Context, Opts, ClusterLoads, Timeout,
-%% Arrays}' rows, one per running pool. The last two, read by every call
-%% that gives none, are elements of their own: reading one copies it alone.
+%% the application): `{Name, Context, Opts, ClusterLoads, Owner}' rows,
+%% one per running pool. Owner (the pool's py_pool process) tells a
+%% caller whether the context it keeps is still the pool's (find/1); the
+%% context carries the options a call reads (its size, max_in_flight and
+%% scope, and the default timeout and arrays for calls that give none).
 -spec new_registry() -> ok.
 new_registry() ->
     ?REGISTRY = ets:new(?REGISTRY, [named_table, public, set, {read_concurrency, true}]),
@@ -80,16 +83,31 @@ start_link(Name, Opts) ->
 %% for workers, which only run inside one).
 -spec context(atom()) -> context().
 context(Name) ->
-    ets:lookup_element(?REGISTRY, Name, 2).
+    kept_context(Name, ets:lookup_element(?REGISTRY, Name, 5)).
 
 %% @doc The routing state of a pool, or undefined if there is no such pool.
 -spec find(atom()) -> context() | undefined.
 find(Name) ->
-    try ets:lookup(?REGISTRY, Name) of
-        [{_, Ctx, _, _, _, _}] -> Ctx;
-        [] -> undefined
+    try ets:lookup_element(?REGISTRY, Name, 5) of
+        Owner -> kept_context(Name, Owner)
     catch
-        error:badarg -> undefined % the application is not running
+        error:badarg -> undefined % no such pool, or the application is not running
+    end.
+
+%% A caller keeps the context it read last in its process dictionary, as
+%% long as the pool keeps its owner (a pid: read out of the registry
+%% without copying anything onto the heap). Copying the context (some 60
+%% words) out of the table at every read made garbage that a caller with a
+%% large heap paid for in collections: the bench's sync p99 rose by a
+%% third. A process keeps one entry per pool name it called, replaced when
+%% the pool is started again.
+kept_context(Name, Owner) ->
+    case get({?MODULE, Name}) of
+        #{owner := Owner} = Ctx -> Ctx;
+        _ ->
+            Ctx = ets:lookup_element(?REGISTRY, Name, 2),
+            _ = put({?MODULE, Name}, Ctx),
+            Ctx
     end.
 
 %% @doc The table of a cluster pool's remote members' loads (py_cluster),
@@ -211,17 +229,17 @@ slot_status(Slot, {Slot, Pid, State, Info}) ->
 %% @doc The pool's per-call timeout, for calls that give none.
 -spec default_timeout(atom()) -> {ok, timeout()} | {error, {no_pool, atom()}}.
 default_timeout(Name) ->
-    try ets:lookup_element(?REGISTRY, Name, 5) of
-        Timeout -> {ok, Timeout}
-    catch
-        error:badarg -> {error, {no_pool, Name}}
+    case find(Name) of
+        #{opts := #{timeout := Timeout}} -> {ok, Timeout};
+        undefined -> {error, {no_pool, Name}}
     end.
 
 %% @doc The pool's arrays option, for calls that give none.
 -spec arrays(atom()) -> py_opts:arrays().
 arrays(Name) ->
-    try ets:lookup_element(?REGISTRY, Name, 6)
-    catch error:badarg -> list
+    case find(Name) of
+        #{opts := #{arrays := Arrays}} -> Arrays;
+        undefined -> list
     end.
 
 %% @doc The least-loaded slot of a pool, for binding.
@@ -293,8 +311,7 @@ init({Name, Opts}) ->
     Ctx = #{name => Name, tab => Tab, status => Status, counters => Counters,
             opts => maps:with(?CALLER_OPTS, Opts), subs => Subs, owner => self(),
             streams => py_stream_table:new(), stats => py_stats:new(maps:get(size, Opts))},
-    true = ets:insert(?REGISTRY, {Name, Ctx, Opts, undefined,
-                                  maps:get(timeout, Opts), maps:get(arrays, Opts)}),
+    true = ets:insert(?REGISTRY, {Name, Ctx, Opts, undefined, self()}),
     process_flag(trap_exit, true),
     {ok, #{name => Name, waiters => [], gate => py_pool_gate:new(maps:get(start_concurrency, Opts))}}.
 
