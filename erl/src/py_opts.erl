@@ -253,12 +253,7 @@ pool_opt(python_home, Dir) -> string_like(Dir);
 pool_opt(venv, undefined) -> {ok, undefined};
 pool_opt(venv, Dir) -> string_like(Dir);
 pool_opt(atoms, A) when A =:= existing; A =:= create -> {ok, A};
-pool_opt(K, undefined) when K =:= max_frame; K =:= chunk_items; K =:= chunk_bytes; K =:= spin_us;
-                           K =:= memory_limit; K =:= compile_cache_bytes -> {ok, undefined};
-pool_opt(max_reply_bytes, infinity) -> {ok, infinity};
-pool_opt(K, N) when K =:= max_frame; K =:= chunk_items; K =:= chunk_bytes; K =:= spin_us;
-                    K =:= memory_limit; K =:= compile_cache_bytes; K =:= max_reply_bytes ->
-    py_limits:check(K, N);
+pool_opt(max_reply_bytes, infinity) -> {ok, infinity}; % no cap: no flag
 pool_opt(env, Env) when is_list(Env) ->
     all(Env, fun({K, V}) ->
                      case {string_like(K), string_like(V)} of
@@ -283,7 +278,18 @@ pool_opt(scope, S) when S =:= local; S =:= cluster -> {ok, S};
 pool_opt(log_level, L) when L =:= debug; L =:= info; L =:= warning; L =:= error; L =:= critical;
                            L =:= none -> {ok, L};
 pool_opt(python_output, O) when O =:= log; O =:= stderr -> {ok, O};
-pool_opt(_, _) -> error.
+pool_opt(K, N) -> port_flag(K, N).
+
+%% An option passed to the port as a number (py_limits' table): within its
+%% range, or undefined (no flag: the port's default), except
+%% max_reply_bytes, whose "none" is infinity. Anything else is unknown.
+port_flag(max_reply_bytes, undefined) -> error;
+port_flag(K, undefined) ->
+    case lists:keymember(K, 1, py_limits:port_flags()) of
+        true -> {ok, undefined};
+        false -> error
+    end;
+port_flag(K, N) -> py_limits:check(K, N).
 
 pos_int_or_undefined(undefined) -> {ok, undefined};
 pos_int_or_undefined(N) -> pos_int(N).
