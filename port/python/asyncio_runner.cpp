@@ -78,7 +78,8 @@ async_runner::async_runner(async_hooks &hooks, int wake_fd, std::size_t max_conc
   // Its own namespace, with builtins: the source runs once per worker.
   py_ref ns = checked(PyDict_New());
   if (PyDict_SetItemString(ns.get(), "__builtins__", PyEval_GetBuiltins()) < 0 ||
-      PyDict_SetItemString(ns.get(), "__name__", py_ref::steal(PyUnicode_FromString("pyport._asyncio")).get()) < 0)
+      PyDict_SetItemString(ns.get(), "__name__",
+                           py_ref::steal(PyUnicode_FromString("pyport._asyncio")).get()) < 0)
     throw python_error(fetch_python_error());
   checked(PyRun_String(asyncio_runner_source, Py_file_input, ns.get(), ns.get()));
   PyObject *runner_type = PyDict_GetItemString(ns.get(), "Runner"); // borrowed

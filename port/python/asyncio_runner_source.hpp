@@ -14,6 +14,23 @@ _set_running_loop = events._set_running_loop
 _get_running_loop = events._get_running_loop
 
 
+class _Loop(asyncio.SelectorEventLoop):
+    """The port's loop. A task made while _eager is set hands its first
+    step to Runner.start instead of the ready queue (no handle made)."""
+    _eager = False
+    _first_step = None
+
+    def call_soon(self, callback, *args, context=None):
+        if self._eager:
+            self._eager = False
+            self._first_step = (callback, context)
+            return None
+        return super().call_soon(callback, *args, context=context)
+
+
+_Task = asyncio.Task
+
+
 async def _await(awaitable):
     return await awaitable
 
@@ -30,7 +47,7 @@ class Runner:
     requests may still call asyncio.run."""
 
     def __init__(self, wake_fd, done, chunk, credit, max_concurrency):
-        loop = self.loop = asyncio.new_event_loop()
+        loop = self.loop = _Loop()
         loop._thread_id = threading.get_ident()
         loop.add_reader(wake_fd, self._drain, wake_fd)
         import os
@@ -90,20 +107,27 @@ class Runner:
             self.held.append((id, awaitable))
             return None
         loop = self.loop
-        task = loop.create_task(awaitable)
         if _get_running_loop() is None:
             # The task's first step runs now, in its own context and as the
             # current task: a function that never waits answers at once.
-            handle = loop._ready.pop()
+            loop._eager = True
+            try:
+                task = _Task(awaitable, loop=loop)
+            finally:
+                loop._eager = False
+            step, context = loop._first_step
+            loop._first_step = None
             self.ids[task] = id
             _set_running_loop(loop)
             try:
-                handle._run()
+                context.run(step)
             finally:
                 _set_running_loop(None)
             if task.done():
                 del self.ids[task]
                 return task
+        else:
+            task = loop.create_task(awaitable)
         self._track(id, task)
         return None
 
