@@ -95,6 +95,7 @@ async_runner::async_runner(async_hooks &hooks, int wake_fd, std::size_t max_conc
   start_ = checked(PyObject_GetAttrString(runner_.get(), "start"));
   step_ = checked(PyObject_GetAttrString(runner_.get(), "step"));
   busy_ = checked(PyObject_GetAttrString(runner_.get(), "busy"));
+  poll_ = checked(PyObject_GetAttrString(runner_.get(), "poll"));
 }
 
 py_ref async_runner::call(const char *method, PyObject *const *args, std::size_t nargs) {
@@ -131,6 +132,10 @@ bool async_runner::busy() {
 void async_runner::step(bool block) {
   PyObject *args[] = {block ? Py_True : Py_False};
   checked(PyObject_Vectorcall(step_.get(), args, 1, nullptr));
+}
+
+void async_runner::poll() {
+  checked(PyObject_CallNoArgs(poll_.get()));
 }
 
 bool async_runner::cancel(std::uint64_t id) {

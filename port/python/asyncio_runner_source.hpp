@@ -53,6 +53,9 @@ class Runner:
         import os
         import sys
         self._read = os.read
+        import time
+        self._monotonic = time.monotonic
+        self._next_poll = 0.0
         # Async generators finalized outside a step are closed on this loop.
         sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,
                                finalizer=loop._asyncgen_finalizer_hook)
@@ -84,6 +87,22 @@ class Runner:
         loop = self.loop
         return bool(self.tasks or self.held or loop._ready or loop._scheduled
                     or len(loop._selector.get_map()) > 2)
+
+    def poll(self):
+        """After a request: one pass without waiting when a callback is
+        ready, else at most once a millisecond (I/O and timers of
+        background tasks), so that a stream of synchronous requests does
+        not pay a select each."""
+        loop = self.loop
+        if loop._ready:
+            self.step(False)
+            return
+        if not (self.tasks or loop._scheduled or len(loop._selector.get_map()) > 2):
+            return
+        now = self._monotonic()
+        if now >= self._next_poll:
+            self._next_poll = now + 0.001
+            self.step(False)
 
     def step(self, block):
         """One pass of the loop: waits (when block) for the first event,

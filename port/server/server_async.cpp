@@ -208,8 +208,7 @@ void server::step_loop() {
   if (!runner_)
     return;
   try {
-    if (runner_->busy())
-      runner_->step(false);
+    runner_->poll();
   } catch (const python_error &e) {
     log("error", std::string("pyport: the event loop: ") + e.what());
   }
