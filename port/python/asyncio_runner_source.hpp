@@ -142,8 +142,9 @@ class Runner:
                 context.run(step)
             finally:
                 _set_running_loop(None)
+                if task.done():
+                    del self.ids[task]
             if task.done():
-                del self.ids[task]
                 return task
         else:
             task = loop.create_task(awaitable)
