@@ -42,6 +42,7 @@
 %% The port's own error types (proto/PROTOCOL.md section 5).
 -define(PORT_TYPES, [bad_frame, frame_too_large, bad_request, unknown_op, encode_error, cancelled,
                      shutting_down, not_tracing, no_baseline, reply_too_large,
+                     tool_unavailable, no_root, graph_too_large,
                      stale_handle, released_handle, too_many_handles]).
 
 %% Every atom pyport itself puts first in an error reason, `{error, Atom}'

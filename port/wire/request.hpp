@@ -47,6 +47,10 @@ enum class op {
   gc_freeze,
   gc_unfreeze,
   reset,
+  // memory tools (ops/memory_inspect.cpp)
+  backrefs,
+  object_graph,
+  memory_profile,
   // handles (ops/handle.cpp)
   call_method,
   getattr,
