@@ -13,7 +13,7 @@
 // Exported by libpython, declared only in its internal headers
 // (pycore_pymem.h): writes pymalloc's statistics to out, 0 when pymalloc is
 // not the object allocator.
-extern "C" int _PyObject_DebugMallocStats(FILE *out);
+extern "C" int _PyObject_DebugMallocStats(FILE *out); // NOLINT(bugprone-reserved-identifier)
 
 namespace pyport {
 
@@ -101,11 +101,10 @@ void dispatcher::op_memory_inspect(op code, args_reader &args, out_buffer &out, 
     const msgpack::object *locals = args.opt_map("locals");
     const std::string_view direction = args.opt_str("direction").value_or("backrefs");
     if (direction != "backrefs" && direction != "refs")
-      args.fail("direction", "must be \"backrefs\" or \"refs\", got \"" + std::string(direction) +
-                                 "\"");
+      args.fail("direction",
+                "must be \"backrefs\" or \"refs\", got \"" + std::string(direction) + "\"");
     const auto depth = args.opt_int("max_depth", 1, graph_depth_max).value_or(graph_depth);
-    const auto too_many =
-        args.opt_int("too_many", 1, graph_too_many_max).value_or(graph_too_many);
+    const auto too_many = args.opt_int("too_many", 1, graph_too_many_max).value_or(graph_too_many);
     const auto nodes = args.opt_int("max_nodes", 1, graph_nodes_max).value_or(graph_nodes);
     const auto bytes = args.opt_int("max_bytes", 1024, graph_bytes_max).value_or(graph_bytes);
     args.done();

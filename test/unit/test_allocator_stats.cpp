@@ -16,27 +16,26 @@ void *(*volatile allocate)(std::size_t) = std::malloc;
 void (*volatile release)(void *) = std::free;
 
 // The arena part of Python 3.11's _PyObject_DebugMallocStats output.
-constexpr const char *stats_text =
-    "Small block threshold = 512, in 32 size classes.\n"
-    "\n"
-    "class   size   num pools   blocks in use  avail blocks\n"
-    "-----   ----   ---------   -------------  ------------\n"
-    "    0     16           1             101           920\n"
-    "\n"
-    "# arenas allocated total           =                    2\n"
-    "# arenas reclaimed                 =                    0\n"
-    "# arenas highwater mark            =                    2\n"
-    "# arenas allocated current         =                    2\n"
-    "2 arenas * 1048576 bytes/arena     =            2,097,152\n"
-    "\n"
-    "# bytes in allocated blocks        =              836,016\n"
-    "# bytes in available blocks        =              351,264\n"
-    "53 unused pools * 16384 bytes      =              868,352\n"
-    "# bytes lost to pool headers       =                3,504\n"
-    "Total                              =            2,097,152\n"
-    "arena map counts\n"
-    "# bytes lost to arena map root     =              262,144\n"
-    "Total                              =              655,360\n";
+constexpr const char *stats_text = "Small block threshold = 512, in 32 size classes.\n"
+                                   "\n"
+                                   "class   size   num pools   blocks in use  avail blocks\n"
+                                   "-----   ----   ---------   -------------  ------------\n"
+                                   "    0     16           1             101           920\n"
+                                   "\n"
+                                   "# arenas allocated total           =                    2\n"
+                                   "# arenas reclaimed                 =                    0\n"
+                                   "# arenas highwater mark            =                    2\n"
+                                   "# arenas allocated current         =                    2\n"
+                                   "2 arenas * 1048576 bytes/arena     =            2,097,152\n"
+                                   "\n"
+                                   "# bytes in allocated blocks        =              836,016\n"
+                                   "# bytes in available blocks        =              351,264\n"
+                                   "53 unused pools * 16384 bytes      =              868,352\n"
+                                   "# bytes lost to pool headers       =                3,504\n"
+                                   "Total                              =            2,097,152\n"
+                                   "arena map counts\n"
+                                   "# bytes lost to arena map root     =              262,144\n"
+                                   "Total                              =              655,360\n";
 
 } // namespace
 
