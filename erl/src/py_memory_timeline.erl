@@ -11,7 +11,6 @@
 -module(py_memory_timeline).
 
 -export([start/2, stop/1, handle_event/4]).
--export([init/4]).
 
 -export_type([ref/0, sample/0, call/0]).
 
@@ -30,7 +29,7 @@ start({Pool, Slot} = Target, Opts) when is_atom(Pool), is_integer(Slot), Slot > 
         {{ok, _}, {ok, #{slots := Slots}}} when Slot > length(Slots) -> {error, {no_slot, Target}};
         {{ok, O}, {ok, _}} ->
             Owner = self(),
-            {Pid, Mon} = spawn_monitor(?MODULE, init, [Owner, Pool, Slot, O]),
+            {Pid, Mon} = spawn_monitor(fun() -> init(Owner, Pool, Slot, O) end),
             receive
                 {Pid, started} -> erlang:demonitor(Mon, [flush]), {ok, {?MODULE, Pid}};
                 {'DOWN', Mon, process, Pid, Reason} -> {error, Reason}
@@ -66,8 +65,7 @@ handle_event(_, _, _, _) -> ok.
 
 %% ---- the sampling process ----
 
-%% @private
--spec init(pid(), atom(), pos_integer(), map()) -> no_return() | ok.
+-spec init(pid(), atom(), pos_integer(), map()) -> ok.
 init(Owner, Pool, Slot, Opts) ->
     case global:register_name({?MODULE, node(), Pool, Slot}, self()) of
         no -> exit({already_started, {Pool, Slot}});
