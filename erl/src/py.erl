@@ -44,7 +44,8 @@
          gc_threshold/0, gc_threshold/1, gc_threshold/2, gc_freeze/0, gc_freeze/1,
          gc_unfreeze/0, gc_unfreeze/1, reset/0, reset/1]).
 -export([backrefs/2, object_graph/2, memory_profile/3, memory_profile/4,
-         memory_timeline_start/2, memory_timeline_stop/1]).
+         memory_timeline_start/2, memory_timeline_stop/1,
+         cpu_profile_start/1, cpu_profile_start/2, cpu_profile_stop/1]).
 -export([version/0, bind/0, bind/1, unbind/0, unbind/1, exec_all/1, exec_all/2,
          start_pool/2, stop_pool/1, pool_status/1, last_error/0]).
 -export([cast/3, cast/4, cast/5, spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2,
@@ -413,6 +414,21 @@ memory_timeline_start(Target, Opts) -> py_memory_timeline:start(Target, Opts).
 %% requests marked on it, and its plot.
 -spec memory_timeline_stop(py_memory_timeline:ref()) -> {ok, map()} | error().
 memory_timeline_stop(Ref) -> py_memory_timeline:stop(Ref).
+
+%% @doc Starts a sampling CPU profile of a worker (`{Pool, Slot}'); it
+%% stops when the caller exits.
+-spec cpu_profile_start({atom(), pos_integer()}) -> {ok, py_cpu_profile:ref()} | error().
+cpu_profile_start(Target) -> py_cpu_profile:start(Target, #{}).
+
+%% @doc cpu_profile_start/1 with options: `interval_ms' (1..1000, 10),
+%% `max_stacks', `max_depth', `top' (py_cpu_profile).
+-spec cpu_profile_start({atom(), pos_integer()}, map() | list()) -> {ok, py_cpu_profile:ref()} | error().
+cpu_profile_start(Target, Opts) -> py_cpu_profile:start(Target, Opts).
+
+%% @doc `{ok, #{svg, top, stacks, samples, ...}}': the flame graph of the
+%% samples, and the hottest lines `[#{file, line, function, samples}]'.
+-spec cpu_profile_stop(py_cpu_profile:ref()) -> {ok, map()} | error().
+cpu_profile_stop(Ref) -> py_cpu_profile:stop(Ref).
 
 %% ---- workers and pools ----
 

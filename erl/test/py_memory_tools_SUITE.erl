@@ -11,13 +11,14 @@
 -export([backrefs_name_the_global/1, backrefs_refusals/1, object_graph_draws_svg/1,
          object_graph_bounds/1, graphviz_or_objgraph_missing/1, memory_profile_finds_the_line/1,
          memory_profile_refusals/1, timeline_rises_and_marks_calls/1, timeline_lifecycle/1,
-         rss_breakdown_sums_to_rss/1, rss_breakdown_other_allocators/1]).
+         rss_breakdown_sums_to_rss/1, rss_breakdown_other_allocators/1,
+         cpu_profile_finds_the_hot_line/1, cpu_profile_lifecycle/1]).
 
 all() ->
     [backrefs_name_the_global, backrefs_refusals, object_graph_draws_svg, object_graph_bounds,
      graphviz_or_objgraph_missing, memory_profile_finds_the_line, memory_profile_refusals,
      timeline_rises_and_marks_calls, timeline_lifecycle, rss_breakdown_sums_to_rss,
-     rss_breakdown_other_allocators].
+     rss_breakdown_other_allocators, cpu_profile_finds_the_hot_line, cpu_profile_lifecycle].
 
 %% Line 13 allocates 50 MB; the rest is leaky.py of docs/memory.md.
 -define(LEAKY, <<"class Leak:\n"              % 1
@@ -38,7 +39,14 @@ all() ->
                  "    return len(data) + len(small)\n"
                  "\n"
                  "def fail():\n"
-                 "    return 1 / 0\n">>).
+                 "    return 1 / 0\n"
+                 "\n"                          % 20
+                 "def spin(seconds):\n"
+                 "    import time\n"
+                 "    end, n = time.monotonic() + seconds, 0\n"
+                 "    while time.monotonic() < end:\n"
+                 "        n += sum(i * i for i in range(100))\n" % 25
+                 "    return n\n">>).
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -292,6 +300,54 @@ rss_breakdown_other_allocators(Config) ->
          ?assertEqual(Rss, Free + Native + maps:get(traced, B)),
          ok = py:stop_pool(m2)
      end || A <- [jemalloc, mimalloc]].
+
+%% ---- CPU ----
+
+cpu_profile_finds_the_hot_line(_) ->
+    {ok, Ref} = py:cpu_profile_start({m, 1}, #{interval_ms => 5}),
+    timer:sleep(100), % idle: the worker waits for a request
+    {ok, _} = py:call(leaky, spin, [0.6], #{}, [{pool, m}]),
+    {ok, #{samples := Samples, idle := Idle, dropped := 0, interval_ms := 5, top := Top,
+           stacks := Stacks, svg := Svg}} = py:cpu_profile_stop(Ref),
+    ?assert(Samples >= 20, Samples),
+    ?assert(Idle >= 5, Idle),
+    % The hottest lines are spin's loop (25, the generator on it, and 24).
+    [#{file := File, function := Hot, line := Line, samples := N} | _] = Top,
+    ?assertEqual(<<"leaky.py">>, filename:basename(File)),
+    ?assert(lists:member({Hot, Line}, [{<<"spin">>, 24}, {<<"spin">>, 25}, {<<"<genexpr>">>, 25}]), Top),
+    ?assert(N >= Samples div 3, {N, Samples}),
+    ?assertEqual(Samples, lists:sum([C || {_, C} <- Stacks])),
+    ?assertEqual(Samples, lists:sum([S || #{samples := S} <- Top])),
+    % Each stack oldest first: spin under the call.
+    ?assert(lists:all(fun({Frames, _}) -> lists:keymember(<<"spin">>, 3, Frames) end, Stacks), Stacks),
+    % The flame graph: spin's box as wide as its samples.
+    Texts = [string:trim(V) || #xmlText{value = V} <- xmerl_xpath:string("//title/text()", parse(Svg))],
+    Expected = lists:flatten(io_lib:format("spin (leaky.py:~b) (", [Line])),
+    ?assert(lists:any(fun(T) -> string:prefix(T, "spin (leaky.py:") =/= nomatch end, Texts), {Expected, Texts}).
+
+cpu_profile_lifecycle(_) ->
+    {ok, Ref} = py:cpu_profile_start({m, 1}),
+    % One per worker: the port refuses a second.
+    {error, {already_started, _}} = py:cpu_profile_start({m, 1}),
+    {ok, #{samples := 0}} = py:cpu_profile_stop(Ref),
+    {error, not_running} = py:cpu_profile_stop(Ref),
+    % Its owner's exit stops it: a new one can start.
+    Self = self(),
+    Owner = spawn(fun() -> Self ! py:cpu_profile_start({m, 1}), receive stop -> ok end end),
+    {ok, Ref2} = receive R -> R end,
+    exit(Owner, kill),
+    ok = py_ct:wait_until(fun() -> {error, not_running} =:= py:cpu_profile_stop(Ref2) end, 2000),
+    {ok, Ref3} = py:cpu_profile_start({m, 1}, [{interval_ms, 1}, {max_stacks, 1}, {top, 1}]),
+    % Two functions: two stacks, one kept.
+    [{ok, _} = py:call(leaky, F, A, #{}, [{pool, m}]) || {F, A} <- [{spin, [0.2]}, {work, [100000]}]],
+    {ok, #{stacks := [_], top := [_], dropped := Dropped}} = py:cpu_profile_stop(Ref3),
+    ?assert(Dropped > 0, Dropped),
+    % Bad input.
+    {error, {invalid_option, {interval_ms, 0}}} = py:cpu_profile_start({m, 1}, #{interval_ms => 0}),
+    {error, {invalid_option, {top, 1001}}} = py:cpu_profile_start({m, 1}, #{top => 1001}),
+    {error, {invalid_option, {bogus, 1}}} = py:cpu_profile_start({m, 1}, #{bogus => 1}),
+    {error, badarg} = py:cpu_profile_start(m),
+    {error, badarg} = py:cpu_profile_stop(nope).
 
 %% ---- helpers ----
 

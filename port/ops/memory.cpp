@@ -229,6 +229,8 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
   case op::backrefs:
   case op::object_graph:
   case op::memory_profile:
+  case op::cpu_profile_start:
+  case op::cpu_profile_stop:
     return op_memory_inspect(code, args, out, id);
   case op::reset:
     args.done();

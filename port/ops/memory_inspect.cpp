@@ -1,8 +1,9 @@
 // The memory ops that ask why an object is alive (backrefs, object_graph),
 // which line of a function costs the memory (memory_profile), and where the
-// resident bytes go (memory_stats' rss_breakdown). PROTOCOL.md, "Memory
-// tools". The work is objgraph's, graphviz's and memory_profiler's, run by
-// the Python of memory_inspect_source.cpp.
+// resident bytes go (memory_stats' rss_breakdown); and the sampling CPU
+// profiler (cpu_profile_start, cpu_profile_stop). PROTOCOL.md, section 2.
+// The work is objgraph's, graphviz's and memory_profiler's, run by the
+// Python of memory_inspect_source.cpp and cpu_profile_source.cpp.
 #include "allocator_stats.hpp"
 #include "dispatch.hpp"
 #include "py_error.hpp"
@@ -33,6 +34,14 @@ constexpr std::int64_t graph_bytes_max = 16 << 20;
 constexpr long dot_timeout_s = 60;
 constexpr std::int64_t profile_rows = 1000;
 constexpr std::int64_t profile_rows_max = 100000;
+constexpr std::int64_t cpu_interval_ms = 10;
+constexpr std::int64_t cpu_interval_ms_max = 1000;
+constexpr std::int64_t cpu_stacks = 2000;
+constexpr std::int64_t cpu_stacks_max = 20000;
+constexpr std::int64_t cpu_depth = 64;
+constexpr std::int64_t cpu_depth_max = 256;
+constexpr std::int64_t cpu_top = 50;
+constexpr std::int64_t cpu_top_max = 1000;
 
 error_type refusal_type(std::string_view kind) {
   if (kind == "tool_unavailable")
@@ -41,6 +50,10 @@ error_type refusal_type(std::string_view kind) {
     return error_type::no_root;
   if (kind == "graph_too_large")
     return error_type::graph_too_large;
+  if (kind == "already_started")
+    return error_type::already_started;
+  if (kind == "not_started")
+    return error_type::not_started;
   return error_type::bad_request;
 }
 
@@ -135,6 +148,24 @@ void dispatcher::op_memory_inspect(op code, args_reader &args, out_buffer &out, 
     py_ref lines = checked(PyObject_CallMethod(tools.get(), "profile_lines", "OL", profiler,
                                                static_cast<long long>(rows)));
     value = checked(PyTuple_Pack(2, result.get(), lines.get()));
+    break;
+  }
+  case op::cpu_profile_start: {
+    const auto interval =
+        args.opt_int("interval_ms", 1, cpu_interval_ms_max).value_or(cpu_interval_ms);
+    const auto stacks = args.opt_int("max_stacks", 1, cpu_stacks_max).value_or(cpu_stacks);
+    const auto depth = args.opt_int("max_depth", 1, cpu_depth_max).value_or(cpu_depth);
+    args.done();
+    unless_refused(checked(PyObject_CallMethod(
+        tools.get(), "cpu_profile_start", "LLL", static_cast<long long>(interval),
+        static_cast<long long>(stacks), static_cast<long long>(depth))));
+    return write_nil_reply(out, id, "ok");
+  }
+  case op::cpu_profile_stop: {
+    const auto top = args.opt_int("top", 1, cpu_top_max).value_or(cpu_top);
+    args.done();
+    value = unless_refused(checked(
+        PyObject_CallMethod(tools.get(), "cpu_profile_stop", "L", static_cast<long long>(top))));
     break;
   }
   default:

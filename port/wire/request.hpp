@@ -51,6 +51,8 @@ enum class op {
   backrefs,
   object_graph,
   memory_profile,
+  cpu_profile_start,
+  cpu_profile_stop,
   // handles (ops/handle.cpp)
   call_method,
   getattr,
