@@ -20,6 +20,19 @@ class _Loop(asyncio.SelectorEventLoop):
     _eager = False
     _first_step = None
 
+    _runner = None
+
+    def run_until_complete(self, future):
+        """From synchronous code (a request, not a coroutine): the loop
+        runs, other requests' coroutines with it, until future is done."""
+        runner = self._runner
+        if runner is None or _get_running_loop() is not None:
+            return super().run_until_complete(future)
+        future = asyncio.ensure_future(future, loop=self)
+        while not future.done():
+            runner.step(True)
+        return future.result()
+
     def call_soon(self, callback, *args, context=None):
         if self._eager:
             self._eager = False
@@ -48,7 +61,13 @@ class Runner:
 
     def __init__(self, wake_fd, done, chunk, credit, max_concurrency):
         loop = self.loop = _Loop()
+        loop._runner = self
         loop._thread_id = threading.get_ident()
+        # The thread's current loop: a Task or Future that synchronous code
+        # makes (asyncio.ensure_future, get_event_loop().create_task) is on
+        # it, so a request may return one to be awaited.
+        asyncio.set_event_loop(loop)
+        self._policy_local = asyncio.get_event_loop_policy()._local
         loop.add_reader(wake_fd, self._drain, wake_fd)
         import os
         import sys
@@ -95,8 +114,11 @@ class Runner:
         """After a request: one pass without waiting when a callback is
         ready, else at most once a millisecond (I/O and timers of
         background tasks), so that a stream of synchronous requests does
-        not pay a select each."""
+        not pay a select each. asyncio.run in a request leaves the thread
+        without a current loop: this one is set again."""
         loop = self.loop
+        if self._policy_local._loop is not loop:
+            asyncio.set_event_loop(loop)
         if loop._ready:
             self.step(False)
             return

@@ -205,8 +205,21 @@ bool server::run_async_job(job &next) {
 }
 
 void server::step_loop() {
-  if (!runner_)
-    return;
+  if (!runner_) {
+    // Code that imported asyncio may make a Task or Future in a request and
+    // return it: the loop is made now, as the thread's current loop, before
+    // the next request runs.
+    PyObject *modules = PySys_GetObject("modules"); // borrowed
+    if (!modules || !PyDict_Check(modules) || !PyDict_GetItemString(modules, "asyncio") ||
+        loop_fd_ < 0 || is_forked_child())
+      return;
+    try {
+      (void)runner();
+    } catch (const python_error &e) {
+      log("error", std::string("pyport: the event loop: ") + e.what());
+      return;
+    }
+  }
   try {
     runner_->poll();
   } catch (const python_error &e) {

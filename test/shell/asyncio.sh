@@ -81,6 +81,13 @@ r = p.call(3, "call", {"module": "__main__", "function": "fails"})
 t.equal("a failing coroutine: its exception", (r[1], r[2]["type"], r[2]["message"]), ("error", "ValueError", "inside the coroutine"))
 t.check("with its traceback", any("fails" in line for line in r[2]["traceback"]), r)
 
+# Synchronous code: a Task it makes is on the port's loop and is awaited;
+# asyncio.run and run_until_complete still work in it.
+t.equal("a Task made by synchronous code", p.call(4, "eval", {"code": "asyncio.ensure_future(asyncio.sleep(0.01, result=5))"}), [4, "ok", 5])
+t.equal("asyncio.run in a request", p.call(5, "eval", {"code": "asyncio.run(asyncio.sleep(0, result='run'))"}), [5, "ok", "run"])
+t.equal("and after it, the port's loop is the thread's again", p.call(6, "eval", {"code": "asyncio.get_event_loop().create_task(asyncio.sleep(0, result=6))"}), [6, "ok", 6])
+t.equal("run_until_complete from synchronous code", p.call(7, "eval", {"code": "asyncio.get_event_loop().run_until_complete(asyncio.sleep(0.01, result=7))"}), [7, "ok", 7])
+
 # 1,000 coroutines that each wait 0.2 s, on one worker: all answered, in
 # about the time of one (bounded loosely: this is not a benchmark).
 t0 = time.monotonic()
