@@ -1,0 +1,377 @@
+%% Coroutines on a worker's event loop (docs/async.md): many awaited at
+%% once on one worker, their replies in any order; cancels of one among
+%% many; a worker killed or recycled under them; async generators streamed
+%% with credit; erlang.async_call (nested, many at once, killed with its
+%% request or port); background tasks; memory functions and stats while
+%% coroutines pend; py:async_call/async_await/async_gather;
+%% max_concurrency; a real asyncio HTTP client.
+-module(py_asyncio_SUITE).
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
+-export([thousand_coroutines_on_one_worker/1, top_level_await/1,
+         cancel_one_of_a_hundred/1, worker_killed_with_500_pending/1,
+         async_generator_streams_with_credit/1, async_call_eight_deep/1,
+         async_calls_many_at_once/1, async_call_errors/1,
+         async_call_killed_with_its_request/1, async_call_of_a_task_killed_with_its_port/1,
+         recycle_with_coroutines_pending/1, background_task_lives_on/1,
+         memory_stats_while_a_thousand_pend/1, async_call_await_gather/1,
+         max_concurrency_honoured/1, max_concurrency_validated/1,
+         call_events_cover_async_calls/1, http_client_hundred_concurrent/1]).
+
+all() ->
+    [thousand_coroutines_on_one_worker, top_level_await,
+     cancel_one_of_a_hundred, worker_killed_with_500_pending,
+     async_generator_streams_with_credit, async_call_eight_deep,
+     async_calls_many_at_once, async_call_errors,
+     async_call_killed_with_its_request, async_call_of_a_task_killed_with_its_port,
+     recycle_with_coroutines_pending, background_task_lives_on,
+     memory_stats_while_a_thousand_pend, async_call_await_gather,
+     max_concurrency_honoured, max_concurrency_validated,
+     call_events_cover_async_calls, http_client_hundred_concurrent].
+
+init_per_suite(Config) ->
+    ok = py_ct:start_app([]),
+    Config.
+
+end_per_suite(_Config) ->
+    application:stop(pyport).
+
+init_per_testcase(_Case, Config) ->
+    Config.
+
+end_per_testcase(_Case, _Config) ->
+    _ = [py:stop_pool(P) || P <- [aio, default]],
+    _ = [py:unregister_function(F) || F <- [deeper, double, hang, boom, slow]],
+    ok.
+
+%% A pool of one worker that can import aio.py.
+start(Config, Opts) ->
+    start(Config, aio, Opts).
+
+start(Config, Pool, Opts) ->
+    ok = py:start_pool(Pool, [{size, 1}, {python_path, [?config(data_dir, Config)]} | Opts]).
+
+opts() -> [{pool, aio}].
+opts(Timeout) -> [{pool, aio}, {timeout, Timeout}].
+
+call(F, A) -> py:call(aio, F, A, #{}, opts()).
+
+os_pid() ->
+    {ok, P} = py:eval(<<"__import__('os').getpid()">>, #{}, opts()),
+    P.
+
+ms_since(T0) -> erlang:monotonic_time(millisecond) - T0.
+
+%% N answers of py_ct:calls/2, in order.
+answers(Refs, Timeout) ->
+    [receive {answer, R, A} -> A after Timeout -> ct:fail({no_answer, R}) end || R <- Refs].
+
+%% ---- many coroutines on one worker ----
+
+%% 1,000 callers of an `async def' that awaits 0.2 s, on one worker: all
+%% answered, each with its own value, far sooner than one after the other
+%% (200 s); the bound is generous, not a timing claim.
+thousand_coroutines_on_one_worker(Config) ->
+    start(Config, []),
+    T0 = erlang:monotonic_time(millisecond),
+    Self = self(),
+    Refs = [begin
+                Ref = make_ref(),
+                spawn_link(fun() -> Self ! {answer, Ref, py:call(aio, sleep_then, [I], #{}, opts())} end),
+                Ref
+            end || I <- lists:seq(1, 1000)],
+    Answers = answers(Refs, 30000),
+    Took = ms_since(T0),
+    ct:pal("1000 coroutines of 0.2 s on one worker: ~p ms", [Took]),
+    ?assertEqual([{ok, I} || I <- lists:seq(1, 1000)], Answers),
+    ?assert(Took < 5000).
+
+%% eval and exec take top-level await.
+top_level_await(Config) ->
+    start(Config, []),
+    ok = py:exec(<<"import asyncio\nawait asyncio.sleep(0.01)\nawaited = 3">>, opts()),
+    {ok, 3} = py:eval(<<"awaited">>, #{}, opts()),
+    {ok, 7} = py:eval(<<"await asyncio.sleep(0.01, result=7)">>, #{}, opts()),
+    % An awaitable a call returns is awaited: a Task, a Future.
+    {ok, 5} = py:eval(<<"asyncio.ensure_future(asyncio.sleep(0.01, result=5))">>, #{}, opts()).
+
+%% One of 100 pending coroutines times out: it is cancelled (its finally
+%% runs at once, not when it would have ended), the worker is not killed,
+%% and the other 99 answer.
+cancel_one_of_a_hundred(Config) ->
+    start(Config, [{cancel_grace, 2000}]),
+    Pid = os_pid(),
+    Victim = py:spawn_call(aio, guarded, [0, 3.0], #{}, opts(300)),
+    Others = [py:spawn_call(aio, guarded, [K, 3.0], #{}, opts(20000)) || K <- lists:seq(1, 99)],
+    {error, timeout} = py:await(Victim),
+    ok = py_ct:wait_until(fun() -> {ok, [0]} =:= call(finished_keys, []) end, 2000),
+    ?assertEqual([{ok, K} || K <- lists:seq(1, 99)], [py:await(R) || R <- Others]),
+    {ok, Done} = call(finished_keys, []),
+    ?assertEqual(lists:seq(0, 99), Done),
+    ?assertEqual(Pid, os_pid()), % cancelled in the port, not killed
+    {ok, #{workers := [#{restarts := 0}]}} = py:stats(aio).
+
+%% The worker killed with 500 coroutines pending: each caller answered
+%% worker_exited, exactly once.
+worker_killed_with_500_pending(Config) ->
+    start(Config, []),
+    Pid = os_pid(),
+    Refs = py_ct:calls(500, fun() -> py:call(aio, sleep_then, [x, 30], #{}, opts()) end),
+    ok = py_ct:wait_until(fun() -> coroutines(aio) =:= 500 end, 10000),
+    os:cmd("kill -9 " ++ integer_to_list(Pid)),
+    Answers = answers(Refs, 10000),
+    ?assertEqual([{error, {worker_exited, {signal, sigkill}}}], lists:usort(Answers)),
+    receive {answer, _, _} = Again -> ct:fail({answered_twice, Again}) after 500 -> ok end,
+    ok = py_ct:wait_until(fun() -> {ok, 1} =:= call(sleep_then, [1, 0.01]) end, 10000),
+    ?assertEqual(0, coroutines(aio)).
+
+coroutines(Pool) ->
+    {ok, #{workers := [#{coroutines := N}]}} = py:stats(Pool),
+    N.
+
+%% ---- async generators ----
+
+%% An async generator streams, collected or item by item; a consumer that
+%% stops reading holds the generator at its yield within its credit,
+%% while the worker serves other requests.
+async_generator_streams_with_credit(Config) ->
+    ChunkItems = 10,
+    start(Config, [{chunk_items, ChunkItems}]),
+    {ok, [0, 1, 2, 3, 4]} = py:stream(aio, agen, [c, 5], #{}, opts()),
+    {ok, [0, 1, 2]} = py:stream_eval(<<"__import__('aio').agen('e', 3)">>, #{}, opts()),
+    {ok, Ref} = py:stream_start(aio, agen, [slow, 1000000], #{}, opts()),
+    Read = [receive {py_stream, Ref, {data, I}} -> I after 5000 -> ct:fail(no_item) end
+            || _ <- lists:seq(1, 5)],
+    ?assertEqual([0, 1, 2, 3, 4], Read),
+    % Unread from here: the mailbox fills to the worker's bound, then the
+    % generator stops within the credit it has.
+    timer:sleep(1000),
+    {ok, P1} = call(progress_of, [slow]),
+    timer:sleep(500),
+    {ok, P2} = call(progress_of, [slow]), % answered: the loop is not held
+    {message_queue_len, Queued} = erlang:process_info(self(), message_queue_len),
+    ct:pal("generator at ~p (then ~p); 5 read, ~p in the mailbox", [P1, P2, Queued]),
+    ?assertEqual(P1, P2),
+    ?assert(P2 + 1 =< 5 + Queued + 3 * ChunkItems),
+    ?assert(P2 < 1000000 - 1),
+    ok = py:stream_cancel(Ref),
+    flush_stream(Ref).
+
+flush_stream(Ref) ->
+    receive {py_stream, Ref, _} -> flush_stream(Ref) after 200 -> ok end.
+
+%% ---- erlang.async_call ----
+
+%% Python awaits Erlang, which calls Python, which awaits Erlang ... 8
+%% deep on one worker: the loop is never blocked, so each level's call is
+%% an ordinary request.
+async_call_eight_deep(Config) ->
+    start(Config, []),
+    ok = py:register_function(deeper, fun([N]) -> {ok, V} = call(deep, [N]), V end),
+    {ok, 8} = call(deep, [8]).
+
+%% Many outstanding at once, for one request, each answered to its own
+%% awaiter whatever order they end in.
+async_calls_many_at_once(Config) ->
+    start(Config, []),
+    ok = py:register_function(double, fun([I]) -> timer:sleep(rand:uniform(50)), 2 * I end),
+    T0 = erlang:monotonic_time(millisecond),
+    {ok, Doubled} = call(doubled, [200]),
+    ?assertEqual([2 * I || I <- lists:seq(0, 199)], Doubled),
+    ?assert(ms_since(T0) < 5000), % not 200 one after the other (some 5 s)
+    % From several requests at once.
+    Refs = [py:spawn_call(aio, doubled, [20], #{}, opts()) || _ <- lists:seq(1, 10)],
+    [{ok, Twenty}] = lists:usort([py:await(R) || R <- Refs]),
+    ?assertEqual([2 * I || I <- lists:seq(0, 19)], Twenty).
+
+%% An unknown name, a crash, a process killed: erlang.Error in Python.
+async_call_errors(Config) ->
+    start(Config, []),
+    {ok, [<<"error">>, error, {unknown_function, <<"nope">>}]} = call(call_named, [nope]),
+    ok = py:register_function(boom, fun(_) -> error(boom) end),
+    {ok, [<<"error">>, error, boom]} = call(call_named, [boom]),
+    Self = self(),
+    ok = py:register_function(hang, fun(_) -> Self ! {hanging, self()}, receive after infinity -> ok end end),
+    Ref = py:spawn_call(aio, call_named, [hang], #{}, opts()),
+    Hanging = receive {hanging, P} -> P after 5000 -> ct:fail(no_call) end,
+    exit(Hanging, kill),
+    {ok, [<<"error">>, exit, killed]} = py:await(Ref).
+
+%% A request that ends (here: it times out and is cancelled) takes the
+%% async calls it made along.
+async_call_killed_with_its_request(Config) ->
+    start(Config, []),
+    Self = self(),
+    ok = py:register_function(hang, fun(_) -> Self ! {hanging, self()}, receive after infinity -> ok end end),
+    {error, timeout} = py:call(aio, call_named, [hang], #{}, opts(300)),
+    Hanging = receive {hanging, P} -> P after 5000 -> ct:fail(no_call) end,
+    ok = py_ct:wait_until(fun() -> not is_process_alive(Hanging) end, 3000),
+    {ok, 1} = call(sleep_then, [1, 0.01]).
+
+%% A background task's async call (of no request) ends with its port.
+async_call_of_a_task_killed_with_its_port(Config) ->
+    start(Config, []),
+    Self = self(),
+    ok = py:register_function(hang, fun(_) -> Self ! {hanging, self()}, receive after infinity -> ok end end),
+    {ok, true} = call(start_task_calling, [hang]),
+    Hanging = receive {hanging, P} -> P after 5000 -> ct:fail(no_call) end,
+    ?assert(is_process_alive(Hanging)),
+    os:cmd("kill -9 " ++ integer_to_list(os_pid())),
+    ok = py_ct:wait_until(fun() -> not is_process_alive(Hanging) end, 3000).
+
+%% ---- recycling, tasks, memory functions, stats ----
+
+%% A recycle while coroutines pend: they finish on the old port, and
+%% every one is answered.
+recycle_with_coroutines_pending(Config) ->
+    start(Config, [{max_requests, 30}]),
+    Old = os_pid(),
+    First = [py:spawn_call(aio, pid_after, [1.0], #{}, opts()) || _ <- lists:seq(1, 100)],
+    _ = [call(sleep_then, [I, 0]) || I <- lists:seq(1, 40)], % past max_requests: a recycle
+    ok = py_ct:wait_until(fun() -> os_pid() =/= Old end, 10000),
+    Second = [py:spawn_call(aio, pid_after, [0.2], #{}, opts()) || _ <- lists:seq(1, 100)],
+    FirstPids = [begin {ok, P} = py:await(R), P end || R <- First],
+    SecondPids = [begin {ok, P} = py:await(R), P end || R <- Second],
+    ?assertEqual([Old], lists:usort(FirstPids)),
+    ?assertNot(lists:member(Old, SecondPids)),
+    {ok, #{workers := [#{recycles := Recycles}]}} = py:stats(aio),
+    ?assert(Recycles >= 1).
+
+%% A task started by one request keeps running between requests.
+background_task_lives_on(Config) ->
+    start(Config, []),
+    {ok, true} = call(start_ticker, []),
+    {ok, T1} = call(tick_count, []),
+    timer:sleep(500),
+    {ok, T2} = call(tick_count, []),
+    ct:pal("ticks: ~p then ~p", [T1, T2]),
+    ?assert(T2 >= T1 + 5),
+    ok = py_ct:wait_until(fun() -> tasks(aio) >= 1 end, 2000).
+
+tasks(Pool) ->
+    {ok, #{workers := [#{tasks := N}]}} = py:stats(Pool),
+    N.
+
+%% With 1,000 coroutines pending, py:stats counts them and memory
+%% functions are answered at once, not queued behind them.
+memory_stats_while_a_thousand_pend(Config) ->
+    start(Config, [{max_in_flight, 2000}]),
+    Refs = [py:spawn_call(aio, sleep_then, [I, 5.0], #{}, opts()) || I <- lists:seq(1, 1000)],
+    ok = py_ct:wait_until(fun() -> coroutines(aio) =:= 1000 end, 10000),
+    ?assert(tasks(aio) >= 1000),
+    T0 = erlang:monotonic_time(millisecond),
+    {ok, #{gc_count := _}} = py:memory_stats({aio, 1}),
+    {ok, _} = py:gc(0, {aio, 1}),
+    Took = ms_since(T0),
+    ct:pal("memory_stats and gc with 1000 coroutines pending: ~p ms", [Took]),
+    ?assert(Took < 1000), % the coroutines end 5 s after their start
+    {ok, #{totals := #{coroutines := 1000}}} = py:stats(aio),
+    ?assertEqual([{ok, I} || I <- lists:seq(1, 1000)], [py:await(R) || R <- Refs]),
+    ok = py_ct:wait_until(fun() -> coroutines(aio) =:= 0 end, 2000).
+
+%% ---- the Erlang API ----
+
+%% erlang_python's names, on the default pool (as theirs: no options).
+async_call_await_gather(Config) ->
+    start(Config, default, [{size, 2}]),
+    R1 = py:async_call(aio, sleep_then, [1]),
+    ?assert(is_reference(R1)),
+    R2 = py:async_call(aio, sleep_then, [2], #{s => 0.01}),
+    {ok, 2} = py:async_await(R2),
+    {ok, 1} = py:async_await(R1, 5000),
+    R3 = py:async_call(aio, sleep_then, [3], #{s => 5}),
+    {error, timeout} = py:async_await(R3, 100),
+    {error, unknown_ref} = py:async_await(R3),
+    Gathered = [{aio, sleep_then, [I]} || I <- lists:seq(1, 20)],
+    T0 = erlang:monotonic_time(millisecond),
+    {ok, Values} = py:async_gather(Gathered ++ [{aio, sleep_then, [x], #{s => 0.01}}]),
+    ?assertEqual(lists:seq(1, 20) ++ [x], Values),
+    ?assert(ms_since(T0) < 4000), % concurrently: one after the other is 4 s
+    {error, {gather_failed, [{2, {'ValueError', <<"failed on purpose">>}}, {3, timeout}]}} =
+        py:async_gather([{aio, sleep_then, [1]}, {aio, fail_after, [0.01]}, {aio, sleep_then, [1, 5]}], 1000),
+    {ok, []} = py:async_gather([]),
+    {error, badarg} = py:async_gather(not_a_list).
+
+%% At most max_concurrency coroutines run at once on a worker; the others
+%% wait their turn in the port and all are answered.
+max_concurrency_honoured(Config) ->
+    start(Config, [{max_concurrency, 2}]),
+    Refs = [py:spawn_call(aio, tracked, [0.1], #{}, opts()) || _ <- lists:seq(1, 10)],
+    [{ok, true}] = lists:usort([py:await(R) || R <- Refs]),
+    {ok, 2} = call(peak_seen, []).
+
+max_concurrency_validated(_) ->
+    [{error, {invalid_option, {max_concurrency, V}}} = py:start_pool(bad, [{max_concurrency, V}])
+     || V <- [0, 100001, -1, many, 1.5]],
+    {ok, #{max_concurrency := 100000}} = py_opts:pool([{max_concurrency, 100000}]),
+    {ok, #{max_concurrency := undefined}} = py_opts:pool([]),
+    ?assertEqual(["--max-concurrency", "7"],
+                 [A || A <- py_exe:args(element(2, py_opts:pool([{max_concurrency, 7}]))),
+                       A =:= "--max-concurrency" orelse A =:= "7"]).
+
+%% A call's events span its await: start when sent, stop when answered.
+call_events_cover_async_calls(Config) ->
+    start(Config, default, []),
+    Self = self(),
+    ok = py_events:attach(aio_events, [pyport, call, stop],
+                          fun(E, M, Md, _) -> Self ! {event, E, M, Md} end, none),
+    try
+        {ok, 1} = py:async_await(py:async_call(aio, sleep_then, [1])),
+        receive
+            {event, [pyport, call, stop], #{duration := D}, #{pool := default, op := call}} ->
+                ?assert(erlang:convert_time_unit(D, native, millisecond) >= 200)
+        after 2000 -> ct:fail(no_stop_event)
+        end
+    after
+        py_events:detach(aio_events)
+    end.
+
+%% ---- a real client ----
+
+%% httpx in the worker makes 100 requests at once to a local server that
+%% answers each after 100 ms.
+http_client_hundred_concurrent(Config) ->
+    start(Config, []),
+    {ok, Listen} = gen_tcp:listen(0, [binary, {active, false}, {reuseaddr, true}, {backlog, 256}]),
+    {ok, Port} = inet:port(Listen),
+    Server = spawn_link(fun() -> accept(Listen) end),
+    Url = iolist_to_binary(["http://127.0.0.1:", integer_to_list(Port)]),
+    T0 = erlang:monotonic_time(millisecond),
+    {ok, Bodies} = py:call(aio, fetch_all, [Url, 100], #{}, opts(30000)),
+    Took = ms_since(T0),
+    ct:pal("100 requests through httpx, 100 ms each: ~p ms", [Took]),
+    ?assertEqual([integer_to_binary(I) || I <- lists:seq(0, 99)], Bodies),
+    ?assert(Took < 8000), % one after the other: 10 s
+    unlink(Server),
+    exit(Server, kill),
+    gen_tcp:close(Listen).
+
+accept(Listen) ->
+    {ok, Sock} = gen_tcp:accept(Listen),
+    Pid = spawn(fun() -> receive go -> serve(Sock) end end),
+    ok = gen_tcp:controlling_process(Sock, Pid),
+    Pid ! go,
+    accept(Listen).
+
+%% Answers one request with its path's last segment, after 100 ms.
+serve(Sock) ->
+    {ok, Request} = read_head(Sock, <<>>),
+    [Line | _] = binary:split(Request, <<"\r\n">>),
+    [_, Path | _] = binary:split(Line, <<" ">>, [global]),
+    Body = lists:last(binary:split(Path, <<"/">>, [global])),
+    timer:sleep(100),
+    ok = gen_tcp:send(Sock, ["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ",
+                             integer_to_list(byte_size(Body)), "\r\nConnection: close\r\n\r\n", Body]),
+    gen_tcp:close(Sock).
+
+read_head(Sock, Acc) ->
+    case binary:match(Acc, <<"\r\n\r\n">>) of
+        nomatch ->
+            case gen_tcp:recv(Sock, 0, 10000) of
+                {ok, More} -> read_head(Sock, <<Acc/binary, More/binary>>);
+                Error -> Error
+            end;
+        _ -> {ok, Acc}
+    end.

@@ -1,0 +1,122 @@
+"""Coroutines, async generators and tasks for py_asyncio_SUITE."""
+import asyncio
+import os
+
+import erlang
+
+
+async def sleep_then(x, s=0.2):
+    await asyncio.sleep(s)
+    return x
+
+
+async def pid_after(s):
+    await asyncio.sleep(s)
+    return os.getpid()
+
+
+async def fail_after(s):
+    await asyncio.sleep(s)
+    raise ValueError("failed on purpose")
+
+
+# Cancellation: each key's finally block records it.
+finished = []
+
+
+async def guarded(key, s):
+    try:
+        await asyncio.sleep(s)
+        return key
+    finally:
+        finished.append(key)
+
+
+def finished_keys():
+    return sorted(finished)
+
+
+# How many run at once (max_concurrency).
+running = 0
+peak = 0
+
+
+async def tracked(s):
+    global running, peak
+    running += 1
+    peak = max(peak, running)
+    try:
+        await asyncio.sleep(s)
+    finally:
+        running -= 1
+    return True
+
+
+def peak_seen():
+    return peak
+
+
+# An async generator that records how far it got.
+progress = {}
+
+
+async def agen(key, n):
+    for i in range(n):
+        progress[key] = i
+        await asyncio.sleep(0)
+        yield i
+
+
+def progress_of(key):
+    return progress.get(key, -1)
+
+
+# Python -> Erlang -> Python, n deep.
+async def deep(n):
+    if n == 0:
+        return 0
+    return 1 + await erlang.async_call("deeper", n - 1)
+
+
+async def doubled(n):
+    return list(await asyncio.gather(*(erlang.async_call("double", i) for i in range(n))))
+
+
+async def call_named(name, *args):
+    try:
+        return ["ok", await erlang.async_call(name, *args)]
+    except erlang.Error as e:
+        return ["error", e.kind, e.reason]
+
+
+# A background task that outlives the request that started it.
+ticks = 0
+tasks = []
+
+
+async def _ticker():
+    global ticks
+    while True:
+        ticks += 1
+        await asyncio.sleep(0.02)
+
+
+async def start_ticker():
+    tasks.append(asyncio.create_task(_ticker()))
+    return True
+
+
+def tick_count():
+    return ticks
+
+
+async def start_task_calling(name):
+    tasks.append(asyncio.create_task(erlang.async_call(name)))
+    return True
+
+
+async def fetch_all(url, n):
+    import httpx
+    async with httpx.AsyncClient(timeout=30) as client:
+        rs = await asyncio.gather(*(client.get(f"{url}/{i}") for i in range(n)))
+    return [r.text for r in rs]
