@@ -18,7 +18,7 @@
 %% worker state's field async_calls.
 -module(py_worker_async_call).
 
--export([new/0, on_request/4, done/4, down/3, ended/2, kill_port/2, refuse/3, count/1]).
+-export([new/0, on_request/4, done/4, down/3, ended/2, kill_port/2, refuse/3, ref/1]).
 
 -export_type([state/0]).
 
@@ -37,10 +37,6 @@
 -spec new() -> state().
 new() -> #{calls => #{}, by_mon => #{}, by_req => #{}}.
 
-%% @doc How many are outstanding (for tests and the worker's state).
--spec count(#st{}) -> non_neg_integer().
-count(#st{async_calls = #{calls := Calls}}) -> map_size(Calls).
-
 %% @doc An async_call frame of Port's (Id as its first bytes read).
 -spec on_request(non_neg_integer(), binary(), port(), #st{}) -> #st{}.
 on_request(Id, Frame, Port, St) ->
@@ -53,21 +49,46 @@ on_request(Id, Frame, Port, St) ->
         {ok, [Id, _, [Ref | _]]} when is_integer(Ref), Ref > 0 ->
             answer(Port, Ref, {error, [error, bad_async_call_frame]}, St);
         Other ->
-            % No Ref to answer: the port's awaiter is its own to bound.
+            % An argument the node cannot take (an atom it does not know,
+            % say): answered by the Ref read from the frame's first bytes.
             ?LOG_ERROR("pyport worker ~p/~p: undecodable async_call frame: ~p",
                        [St#st.pool, St#st.slot, Other], py_worker:meta(St)),
-            St
+            case ref(Frame) of
+                {ok, Ref} -> answer(Port, Ref, {error, [error, undecodable_frame]}, St);
+                error -> St
+            end
     end.
+
+%% @doc The Ref of `[Id, "async_call", [Ref, ...]]', read without decoding.
+-spec ref(binary()) -> {ok, pos_integer()} | error.
+ref(<<16#93, Rest/binary>>) ->
+    case int(Rest) of
+        {ok, _, <<16#aa, "async_call", 16#93, Payload/binary>>} ->
+            case int(Payload) of
+                {ok, Ref, _} when Ref > 0 -> {ok, Ref};
+                _ -> error
+            end;
+        _ -> error
+    end;
+ref(_) ->
+    error.
+
+int(<<0:1, I:7, Rest/binary>>) -> {ok, I, Rest};
+int(<<16#cc, I, Rest/binary>>) -> {ok, I, Rest};
+int(<<16#cd, I:16, Rest/binary>>) -> {ok, I, Rest};
+int(<<16#ce, I:32, Rest/binary>>) -> {ok, I, Rest};
+int(<<16#cf, I:64, Rest/binary>>) -> {ok, I, Rest};
+int(_) -> error.
 
 %% @doc An async_call of the pool's preload (before the worker takes
 %% requests): answered with an error, so that Python raises erlang.Error.
 -spec refuse(binary(), port(), #st{}) -> ok.
 refuse(Frame, Port, St) ->
-    case py_msgpack:decode(Frame, St#st.decode) of
-        {ok, [_, _, [Ref | _]]} when is_integer(Ref), Ref > 0 ->
+    case ref(Frame) of
+        {ok, Ref} ->
             write(Port, py_worker_callback:answer_frame(?TAG, Ref, {error, [error, not_during_preload]},
                                                         py_worker_callback:max_frame(St)));
-        _ ->
+        error ->
             ok
     end.
 

@@ -13,15 +13,11 @@
 %% stats_asked.
 -module(py_worker_port_stats).
 
--export([ask/1, is_reply/1, reply/3, id/0]).
+-export([ask/1, is_reply/1, reply/3]).
 
 -include("py_worker.hrl").
 
 -define(ID, ((1 bsl 62) - 1)).
-
-%% @doc The id of the worker's stats requests.
--spec id() -> pos_integer().
-id() -> ?ID.
 
 %% @doc The sweep: the current port is asked unless it has not answered yet.
 -spec ask(#st{}) -> #st{}.

@@ -77,3 +77,12 @@ dead_within(Pid, T) ->
         false -> ok;
         true -> timer:sleep(10), dead_within(Pid, T - 10)
     end.
+
+%% An async_call's Ref is read from its first bytes (for a frame the node
+%% cannot decode), for every width of Id and Ref.
+async_call_ref_without_decoding_test() ->
+    [?assertEqual({ok, Ref}, py_worker_async_call:ref(frame([Id, <<"async_call">>, [Ref, <<"f">>, [1]]])))
+     || Id <- [0, 1, 200, 70000, 1 bsl 40], Ref <- [1, 127, 128, 65536, 1 bsl 33]],
+    ?assertEqual(error, py_worker_async_call:ref(frame([1, <<"async_call">>, [0, <<"f">>, []]]))),
+    ?assertEqual(error, py_worker_async_call:ref(frame([1, <<"callback">>, [<<"f">>, []]]))),
+    ?assertEqual(error, py_worker_async_call:ref(<<1, 2>>)).
