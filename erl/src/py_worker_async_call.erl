@@ -41,7 +41,8 @@ new() -> #{calls => #{}, by_mon => #{}, by_req => #{}}.
 -spec on_request(non_neg_integer(), binary(), port(), #st{}) -> #st{}.
 on_request(Id, Frame, Port, St) ->
     case py_msgpack:decode(Frame, St#st.decode) of
-        {ok, [Id, _, [Ref, Name, Args]]} when is_integer(Ref), Ref > 0, is_binary(Name), is_list(Args) ->
+        {ok, [Id, _, [Ref, Name, Args]]} when is_integer(Ref), Ref > 0, is_list(Args),
+                                              (is_binary(Name) orelse is_atom(Name)) -> % str or pyport.Atom
             case py_callbacks:lookup(Name) of
                 {ok, Callback} -> spawn_call(Id, {Port, Ref}, Callback, Args, St);
                 error -> answer(Port, Ref, {error, [error, {unknown_function, Name}]}, St)

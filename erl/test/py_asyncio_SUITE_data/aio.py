@@ -111,7 +111,10 @@ def tick_count():
 
 
 async def start_task_calling(name):
-    tasks.append(asyncio.create_task(erlang.async_call(name)))
+    # erlang.async_call returns a Future: a task awaits it here.
+    async def calling():
+        return await erlang.async_call(name)
+    tasks.append(asyncio.create_task(calling()))
     return True
 
 
