@@ -9,9 +9,12 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
+-export([log/2]).
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([thousand_coroutines_on_one_worker/1, top_level_await/1, task_returned_by_sync_code_is_awaited/1,
-         cancel_one_of_a_hundred/1, worker_killed_with_500_pending/1,
+         cancel_one_of_a_hundred/1, cancel_while_waiting_for_a_turn/1, dead_caller_cancels_its_coroutine/1,
+         worker_killed_with_500_pending/1, stream_cancel_cancels_the_generator/1,
+         unretrieved_task_exception_is_logged/1,
          async_generator_streams_with_credit/1, async_call_eight_deep/1,
          async_calls_many_at_once/1, async_call_errors/1,
          async_call_killed_with_its_request/1, async_call_of_a_task_killed_with_its_port/1,
@@ -22,7 +25,9 @@
 
 all() ->
     [thousand_coroutines_on_one_worker, top_level_await, task_returned_by_sync_code_is_awaited,
-     cancel_one_of_a_hundred, worker_killed_with_500_pending,
+     cancel_one_of_a_hundred, cancel_while_waiting_for_a_turn, dead_caller_cancels_its_coroutine,
+     worker_killed_with_500_pending, stream_cancel_cancels_the_generator,
+     unretrieved_task_exception_is_logged,
      async_generator_streams_with_credit, async_call_eight_deep,
      async_calls_many_at_once, async_call_errors,
      async_call_killed_with_its_request, async_call_of_a_task_killed_with_its_port,
@@ -120,6 +125,32 @@ cancel_one_of_a_hundred(Config) ->
     ?assertEqual(Pid, os_pid()), % cancelled in the port, not killed
     {ok, #{workers := [#{restarts := 0}]}} = py:stats(aio).
 
+%% With max_concurrency 1, a coroutine waiting for its turn is counted in
+%% py:stats, and its timeout drops it from the port's queue: it never
+%% runs, and the one in progress is not disturbed.
+cancel_while_waiting_for_a_turn(Config) ->
+    start(Config, [{max_concurrency, 1}]),
+    Running = py:spawn_call(aio, guarded, [1, 1.5], #{}, opts()),
+    Waiting = [py:spawn_call(aio, guarded, [K, 0.01], #{}, opts(20000)) || K <- [3, 4, 5]],
+    Dropped = py:spawn_call(aio, guarded, [2, 0.01], #{}, opts(300)),
+    ok = py_ct:wait_until(fun() -> coroutines(aio) =:= 5 end, 5000),
+    T0 = erlang:monotonic_time(millisecond),
+    {error, timeout} = py:await(Dropped),
+    ?assert(ms_since(T0) < 1000),
+    {ok, 1} = py:await(Running),
+    ?assertEqual([{ok, 3}, {ok, 4}, {ok, 5}], [py:await(R) || R <- Waiting]),
+    {ok, [1, 3, 4, 5]} = call(finished_keys, []), % 2 never started
+    ok = py_ct:wait_until(fun() -> coroutines(aio) =:= 0 end, 2000).
+
+%% A caller that dies has its coroutine cancelled (the worker's sweep).
+dead_caller_cancels_its_coroutine(Config) ->
+    start(Config, []),
+    Caller = spawn(fun() -> py:call(aio, guarded, [7, 30], #{}, opts(60000)) end),
+    ok = py_ct:wait_until(fun() -> coroutines(aio) =:= 1 end, 5000),
+    exit(Caller, kill),
+    ok = py_ct:wait_until(fun() -> {ok, [7]} =:= call(finished_keys, []) end, 3000),
+    ok = py_ct:wait_until(fun() -> coroutines(aio) =:= 0 end, 2000).
+
 %% The worker killed with 500 coroutines pending: each caller answered
 %% worker_exited, exactly once.
 worker_killed_with_500_pending(Config) ->
@@ -168,6 +199,23 @@ async_generator_streams_with_credit(Config) ->
 
 flush_stream(Ref) ->
     receive {py_stream, Ref, _} -> flush_stream(Ref) after 200 -> ok end.
+
+%% py:stream_cancel closes an async generator as it does a plain one: its
+%% finally runs.
+stream_cancel_cancels_the_generator(Config) ->
+    start(Config, [{chunk_items, 10}]),
+    Cancel = fun(F, Key) ->
+                     {ok, Ref} = py:stream_start(aio, F, [Key, 1000000], #{}, opts()),
+                     receive {py_stream, Ref, {data, 0}} -> ok after 5000 -> ct:fail(no_item) end,
+                     ok = py:stream_cancel(Ref),
+                     flush_stream(Ref)
+             end,
+    Cancel(gen_guarded, <<"a">>),
+    ok = py_ct:wait_until(fun() -> {ok, [<<"a">>]} =:= call(gen_finished_keys, []) end, 3000),
+    Cancel(agen_guarded, <<"g">>),
+    ok = py_ct:wait_until(fun() -> {ok, [<<"a">>, <<"g">>]} =:= call(gen_finished_keys, []) end, 3000),
+    {ok, [0, 1, 2]} = py:stream(aio, agen_guarded, [<<"h">>, 3], #{}, opts()),
+    {ok, [<<"a">>, <<"g">>, <<"h">>]} = call(gen_finished_keys, []).
 
 %% ---- erlang.async_call ----
 
@@ -261,6 +309,43 @@ background_task_lives_on(Config) ->
 tasks(Pool) ->
     {ok, #{workers := [#{tasks := N}]}} = py:stats(Pool),
     N.
+
+%% A background task's exception that nobody retrieves reaches logger,
+%% with its traceback.
+unretrieved_task_exception_is_logged(Config) ->
+    start(Config, []),
+    Self = self(),
+    ok = logger:add_handler(aio_test, ?MODULE, #{level => all, config => #{pid => Self}}),
+    try
+        {ok, true} = call(start_failing_task, [<<"lost on purpose">>]),
+        Text = receive_log(<<"lost on purpose">>, 5000),
+        ct:pal("logged: ~ts", [Text]),
+        ?assertMatch({_, _}, binary:match(Text, <<"ValueError">>)),
+        ?assertMatch({_, _}, binary:match(Text, <<"Traceback">>))
+    after
+        logger:remove_handler(aio_test)
+    end.
+
+receive_log(Needle, Timeout) ->
+    receive
+        {logged, Text} ->
+            case binary:match(Text, Needle) of
+                nomatch -> receive_log(Needle, Timeout);
+                _ -> Text
+            end
+    after Timeout -> ct:fail({not_logged, Needle})
+    end.
+
+%% logger handler: the test's pool's events, as text, to the test.
+log(#{msg := Msg, meta := #{pool := aio}}, #{config := #{pid := Pid}}) ->
+    Text = case Msg of
+               {string, S} -> S;
+               {report, R} -> io_lib:format("~tp", [R]);
+               {Format, Args} -> io_lib:format(Format, Args)
+           end,
+    Pid ! {logged, unicode:characters_to_binary(Text)};
+log(_, _) ->
+    ok.
 
 %% With 1,000 coroutines pending, py:stats counts them and memory
 %% functions are answered at once, not queued behind them.

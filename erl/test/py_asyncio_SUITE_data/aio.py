@@ -123,3 +123,37 @@ async def fetch_all(url, n):
     async with httpx.AsyncClient(timeout=30) as client:
         rs = await asyncio.gather(*(client.get(f"{url}/{i}") for i in range(n)))
     return [r.text for r in rs]
+
+
+gen_finished = []
+
+
+async def agen_guarded(key, n):
+    try:
+        for i in range(n):
+            progress[key] = i
+            await asyncio.sleep(0)
+            yield i
+    finally:
+        gen_finished.append(key)
+
+
+def gen_finished_keys():
+    return sorted(gen_finished)
+
+
+async def start_failing_task(message):
+    async def failing():
+        await asyncio.sleep(0.01)
+        raise ValueError(message)
+    asyncio.create_task(failing())  # not kept: nobody retrieves its exception
+    return True
+
+
+def gen_guarded(key, n):
+    try:
+        for i in range(n):
+            progress[key] = i
+            yield i
+    finally:
+        gen_finished.append(key)
