@@ -61,6 +61,11 @@ int serve(int argc, char **argv) {
                  "a stream chunk is sent at once when producing an item took this long")
       ->check(CLI::Range(0.0, 60000.0))
       ->capture_default_str();
+  app.add_option("--max-concurrency", lim.max_concurrency,
+                 "coroutines in progress at once: requests whose value is awaitable are awaited "
+                 "on the worker's event loop, this many at a time; more wait their turn")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}))
+      ->capture_default_str();
   app.add_option("--spin-us", spin_us,
                  "how long the port watches for the next request before it sleeps: saves a "
                  "wake-up per call for callers that wait for each reply; 0 never spins (for "

@@ -1,5 +1,6 @@
 #include "dispatch.hpp"
 
+#include "asyncio_runner.hpp"
 #include "py_error.hpp"
 
 #include <optional>
@@ -48,11 +49,13 @@ void write_final_error(out_buffer &out, std::uint64_t id, const error_info &erro
 
 void dispatcher::run(const request &r, out_buffer &out, run_context &ctx) noexcept {
   ++requests_;
+  ctx_ = &ctx;
   guarded(r.id, out, ctx, [&] { run_op(r, out, ctx); });
 }
 
 void dispatcher::resume(parked_stream &&s, out_buffer &out, run_context &ctx) noexcept {
   parked_stream stream = std::move(s);
+  ctx_ = &ctx;
   guarded(stream.id, out, ctx, [&] {
     convert_.set_arrays(stream.arrays);
     if (!continue_stream(stream, out, ctx))
@@ -152,6 +155,71 @@ void dispatcher::run_op(const request &r, out_buffer &out, run_context &ctx) {
 }
 
 void dispatcher::reply_value(out_buffer &out, std::uint64_t id, PyObject *value) {
+  if (is_awaitable(value)) {
+    py_ref result = py_ref::borrow(value);
+    if (awaits(id, result, run_context::awaited::value))
+      return;
+    return write_value(out, id, result.get());
+  }
+  write_value(out, id, value);
+}
+
+bool dispatcher::awaits(std::uint64_t id, py_ref &value, run_context::awaited kind) {
+  if (!ctx_)
+    return false;
+  py_ref result = ctx_->await_value(id, value.get(), kind);
+  if (!result) {
+    parked_ = true; // answered by complete() when it ends
+    return true;
+  }
+  value = std::move(result);
+  return false;
+}
+
+void dispatcher::complete(std::uint64_t id, run_context::awaited kind, const reply_mode &mode,
+                          PyObject *task, out_buffer &out, run_context &ctx) noexcept {
+  ctx_ = &ctx;
+  guarded(id, out, ctx, [&] {
+    restore_reply_mode(mode);
+    py_ref cancelled = checked(PyObject_CallMethod(task, "cancelled", nullptr));
+    if (cancelled.get() == Py_True)
+      throw port_error(error_type::cancelled,
+                       "request " + std::to_string(id) + " was cancelled");
+    py_ref value = checked(PyObject_CallMethod(task, "result", nullptr));
+    switch (kind) {
+    case run_context::awaited::value:
+      return write_value(out, id, value.get());
+    case run_context::awaited::exec:
+      return write_nil_reply(out, id, "ok");
+    case run_context::awaited::stream:
+      return write_nil_reply(out, id, "done");
+    }
+  });
+}
+
+void dispatcher::write_chunk(out_buffer &out, std::uint64_t id, PyObject *items,
+                             array_mode arrays) {
+  const array_mode before = convert_.arrays();
+  convert_.set_arrays(arrays);
+  out_buffer packed;
+  packer item_packer(packed);
+  try {
+    const Py_ssize_t n = PyList_GET_SIZE(items);
+    for (Py_ssize_t i = 0; i < n; ++i)
+      convert_.to_msgpack_at(PyList_GET_ITEM(items, i), item_packer, chunk_item_level);
+  } catch (...) {
+    convert_.set_arrays(before);
+    throw;
+  }
+  convert_.set_arrays(before);
+  begin_reply(out, id, "chunk");
+  packer pk(out);
+  pk.pack_array(static_cast<std::uint32_t>(PyList_GET_SIZE(items)));
+  out.write(packed.bytes().data(), packed.size());
+  end_reply(out);
+}
+
+void dispatcher::write_value(out_buffer &out, std::uint64_t id, PyObject *value) {
   if (return_handle_)
     return reply_handle(out, id, value);
   begin_reply(out, id, "ok");
@@ -218,7 +286,12 @@ void dispatcher::pack_hello(packer &pk) const {
 void dispatcher::op_stats(out_buffer &out, std::uint64_t id) {
   begin_reply(out, id, "ok");
   packer pk(out);
-  pk.pack_map(4);
+  const run_context::load load = ctx_ ? ctx_->async_load() : run_context::load{};
+  pk.pack_map(6);
+  pack_str(pk, "coroutines");
+  pk.pack_uint64(load.coroutines);
+  pack_str(pk, "tasks");
+  pk.pack_uint64(load.tasks);
   pack_str(pk, "requests");
   pk.pack_uint64(requests_);
   pack_str(pk, "compile_cache_hits");

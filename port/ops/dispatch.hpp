@@ -23,6 +23,8 @@ struct limits {
   // How long the main thread watches for the next request before it
   // sleeps (server.cpp, spin_for_arrival); 0 never.
   std::chrono::microseconds spin_time{100};
+  // Coroutines in progress at once (--max-concurrency); more wait their turn.
+  std::size_t max_concurrency = 1000;
   // The cap on the port's data memory (setrlimit RLIMIT_DATA, set by main);
   // 0 none. Reported by memory_stats.
   std::size_t memory_limit = 0;
@@ -60,6 +62,25 @@ public:
     return acquire_credit(id) ? credit::go : credit::stop;
   }
   virtual void park(parked_stream &&) {}
+  // How a request awaited by the context is answered once it completes.
+  enum class awaited { value, exec, stream };
+  // value is awaitable (or, for awaited::stream, an async iterable): the
+  // context awaits it (streams it). Its result when it finished at once (the
+  // caller replies with it), or null: it is pending, and the context
+  // answers it when it ends (dispatcher::complete). Throws when it failed
+  // at once. A context that cannot await gives value back unchanged.
+  virtual py_ref await_value(std::uint64_t id, PyObject *value, awaited kind) {
+    (void)id;
+    (void)kind;
+    return py_ref::borrow(value);
+  }
+  // Requests in progress as coroutines, and tasks alive on the loop
+  // (the stats op's coroutines and tasks).
+  struct load {
+    std::size_t coroutines = 0;
+    std::size_t tasks = 0;
+  };
+  virtual load async_load() { return {}; }
   // Frames in out are complete; urgent asks for them to be written now.
   virtual void frames_ready(out_buffer &out, bool urgent) = 0;
   // Called once the final reply is in out. Marks id finished unless a
@@ -101,6 +122,14 @@ public:
   // parks again). Never throws.
   void resume(parked_stream &&s, out_buffer &out, run_context &ctx) noexcept;
 
+  // Answers request id, which the context awaited (run_context::await_value)
+  // and whose task is now done, with its result as kind says, in the reply
+  // mode it had. Never throws.
+  void complete(std::uint64_t id, run_context::awaited kind, const reply_mode &mode,
+                PyObject *task, out_buffer &out, run_context &ctx) noexcept;
+  // [id, "chunk", items] for an async stream: each item of the list items.
+  void write_chunk(out_buffer &out, std::uint64_t id, PyObject *items, array_mode arrays);
+
   [[nodiscard]] const pyport_types &types() const noexcept { return types_; }
   // The collector's activity, and its events for the server to send.
   [[nodiscard]] gc_monitor &gc_activity_monitor() noexcept { return gc_monitor_; }
@@ -141,8 +170,14 @@ private:
   // Shared by call and stream: module.function(*args, **kwargs).
   py_ref invoke(args_reader &args);
   // Writes [id, "ok", value], or a handle to value when the request
-  // asked for one (return: "handle").
+  // asked for one (return: "handle"). An awaitable value is awaited first
+  // (by the context: when it is pending, nothing is written now).
   void reply_value(out_buffer &out, std::uint64_t id, PyObject *value);
+  void write_value(out_buffer &out, std::uint64_t id, PyObject *value);
+  // Hands an awaitable to the context: true when it is pending (no final
+  // reply now), else value holds its result.
+  bool awaits(std::uint64_t id, py_ref &value, run_context::awaited kind);
+  run_context *ctx_ = nullptr; // the context of the request running
 
   // Handles (ops/handle.cpp): the "return" and "owner" arguments of the
   // value ops, the handle ops, and the reply that keeps its value.

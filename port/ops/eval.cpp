@@ -44,6 +44,20 @@ struct local_binding {
   const msgpack::object *value;
 };
 
+// Code may await at its top level (an eval or exec is then a coroutine,
+// awaited on the worker's loop); code that does not await compiles as
+// before.
+PyObject *compile_text(const std::string &text, const char *filename, int mode) {
+  PyCompilerFlags flags = _PyCompilerFlags_INIT;
+  flags.cf_flags = PyCF_ALLOW_TOP_LEVEL_AWAIT;
+  return Py_CompileStringExFlags(text.c_str(), filename, mode, &flags, -1);
+}
+
+bool awaits_at_top(PyObject *code) {
+  return PyCode_Check(code) &&
+         (reinterpret_cast<PyCodeObject *>(code)->co_flags & CO_COROUTINE) != 0;
+}
+
 } // namespace
 
 py_ref dispatcher::compiled(std::string_view code, int mode) {
@@ -52,8 +66,7 @@ py_ref dispatcher::compiled(std::string_view code, int mode) {
   key += code;
   if (PyObject *hit = cache_.find(key))
     return py_ref::borrow(hit);
-  py_ref made =
-      checked(Py_CompileString(source_text(code).c_str(), expression ? "<eval>" : "<exec>", mode));
+  py_ref made = checked(compile_text(source_text(code), expression ? "<eval>" : "<exec>", mode));
   cache_.insert(std::move(key), made, compiled_footprint(made.get()));
   if (code.size() >= large_text)
     release_free_memory();
@@ -104,10 +117,21 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
     // Compile the bare expression first so a syntax error reports the
     // user's text, not the wrapper.
     const std::string text = source_text(code);
-    checked(Py_CompileString(text.c_str(), "<eval>", Py_eval_input));
-    const std::string wrapper = "lambda " + params + ": (" + text + "\n)";
-    py_ref compiled = checked(Py_CompileString(wrapper.c_str(), "<eval>", Py_eval_input));
-    fn = checked(PyEval_EvalCode(compiled.get(), ns, ns));
+    py_ref bare = checked(compile_text(text, "<eval>", Py_eval_input));
+    if (awaits_at_top(bare.get())) {
+      // await is not allowed in a lambda: an async function, called, gives
+      // the coroutine that is awaited.
+      const std::string wrapper =
+          "async def __pyport_eval__(" + params + "):\n return (" + text + "\n)\n";
+      py_ref compiled = checked(compile_text(wrapper, "<eval>", Py_file_input));
+      py_ref scope = checked(PyDict_New());
+      checked(PyEval_EvalCode(compiled.get(), ns, scope.get()));
+      fn = py_ref::borrow(PyDict_GetItemString(scope.get(), "__pyport_eval__"));
+    } else {
+      const std::string wrapper = "lambda " + params + ": (" + text + "\n)";
+      py_ref compiled = checked(compile_text(wrapper, "<eval>", Py_eval_input));
+      fn = checked(PyEval_EvalCode(compiled.get(), ns, ns));
+    }
     cache_.insert(std::move(key), fn, compiled_footprint(fn.get()));
     if (code.size() >= large_text)
       release_free_memory();
@@ -192,7 +216,11 @@ void dispatcher::op_eval(args_reader &args, out_buffer &out, std::uint64_t id) {
 void dispatcher::op_exec(args_reader &args, out_buffer &out, std::uint64_t id) {
   const std::string_view code = args.str("code");
   args.done();
-  checked(PyEval_EvalCode(compiled(code, Py_file_input).get(), namespace_.get(), namespace_.get()));
+  py_ref result = checked(
+      PyEval_EvalCode(compiled(code, Py_file_input).get(), namespace_.get(), namespace_.get()));
+  // Code that awaits at its top level ran as a coroutine.
+  if (PyCoro_CheckExact(result.get()) && awaits(id, result, run_context::awaited::exec))
+    return;
   write_nil_reply(out, id, "ok");
 }
 

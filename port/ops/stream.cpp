@@ -1,6 +1,7 @@
 // stream_eval and stream: a value iterated in the port, sent as chunks
 // paced by the client's credit (PROTOCOL.md, "Streams").
 #include "dispatch.hpp"
+#include "asyncio_runner.hpp"
 #include "py_error.hpp"
 
 namespace pyport {
@@ -32,6 +33,14 @@ void dispatcher::op_stream(const request &r, args_reader &args, out_buffer &out,
     value = invoke(args);
   }
 
+  if (is_async_iterable(value.get()) && !PyIter_Check(value.get())) {
+    // An async generator: pumped on the worker's loop, chunk by chunk.
+    const PyObject *source = value.get();
+    if (awaits(r.id, value, run_context::awaited::stream))
+      return;
+    if (value.get() != source) // streamed to its end at once
+      return write_nil_reply(out, r.id, "done");
+  }
   parked_stream s;
   s.id = r.id;
   if (!streams_as_one_item(value.get())) {

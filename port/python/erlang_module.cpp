@@ -39,6 +39,15 @@ PyObject *py_call(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
   return h ? h->erlang_call(args[0], args + 1, nargs - 1) : nullptr;
 }
 
+PyObject *py_async_call(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs < 1 || !PyUnicode_Check(args[0])) {
+    PyErr_SetString(PyExc_TypeError, "erlang.async_call(name, *args): name must be a str");
+    return nullptr;
+  }
+  erlang_hooks *h = require_hooks("async_call");
+  return h ? h->erlang_async_call(args[0], args + 1, nargs - 1) : nullptr;
+}
+
 PyObject *py_send(PyObject *, PyObject *const *args, Py_ssize_t nargs) {
   if (nargs != 2) {
     PyErr_SetString(PyExc_TypeError, "erlang.send(pid, term) takes two arguments");
@@ -65,6 +74,10 @@ PyMethodDef methods[] = {
     {"call", fastcall<py_call>(), METH_FASTCALL,
      "call(name, *args): run the Erlang function registered as name with args (a list) and "
      "return its result; raises erlang.Error when it fails."},
+    {"async_call", fastcall<py_async_call>(), METH_FASTCALL,
+     "async_call(name, *args): an awaitable of the result of the Erlang function registered as "
+     "name; the worker's event loop serves other requests while it waits. Only from a "
+     "coroutine on that loop; raises erlang.Error when the function fails."},
     {"send", fastcall<py_send>(), METH_FASTCALL,
      "send(pid, term): send term to the Erlang process pid (a pyport.ErlangTerm)."},
     {"caller", fastcall<py_caller>(), METH_FASTCALL,

@@ -15,6 +15,8 @@ struct erlang_hooks {
   virtual PyObject *erlang_call(PyObject *name, PyObject *const *args, Py_ssize_t nargs) = 0;
   virtual PyObject *erlang_send(PyObject *pid, PyObject *term) = 0;
   virtual PyObject *erlang_caller() = 0;
+  // An asyncio Future for the answer of the Erlang function name.
+  virtual PyObject *erlang_async_call(PyObject *name, PyObject *const *args, Py_ssize_t nargs) = 0;
 };
 // Process-wide: the server installs itself (nullptr: calls raise RuntimeError).
 void set_erlang_hooks(erlang_hooks *hooks) noexcept;

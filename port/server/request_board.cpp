@@ -89,6 +89,21 @@ request_board::cancel_outcome request_board::cancel(std::uint64_t id) {
     drop_credit(id);
     return cancel_outcome::dequeued;
   }
+  if (auto a = async_.find(id); a != async_.end()) {
+    a->second = true;
+    if (running_ == id) { // its coroutine waits on erlang.call: interrupt the wait
+      set_running(running_, true, true);
+      return cancel_outcome::running;
+    }
+    if (credit_entry *e = find_credit(id))
+      e->parked = false; // the cancel job ends it: a grant must not queue it again
+    job j;
+    j.r.id = id;
+    j.resume = true;
+    j.cancelled = true;
+    push(std::move(j));
+    return cancel_outcome::marked;
+  }
   if (credit_entry *e = find_credit(id); e && e->parked) {
     queue_resume(*e, true);
     return cancel_outcome::marked;
@@ -141,6 +156,12 @@ std::deque<job> request_board::take_all() noexcept {
 }
 
 bool request_board::finish(std::uint64_t id) {
+  if (auto it = async_.find(id); it != async_.end() && running_ != id) {
+    const bool cancelled = it->second || abandoned_;
+    async_.erase(it);
+    drop_credit(id);
+    return !cancelled;
+  }
   const bool cancelled = stopping();
   set_running(0, false, false);
   drop_credit(id);
@@ -149,6 +170,8 @@ bool request_board::finish(std::uint64_t id) {
 
 request_board::credit_state request_board::spend_credit(std::uint64_t id, bool may_park) {
   if (stopping())
+    return credit_state::stop;
+  if (auto a = async_.find(id); a != async_.end() && a->second)
     return credit_state::stop;
   credit_entry *e = find_credit(id);
   if (!e)
@@ -212,6 +235,43 @@ void request_board::end_wait(std::uint64_t id) {
   for (job &j : queue_)
     if (nested_in(j, id))
       j.rejected = nested_over(j.r.id, id, "whose callback has ended");
+}
+
+void request_board::begin_async(std::uint64_t id) {
+  const bool cancelled = running_ == id && running_cancelled_;
+  async_[id] = cancelled;
+  set_running(0, false, false);
+  if (cancelled) {
+    job j;
+    j.r.id = id;
+    j.resume = true;
+    j.cancelled = true;
+    push(std::move(j));
+  }
+}
+
+void request_board::enter_async(std::uint64_t id) noexcept {
+  const auto a = async_.find(id);
+  const bool cancelled = a != async_.end() && a->second;
+  set_running(id, cancelled, cancelled);
+}
+
+void request_board::expect_answer(std::uint64_t ref) {
+  answers_expected_.insert(ref);
+}
+
+bool request_board::deliver_answer(std::uint64_t ref, request &&answer) {
+  if (answers_expected_.erase(ref) == 0)
+    return false;
+  job j;
+  j.r = std::move(answer);
+  j.answer = true;
+  push(std::move(j));
+  return true;
+}
+
+void request_board::forget_answer(std::uint64_t ref) {
+  answers_expected_.erase(ref);
 }
 
 request_board::credit_entry *request_board::find_credit(std::uint64_t id) noexcept {

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace pyport {
@@ -26,6 +28,9 @@ struct job {
   bool resume = false;
   bool cancelled = false;
   std::uint64_t parent = 0; // runs nested in this request's callback wait
+  // The client's answer to erlang.async_call r.id (the call's ref), for
+  // the main thread to hand to its awaiter.
+  bool answer = false;
 };
 
 class request_board {
@@ -73,8 +78,9 @@ public:
   // The queue, taken whole (the port shuts down).
   std::deque<job> take_all() noexcept;
 
-  // Once id's final reply is made: it no longer runs. false: a cancel came
-  // first, and the reply must be `cancelled`.
+  // Once id's final reply is made: it no longer runs (or is no longer in
+  // progress as a coroutine). false: a cancel came first, and the reply
+  // must be `cancelled`.
   bool finish(std::uint64_t id);
 
   enum class credit_state { go, stop, park, wait };
@@ -105,6 +111,27 @@ public:
   // The innermost wait ends; what is still queued nested in it can no
   // longer run and is answered cancelled.
   void end_wait(std::uint64_t id);
+
+  // ---- coroutines: requests in progress on the event loop ----
+
+  // The running request id goes on as a coroutine: nothing runs now, and a
+  // cancel of id queues a resume job with cancelled set (the main thread
+  // cancels its task). A cancel that came while it ran is kept: that job is
+  // queued at once.
+  void begin_async(std::uint64_t id);
+  // The coroutine of request id calls erlang.call or erlang.caller: it is
+  // the running request for the wait (a cancel interrupts the wait), until
+  // leave_async.
+  void enter_async(std::uint64_t id) noexcept;
+  void leave_async() noexcept { set_running(0, false, false); }
+  [[nodiscard]] std::size_t async_count() const noexcept { return async_.size(); }
+  // erlang.async_call ref waits for the client's answer.
+  void expect_answer(std::uint64_t ref);
+  // Its answer came: queued as an answer job. false: nothing waits for it
+  // (its awaiter was cancelled, or it was answered already): dropped.
+  bool deliver_answer(std::uint64_t ref, request &&answer);
+  // Its awaiter was cancelled: an answer that comes is dropped.
+  void forget_answer(std::uint64_t ref);
 
   // ---- state ----
 
@@ -151,6 +178,10 @@ private:
   std::deque<job> queue_;
   std::vector<credit_entry> credits_; // streams queued or running
   std::vector<callback_wait> waits_;
+  // The requests in progress as coroutines: whether a cancel came for each
+  // (thousands may be pending: hashed).
+  std::unordered_map<std::uint64_t, bool> async_;
+  std::unordered_set<std::uint64_t> answers_expected_; // erlang.async_call refs
   std::uint64_t running_ = 0;
   bool running_cancelled_ = false;
   bool eof_ = false;

@@ -60,7 +60,7 @@ server::~server() {
   set_module_hooks(nullptr);
   if (reader_.joinable())
     reader_.detach(); // in poll() or waiting for its turn; the process is exiting
-  for (const int fd : {turn_fd_, wake_fd_})
+  for (const int fd : {turn_fd_, wake_fd_, loop_fd_})
     if (fd >= 0)
       ::close(fd);
 }
@@ -86,6 +86,11 @@ int server::run() {
       finish(next.r.id);
       continue;
     }
+    if (run_async_job(next)) {
+      next = job();
+      step_loop();
+      continue;
+    }
     const op code = next.resume ? op::stream : next.r.code;
     request_starts();
     run_job(next);
@@ -98,6 +103,7 @@ int server::run() {
       pack_gc_events(out_);
     if (code == op::shutdown) {
       shutting_down = true;
+      end_coroutines(port_error(error_type::shutting_down, "the port is shutting down").info());
       std::deque<job> left;
       {
         std::lock_guard lk(mu_);
@@ -112,6 +118,7 @@ int server::run() {
                   : port_error(error_type::shutting_down, "the port is shutting down").info());
       break;
     }
+    step_loop(); // what the request made ready runs, I/O that came is seen
     if (out_.size() >= flush_threshold)
       flush(out_);
   }
@@ -169,9 +176,21 @@ void server::end_parked(const error_info &why) {
   // left's iterators are released here, with the GIL.
 }
 
-// Waits, with the GIL released, until a job is ready. false: stop.
+// Waits, with the GIL released, until a job is ready. false: stop. While
+// the event loop has work it waits there (the GIL released in its
+// select); stdin closed, it still serves the coroutines in progress.
 bool server::wait_for_job(job &next) {
   std::unique_lock lk(mu_);
+  while (!board_.has_job() && !board_.abandoned() && !writer_.failed() && runner_ &&
+         (!board_.eof() || board_.async_count() > 0)) {
+    lk.unlock();
+    const bool work = loop_has_work();
+    if (work)
+      loop_wait();
+    lk.lock();
+    if (!work)
+      break;
+  }
   if (!board_.has_job() && !board_.eof()) {
     const std::uint64_t seen = board_.arrivals();
     lk.unlock();

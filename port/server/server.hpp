@@ -6,6 +6,7 @@
 // and the waking; the decisions are the parts'.
 #pragma once
 
+#include "asyncio_runner.hpp"
 #include "dispatch.hpp"
 #include "erlang_module.hpp"
 #include "frame.hpp"
@@ -28,6 +29,7 @@
 #include <pthread.h>
 #include <sys/types.h>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace pyport {
@@ -47,7 +49,8 @@ struct server_options {
 class server final : public run_context,
                      public module_hooks,
                      public output_sink,
-                     public erlang_hooks {
+                     public erlang_hooks,
+                     public async_hooks {
 public:
   // PRECONDITION: GIL held, on the thread that started Python (signal
   // handlers run there, and so must the requests).
@@ -66,6 +69,8 @@ public:
   void park(parked_stream &&s) override;
   void frames_ready(out_buffer &out, bool urgent) override;
   bool finish(std::uint64_t id) override;
+  py_ref await_value(std::uint64_t id, PyObject *value, awaited kind) override; // server_async.cpp
+  load async_load() override;
   // module_hooks
   void log(std::string_view level, std::string_view message) override;
   void log_record(const log_entry &entry) override;
@@ -77,6 +82,12 @@ public:
   PyObject *erlang_call(PyObject *name, PyObject *const *args, Py_ssize_t nargs) override;
   PyObject *erlang_send(PyObject *pid, PyObject *term) override;
   PyObject *erlang_caller() override;
+  PyObject *erlang_async_call(PyObject *name, PyObject *const *args, Py_ssize_t nargs) override;
+  // async_hooks (server_async.cpp)
+  void task_done(std::uint64_t id, PyObject *task) override;
+  PyObject *stream_chunk(std::uint64_t id, PyObject *items) override;
+  PyObject *stream_credit(std::uint64_t id) override;
+  void async_call_forgotten(std::uint64_t ref) override;
 
 private:
   // server_input.cpp: who reads stdin (the main thread while idle, the
@@ -126,8 +137,23 @@ private:
   // answer, running the requests nested in it meanwhile.
   template <typename Pack>
   PyObject *round_trip(const char *what, std::string_view tag, Pack &&pack);
-  void run_nested(std::uint64_t parent, job &nested); // PRECONDITION: GIL held, mu_ not
+  void run_nested(std::uint64_t parent, job &nested);
+  // The request whose coroutine runs now on the event loop; 0: none.
+  std::uint64_t coroutine_request(); // PRECONDITION: GIL held, mu_ not
   PyObject *callback_result(request &reply);
+  // server_async.cpp: the event loop, made on first use.
+  async_runner &runner();
+  // A job for the loop (an async_call's answer, a coroutine's cancel or
+  // credit): done here, true; false: a request or a parked stream's resume.
+  bool run_async_job(job &next);
+  // After a job: one pass of the loop without waiting.
+  void step_loop();
+  // Whether the loop has anything to wake for.
+  bool loop_has_work();
+  // One pass of the loop, waiting for its first event or a frame.
+  void loop_wait();
+  // Answers every coroutine still in progress with why (the port stops).
+  void end_coroutines(const error_info &why);
   // A warning counting the logs dropped since the last one, if any.
   void pack_log_drops(out_buffer &out); // PRECONDITION: log_mu_ held
   void report_log_drops(out_buffer &out);
@@ -165,6 +191,16 @@ private:
   int wake_fd_ = -1;            // eventfd: the reader thread queued what the main thread waits for
   bool main_reads_off_ = false; // main thread only: after a failed read
   erlang_hooks_scope erlang_scope_{this}; // erlang.call reaches this server
+  // Coroutines (server_async.cpp), main thread only but for loop_fd_.
+  struct pending_coroutine {
+    awaited kind;
+    dispatcher::reply_mode mode;
+  };
+  std::unique_ptr<async_runner> runner_;
+  std::unordered_map<std::uint64_t, pending_coroutine> coroutines_;
+  std::uint64_t next_ref_ = 0; // erlang.async_call refs
+  int loop_fd_ = -1;           // eventfd: a frame came while the loop waits
+  bool in_loop_ = false;       // under mu_: the main thread waits in the loop
 };
 
 } // namespace pyport

@@ -60,6 +60,8 @@ PyObject *server::erlang_send(PyObject *pid, PyObject *term) {
     std::lock_guard lk(mu_);
     id = board_.running();
   }
+  if (id == 0 && main)
+    id = coroutine_request();
   out_buffer frame(options_.json);
   frame.set_max_reply(options_.lim.max_reply_bytes);
   try {
@@ -80,6 +82,17 @@ PyObject *server::erlang_send(PyObject *pid, PyObject *term) {
   Py_RETURN_NONE;
 }
 
+std::uint64_t server::coroutine_request() {
+  if (!runner_ || pthread_equal(pthread_self(), main_thread_) == 0)
+    return 0;
+  try {
+    return runner_->current_request();
+  } catch (const python_error &) {
+    PyErr_Clear();
+    return 0;
+  }
+}
+
 template <typename Pack>
 PyObject *server::round_trip(const char *what, std::string_view tag, Pack &&pack) {
   if (is_forked_child()) {
@@ -91,15 +104,23 @@ PyObject *server::round_trip(const char *what, std::string_view tag, Pack &&pack
     PyErr_Format(PyExc_RuntimeError, "erlang.%s: only on the thread that runs requests", what);
     return nullptr;
   }
+  // In a coroutine on the event loop, the request it belongs to waits, and
+  // the loop with it (docs/async.md: erlang.async_call does not block).
+  const std::uint64_t coroutine = coroutine_request();
   std::uint64_t id = 0;
   {
     std::lock_guard lk(mu_);
+    if (coroutine != 0 && board_.running() == 0)
+      board_.enter_async(coroutine);
     id = board_.running();
     if (board_.stopping()) {
+      if (coroutine != 0 && id == coroutine)
+        board_.leave_async();
       PyErr_SetString(dispatcher_.types().cancelled.get(), "request cancelled");
       return nullptr;
     }
   }
+  const bool in_coroutine = coroutine != 0 && id == coroutine;
   if (id == 0) {
     PyErr_Format(PyExc_RuntimeError, "erlang.%s: only while a request runs", what);
     return nullptr;
@@ -165,6 +186,8 @@ PyObject *server::round_trip(const char *what, std::string_view tag, Pack &&pack
   {
     std::lock_guard lk(mu_);
     board_.end_wait(id);
+    if (in_coroutine)
+      board_.leave_async();
   }
   switch (next) {
   case outcome::reply:

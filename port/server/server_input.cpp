@@ -43,6 +43,7 @@ void server::start_input() {
   // poll(): it then reads all the time, as before the main thread did.
   turn_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  loop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); // the event loop's (server_async.cpp)
   if (wake_fd_ < 0 && turn_fd_ >= 0) {
     ::close(turn_fd_);
     turn_fd_ = -1;
@@ -91,6 +92,8 @@ void server::wake_after_read() {
   std::lock_guard lk(mu_);
   if (turn_.main_idle())
     signal_fd(wake_fd_);
+  if (in_loop_)
+    signal_fd(loop_fd_);
 }
 
 void server::wake_main() noexcept {
@@ -100,6 +103,8 @@ void server::wake_main() noexcept {
   }
   if (wake_fd_ >= 0)
     signal_fd(wake_fd_); // in case it waits reading stdin
+  if (loop_fd_ >= 0)
+    signal_fd(loop_fd_); // or in the event loop
 }
 
 // ---- the reader thread ----

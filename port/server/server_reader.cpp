@@ -106,7 +106,10 @@ void server::on_frame(frame f, out_buffer &replies) {
       // One that no wait expects (its request was cancelled meanwhile) is
       // dropped.
       std::lock_guard lk(mu_);
-      (void)board_.deliver(answer->id(), std::move(answer->r));
+      if (answer->async)
+        (void)board_.deliver_answer(answer->id(), std::move(answer->r));
+      else
+        (void)board_.deliver(answer->id(), std::move(answer->r));
     }
     return;
   }

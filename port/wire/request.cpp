@@ -89,7 +89,7 @@ decode_failure failure(std::uint64_t id, error_type t, std::string message) {
   return {id, {std::string(to_string(t)), std::move(message), {}, {}}};
 }
 
-decoded decode_callback_reply(request r, const msgpack::object &args, frame f) {
+decoded decode_callback_reply(request r, const msgpack::object &args, frame f, bool async) {
   const auto key = args.type == msgpack::type::MAP && args.via.map.size == 1
                        ? key_name(args.via.map.ptr[0].key)
                        : std::nullopt;
@@ -97,13 +97,15 @@ decoded decode_callback_reply(request r, const msgpack::object &args, frame f) {
     const std::uint64_t id = r.id;
     return callback_reply{std::move(r),
                           failure(0, error_type::bad_request,
-                                  "callback_result for request " + std::to_string(id) +
+                                  (async ? "async_result for call " : "callback_result for request ") +
+                                      std::to_string(id) +
                                       ": Args must be a map of one entry, ok or error")
-                              .error};
+                              .error,
+                          async};
   }
   r.args = args;
   r.payload = std::move(f);
-  return callback_reply{std::move(r), std::nullopt};
+  return callback_reply{std::move(r), std::nullopt, async};
 }
 
 // What a credit frame's N was, for its error: the value when it is a number
@@ -202,8 +204,8 @@ decoded decode_frame(frame f) {
                          ": N must be a positive integer, got " + credit_got(args));
     return credit_grant{r.id, args.via.u64};
   }
-  if (op_name == "callback_result")
-    return decode_callback_reply(std::move(r), args, std::move(f));
+  if (op_name == "callback_result" || op_name == "async_result")
+    return decode_callback_reply(std::move(r), args, std::move(f), op_name == "async_result");
   const auto code = parse_op(op_name);
   if (!code)
     return failure(r.id, error_type::unknown_op, "unknown op '" + std::string(op_name) + "'");

@@ -83,6 +83,7 @@ struct decode_failure {
 };
 
 // [Id, "callback_result", {ok: Value} | {error: Reason}]: the client's answer
+// (or [Ref, "async_result", ...]: its answer to erlang.async_call Ref)
 // to the callback request Id is waiting on (PROTOCOL.md, Callbacks). r.args
 // is that one-entry map; r holds the frame it points into. malformed: the
 // Args are not such a map (answered at once with Id 0, never with the
@@ -90,6 +91,8 @@ struct decode_failure {
 struct callback_reply {
   request r;
   std::optional<error_info> malformed;
+  // [Ref, "async_result", ...]: the answer to erlang.async_call Ref.
+  bool async = false;
   [[nodiscard]] std::uint64_t id() const noexcept { return r.id; }
 };
 
