@@ -11,7 +11,7 @@
 
 -export([log/2]).
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
--export([thousand_coroutines_on_one_worker/1, top_level_await/1, task_returned_by_sync_code_is_awaited/1,
+-export([thousand_coroutines_on_one_worker/1, top_level_await/1, every_request_kind_is_awaited/1, task_returned_by_sync_code_is_awaited/1,
          cancel_one_of_a_hundred/1, cancel_while_waiting_for_a_turn/1, dead_caller_cancels_its_coroutine/1,
          worker_killed_with_500_pending/1, stream_cancel_cancels_the_generator/1,
          unretrieved_task_exception_is_logged/1,
@@ -24,7 +24,7 @@
          call_events_cover_async_calls/1, http_client_hundred_concurrent/1]).
 
 all() ->
-    [thousand_coroutines_on_one_worker, top_level_await, task_returned_by_sync_code_is_awaited,
+    [thousand_coroutines_on_one_worker, top_level_await, every_request_kind_is_awaited, task_returned_by_sync_code_is_awaited,
      cancel_one_of_a_hundred, cancel_while_waiting_for_a_turn, dead_caller_cancels_its_coroutine,
      worker_killed_with_500_pending, stream_cancel_cancels_the_generator,
      unretrieved_task_exception_is_logged,
@@ -100,6 +100,19 @@ top_level_await(Config) ->
     {ok, 3} = py:eval(<<"awaited">>, #{}, opts()),
     {ok, 7} = py:eval(<<"await asyncio.sleep(0.01, result=7)">>, #{}, opts()),
     {ok, 9} = call(sleep_then, [9, 0.01]).
+
+%% call, a handle's method, spawn_call, cast and parallel: each awaits the
+%% coroutine its function returns.
+every_request_kind_is_awaited(Config) ->
+    start(Config, []),
+    {ok, 1} = call(sleep_then, [1, 0.01]),
+    {ok, H} = py:eval(<<"__import__('aio')">>, #{}, [{pool, aio}, {return, handle}]),
+    {ok, 2} = py:call_method(H, sleep_then, [2, 0.01]),
+    {ok, 3} = py:await(py:spawn_call(aio, sleep_then, [3, 0.01], #{}, opts())),
+    ok = py:cast(aio, guarded, [42, 0.01], #{}, opts()),
+    ok = py_ct:wait_until(fun() -> {ok, [42]} =:= call(finished_keys, []) end, 3000),
+    {ok, [{ok, 4}, {ok, 5}]} = py:parallel([{aio, sleep_then, [4, 0.01]}, {aio, sleep_then, [5, 0.01]}], opts()),
+    ok = py:release(H).
 
 %% A Task or a Future that synchronous code returns is awaited on the
 %% worker's loop (made there: the loop is the running one).
@@ -295,16 +308,21 @@ recycle_with_coroutines_pending(Config) ->
     {ok, #{workers := [#{recycles := Recycles}]}} = py:stats(aio),
     ?assert(Recycles >= 1).
 
-%% A task started by one request keeps running between requests.
+%% A task started by one request keeps running between requests; one
+%% started by the pool's preload (code that awaits) too.
 background_task_lives_on(Config) ->
-    start(Config, []),
-    {ok, true} = call(start_ticker, []),
+    start(Config, [{preload, <<"import aio\nawait aio.start_ticker()">>}]),
+    {ok, T0} = call(tick_count, []),
+    timer:sleep(300),
     {ok, T1} = call(tick_count, []),
-    timer:sleep(500),
+    ?assert(T1 >= T0 + 3),
+    {ok, true} = call(start_ticker, []), % a second ticker, from a request
     {ok, T2} = call(tick_count, []),
-    ct:pal("ticks: ~p then ~p", [T1, T2]),
-    ?assert(T2 >= T1 + 5),
-    ok = py_ct:wait_until(fun() -> tasks(aio) >= 1 end, 2000).
+    timer:sleep(500),
+    {ok, T3} = call(tick_count, []),
+    ct:pal("ticks: ~p, ~p after 300 ms; then ~p, ~p after 500 ms with two tickers", [T0, T1, T2, T3]),
+    ?assert(T3 >= T2 + 10),
+    ok = py_ct:wait_until(fun() -> tasks(aio) >= 2 end, 2000).
 
 tasks(Pool) ->
     {ok, #{workers := [#{tasks := N}]}} = py:stats(Pool),
