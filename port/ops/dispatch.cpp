@@ -183,8 +183,7 @@ void dispatcher::complete(std::uint64_t id, run_context::awaited kind, const rep
     restore_reply_mode(mode);
     py_ref cancelled = checked(PyObject_CallMethod(task, "cancelled", nullptr));
     if (cancelled.get() == Py_True)
-      throw port_error(error_type::cancelled,
-                       "request " + std::to_string(id) + " was cancelled");
+      throw port_error(error_type::cancelled, "request " + std::to_string(id) + " was cancelled");
     py_ref value = checked(PyObject_CallMethod(task, "result", nullptr));
     switch (kind) {
     case run_context::awaited::value:

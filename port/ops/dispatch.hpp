@@ -125,8 +125,8 @@ public:
   // Answers request id, which the context awaited (run_context::await_value)
   // and whose task is now done, with its result as kind says, in the reply
   // mode it had. Never throws.
-  void complete(std::uint64_t id, run_context::awaited kind, const reply_mode &mode,
-                PyObject *task, out_buffer &out, run_context &ctx) noexcept;
+  void complete(std::uint64_t id, run_context::awaited kind, const reply_mode &mode, PyObject *task,
+                out_buffer &out, run_context &ctx) noexcept;
   // [id, "chunk", items] for an async stream: each item of the list items.
   void write_chunk(out_buffer &out, std::uint64_t id, PyObject *items, array_mode arrays);
 

@@ -1,7 +1,7 @@
 // stream_eval and stream: a value iterated in the port, sent as chunks
 // paced by the client's credit (PROTOCOL.md, "Streams").
-#include "dispatch.hpp"
 #include "asyncio_runner.hpp"
+#include "dispatch.hpp"
 #include "py_error.hpp"
 
 namespace pyport {

@@ -78,7 +78,8 @@ async_runner::async_runner(async_hooks &hooks, int wake_fd, std::size_t max_conc
   // Its own namespace, with builtins: the source runs once per worker.
   py_ref ns = checked(PyDict_New());
   if (PyDict_SetItemString(ns.get(), "__builtins__", PyEval_GetBuiltins()) < 0 ||
-      PyDict_SetItemString(ns.get(), "__name__", py_ref::steal(PyUnicode_FromString("pyport._asyncio")).get()) < 0)
+      PyDict_SetItemString(ns.get(), "__name__",
+                           py_ref::steal(PyUnicode_FromString("pyport._asyncio")).get()) < 0)
     throw python_error(fetch_python_error());
   checked(PyRun_String(asyncio_runner_source, Py_file_input, ns.get(), ns.get()));
   PyObject *runner_type = PyDict_GetItemString(ns.get(), "Runner"); // borrowed
@@ -94,6 +95,7 @@ async_runner::async_runner(async_hooks &hooks, int wake_fd, std::size_t max_conc
   start_ = checked(PyObject_GetAttrString(runner_.get(), "start"));
   step_ = checked(PyObject_GetAttrString(runner_.get(), "step"));
   busy_ = checked(PyObject_GetAttrString(runner_.get(), "busy"));
+  poll_ = checked(PyObject_GetAttrString(runner_.get(), "poll"));
 }
 
 py_ref async_runner::call(const char *method, PyObject *const *args, std::size_t nargs) {
@@ -130,6 +132,10 @@ bool async_runner::busy() {
 void async_runner::step(bool block) {
   PyObject *args[] = {block ? Py_True : Py_False};
   checked(PyObject_Vectorcall(step_.get(), args, 1, nullptr));
+}
+
+void async_runner::poll() {
+  checked(PyObject_CallNoArgs(poll_.get()));
 }
 
 bool async_runner::cancel(std::uint64_t id) {

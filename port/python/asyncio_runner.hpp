@@ -50,6 +50,9 @@ public:
   bool busy();
   // One pass of the loop; block: wait for the first event first.
   void step(bool block);
+  // After a request: one pass without waiting if a callback is ready, or
+  // if the loop has work and a millisecond passed since the last.
+  void poll();
   // Cancels request id's task. false: no such request.
   bool cancel(std::uint64_t id);
   // A future stream id's pump awaits until credit_given resolves it.
@@ -75,7 +78,7 @@ public:
 private:
   py_ref call(const char *method, PyObject *const *args, std::size_t nargs);
   py_ref runner_;
-  py_ref start_, step_, busy_; // bound methods called per request
+  py_ref start_, step_, busy_, poll_; // bound methods called per request
   py_ref hooks_capsule_;
   py_ref forget_; // the hook a cancelled future calls
 };

@@ -14,6 +14,23 @@ _set_running_loop = events._set_running_loop
 _get_running_loop = events._get_running_loop
 
 
+class _Loop(asyncio.SelectorEventLoop):
+    """The port's loop. A task made while _eager is set hands its first
+    step to Runner.start instead of the ready queue (no handle made)."""
+    _eager = False
+    _first_step = None
+
+    def call_soon(self, callback, *args, context=None):
+        if self._eager:
+            self._eager = False
+            self._first_step = (callback, context)
+            return None
+        return super().call_soon(callback, *args, context=context)
+
+
+_Task = asyncio.Task
+
+
 async def _await(awaitable):
     return await awaitable
 
@@ -30,12 +47,15 @@ class Runner:
     requests may still call asyncio.run."""
 
     def __init__(self, wake_fd, done, chunk, credit, max_concurrency):
-        loop = self.loop = asyncio.new_event_loop()
+        loop = self.loop = _Loop()
         loop._thread_id = threading.get_ident()
         loop.add_reader(wake_fd, self._drain, wake_fd)
         import os
         import sys
         self._read = os.read
+        import time
+        self._monotonic = time.monotonic
+        self._next_poll = 0.0
         # Async generators finalized outside a step are closed on this loop.
         sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,
                                finalizer=loop._asyncgen_finalizer_hook)
@@ -68,6 +88,22 @@ class Runner:
         return bool(self.tasks or self.held or loop._ready or loop._scheduled
                     or len(loop._selector.get_map()) > 2)
 
+    def poll(self):
+        """After a request: one pass without waiting when a callback is
+        ready, else at most once a millisecond (I/O and timers of
+        background tasks), so that a stream of synchronous requests does
+        not pay a select each."""
+        loop = self.loop
+        if loop._ready:
+            self.step(False)
+            return
+        if not (self.tasks or loop._scheduled or len(loop._selector.get_map()) > 2):
+            return
+        now = self._monotonic()
+        if now >= self._next_poll:
+            self._next_poll = now + 0.001
+            self.step(False)
+
     def step(self, block):
         """One pass of the loop: waits (when block) for the first event,
         then runs every callback ready."""
@@ -90,20 +126,28 @@ class Runner:
             self.held.append((id, awaitable))
             return None
         loop = self.loop
-        task = loop.create_task(awaitable)
         if _get_running_loop() is None:
             # The task's first step runs now, in its own context and as the
             # current task: a function that never waits answers at once.
-            handle = loop._ready.pop()
+            loop._eager = True
+            try:
+                task = _Task(awaitable, loop=loop)
+            finally:
+                loop._eager = False
+            step, context = loop._first_step
+            loop._first_step = None
             self.ids[task] = id
             _set_running_loop(loop)
             try:
-                handle._run()
+                context.run(step)
             finally:
                 _set_running_loop(None)
+                if task.done():
+                    del self.ids[task]
             if task.done():
-                del self.ids[task]
                 return task
+        else:
+            task = loop.create_task(awaitable)
         self._track(id, task)
         return None
 

@@ -199,6 +199,7 @@ private:
   std::unique_ptr<async_runner> runner_;
   std::unordered_map<std::uint64_t, pending_coroutine> coroutines_;
   std::uint64_t next_ref_ = 0; // erlang.async_call refs
+  py_ref result_name_;         // "result", interned
   int loop_fd_ = -1;           // eventfd: a frame came while the loop waits
   bool in_loop_ = false;       // under mu_: the main thread waits in the loop
 };

@@ -25,6 +25,8 @@ constexpr std::size_t async_arg_level = 4;
 } // namespace
 
 async_runner &server::runner() {
+  if (!result_name_)
+    result_name_ = checked(PyUnicode_InternFromString("result"));
   if (!runner_)
     runner_ = std::make_unique<async_runner>(static_cast<async_hooks &>(*this), loop_fd_,
                                              options_.lim.max_concurrency);
@@ -41,9 +43,7 @@ py_ref server::await_value(std::uint64_t id, PyObject *value, awaited kind) {
                          : py_ref::borrow(value);
   if (py_ref task = loop.start(id, awaitable.get())) {
     // It finished in its first step: the request answers as any other.
-    if (checked(PyObject_CallMethod(task.get(), "cancelled", nullptr)).get() == Py_True)
-      throw port_error(error_type::cancelled, "request " + std::to_string(id) + " was cancelled");
-    py_ref result = checked(PyObject_CallMethod(task.get(), "result", nullptr));
+    py_ref result = checked(PyObject_CallMethodNoArgs(task.get(), result_name_.get()));
     if (kind == awaited::stream)
       return py_ref::borrow(Py_None);
     return result;
@@ -208,8 +208,7 @@ void server::step_loop() {
   if (!runner_)
     return;
   try {
-    if (runner_->busy())
-      runner_->step(false);
+    runner_->poll();
   } catch (const python_error &e) {
     log("error", std::string("pyport: the event loop: ") + e.what());
   }

@@ -95,13 +95,13 @@ decoded decode_callback_reply(request r, const msgpack::object &args, frame f, b
                        : std::nullopt;
   if (!key || (*key != "ok" && *key != "error")) {
     const std::uint64_t id = r.id;
-    return callback_reply{std::move(r),
-                          failure(0, error_type::bad_request,
-                                  (async ? "async_result for call " : "callback_result for request ") +
-                                      std::to_string(id) +
-                                      ": Args must be a map of one entry, ok or error")
-                              .error,
-                          async};
+    return callback_reply{
+        std::move(r),
+        failure(0, error_type::bad_request,
+                (async ? "async_result for call " : "callback_result for request ") +
+                    std::to_string(id) + ": Args must be a map of one entry, ok or error")
+            .error,
+        async};
   }
   r.args = args;
   r.payload = std::move(f);
