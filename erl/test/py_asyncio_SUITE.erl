@@ -12,7 +12,7 @@
 -export([log/2]).
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([thousand_coroutines_on_one_worker/1, top_level_await/1, every_request_kind_is_awaited/1, task_returned_by_sync_code_is_awaited/1,
-         cancel_one_of_a_hundred/1, cancel_while_waiting_for_a_turn/1, dead_caller_cancels_its_coroutine/1,
+         cancel_one_of_a_hundred/1, swallowed_cancel_kills_the_port/1, cancel_while_waiting_for_a_turn/1, dead_caller_cancels_its_coroutine/1,
          worker_killed_with_500_pending/1, stream_cancel_cancels_the_generator/1,
          unretrieved_task_exception_is_logged/1,
          async_generator_streams_with_credit/1, async_call_eight_deep/1,
@@ -25,7 +25,7 @@
 
 all() ->
     [thousand_coroutines_on_one_worker, top_level_await, every_request_kind_is_awaited, task_returned_by_sync_code_is_awaited,
-     cancel_one_of_a_hundred, cancel_while_waiting_for_a_turn, dead_caller_cancels_its_coroutine,
+     cancel_one_of_a_hundred, swallowed_cancel_kills_the_port, cancel_while_waiting_for_a_turn, dead_caller_cancels_its_coroutine,
      worker_killed_with_500_pending, stream_cancel_cancels_the_generator,
      unretrieved_task_exception_is_logged,
      async_generator_streams_with_credit, async_call_eight_deep,
@@ -137,6 +137,18 @@ cancel_one_of_a_hundred(Config) ->
     ?assertEqual(lists:seq(0, 99), Done),
     ?assertEqual(Pid, os_pid()), % cancelled in the port, not killed
     {ok, #{workers := [#{restarts := 0}]}} = py:stats(aio).
+
+%% A coroutine that swallows its CancelledError and waits on is handled as
+%% any request that ignores its cancel: after cancel_grace its port is
+%% killed (the coroutines beside it answered worker_exited) and restarted.
+swallowed_cancel_kills_the_port(Config) ->
+    start(Config, [{cancel_grace, 300}]),
+    Pid = os_pid(),
+    Beside = py:spawn_call(aio, sleep_then, [1, 30], #{}, opts()),
+    {error, timeout} = py:call(aio, stubborn, [], #{}, opts(200)),
+    {error, {worker_exited, {signal, sigkill}}} = py:await(Beside),
+    ok = py_ct:wait_until(fun() -> catch os_pid() =/= Pid end, 10000),
+    {ok, 1} = call(sleep_then, [1, 0.01]).
 
 %% With max_concurrency 1, a coroutine waiting for its turn is counted in
 %% py:stats, and its timeout drops it from the port's queue: it never

@@ -157,3 +157,11 @@ def gen_guarded(key, n):
             yield i
     finally:
         gen_finished.append(key)
+
+
+async def stubborn():
+    while True:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            pass  # swallowed: waits on
