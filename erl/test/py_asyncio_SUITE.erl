@@ -1,40 +1,40 @@
 %% Coroutines on a worker's event loop (docs/async.md): many awaited at
-%% once on one worker, their replies in any order; cancels of one among
-%% many; a worker killed or recycled under them; async generators streamed
-%% with credit; erlang.async_call (nested, many at once, killed with its
-%% request or port); background tasks; memory functions and stats while
-%% coroutines pend; py:async_call/async_await/async_gather;
-%% max_concurrency; a real asyncio HTTP client.
+%% once on one worker, their replies in any order; every kind of request
+%% awaited; cancels of one among many (a timeout, a dead caller, one
+%% waiting for its turn, one that swallows the cancel); a worker killed or
+%% recycled under them; async generators streamed with credit and
+%% cancelled; background tasks and their lost exceptions; memory functions
+%% and stats while coroutines pend; py:async_call/async_await/async_gather
+%% and the call events; max_concurrency. erlang.async_call and a real HTTP
+%% client: py_asyncio_call_SUITE.
 -module(py_asyncio_SUITE).
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([log/2]).
--export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
--export([thousand_coroutines_on_one_worker/1, top_level_await/1, every_request_kind_is_awaited/1, task_returned_by_sync_code_is_awaited/1,
-         cancel_one_of_a_hundred/1, swallowed_cancel_kills_the_port/1, cancel_while_waiting_for_a_turn/1, dead_caller_cancels_its_coroutine/1,
-         worker_killed_with_500_pending/1, stream_cancel_cancels_the_generator/1,
-         unretrieved_task_exception_is_logged/1,
-         async_generator_streams_with_credit/1, async_call_eight_deep/1,
-         async_calls_many_at_once/1, async_call_errors/1,
-         async_call_killed_with_its_request/1, async_call_of_a_task_killed_with_its_port/1,
+-export([all/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
+-export([thousand_coroutines_on_one_worker/1, top_level_await/1, every_request_kind_is_awaited/1,
+         task_returned_by_sync_code_is_awaited/1,
+         cancel_one_of_a_hundred/1, swallowed_cancel_kills_the_port/1,
+         cancel_while_waiting_for_a_turn/1, dead_caller_cancels_its_coroutine/1,
+         worker_killed_with_500_pending/1,
+         async_generator_streams_with_credit/1, stream_cancel_cancels_the_generator/1,
          recycle_with_coroutines_pending/1, background_task_lives_on/1,
-         memory_stats_while_a_thousand_pend/1, async_call_await_gather/1,
-         max_concurrency_honoured/1, max_concurrency_validated/1,
-         call_events_cover_async_calls/1, http_client_hundred_concurrent/1]).
+         unretrieved_task_exception_is_logged/1, memory_stats_while_a_thousand_pend/1,
+         async_call_await_gather/1, call_events_cover_async_calls/1,
+         max_concurrency_honoured/1, max_concurrency_validated/1]).
+-export([log/2]).
 
 all() ->
-    [thousand_coroutines_on_one_worker, top_level_await, every_request_kind_is_awaited, task_returned_by_sync_code_is_awaited,
-     cancel_one_of_a_hundred, swallowed_cancel_kills_the_port, cancel_while_waiting_for_a_turn, dead_caller_cancels_its_coroutine,
-     worker_killed_with_500_pending, stream_cancel_cancels_the_generator,
-     unretrieved_task_exception_is_logged,
-     async_generator_streams_with_credit, async_call_eight_deep,
-     async_calls_many_at_once, async_call_errors,
-     async_call_killed_with_its_request, async_call_of_a_task_killed_with_its_port,
+    [thousand_coroutines_on_one_worker, top_level_await, every_request_kind_is_awaited,
+     task_returned_by_sync_code_is_awaited,
+     cancel_one_of_a_hundred, swallowed_cancel_kills_the_port,
+     cancel_while_waiting_for_a_turn, dead_caller_cancels_its_coroutine,
+     worker_killed_with_500_pending,
+     async_generator_streams_with_credit, stream_cancel_cancels_the_generator,
      recycle_with_coroutines_pending, background_task_lives_on,
-     memory_stats_while_a_thousand_pend, async_call_await_gather,
-     max_concurrency_honoured, max_concurrency_validated,
-     call_events_cover_async_calls, http_client_hundred_concurrent].
+     unretrieved_task_exception_is_logged, memory_stats_while_a_thousand_pend,
+     async_call_await_gather, call_events_cover_async_calls,
+     max_concurrency_honoured, max_concurrency_validated].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -43,12 +43,8 @@ init_per_suite(Config) ->
 end_per_suite(_Config) ->
     application:stop(pyport).
 
-init_per_testcase(_Case, Config) ->
-    Config.
-
 end_per_testcase(_Case, _Config) ->
     _ = [py:stop_pool(P) || P <- [aio, default]],
-    _ = [py:unregister_function(F) || F <- [deeper, double, hang, boom, slow]],
     ok.
 
 %% A pool of one worker that can import aio.py.
@@ -242,66 +238,6 @@ stream_cancel_cancels_the_generator(Config) ->
     {ok, [0, 1, 2]} = py:stream(aio, agen_guarded, [<<"h">>, 3], #{}, opts()),
     {ok, [<<"a">>, <<"g">>, <<"h">>]} = call(gen_finished_keys, []).
 
-%% ---- erlang.async_call ----
-
-%% Python awaits Erlang, which calls Python, which awaits Erlang ... 8
-%% deep on one worker: the loop is never blocked, so each level's call is
-%% an ordinary request.
-async_call_eight_deep(Config) ->
-    start(Config, []),
-    ok = py:register_function(deeper, fun([N]) -> {ok, V} = call(deep, [N]), V end),
-    {ok, 8} = call(deep, [8]).
-
-%% Many outstanding at once, for one request, each answered to its own
-%% awaiter whatever order they end in.
-async_calls_many_at_once(Config) ->
-    start(Config, []),
-    ok = py:register_function(double, fun([I]) -> timer:sleep(rand:uniform(50)), 2 * I end),
-    T0 = erlang:monotonic_time(millisecond),
-    {ok, Doubled} = call(doubled, [200]),
-    ?assertEqual([2 * I || I <- lists:seq(0, 199)], Doubled),
-    ?assert(ms_since(T0) < 5000), % not 200 one after the other (some 5 s)
-    % From several requests at once.
-    Refs = [py:spawn_call(aio, doubled, [20], #{}, opts()) || _ <- lists:seq(1, 10)],
-    [{ok, Twenty}] = lists:usort([py:await(R) || R <- Refs]),
-    ?assertEqual([2 * I || I <- lists:seq(0, 19)], Twenty).
-
-%% An unknown name, a crash, a process killed: erlang.Error in Python.
-async_call_errors(Config) ->
-    start(Config, []),
-    {ok, [<<"error">>, error, {unknown_function, nope}]} = call(call_named, [nope]), % an Atom
-    {ok, [<<"error">>, error, {unknown_function, <<"nope">>}]} = call(call_named, [<<"nope">>]),
-    ok = py:register_function(boom, fun(_) -> error(boom) end),
-    {ok, [<<"error">>, error, boom]} = call(call_named, [boom]),
-    Self = self(),
-    ok = py:register_function(hang, fun(_) -> Self ! {hanging, self()}, receive after infinity -> ok end end),
-    Ref = py:spawn_call(aio, call_named, [hang], #{}, opts()),
-    Hanging = receive {hanging, P} -> P after 5000 -> ct:fail(no_call) end,
-    exit(Hanging, kill),
-    {ok, [<<"error">>, exit, killed]} = py:await(Ref).
-
-%% A request that ends (here: it times out and is cancelled) takes the
-%% async calls it made along.
-async_call_killed_with_its_request(Config) ->
-    start(Config, []),
-    Self = self(),
-    ok = py:register_function(hang, fun(_) -> Self ! {hanging, self()}, receive after infinity -> ok end end),
-    {error, timeout} = py:call(aio, call_named, [hang], #{}, opts(300)),
-    Hanging = receive {hanging, P} -> P after 5000 -> ct:fail(no_call) end,
-    ok = py_ct:wait_until(fun() -> not is_process_alive(Hanging) end, 3000),
-    {ok, 1} = call(sleep_then, [1, 0.01]).
-
-%% A background task's async call (of no request) ends with its port.
-async_call_of_a_task_killed_with_its_port(Config) ->
-    start(Config, []),
-    Self = self(),
-    ok = py:register_function(hang, fun(_) -> Self ! {hanging, self()}, receive after infinity -> ok end end),
-    {ok, true} = call(start_task_calling, [hang]),
-    Hanging = receive {hanging, P} -> P after 5000 -> ct:fail(no_call) end,
-    ?assert(is_process_alive(Hanging)),
-    os:cmd("kill -9 " ++ integer_to_list(os_pid())),
-    ok = py_ct:wait_until(fun() -> not is_process_alive(Hanging) end, 3000).
-
 %% ---- recycling, tasks, memory functions, stats ----
 
 %% A recycle while coroutines pend: they finish on the old port, and
@@ -449,52 +385,4 @@ call_events_cover_async_calls(Config) ->
         end
     after
         py_events:detach(aio_events)
-    end.
-
-%% ---- a real client ----
-
-%% httpx in the worker makes 100 requests at once to a local server that
-%% answers each after 100 ms.
-http_client_hundred_concurrent(Config) ->
-    start(Config, []),
-    {ok, Listen} = gen_tcp:listen(0, [binary, {active, false}, {reuseaddr, true}, {backlog, 256}]),
-    {ok, Port} = inet:port(Listen),
-    Server = spawn_link(fun() -> accept(Listen) end),
-    Url = iolist_to_binary(["http://127.0.0.1:", integer_to_list(Port)]),
-    T0 = erlang:monotonic_time(millisecond),
-    {ok, Bodies} = py:call(aio, fetch_all, [Url, 100], #{}, opts(30000)),
-    Took = ms_since(T0),
-    ct:pal("100 requests through httpx, 100 ms each: ~p ms", [Took]),
-    ?assertEqual([integer_to_binary(I) || I <- lists:seq(0, 99)], Bodies),
-    ?assert(Took < 8000), % one after the other: 10 s
-    unlink(Server),
-    exit(Server, kill),
-    gen_tcp:close(Listen).
-
-accept(Listen) ->
-    {ok, Sock} = gen_tcp:accept(Listen),
-    Pid = spawn(fun() -> receive go -> serve(Sock) end end),
-    ok = gen_tcp:controlling_process(Sock, Pid),
-    Pid ! go,
-    accept(Listen).
-
-%% Answers one request with its path's last segment, after 100 ms.
-serve(Sock) ->
-    {ok, Request} = read_head(Sock, <<>>),
-    [Line | _] = binary:split(Request, <<"\r\n">>),
-    [_, Path | _] = binary:split(Line, <<" ">>, [global]),
-    Body = lists:last(binary:split(Path, <<"/">>, [global])),
-    timer:sleep(100),
-    ok = gen_tcp:send(Sock, ["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ",
-                             integer_to_list(byte_size(Body)), "\r\nConnection: close\r\n\r\n", Body]),
-    gen_tcp:close(Sock).
-
-read_head(Sock, Acc) ->
-    case binary:match(Acc, <<"\r\n\r\n">>) of
-        nomatch ->
-            case gen_tcp:recv(Sock, 0, 10000) of
-                {ok, More} -> read_head(Sock, <<Acc/binary, More/binary>>);
-                Error -> Error
-            end;
-        _ -> {ok, Acc}
     end.

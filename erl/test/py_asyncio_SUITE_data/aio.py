@@ -2,8 +2,6 @@
 import asyncio
 import os
 
-import erlang
-
 
 async def sleep_then(x, s=0.2):
     await asyncio.sleep(s)
@@ -71,24 +69,6 @@ def progress_of(key):
     return progress.get(key, -1)
 
 
-# Python -> Erlang -> Python, n deep.
-async def deep(n):
-    if n == 0:
-        return 0
-    return 1 + await erlang.async_call("deeper", n - 1)
-
-
-async def doubled(n):
-    return list(await asyncio.gather(*(erlang.async_call("double", i) for i in range(n))))
-
-
-async def call_named(name, *args):
-    try:
-        return ["ok", await erlang.async_call(name, *args)]
-    except erlang.Error as e:
-        return ["error", e.kind, e.reason]
-
-
 # A background task that outlives the request that started it.
 ticks = 0
 tasks = []
@@ -108,21 +88,6 @@ async def start_ticker():
 
 def tick_count():
     return ticks
-
-
-async def start_task_calling(name):
-    # erlang.async_call returns a Future: a task awaits it here.
-    async def calling():
-        return await erlang.async_call(name)
-    tasks.append(asyncio.create_task(calling()))
-    return True
-
-
-async def fetch_all(url, n):
-    import httpx
-    async with httpx.AsyncClient(timeout=30) as client:
-        rs = await asyncio.gather(*(client.get(f"{url}/{i}") for i in range(n)))
-    return [r.text for r in rs]
 
 
 gen_finished = []
@@ -165,3 +130,4 @@ async def stubborn():
             await asyncio.sleep(30)
         except asyncio.CancelledError:
             pass  # swallowed: waits on
+
