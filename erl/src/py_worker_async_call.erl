@@ -1,5 +1,5 @@
 %% @doc A worker's side of `await erlang.async_call(Name, *Args)' in
-%% Python (docs/async.md; PROTOCOL.md, Callbacks): the port's frame
+%% Python (docs/async.md; PROTOCOL.md, Coroutines): the port's frame
 %% `[Id, "async_call", [Ref, Name, [Arg, ...]]]', Id the request whose
 %% coroutine made it (0: a background task of no request's), Ref unique
 %% for the port's life, and its answer `[Ref, "async_result", {ok: Value}

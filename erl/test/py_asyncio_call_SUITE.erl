@@ -67,13 +67,15 @@ async_calls_many_at_once(Config) ->
     [{ok, Twenty}] = lists:usort([py:await(R) || R <- Refs]),
     ?assertEqual([2 * I || I <- lists:seq(0, 19)], Twenty).
 
-%% An unknown name, a crash, a process killed: erlang.Error in Python.
+%% An unknown name, a crash, a frame the node cannot decode, a process
+%% killed: erlang.Error in Python.
 async_call_errors(Config) ->
     start(Config, []),
     {ok, [<<"error">>, error, {unknown_function, nope}]} = call(call_named, [nope]), % an Atom
     {ok, [<<"error">>, error, {unknown_function, <<"nope">>}]} = call(call_named, [<<"nope">>]),
     ok = py:register_function(boom, fun(_) -> error(boom) end),
     {ok, [<<"error">>, error, boom]} = call(call_named, [boom]),
+    {ok, [<<"error">>, error, undecodable_frame]} = call(call_with_unknown_atom, [boom]),
     Self = self(),
     ok = py:register_function(hang, fun(_) -> Self ! {hanging, self()}, receive after infinity -> ok end end),
     Ref = py:spawn_call(aio_call, call_named, [hang], #{}, opts()),

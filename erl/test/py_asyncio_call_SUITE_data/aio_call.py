@@ -50,3 +50,9 @@ async def fetch_all(url, n):
     async with httpx.AsyncClient(timeout=30) as client:
         rs = await asyncio.gather(*(client.get(f"{url}/{i}") for i in range(n)))
     return [r.text for r in rs]
+
+
+async def call_with_unknown_atom(name):
+    # An atom the node does not know: its frame cannot be decoded there.
+    from pyport import Atom
+    return await call_named(name, Atom("pyport_test_atom_nobody_made_q9z"))
