@@ -8,11 +8,13 @@
 
 -export([all/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
 -export([async_call_eight_deep/1, async_calls_many_at_once/1, async_call_errors/1,
+         async_call_refused_during_the_preload/1,
          async_call_killed_with_its_request/1, async_call_of_a_task_killed_with_its_port/1,
          http_client_hundred_concurrent/1]).
 
 all() ->
     [async_call_eight_deep, async_calls_many_at_once, async_call_errors,
+     async_call_refused_during_the_preload,
      async_call_killed_with_its_request, async_call_of_a_task_killed_with_its_port,
      http_client_hundred_concurrent].
 
@@ -82,6 +84,21 @@ async_call_errors(Config) ->
     Hanging = receive {hanging, P} -> P after 5000 -> ct:fail(no_call) end,
     exit(Hanging, kill),
     {ok, [<<"error">>, exit, killed]} = py:await(Ref).
+
+%% The preload runs before the worker serves callbacks: an async call made
+%% there (at the first start, and at a recycle's) raises
+%% erlang.Error(error, not_during_preload), and the worker starts.
+async_call_refused_during_the_preload(Config) ->
+    ok = py:register_function(double, fun([I]) -> 2 * I end),
+    Preload = <<"import aio_call\npreloaded = await aio_call.call_named('double', 1)">>,
+    start(Config, [{preload, Preload}, {max_requests, 5}]),
+    Refused = [<<"error">>, error, not_during_preload],
+    {ok, Refused} = py:eval(<<"preloaded">>, #{}, opts()),
+    First = os_pid(),
+    _ = [call(sleep_then, [I, 0]) || I <- lists:seq(1, 10)], % a recycle
+    ok = py_ct:wait_until(fun() -> os_pid() =/= First end, 10000),
+    {ok, Refused} = py:eval(<<"preloaded">>, #{}, opts()),
+    {ok, [<<"ok">>, 4]} = call(call_named, [double, 2]).
 
 %% A request that ends (it times out and is cancelled, or answers) takes
 %% the async calls it made along.
