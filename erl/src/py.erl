@@ -43,6 +43,9 @@
          object_traceback/1, object_traceback/2, gc_disable/0, gc_disable/1, gc_enable/0, gc_enable/1,
          gc_threshold/0, gc_threshold/1, gc_threshold/2, gc_freeze/0, gc_freeze/1,
          gc_unfreeze/0, gc_unfreeze/1, reset/0, reset/1]).
+-export([backrefs/2, object_graph/2, memory_profile/3, memory_profile/4,
+         memory_timeline_start/2, memory_timeline_stop/1,
+         cpu_profile_start/1, cpu_profile_start/2, cpu_profile_stop/1]).
 -export([version/0, bind/0, bind/1, unbind/0, unbind/1, exec_all/1, exec_all/2,
          start_pool/2, stop_pool/1, pool_status/1, last_error/0]).
 -export([cast/3, cast/4, cast/5, spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2,
@@ -373,6 +376,60 @@ reset() -> py_memory:reset(current).
 %% @doc reset/0 on a target (a pool: every worker), or with options.
 -spec reset(target()) -> ok | {ok, list()} | error().
 reset(Target) -> py_memory:reset(Target).
+
+%% ---- what holds it, which line, over time (docs/memory.md) ----
+
+%% @doc Why the value of Code is alive: `{ok, [{TypeName, How}]}', the
+%% chain of references from a root (a module, a frame) to it, root first.
+%% Options: `target', `timeout', `max_depth' (1..100, default 20).
+-spec backrefs(code(), map() | list()) -> {ok, [py_memory_tools:step()] | list()} | error().
+backrefs(Code, Opts) -> py_memory_tools:backrefs(Code, Opts).
+
+%% @doc An SVG (binary) of what refers to the value of Code (`direction =>
+%% backrefs', the default) or what it refers to (`refs'), drawn by objgraph
+%% and graphviz. Options: `target', `timeout', `direction', `max_depth'
+%% (1..10, 3), `too_many' (1..100, 10), `max_nodes' (1..2000, 200),
+%% `max_bytes' (1024..16777216, 2097152).
+-spec object_graph(code(), map() | list()) -> {ok, binary() | list()} | error().
+object_graph(Code, Opts) -> py_memory_tools:object_graph(Code, Opts).
+
+%% @doc Module:Function(Args...) under memory_profiler: `{ok, Value,
+%% Lines}', a map per line of Function that ran (`file', `line', `source',
+%% `mem_mb', `increment_mb', `occurrences').
+-spec memory_profile(name(), name(), list()) -> {ok, term(), [py_memory_tools:line()]} | error().
+memory_profile(Module, Function, Args) -> py_memory_tools:memory_profile(Module, Function, Args, #{}).
+
+%% @doc memory_profile/3 with options: `target' (one worker), `timeout',
+%% `limit' (rows, 1..100000, default 1000).
+-spec memory_profile(name(), name(), list(), map() | list()) ->
+          {ok, term(), [py_memory_tools:line()]} | error().
+memory_profile(Module, Function, Args, Opts) -> py_memory_tools:memory_profile(Module, Function, Args, Opts).
+
+%% @doc Starts sampling a worker's memory over time (`#{interval_ms => N}',
+%% py_memory_timeline); it stops when the caller exits.
+-spec memory_timeline_start({atom(), pos_integer()}, map() | list()) ->
+          {ok, py_memory_timeline:ref()} | error().
+memory_timeline_start(Target, Opts) -> py_memory_timeline:start(Target, Opts).
+
+%% @doc `{ok, #{samples, calls, svg, ...}}': the timeline's samples, the
+%% requests marked on it, and its plot.
+-spec memory_timeline_stop(py_memory_timeline:ref()) -> {ok, map()} | error().
+memory_timeline_stop(Ref) -> py_memory_timeline:stop(Ref).
+
+%% @doc Starts a sampling CPU profile of a worker (`{Pool, Slot}'); it
+%% stops when the caller exits.
+-spec cpu_profile_start({atom(), pos_integer()}) -> {ok, py_cpu_profile:ref()} | error().
+cpu_profile_start(Target) -> py_cpu_profile:start(Target, #{}).
+
+%% @doc cpu_profile_start/1 with options: `interval_ms' (1..1000, 10),
+%% `max_stacks', `max_depth', `top' (py_cpu_profile).
+-spec cpu_profile_start({atom(), pos_integer()}, map() | list()) -> {ok, py_cpu_profile:ref()} | error().
+cpu_profile_start(Target, Opts) -> py_cpu_profile:start(Target, Opts).
+
+%% @doc `{ok, #{svg, top, stacks, samples, ...}}': the flame graph of the
+%% samples, and the hottest lines `[#{file, line, function, samples}]'.
+-spec cpu_profile_stop(py_cpu_profile:ref()) -> {ok, map()} | error().
+cpu_profile_stop(Ref) -> py_cpu_profile:stop(Ref).
 
 %% ---- workers and pools ----
 

@@ -42,6 +42,7 @@
 %% The port's own error types (proto/PROTOCOL.md section 5).
 -define(PORT_TYPES, [bad_frame, frame_too_large, bad_request, unknown_op, encode_error, cancelled,
                      shutting_down, not_tracing, no_baseline, reply_too_large,
+                     tool_unavailable, no_root, graph_too_large, already_started, not_started,
                      stale_handle, released_handle, too_many_handles]).
 
 %% Every atom pyport itself puts first in an error reason, `{error, Atom}'
@@ -49,7 +50,7 @@
 -define(RESERVED, ?PORT_TYPES ++
             [timeout, overloaded, badarg, worker_exited, invalid_option, no_pool, no_workers,
              unsupported_term, request_too_large, too_large, duplicate_key, unknown_atom,
-             undecodable_reply, bad_error_reply, preload_failed, already_started, not_found,
+             undecodable_reply, bad_error_reply, preload_failed, not_found,
              pyport_not_found, cannot_start_pyport, hello_timeout, bad_hello,
              handle_of_another_worker]).
 

@@ -7,7 +7,7 @@
 %% (py:tracemalloc_start(25, Target)).
 -module(py_flamegraph).
 
--export([write/2, svg/2, top/1, tree/1]).
+-export([write/2, svg/2, svg/3, top/1, tree/1]).
 
 -export_type([tree/0]).
 
@@ -43,6 +43,7 @@ tree(Entries) ->
     Stacks = [{[frame(F) || F <- Tb], Size} || #{traceback := Tb, size := Size} <- Entries],
     build(<<"all">>, Stacks).
 
+frame(Name) when is_binary(Name) -> Name; % named by the caller (py_cpu_profile)
 frame({File, Line}) -> frame([File, Line]);
 frame([File, Line]) when is_binary(File), is_integer(Line) ->
     iolist_to_binary([filename:basename(File), ":", integer_to_binary(Line)]);
@@ -61,17 +62,22 @@ build(Name, Stacks) ->
 %% @doc The SVG document of a flame graph of Entries (tracemalloc_top's
 %% answer grouped by traceback).
 -spec svg([map()], binary()) -> iodata().
-svg(Entries, Title) ->
+svg(Entries, Title) -> svg(Entries, Title, bytes).
+
+%% @doc svg/2 with the unit of the entries' `size': `bytes' or `samples'
+%% (a CPU profile's, py_cpu_profile).
+-spec svg([map()], binary(), bytes | samples) -> iodata().
+svg(Entries, Title, Unit) ->
     Tree = tree(Entries),
     Depth = depth(Tree),
     Height = (Depth + 2) * ?ROW + 10,
     Total = max(1, maps:get(bytes, Tree)),
-    Boxes = boxes(Tree, 0, 0, ?WIDTH / Total),
+    Boxes = boxes(Tree, 0, 0, ?WIDTH / Total, Unit),
     ["<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"", num(?WIDTH), "\" height=\"", num(Height),
      "\" viewBox=\"0 0 ", num(?WIDTH), " ", num(Height), "\" font-family=\"monospace\" font-size=\"11\">\n",
      "<title>", esc(Title), "</title>\n",
-     "<text x=\"4\" y=\"14\" font-size=\"13\">", esc(Title), " (", bytes(maps:get(bytes, Tree)),
+     "<text x=\"4\" y=\"14\" font-size=\"13\">", esc(Title), " (", amount(Unit, maps:get(bytes, Tree)),
      ")</text>\n",
      Boxes,
      "</svg>\n"].
@@ -79,17 +85,17 @@ svg(Entries, Title) ->
 depth(#{children := []}) -> 1;
 depth(#{children := Cs}) -> 1 + lists:max([depth(C) || C <- Cs]).
 
-boxes(#{name := Name, bytes := Bytes, children := Cs}, Level, X, Scale) ->
+boxes(#{name := Name, bytes := Bytes, children := Cs}, Level, X, Scale, Unit) ->
     W = Bytes * Scale,
     Y = 20 + Level * ?ROW,
-    Label = [Name, " (", bytes(Bytes), ")"],
+    Label = [Name, " (", amount(Unit, Bytes), ")"],
     Box = ["<g class=\"frame\"><title>", esc(Label), "</title>",
            "<rect x=\"", num(X), "\" y=\"", num(Y), "\" width=\"", num(W), "\" height=\"", num(?ROW - 2),
            "\" fill=\"", colour(Name), "\" rx=\"2\"/>",
            [["<text x=\"", num(X + 3), "\" y=\"", num(Y + 12), "\">", esc(clip(Name, W)), "</text>"]
             || W > 30],
            "</g>\n"],
-    {Kids, _} = lists:mapfoldl(fun(C, CX) -> {boxes(C, Level + 1, CX, Scale), CX + maps:get(bytes, C) * Scale} end,
+    {Kids, _} = lists:mapfoldl(fun(C, CX) -> {boxes(C, Level + 1, CX, Scale, Unit), CX + maps:get(bytes, C) * Scale} end,
                                X, Cs),
     [Box | Kids].
 
@@ -106,6 +112,10 @@ clip(Name, W) ->
 colour(Name) ->
     H = erlang:phash2(Name, 1000),
     io_lib:format("rgb(~b,~b,~b)", [205 + H rem 50, 80 + (H div 10) rem 120, 40 + (H div 7) rem 40]).
+
+amount(bytes, B) -> bytes(B);
+amount(samples, 1) -> "1 sample";
+amount(samples, N) -> [integer_to_list(N), " samples"].
 
 bytes(B) when B >= 1048576 -> io_lib:format("~.1f MiB", [B / 1048576]);
 bytes(B) when B >= 1024 -> io_lib:format("~.1f KiB", [B / 1024]);

@@ -9,8 +9,9 @@
 %%
 %% GET `/metrics' (Prometheus text), `/' (the live page), `/api/state'
 %% (its JSON), `/api/tracemalloc/top?pool=P&slot=S',
-%% `/api/flamegraph.svg?pool=P&slot=S'; POST
-%% `/api/tracemalloc/start?pool=P&slot=S'.
+%% `/api/flamegraph.svg?pool=P&slot=S', `/api/backrefs.svg?pool=P&slot=S&type=T';
+%% POST `/api/tracemalloc/start?pool=P&slot=S' and the start and stop of
+%% `/api/timeline/' and `/api/cpu_profile/' (py_http_tools).
 %%
 %% This module is the gen_server that owns the httpd instance and the
 %% httpd callback module (do/1) at once.
@@ -196,7 +197,11 @@ route(_, "/api/" ++ _, {error, Message}) ->
     json({400, Message});
 route(Method, "/api/" ++ What, Query) ->
     case worker(Query) of
-        {ok, Target} -> worker_op(Method, What, Target);
+        {ok, Target} ->
+            case py_http_tools:op(Method, What, Target, Query) of
+                not_found -> worker_op(Method, What, Target);
+                Answer -> Answer
+            end;
         {error, Message} -> json({400, Message})
     end;
 route(_, _, _) ->

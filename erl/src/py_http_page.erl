@@ -4,7 +4,9 @@
 %% pool and worker, resident memory, request rate, latency percentiles and
 %% gc pause time over the last minutes, restarts and recycles marked on the
 %% time line. For one worker it can start tracemalloc, show the top
-%% allocation sites and a flame graph (`/api/flamegraph.svg').
+%% allocation sites and a flame graph (`/api/flamegraph.svg'), and run the
+%% tools of py_http_tools: a memory timeline, a CPU profile, the
+%% back-references of an object of a type.
 -module(py_http_page).
 
 -export([html/0]).
@@ -29,6 +31,8 @@ svg.plot line.mark-recycle { stroke: #06c; stroke-dasharray: 3 2; }
 #status { color: #666; font-size: 11px; }
 #trace { background: #fff; border: 1px solid #ddd; padding: 8px; margin-top: 12px; }
 #tflame svg { max-width: 100%; height: auto; border: 1px solid #eee; }
+#tools { background: #fff; border: 1px solid #ddd; padding: 8px; margin-top: 12px; }
+#tools svg { max-width: 100%; height: auto; border: 1px solid #eee; margin-top: 6px; }
 button { font-size: 12px; }
 </style></head>
 <body>
@@ -41,6 +45,14 @@ Python process from the moment it starts, at a cost in speed and memory)
 <button id=\"tstart\">start tracemalloc</button>
 <button id=\"tsnap\">snapshot</button> <span id=\"tmsg\"></span></div>
 <div id=\"ttop\"></div><div id=\"tflame\"></div></div>
+<div id=\"tools\"><b>Tools for the same worker</b>: its memory over time (RSS, and traced
+memory while tracing, each request a band), a CPU profile (flame graph in samples, the hottest
+lines), what holds an object of a type
+<div><button id=\"tlstart\">start timeline</button> <button id=\"tlstop\">stop timeline</button>
+<button id=\"cpstart\">start CPU profile</button> <button id=\"cpstop\">stop CPU profile</button>
+type <input id=\"btype\" size=\"24\" placeholder=\"module.Class\"> <button id=\"bgraph\">back-references</button>
+<span id=\"xmsg\"></span></div>
+<div id=\"xtimeline\"></div><div id=\"xcpu\"></div><div id=\"xtop\"></div><div id=\"xgraph\"></div></div>
 <script>
 'use strict';
 const W = 300, H = 70;
@@ -170,6 +182,65 @@ async function snapshot() {
   msg.textContent = 'snapshot taken';
 }
 document.getElementById('tsnap').onclick = snapshot;
+// The tools: each answer is drawn in its own box (SVGs inlined).
+const action = () => ({method: 'POST', headers: {'X-Pyport-Action': '1'}});
+const xmsg = t => { document.getElementById('xmsg').textContent = t; };
+async function failed(r) { return 'failed: ' + await r.text(); }
+async function timelineStart() {
+  const r = await api('/api/timeline/start?' + target(), action());
+  xmsg(r.ok ? 'timeline started' : await failed(r));
+}
+async function timelineStop() {
+  const r = await api('/api/timeline/stop?' + target(), action());
+  if (!r.ok) return xmsg(await failed(r));
+  document.getElementById('xtimeline').innerHTML = await r.text();
+  xmsg('timeline stopped');
+}
+async function cpuStart() {
+  const r = await api('/api/cpu_profile/start?' + target(), action());
+  xmsg(r.ok ? 'CPU profile started' : await failed(r));
+}
+async function cpuStop() {
+  const r = await api('/api/cpu_profile/stop?' + target(), action());
+  if (!r.ok) return xmsg(await failed(r));
+  const p = (await r.json()).ok;
+  document.getElementById('xcpu').innerHTML = p.svg;
+  const table = el('table', {class: 'hot'}), head = el('tr');
+  ['hot line', 'function', 'samples'].forEach(c => head.appendChild(el('th', {}, c)));
+  table.appendChild(head);
+  for (const l of p.top) {
+    const tr = el('tr');
+    [l.file + ':' + l.line, l.function, l.samples].forEach(c => tr.appendChild(el('td', {}, String(c))));
+    table.appendChild(tr);
+  }
+  const top = document.getElementById('xtop');
+  top.textContent = '';
+  top.appendChild(table);
+  xmsg('CPU profile stopped: ' + p.samples + ' samples, ' + p.idle + ' idle');
+}
+async function backrefs() {
+  const type = document.getElementById('btype').value;
+  const r = await api('/api/backrefs.svg?' + target() + '&type=' + encodeURIComponent(type));
+  if (!r.ok) return xmsg(await failed(r));
+  document.getElementById('xgraph').innerHTML = await r.text();
+  xmsg('back-references of a ' + type);
+}
+document.getElementById('tlstart').onclick = timelineStart;
+document.getElementById('tlstop').onclick = timelineStop;
+document.getElementById('cpstart').onclick = cpuStart;
+document.getElementById('cpstop').onclick = cpuStop;
+document.getElementById('bgraph').onclick = backrefs;
+// #tools=POOL/SLOT&type=T: run every tool on that worker for a second.
+async function runTools(w) {
+  document.getElementById('tw').value = w;
+  document.getElementById('btype').value = hash.get('type') || '';
+  await timelineStart();
+  await cpuStart();
+  await new Promise(done => setTimeout(done, 1000));
+  await timelineStop();
+  await cpuStop();
+  if (hash.get('type')) await backrefs();
+}
 // #snapshot=POOL/SLOT: take that worker's snapshot once the page is drawn
 // (a link to it; tracemalloc must be running there).
 let first = true;
@@ -179,6 +250,8 @@ async function poll() {
     render(await r.json());
     const snap = hash.get('snapshot');
     if (first && snap) { document.getElementById('tw').value = snap; await snapshot(); }
+    const tools = hash.get('tools');
+    if (first && tools) await runTools(tools);
     first = false;
   } catch (e) {
     document.getElementById('status').textContent = 'no answer from the node: ' + e;

@@ -12,7 +12,7 @@
 
 -export([on/3, reset/1, gc_events/1, gc_events_stop/1]).
 -export([gc/2, limited/3, code/3, tracemalloc_start/2, traces/4, gc_threshold/2]).
--export([on_local/4]).
+-export([on_local/4, where/1]).
 
 -export_type([target/0, where/0, subscription/0]).
 
@@ -51,7 +51,8 @@ on_local(Pool, Op, Args, Timeout) ->
 target_opts(Target, pool) -> #{target => Target};
 target_opts(Target, Timeout) -> #{target => Target, timeout => Timeout}.
 
-%% The target and timeout of a where().
+%% @doc The target and timeout of a where().
+-spec where(term()) -> {ok, target(), timeout() | pool} | {error, term()}.
 where(current) -> {ok, current, pool};
 where({Pool, Slot} = T) when is_atom(Pool), is_integer(Slot), Slot > 0 -> {ok, T, pool};
 where({Node, Pool, Slot} = T) when is_atom(Node), is_atom(Pool), is_integer(Slot), Slot > 0 -> {ok, T, pool};
@@ -240,7 +241,8 @@ atom_keys(Other) -> Other.
 -define(KEYS, [gc_stats, gc_count, gc_threshold, traced_memory_current, traced_memory_peak,
                collections, collected, uncollectable, rss_bytes, peak_rss_bytes, allocated_blocks,
                gc_garbage, gc_enabled, gc_frozen, gc_activity, pause_total_us, pause_max_us,
-               memory_limit, compile_cache_entries, compile_cache_bytes, handles, filename, lineno, size, count, size_diff, count_diff, traceback]).
+               memory_limit, compile_cache_entries, rss_breakdown, python_objects, allocator_free, traced,
+               native, allocator, compile_cache_bytes, handles, filename, lineno, size, count, size_diff, count_diff, traceback]).
 
 %% Only the port's own keys become atoms (the others stay binaries).
 key(K) when is_binary(K) ->

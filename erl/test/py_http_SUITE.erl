@@ -12,13 +12,14 @@
 -export([metrics_parse_and_match_stats/1, state_json_has_series/1, flamegraph_svg_of_known_function/1,
          tracemalloc_from_the_endpoint/1, bad_requests_answered/1, page_in_headless_chromium/1,
          page_snapshot_in_headless_chromium/1, page_with_token_in_headless_chromium/1,
-         off_by_default_and_bad_setting/1, bad_query_strings_answered_400/1]).
+         off_by_default_and_bad_setting/1, bad_query_strings_answered_400/1,
+         tools_from_the_endpoint/1, page_tools_in_headless_chromium/1]).
 
 all() ->
     [metrics_parse_and_match_stats, state_json_has_series, flamegraph_svg_of_known_function,
      tracemalloc_from_the_endpoint, bad_requests_answered, page_in_headless_chromium,
      page_snapshot_in_headless_chromium, page_with_token_in_headless_chromium, off_by_default_and_bad_setting,
-     bad_query_strings_answered_400].
+     bad_query_strings_answered_400, tools_from_the_endpoint, page_tools_in_headless_chromium].
 
 init_per_suite(Config) ->
     _ = application:stop(pyport),
@@ -33,6 +34,57 @@ end_per_suite(_Config) ->
     application:unset_env(pyport, http).
 
 %% ---- the cases ----
+
+%% The memory and CPU tools of the page (py_http_tools), through the
+%% endpoint: started and stopped by POSTs, refused twice, and the
+%% back-references of an object found by its type's name.
+tools_from_the_endpoint(Config) ->
+    ok = py:exec(<<"class Held:\n    pass\nholder = {'it': Held()}\n">>, [{pool, h2}]),
+    {200, _} = post(Config, "/api/timeline/start?pool=h2&slot=1"),
+    {409, Twice} = post(Config, "/api/timeline/start?pool=h2&slot=1"),
+    ?assertNotEqual(nomatch, string:find(Twice, "already_started")),
+    {200, _} = post(Config, "/api/cpu_profile/start?pool=h2&slot=1"),
+    {ok, _} = py:eval(<<"sum(i * i for i in range(300000))">>, #{}, [{pool, h2}]),
+    {200, Plot} = post(Config, "/api/timeline/stop?pool=h2&slot=1"),
+    {#xmlElement{name = svg} = Doc, _} = xmerl_scan:string(binary_to_list(Plot)),
+    [_] = xmerl_xpath:string("//polyline[@class='rss']", Doc),
+    [_ | _] = xmerl_xpath:string("//g[@class='call']", Doc),
+    {409, NotRunning} = post(Config, "/api/timeline/stop?pool=h2&slot=1"),
+    ?assertNotEqual(nomatch, string:find(NotRunning, "not_running")),
+    {200, Cpu} = post(Config, "/api/cpu_profile/stop?pool=h2&slot=1"),
+    #{<<"ok">> := #{<<"svg">> := <<"<?xml", _/binary>>, <<"top">> := Top, <<"samples">> := N}} =
+        py_test_json:decode(Cpu),
+    ?assert(is_list(Top) andalso is_integer(N)),
+    % Actions need the action header, like tracemalloc's.
+    {403, _} = post(Config, "/api/cpu_profile/start?pool=h2&slot=1", []),
+    {200, Graph} = get(Config, "/api/backrefs.svg?pool=h2&slot=1&type=__main__.Held"),
+    ?assertNotEqual(nomatch, string:find(Graph, "Held")),
+    ?assertNotEqual(nomatch, string:find(Graph, "it")),
+    {404, _} = get(Config, "/api/backrefs.svg?pool=h2&slot=1&type=no.Such"),
+    {400, _} = get(Config, "/api/backrefs.svg?pool=h2&slot=1"),
+    {400, _} = get(Config, "/api/timeline/start?pool=h2"),
+    {404, _} = get(Config, "/api/timeline/start?pool=h2&slot=1"). % a GET changes nothing
+
+%% The page runs the tools on a worker from its #tools= link: the
+%% timeline's plot, the CPU flame graph with its hot lines, and the
+%% back-reference graph of an object of the named type appear in it.
+page_tools_in_headless_chromium(Config) ->
+    ok = py:exec(<<"class Kept:\n    pass\nkept_here = [Kept()]\n">>, [{pool, h2}]),
+    Stop = load([h2]),
+    try
+        Dom = chromium(["--virtual-time-budget=5000", "--dump-dom",
+                        ?config(base, Config) ++ "/#tools=h2%2F1&type=__main__.Kept"]),
+        [Timeline] = re_all(Dom, "<div id=\"xtimeline\">(.*?)</div>"),
+        ?assertNotEqual(nomatch, string:find(Timeline, "<polyline class=\"rss\"")),
+        [Cpu] = re_all(Dom, "<div id=\"xcpu\">(.*?)</div>"),
+        ?assertNotEqual(nomatch, string:find(Cpu, "CPU samples every 10 ms")),
+        [_] = re_all(Dom, "<div id=\"xtop\">(<table class=\"hot\">.*?)</div>"),
+        [Graph] = re_all(Dom, "<div id=\"xgraph\">(.*?)</div></div>"),
+        ?assertNotEqual(nomatch, string:find(Graph, "Kept")),
+        ?assertNotEqual(nomatch, string:find(Graph, "kept_here"))
+    after
+        Stop()
+    end.
 
 %% After a workload on both pools, every line of /metrics is a comment or a
 %% sample of a declared family, histograms are cumulative with +Inf equal

@@ -202,20 +202,34 @@ void dispatcher::write_chunk(out_buffer &out, std::uint64_t id, PyObject *items,
   convert_.set_arrays(arrays);
   out_buffer packed;
   packer item_packer(packed);
+  std::uint32_t count = 0;
+  const auto emit = [&] {
+    begin_reply(out, id, "chunk");
+    packer pk(out);
+    pk.pack_array(count);
+    out.write(packed.bytes().data(), packed.size());
+    end_reply(out);
+  };
   try {
     const Py_ssize_t n = PyList_GET_SIZE(items);
-    for (Py_ssize_t i = 0; i < n; ++i)
-      convert_.to_msgpack_at(PyList_GET_ITEM(items, i), item_packer, chunk_item_level);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      const std::size_t size = packed.size();
+      try {
+        convert_.to_msgpack_at(PyList_GET_ITEM(items, i), item_packer, chunk_item_level);
+      } catch (...) {
+        packed.bytes().resize(size); // the items before it still reach the client
+        if (count > 0)
+          emit();
+        throw;
+      }
+      ++count;
+    }
   } catch (...) {
     convert_.set_arrays(before);
     throw;
   }
   convert_.set_arrays(before);
-  begin_reply(out, id, "chunk");
-  packer pk(out);
-  pk.pack_array(static_cast<std::uint32_t>(PyList_GET_SIZE(items)));
-  out.write(packed.bytes().data(), packed.size());
-  end_reply(out);
+  emit();
 }
 
 void dispatcher::write_value(out_buffer &out, std::uint64_t id, PyObject *value) {

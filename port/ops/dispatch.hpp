@@ -155,6 +155,10 @@ private:
   bool parked_ = false; // set by the stream that parked during the current run
   // gc, memory_stats, tracemalloc_* and the other memory ops (ops/memory.cpp).
   void op_memory(op code, args_reader &args, out_buffer &out, std::uint64_t id);
+  // backrefs, object_graph, memory_profile (ops/memory_inspect.cpp).
+  void op_memory_inspect(op code, args_reader &args, out_buffer &out, std::uint64_t id);
+  // memory_stats' rss_breakdown map (ops/memory_inspect.cpp).
+  py_ref rss_breakdown(PyObject *rss);
   void op_stats(out_buffer &out, std::uint64_t id);
 
   // The interned str of a module or attribute name, made once. Interned

@@ -125,6 +125,9 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
     py_ref limit_value = limits_.memory_limit ? checked(PyLong_FromSize_t(limits_.memory_limit))
                                               : py_ref::borrow(Py_None);
     value = tool("memory_stats", "OO", gc_activity().get(), limit_value.get());
+    PyObject *rss = PyDict_GetItemString(value.get(), "rss_bytes"); // borrowed
+    if (!rss || PyDict_SetItemString(value.get(), "rss_breakdown", rss_breakdown(rss).get()) < 0)
+      throw python_error(fetch_python_error());
     // The compile cache is the port's own memory, outside what Python reports.
     for (const auto &[key, n] :
          {std::pair{"compile_cache_entries", cache_.size()},
@@ -223,6 +226,12 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
     value = checked(PyObject_CallMethod(gc_.get(), "get_threshold", nullptr));
     break;
   }
+  case op::backrefs:
+  case op::object_graph:
+  case op::memory_profile:
+  case op::cpu_profile_start:
+  case op::cpu_profile_stop:
+    return op_memory_inspect(code, args, out, id);
   case op::reset:
     args.done();
     // Cached functions (eval with locals) hold the namespace's globals, and

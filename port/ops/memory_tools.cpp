@@ -184,8 +184,10 @@ py_ref make_memory_tools() {
   py_ref text_fn = checked(PyCFunction_New(&text_def, nullptr));
   if (PyDict_SetItemString(dict, "_text", text_fn.get()) < 0)
     throw python_error(fetch_python_error());
-  py_ref code = checked(Py_CompileString(tools_source, "<pyport memory tools>", Py_file_input));
-  checked(PyEval_EvalCode(code.get(), dict, dict));
+  for (const char *source : {tools_source, memory_inspect_source, cpu_profile_source}) {
+    py_ref code = checked(Py_CompileString(source, "<pyport memory tools>", Py_file_input));
+    checked(PyEval_EvalCode(code.get(), dict, dict));
+  }
   return module;
 }
 

@@ -81,7 +81,9 @@ async_runner::async_runner(async_hooks &hooks, int wake_fd, std::size_t max_conc
       PyDict_SetItemString(ns.get(), "__name__",
                            py_ref::steal(PyUnicode_FromString("pyport._asyncio")).get()) < 0)
     throw python_error(fetch_python_error());
-  checked(PyRun_String(asyncio_runner_source, Py_file_input, ns.get(), ns.get()));
+  // Named, so that its frames in a coroutine's traceback say whose they are.
+  py_ref code = checked(Py_CompileString(asyncio_runner_source, "<pyport asyncio>", Py_file_input));
+  checked(PyEval_EvalCode(code.get(), ns.get(), ns.get()));
   PyObject *runner_type = PyDict_GetItemString(ns.get(), "Runner"); // borrowed
   if (!runner_type)
     throw python_error(fetch_python_error());

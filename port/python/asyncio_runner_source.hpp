@@ -65,7 +65,10 @@ class Runner:
         self.max_concurrency = max_concurrency
         self.tasks = {}       # request id -> its Task
         self.ids = {}         # Task -> request id
-        self.held = deque()   # (request id, coroutine): over max_concurrency
+        # Over max_concurrency: coroutines by request id, and their order
+        # (ids cancelled meanwhile are skipped when their turn comes).
+        self.held = {}
+        self.held_order = deque()
         self.futures = {}     # erlang.async_call ref -> its Future
         self.credit_waits = {}  # stream id -> the Future its pump awaits
 
@@ -123,7 +126,8 @@ class Runner:
         if not asyncio.iscoroutine(awaitable):
             awaitable = _await(awaitable)
         if len(self.tasks) >= self.max_concurrency:
-            self.held.append((id, awaitable))
+            self.held[id] = awaitable
+            self.held_order.append(id)
             return None
         loop = self.loop
         if _get_running_loop() is None:
@@ -162,8 +166,10 @@ class Runner:
             return
         del self.tasks[id]
         while self.held and len(self.tasks) < self.max_concurrency:
-            held_id, coroutine = self.held.popleft()
-            self._track(held_id, self.loop.create_task(coroutine))
+            held_id = self.held_order.popleft()
+            coroutine = self.held.pop(held_id, None)
+            if coroutine is not None:
+                self._track(held_id, self.loop.create_task(coroutine))
         self._done_hook(id, task)
 
     def cancel(self, id):
@@ -173,28 +179,28 @@ class Runner:
         if task is not None:
             task.cancel()
             return True
-        for i, (held_id, coroutine) in enumerate(self.held):
-            if held_id == id:
-                del self.held[i]
-                # Never started: it ends cancelled without running.
-                task = self.loop.create_task(coroutine)
-                task.cancel()
-                self._track(id, task)
-                return True
-        return False
+        coroutine = self.held.pop(id, None)
+        if coroutine is None:
+            return False
+        # Never started: it ends cancelled without running.
+        task = self.loop.create_task(coroutine)
+        task.cancel()
+        self._track(id, task)
+        return True
 
     def drop_all(self):
         """The port stops: every request's task is cancelled and forgotten
         (its caller is answered by the server)."""
-        ids = list(self.tasks) + [held_id for held_id, _ in self.held]
+        ids = list(self.tasks) + list(self.held)
         for task in self.tasks.values():
             task.remove_done_callback(self._finished)
             task.cancel()
-        for _, coroutine in self.held:
+        for coroutine in self.held.values():
             coroutine.close()
         self.tasks.clear()
         self.ids.clear()
         self.held.clear()
+        self.held_order.clear()
         return ids
 
     def current(self):

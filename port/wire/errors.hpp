@@ -21,6 +21,12 @@ enum class error_type {
   not_tracing,
   no_baseline,
   reply_too_large,
+  // memory tools (ops/memory_inspect.cpp)
+  tool_unavailable,
+  no_root,
+  graph_too_large,
+  already_started,
+  not_started,
   // handles (handles.hpp)
   stale_handle,
   released_handle,
@@ -49,6 +55,16 @@ constexpr std::string_view to_string(error_type t) noexcept {
     return "no_baseline";
   case error_type::reply_too_large:
     return "reply_too_large";
+  case error_type::tool_unavailable:
+    return "tool_unavailable";
+  case error_type::no_root:
+    return "no_root";
+  case error_type::graph_too_large:
+    return "graph_too_large";
+  case error_type::already_started:
+    return "already_started";
+  case error_type::not_started:
+    return "not_started";
   case error_type::stale_handle:
     return "stale_handle";
   case error_type::released_handle:

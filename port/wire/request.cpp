@@ -11,7 +11,7 @@ namespace pyport {
 
 namespace {
 
-constexpr std::array<std::pair<op, std::string_view>, 33> op_table{{
+constexpr std::array<std::pair<op, std::string_view>, 38> op_table{{
     {op::eval, "eval"},
     {op::exec, "exec"},
     {op::call, "call"},
@@ -41,6 +41,11 @@ constexpr std::array<std::pair<op, std::string_view>, 33> op_table{{
     {op::gc_freeze, "gc_freeze"},
     {op::gc_unfreeze, "gc_unfreeze"},
     {op::reset, "reset"},
+    {op::backrefs, "backrefs"},
+    {op::object_graph, "object_graph"},
+    {op::memory_profile, "memory_profile"},
+    {op::cpu_profile_start, "cpu_profile_start"},
+    {op::cpu_profile_stop, "cpu_profile_stop"},
     {op::call_method, "call_method"},
     {op::getattr, "getattr"},
     {op::to_term, "to_term"},

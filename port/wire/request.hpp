@@ -47,6 +47,12 @@ enum class op {
   gc_freeze,
   gc_unfreeze,
   reset,
+  // memory tools (ops/memory_inspect.cpp)
+  backrefs,
+  object_graph,
+  memory_profile,
+  cpu_profile_start,
+  cpu_profile_stop,
   // handles (ops/handle.cpp)
   call_method,
   getattr,
