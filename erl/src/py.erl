@@ -50,6 +50,7 @@
          start_pool/2, stop_pool/1, pool_status/1, last_error/0]).
 -export([cast/3, cast/4, cast/5, spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2,
          parallel/1, parallel/2]).
+-export([async_call/3, async_call/4, async_await/1, async_await/2, async_gather/1, async_gather/2]).
 -export([pool_members/1, bind/2]).
 -export([stats/0, stats/1, tracemalloc_flamegraph/2]).
 -export([call_method/3, call_method/4, call_method/5, getattr/2, getattr/3, to_term/1, to_term/2,
@@ -532,6 +533,34 @@ parallel(Calls) -> parallel(Calls, []).
 %% @doc parallel/1 with a timeout or options (`pool', `timeout').
 -spec parallel([parallel_call()], options()) -> {ok, [{ok, term()} | error()]} | error().
 parallel(Calls, Opts) -> py_async:parallel(Calls, Opts).
+
+%% ---- asyncio: erlang_python's names (py_asyncio, docs/async.md) ----
+
+%% @doc Starts Module:Function(Args...), an `async def' or any function,
+%% and returns a reference at once: spawn_call/3.
+-spec async_call(name(), name(), list()) -> reference().
+async_call(Module, Function, Args) -> py_asyncio:async_call(Module, Function, Args, #{}).
+
+%% @doc async_call/3 with keyword arguments.
+-spec async_call(name(), name(), list(), names()) -> reference().
+async_call(Module, Function, Args, Kwargs) -> py_asyncio:async_call(Module, Function, Args, Kwargs).
+
+%% @doc The result of an async_call, within its deadline (the pool's timeout).
+-spec async_await(reference()) -> {ok, term()} | error().
+async_await(Ref) -> py_asyncio:async_await(Ref, infinity).
+
+%% @doc async_await/1 waiting at most Timeout ms (then the call is cancelled).
+-spec async_await(reference(), timeout()) -> {ok, term()} | error().
+async_await(Ref, Timeout) -> py_asyncio:async_await(Ref, Timeout).
+
+%% @doc Calls run concurrently: `{ok, Values}' in order, or `{error,
+%% {gather_failed, [{Index, Reason}]}}' naming every call that failed.
+-spec async_gather([parallel_call()]) -> {ok, list()} | error().
+async_gather(Calls) -> py_asyncio:async_gather(Calls, pool).
+
+%% @doc async_gather/1 with a timeout in ms for each call.
+-spec async_gather([parallel_call()], timeout()) -> {ok, list()} | error().
+async_gather(Calls, Timeout) -> py_asyncio:async_gather(Calls, Timeout).
 %% ---- cluster pools (docs/cluster.md) ----
 
 %% @doc The members of a pool: this node first, then every node running it
@@ -551,7 +580,9 @@ bind(Pool, Where) -> py_cluster_api:bind(Pool, Where).
 stats() -> py_stats_read:all().
 
 %% @doc A pool's statistics: per worker (OS pid, uptime, requests, in
-%% flight, errors by kind, restarts, recycles, RSS, gc, latency) and totals.
+%% flight, errors by kind, restarts, recycles, RSS, gc, latency, and the
+%% port's `coroutines' in progress and asyncio `tasks' alive, as of its
+%% last sweep, at most 200 ms old) and totals.
 -spec stats(atom()) -> {ok, map()} | {error, {no_pool, atom()}}.
 stats(Pool) -> py_stats_read:pool(Pool).
 

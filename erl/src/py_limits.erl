@@ -33,7 +33,9 @@ port_flags() ->
      % The port refuses less than what it uses at start plus 16 MiB (about
      % 21 MiB); 64 MiB leaves room for the modules a preload imports.
      {memory_limit, "--memory-limit", 64 * 1024 * 1024, ?SIZE_MAX},
-     {compile_cache_bytes, "--compile-cache-bytes", 0, ?SIZE_MAX}].
+     {compile_cache_bytes, "--compile-cache-bytes", 0, ?SIZE_MAX},
+     % Coroutines in progress per worker; the port's default is 1000.
+     {max_concurrency, "--max-concurrency", 1, 100000}].
 
 %% @doc The largest timeout in ms (about 49.7 days): what `receive ...
 %% after' and gen_server:call take. Every timeout-like option and argument

@@ -11,6 +11,11 @@
 %%   <dt>`preload'</dt><dd>code exec'd on every worker at start and after every restart.</dd>
 %%   <dt>`max_in_flight'</dt><dd>requests one worker holds before the pool answers
 %%     `{error, overloaded}'; default 1000.</dd>
+%%   <dt>`max_concurrency'</dt><dd>requests whose result is awaitable (an `async def', a
+%%     Task, a Future) in progress at once on one worker's event loop, 1 to 100000; more
+%%     wait in the port, first in first out (docs/async.md). Default `undefined': the port's
+%%     own, 1000, the same as `max_in_flight''s default, so that a pool never admits a call
+%%     its worker would hold back.</dd>
 %%   <dt>`timeout'</dt><dd>default per-call timeout, ms or `infinity'; default 30000.
 %%     Every timeout, of a pool or of a call, is `infinity' or 0 to 4294967295 ms (about 49.7
 %%     days: what `receive ... after' takes; py_limits:max_timeout/0).</dd>
@@ -113,6 +118,7 @@
                        max_requests := pos_integer() | undefined,
                        memory_limit := pos_integer() | undefined,
                        compile_cache_bytes := non_neg_integer() | undefined,
+                       max_concurrency := pos_integer() | undefined,
                        allocator := allocator(),
                        max_reply_bytes := pos_integer() | infinity,
                        none_as := none | nil,
@@ -154,6 +160,7 @@ pool(Opts) ->
                  max_requests => undefined,
                  memory_limit => undefined,
                  compile_cache_bytes => undefined,
+                 max_concurrency => undefined,
                  allocator => pymalloc,
                  max_reply_bytes => 64 * 1024 * 1024,
                  none_as => none,

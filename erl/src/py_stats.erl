@@ -9,10 +9,12 @@
 %% total, and a latency histogram of log-scale buckets (bucket K counts
 %% calls of at most 2^K microseconds, K = 0..26, then one for longer),
 %% with the latency sum and max. Gauges: last resident memory, the OS pid
-%% and when it started. py:stats/1 reads them (py_stats_read).
+%% and when it started, and what the port last said of its event loop
+%% (coroutines in progress, tasks alive). py:stats/1 reads them
+%% (py_stats_read).
 -module(py_stats).
 
--export([new/1, start/2, stop/4, overloaded/2, unavailable/2, cancelled/2, rss/3, gc/4,
+-export([new/1, start/2, stop/4, overloaded/2, unavailable/2, cancelled/2, rss/3, coroutines/4, gc/4,
          worker_up/4, worker_exit/5, worker_stopped/4, recycled/6]).
 -export([bucket/1, buckets/0, fields/0, width/0, counter/3, gauge/3]).
 
@@ -32,7 +34,9 @@
 -define(G_RSS, 2).
 -define(G_STARTED, 3). % erlang:monotonic_time(millisecond) of the OS process's start; 0: down
 -define(G_OS_PID, 4).
--define(GWIDTH, 4).
+-define(G_COROUTINES, 5).
+-define(G_TASKS, 6).
+-define(GWIDTH, 6).
 
 %% @doc The arrays of a pool of Size slots.
 -spec new(pos_integer()) -> ref().
@@ -143,6 +147,14 @@ rss(#{stats := {_, G}}, Slot, Rss) when is_integer(Rss) ->
     atomics:put(G, (Slot - 1) * ?GWIDTH + ?G_RSS, Rss);
 rss(_, _, _) -> ok.
 
+%% @doc What the port said of its event loop (py_worker_port_stats):
+%% requests in progress as coroutines, and asyncio tasks alive.
+-spec coroutines(py_pool:context(), pos_integer(), non_neg_integer(), non_neg_integer()) -> ok.
+coroutines(#{stats := {_, G}}, Slot, Coroutines, Tasks) ->
+    Base = (Slot - 1) * ?GWIDTH,
+    atomics:put(G, Base + ?G_COROUTINES, Coroutines),
+    atomics:put(G, Base + ?G_TASKS, Tasks).
+
 %% @doc A batch of the port's collections: `[[Generation, Collected,
 %% Uncollectable, PauseNs]]'.
 -spec gc(py_pool:context(), pos_integer(), integer() | undefined, [list()]) -> ok.
@@ -178,6 +190,9 @@ worker_exit(#{name := Pool, stats := {C, G}}, Slot, OsPid, Detail, Rss) ->
     counters:add(C, (Slot - 1) * ?WIDTH + 8, 1),
     Base = (Slot - 1) * ?GWIDTH,
     atomics:put(G, Base + ?G_STARTED, 0),
+    % Its coroutines and tasks died with it.
+    atomics:put(G, Base + ?G_COROUTINES, 0),
+    atomics:put(G, Base + ?G_TASKS, 0),
     event([pyport, worker, exit], #{rss => rss_or_zero(Rss)},
           #{pool => Pool, slot => Slot, os_pid => OsPid, reason => Detail}).
 
@@ -224,8 +239,12 @@ width() -> ?WIDTH.
 -spec counter(ref(), pos_integer(), pos_integer()) -> integer().
 counter({C, _}, Slot, I) -> counters:get(C, (Slot - 1) * ?WIDTH + I).
 
-%% @doc A slot's gauge: max_us, rss, started (monotonic ms, 0: down) or os_pid.
--spec gauge(ref(), pos_integer(), max_us | rss | started | os_pid) -> integer().
+%% @doc A slot's gauge: max_us, rss, started (monotonic ms, 0: down), os_pid,
+%% coroutines or tasks.
+-spec gauge(ref(), pos_integer(), max_us | rss | started | os_pid | coroutines | tasks) -> integer().
 gauge({_, G}, Slot, Name) ->
-    I = case Name of max_us -> ?G_MAX_US; rss -> ?G_RSS; started -> ?G_STARTED; os_pid -> ?G_OS_PID end,
+    I = case Name of
+            max_us -> ?G_MAX_US; rss -> ?G_RSS; started -> ?G_STARTED; os_pid -> ?G_OS_PID;
+            coroutines -> ?G_COROUTINES; tasks -> ?G_TASKS
+        end,
     atomics:get(G, (Slot - 1) * ?GWIDTH + I).

@@ -49,6 +49,8 @@ worker(Ref, InFlight, #{slot := Slot, state := State, os_pid := OsPid}, Now) ->
     C = counts(F, Buckets, py_stats:gauge(Ref, Slot, max_us)),
     C#{slot => Slot, state => State, os_pid => OsPid,
        in_flight => counters:get(InFlight, Slot),
+       coroutines => py_stats:gauge(Ref, Slot, coroutines),
+       tasks => py_stats:gauge(Ref, Slot, tasks),
        uptime_ms => case Started of 0 -> 0; _ when State =:= ready -> Now - Started; _ -> 0 end,
        rss_bytes => case Rss of 0 -> undefined; _ -> Rss end}.
 
@@ -104,6 +106,8 @@ totals(Workers) ->
     #{requests => Add(requests), ok => Add(ok), errors => Errors, restarts => Add(restarts),
       recycles => Add(recycles), gc_collections => Add(gc_collections), gc_pause_us => Add(gc_pause_us),
       in_flight => Add(in_flight), workers => length(Workers),
+      coroutines => lists:sum([N || #{coroutines := N} <- Workers]),
+      tasks => lists:sum([N || #{tasks := N} <- Workers]),
       ready => length([ready || #{state := ready} <- Workers]),
       rss_bytes => lists:sum([R || #{rss_bytes := R} <- Workers, is_integer(R)]),
       latency => summary(Buckets, #{sum_us => Sum, max_us => Max})}.

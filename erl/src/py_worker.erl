@@ -128,8 +128,8 @@ handle_cast(_Msg, St) ->
 
 handle_info({Port, {data, Frame}}, St) when is_port(Port) ->
     case role(Port, St) of
-        current -> {noreply, py_worker_route:on_frame(Frame, St)};
-        retiring -> {noreply, py_worker_recycle:drain_check(Port, py_worker_route:on_frame(Frame, St))};
+        current -> {noreply, py_worker_route:on_frame(Port, Frame, St)};
+        retiring -> {noreply, py_worker_recycle:drain_check(Port, py_worker_route:on_frame(Port, Frame, St))};
         starting -> {noreply, py_worker_recycle:on_starting_frame(Frame, St)};
         unknown -> {noreply, St}
     end;
@@ -167,7 +167,7 @@ handle_info(sweep, #st{table = Table} = St) ->
                               end
                       end, St, Dead),
     erlang:send_after(?SWEEP_MS, self(), sweep),
-    {noreply, py_worker_recycle:sweep(St1)};
+    {noreply, py_worker_port_stats:ask(py_worker_recycle:sweep(St1))};
 handle_info(memory_check, St) ->
     {noreply, py_worker_recycle:memory_check(St)};
 handle_info({retire_kill, Port}, #st{retiring = Retiring} = St) ->
@@ -186,13 +186,16 @@ handle_info({credit_check, Id}, St) ->
 handle_info({'DOWN', Mon, process, Pid, Reason}, #st{by_mon = ByMon} = St) ->
     case maps:find(Mon, ByMon) of
         {ok, Id} -> {noreply, py_worker_stream:abandon(Id, St)}; % nobody waits for it any more
-        error -> % a callback's or a handle owner's, if any
-            {noreply, py_worker_handles:down(Mon, Pid, py_worker_callback:down(Mon, Reason, St))}
+        error -> % a callback's, an async call's or a handle owner's, if any
+            St1 = py_worker_async_call:down(Mon, Reason, py_worker_callback:down(Mon, Reason, St)),
+            {noreply, py_worker_handles:down(Mon, Pid, St1)}
     end;
 handle_info(Msg, St) when element(1, Msg) =:= py_handle_owner; Msg =:= flush_handle_releases ->
     {noreply, py_worker_handles:handle_info(Msg, St)};
 handle_info({py_callback_done, Id, Pid, Frame}, St) ->
     {noreply, py_worker_callback:done(Id, Pid, Frame, St)};
+handle_info({py_async_call_done, Key, Pid, Frame}, St) ->
+    {noreply, py_worker_async_call:done(Key, Pid, Frame, St)};
 handle_info({'EXIT', Port, Reason}, St) when is_port(Port) ->
     case role(Port, St) of
         unknown -> {noreply, St}; % closed after its exit status was handled

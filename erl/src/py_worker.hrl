@@ -13,6 +13,8 @@
 %%   py_worker_stream (requests made through the worker): pending, by_mon,
 %%     by_ref
 %%   py_worker_handles: handles; py_worker_callback: callbacks
+%%   py_worker_async_call (Python's erlang.async_call): async_calls
+%%   py_worker_port_stats (the port's own stats, asked each sweep): stats_asked
 
 -record(req, {kind :: collect | items,
               from :: gen_server:from() | undefined,
@@ -46,7 +48,9 @@
              backoff :: py_worker_backoff:state(),
              handles = py_worker_handles:new() :: py_worker_handles:state(), % owners of handles
              last_error :: term(),                   % why the last port died or failed to start
-             callbacks = #{} :: #{pos_integer() => {pid(), reference(), port() | undefined}}}). % py_worker_callback
+             callbacks = #{} :: #{pos_integer() => {pid(), reference(), port() | undefined}}, % py_worker_callback
+             async_calls = py_worker_async_call:new() :: py_worker_async_call:state(),
+             stats_asked :: port() | undefined}). % the port a stats request is outstanding on
 
 %% The owner of an item stream gets more only while its mailbox is short.
 -define(MAILBOX_HIGH, 1000).

@@ -14,6 +14,7 @@
 -module(py_worker_callback).
 
 -export([classify/1, on_request/4, ended/2, done/4, down/3, kill_port/2, nest/2, refuse/3]).
+-export([answer_frame/4, max_frame/1]).
 
 -include("py_worker.hrl").
 
@@ -21,11 +22,14 @@
 
 %% @doc What a port frame is, read from its first bytes: a request of
 %% Python's, a request's final reply, or anything else (a chunk, Id 0).
--spec classify(binary()) -> {request, callback | caller | send, non_neg_integer()}
+%% A send and an async_call may come from no request (Id 0: a background
+%% task's, or a thread's).
+-spec classify(binary()) -> {request, callback | caller | send | async_call, non_neg_integer()}
                                 | {final, pos_integer()} | other.
 classify(<<16#93, Rest/binary>>) ->
     case id(Rest) of
-        {Id, <<16#a4, "send", _/binary>>} -> {request, send, Id}; % Id 0: from no request
+        {Id, <<16#a4, "send", _/binary>>} -> {request, send, Id};
+        {Id, <<16#aa, "async_call", _/binary>>} -> {request, async_call, Id}; % py_worker_async_call
         {0, _} -> other;
         {Id, <<16#a8, "callback", _/binary>>} -> {request, callback, Id};
         {Id, <<16#a6, "caller", _/binary>>} -> {request, caller, Id};
@@ -66,6 +70,8 @@ refuse(Frame, Port, St) ->
     case classify(Frame) of
         {request, Tag, Id} when Tag =:= callback; Tag =:= caller ->
             write(Port, answer_frame(Id, {error, [error, not_during_preload]}, max_frame(St)));
+        {request, async_call, _} ->
+            py_worker_async_call:refuse(Frame, Port, St);
         _ ->
             ok
     end.
@@ -201,27 +207,35 @@ write(Port, Frame) when is_port(Port) ->
 write(_, _) ->
     ok.
 
-%% [Id, "callback_result", {ok: Value} | {error: [Kind, Reason]}]: a result
-%% or reason that cannot travel is sent as its printed text instead.
-answer_frame(Id, {ok, Value}, Max) ->
-    fit(Id, #{<<"ok">> => Value}, Max, fun() -> {error, [error, {unsupported_result, text(Value)}]} end);
-answer_frame(Id, {error, [Kind, Reason]}, Max) ->
-    fit(Id, #{<<"error">> => [Kind, Reason]}, Max, fun() -> {error, [Kind, text(Reason)]} end).
+answer_frame(Id, Result, Max) ->
+    answer_frame(<<"callback_result">>, Id, Result, Max).
 
-fit(Id, Payload, Max, Otherwise) ->
-    case py_msgpack:encode([Id, <<"callback_result">>, Payload]) of
+%% @doc `[Id, Tag, {ok: Value} | {error: [Kind, Reason]}]' (Tag
+%% `callback_result', or `async_result' with a Ref for Id): a result or
+%% reason that cannot travel, or that would pass the port's max_frame, is
+%% sent as an error naming why instead.
+-spec answer_frame(binary(), non_neg_integer(), {ok, term()} | {error, [term()]}, pos_integer()) -> iodata().
+answer_frame(Tag, Id, {ok, Value}, Max) ->
+    fit(Tag, Id, #{<<"ok">> => Value}, Max, fun() -> {error, [error, {unsupported_result, text(Value)}]} end);
+answer_frame(Tag, Id, {error, [Kind, Reason]}, Max) ->
+    fit(Tag, Id, #{<<"error">> => [Kind, Reason]}, Max, fun() -> {error, [Kind, text(Reason)]} end).
+
+fit(Tag, Id, Payload, Max, Otherwise) ->
+    case py_msgpack:encode([Id, Tag, Payload]) of
         {ok, Frame} ->
             case iolist_size(Frame) =< Max of
                 true -> Frame;
-                false -> answer_frame(Id, {error, [error, {result_too_large, iolist_size(Frame)}]}, Max)
+                false -> answer_frame(Tag, Id, {error, [error, {result_too_large, iolist_size(Frame)}]}, Max)
             end;
         {error, _} ->
-            answer_frame(Id, Otherwise(), Max)
+            answer_frame(Tag, Id, Otherwise(), Max)
     end.
 
 text(Term) ->
     Text = iolist_to_binary(io_lib:format("~0tp", [Term])),
     binary:part(Text, 0, min(byte_size(Text), 65536)).
 
+%% @doc The largest frame the worker's port takes.
+-spec max_frame(#st{}) -> pos_integer().
 max_frame(#st{hello = #{limits := #{<<"max_frame">> := Max}}}) -> Max;
 max_frame(_) -> 16#7fffffff.

@@ -118,6 +118,7 @@ on_starting_frame(Frame, #st{starting = #{port := Port, phase := {preload, Id, H
     case py_msgpack:decode(Frame, St#st.decode) of
         {ok, [Id, <<"ok">>, _]} -> swap(Hello, St);
         {ok, [Id, <<"error">>, E]} -> start_failed(Port, {preload_failed, py_error:public(py_error:from_port(E))}, St);
+        {ok, [_, <<"async_call">>, _]} -> ok = py_worker_callback:refuse(Frame, Port, St), St;
         {ok, [0, _, _] = Unsolicited} -> py_worker_route:unsolicited(Unsolicited, St);
         {ok, [Id, _, _]} -> ok = py_worker_callback:refuse(Frame, Port, St), St; % erlang.call in the preload
         _ -> St

@@ -7,7 +7,7 @@
 %% changes them.
 -module(py_worker_route).
 
--export([send_frame/3, on_frame/2, unsolicited/2, cancel_in_port/3, forget/2, next_cancel_id/1,
+-export([send_frame/3, on_frame/3, unsolicited/2, cancel_in_port/3, forget/2, next_cancel_id/1,
          answer_all/2, answer_port/3, route/1, gc_listen/1, gc_listen_new_port/1]).
 -export([abandoned/2, cancel_expired/2, cancels_of/2]).
 
@@ -19,13 +19,28 @@ send_frame(Port, Msg, #st{hello = Hello}) ->
     Max = case Hello of #{limits := #{<<"max_frame">> := M}} -> M; _ -> 16#7fffffff end,
     py_port:send(Port, Msg, Max).
 
--spec on_frame(binary(), #st{}) -> #st{}.
-on_frame(Frame, St) ->
+%% @doc A frame of Port's (the current port's or a retiring one's). Replies
+%% are routed by their id alone: a port's replies may leave in any order
+%% (requests awaited on its event loop end when they end).
+-spec on_frame(port(), binary(), #st{}) -> #st{}.
+on_frame(Port, Frame, St) ->
     case py_worker_callback:classify(Frame) of
+        {request, async_call, Id} -> py_worker_async_call:on_request(Id, Frame, Port, St);
         {request, Tag, Id} -> py_worker_callback:on_request(Tag, Id, Frame, St);
-        {final, Id} when map_size(St#st.callbacks) > 0 -> py_worker_callback:ended(Id, reply(Frame, St));
+        {final, Id} ->
+            case py_worker_port_stats:is_reply(Id) of
+                true -> py_worker_port_stats:reply(Port, Frame, St);
+                false -> ended(Id, reply(Frame, St))
+            end;
         _ -> reply(Frame, St)
     end.
+
+%% What ran on behalf of request Id ends with it: a callback (at most
+%% one), and its async calls.
+ended(Id, St) when map_size(St#st.callbacks) > 0 ->
+    py_worker_async_call:ended(Id, py_worker_callback:ended(Id, St));
+ended(Id, St) ->
+    py_worker_async_call:ended(Id, St).
 
 reply(Frame, St) ->
     case frame_id(Frame) of
@@ -159,7 +174,7 @@ answer_all(Result, St) -> answer_port('_', Result, St).
 
 -spec answer_port(port() | '_', term(), #st{}) -> #st{}.
 answer_port(Which, Result, St) ->
-    answer_port_requests(Which, Result, py_worker_callback:kill_port(Which, St)).
+    answer_port_requests(Which, Result, py_worker_async_call:kill_port(Which, py_worker_callback:kill_port(Which, St))).
 
 answer_port_requests(Which, Result, #st{abandoned = Abandoned} = St0) ->
     Gone = maps:filter(fun(_, {_, P}) -> Which =:= '_' orelse P =:= Which end, Abandoned),

@@ -130,6 +130,9 @@ preload_wait(Port, Id, Timeout, St) ->
             case py_msgpack:decode(Frame, St#st.decode) of
                 {ok, [Id, <<"ok">>, _]} -> {ok, St};
                 {ok, [Id, <<"error">>, E]} -> {error, {preload_failed, py_error:public(py_error:from_port(E))}, St};
+                {ok, [_, <<"async_call">>, _]} -> % a coroutine of the preload's, or a task it started
+                    ok = py_worker_callback:refuse(Frame, Port, St),
+                    preload_wait(Port, Id, Timeout, St);
                 {ok, [0, _, _] = Unsolicited} -> preload_wait(Port, Id, Timeout, py_worker_route:unsolicited(Unsolicited, St));
                 {ok, [Id, Tag, _]} when Tag =:= <<"callback">>; Tag =:= <<"caller">>; Tag =:= <<"send">> ->
                     ok = py_worker_callback:refuse(Frame, Port, St),

@@ -16,6 +16,20 @@ requests_are_told_by_tag_test() ->
     ?assertEqual({request, caller, 5}, classify([5, <<"caller">>, none])),
     ?assertEqual({request, send, 5}, classify([5, <<"send">>, [self(), hi]])).
 
+async_call_is_a_request_with_or_without_a_request_test() ->
+    ?assertEqual({request, async_call, 5}, classify([5, <<"async_call">>, [1, <<"f">>, [1]]])),
+    ?assertEqual({request, async_call, 0}, classify([0, <<"async_call">>, [7, <<"f">>, []]])),
+    [?assertEqual({request, async_call, Id}, classify([Id, <<"async_call">>, [1, <<"f">>, []]]))
+     || Id <- [127, 128, 65536, 1 bsl 32, 1 bsl 62]].
+
+async_result_frames_carry_the_ref_test() ->
+    Frame = iolist_to_binary(py_worker_callback:answer_frame(<<"async_result">>, 9, {ok, 42}, 1 bsl 20)),
+    ?assertEqual({ok, [9, <<"async_result">>, #{<<"ok">> => 42}]}, py_msgpack:decode(Frame)),
+    Big = iolist_to_binary(py_worker_callback:answer_frame(<<"async_result">>, 9,
+                                                          {ok, binary:copy(<<"x">>, 1000)}, 100)),
+    ?assertMatch({ok, [9, <<"async_result">>, #{<<"error">> := [error, {result_too_large, _}]}]},
+                 py_msgpack:decode(Big)).
+
 send_from_no_request_has_id_0_test() ->
     ?assertEqual({request, send, 0}, classify([0, <<"send">>, [self(), hi]])).
 
@@ -63,3 +77,12 @@ dead_within(Pid, T) ->
         false -> ok;
         true -> timer:sleep(10), dead_within(Pid, T - 10)
     end.
+
+%% An async_call's Ref is read from its first bytes (for a frame the node
+%% cannot decode), for every width of Id and Ref.
+async_call_ref_without_decoding_test() ->
+    [?assertEqual({ok, Ref}, py_worker_async_call:ref(frame([Id, <<"async_call">>, [Ref, <<"f">>, [1]]])))
+     || Id <- [0, 1, 200, 70000, 1 bsl 40], Ref <- [1, 127, 128, 65536, 1 bsl 33]],
+    ?assertEqual(error, py_worker_async_call:ref(frame([1, <<"async_call">>, [0, <<"f">>, []]]))),
+    ?assertEqual(error, py_worker_async_call:ref(frame([1, <<"callback">>, [<<"f">>, []]]))),
+    ?assertEqual(error, py_worker_async_call:ref(<<1, 2>>)).
