@@ -137,12 +137,12 @@ plain_python(Port, N) ->
 %% long memory_stats takes meanwhile (against 10 ms).
 pending_rows(Quick) ->
     Count = case Quick of true -> 1000; false -> 10000 end,
-    {ok, #{rss_bytes := Rss0}} = py:memory_stats(aio),
+    {ok, #{rss_bytes := Rss0}} = py:memory_stats({aio, 1}),
     Refs = [py:spawn_call('__main__', held, [], #{}, [{pool, aio}, {timeout, 120000}])
             || _ <- lists:seq(1, Count)],
     wait_pending(Count),
-    {ok, #{rss_bytes := Rss1}} = py:memory_stats(aio),
-    Lat = lists:sort([pyport_bench:time_us(fun() -> {ok, _} = py:memory_stats(aio) end)
+    {ok, #{rss_bytes := Rss1}} = py:memory_stats({aio, 1}),
+    Lat = lists:sort([pyport_bench:time_us(fun() -> {ok, _} = py:memory_stats({aio, 1}) end)
                       || _ <- lists:seq(1, 20)]),
     {ok, _} = py:eval(<<"release()">>, #{}, [{pool, aio}]),
     _ = [{ok, true} = py:await(R, 120000) || R <- Refs],
