@@ -48,6 +48,13 @@ expected += ["stats: recording per sync call (nothing attached)", "events: nothi
 # issue 16: cluster
 expected += ["cluster: remote call p50 (vs bare erpc:call)", "cluster: local call p50 (vs bare erpc:call)",
              "cluster: 16 callers, remote (one member)", "cluster: 16 callers, mixed (three members)"]
+# issue 23: coroutines (quick mode: 100 HTTP requests, 1000 pending)
+expected += ["async def returning at once, sync p50 (vs plain def)",
+             "async def returning at once, 64 callers (plain def's rate / this)",
+             "1,000 concurrent calls of a coroutine sleeping 0.2 s, one worker (vs 0.2 s)",
+             "httpx, 100 requests at once to a 100 ms server, in a worker (vs plain python3)",
+             "1000 coroutines pending: RSS per coroutine",
+             "memory_stats with 1000 coroutines pending, p50 (vs 10 ms)"]
 for name in expected:
     r = rows.get(name)
     check(f"{name}: measured", r is not None and all(
