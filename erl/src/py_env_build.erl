@@ -183,7 +183,8 @@ steps(Exe, Spec, Dir, Source, Lines, Log, Name, Deadline) ->
                      {pyproject, Path} -> Run(py_env:pyproject_command(Python, filename:absname(Path), ReqFile))
                  end
              end,
-             fun() -> Run(py_env:pip_command(Spec, Python, Dir, ReqFile)) end,
+             fun() when Source =:= {list, []} -> ok; % nothing to install: pip would refuse
+                () -> Run(py_env:pip_command(Spec, Python, Dir, ReqFile)) end,
              fun() -> portable_cfg(Dir) end],
     case chain(Chain) of
         ok -> {ok, installed(Source, ReqFile, Lines)};
