@@ -214,10 +214,14 @@ write(Path, Data) ->
         {error, R} -> {error, {cannot_write, Path, R}, []}
     end.
 
-%% pyvenv.cfg's `command' line names the directory it was made in: out,
-%% so that a moved environment carries no path of the build machine's
-%% (the rest names the interpreter, the same on the target).
+%% pyvenv.cfg's `command' line and the activation scripts name the
+%% directory the environment was made in: out, so that a moved environment
+%% carries no path of the build machine's that anything reads (pyvenv.cfg's
+%% other lines name the interpreter, the same on the target; pyport never
+%% runs the scripts in bin/).
 portable_cfg(Dir) ->
+    _ = [file:delete(filename:join([Dir, "bin", F]))
+         || F <- ["activate", "activate.csh", "activate.fish", "Activate.ps1"]],
     Cfg = filename:join(Dir, "pyvenv.cfg"),
     case file:read_file(Cfg) of
         {ok, Text} ->
