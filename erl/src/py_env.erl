@@ -13,7 +13,7 @@
 %% same requirements from a mirror reuse the environment.
 -module(py_env).
 
--export([opt/2, defaults/0, declared/1, requirement/1, file_lines/1, key/3, dir_name/1]).
+-export([opt/2, defaults/0, requirement/1, file_lines/1, key/3, dir_name/1]).
 -export([venv_command/3, pip_command/4, pyproject_command/3, reason/2, progress/1]).
 
 -export_type([declaration/0, spec/0, reason/0]).
@@ -62,12 +62,6 @@ opt(K, _) ->
         true -> error;
         false -> unknown
     end.
-
-%% @doc Whether a validated spec declares an environment.
--spec declared(spec() | map()) -> boolean().
-declared(#{requirements := undefined}) -> false;
-declared(#{requirements := _}) -> true;
-declared(_) -> false.
 
 %% @doc One requirement string, normalised: `{ok, Bin}' or error (empty,
 %% several lines, or an option such as `-e .', which a list does not take).

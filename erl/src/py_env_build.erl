@@ -14,7 +14,7 @@
 %% whole output is logged and kept in `env-<key>.log' beside it.
 -module(py_env_build).
 
--export([ensure/2, ensure_at/4, shipped_dir/0, default_dir/0, read_marker/1]).
+-export([ensure/2, ensure_at/4]).
 
 -export_type([info/0]).
 
@@ -77,24 +77,21 @@ swap(New, Dir) ->
     _ = file:del_dir_r(Old),
     ok.
 
-%% @doc Where compile-time environments are (`priv/python_envs' of the
+%% Where compile-time environments are (`priv/python_envs' of the
 %% loaded pyport application), if it is loaded.
--spec shipped_dir() -> string() | undefined.
 shipped_dir() ->
     case code:priv_dir(pyport) of
         {error, _} -> undefined;
         Priv -> filename:join(Priv, "python_envs")
     end.
 
-%% @doc Where environments are built at run time when `env_dir' is not given.
--spec default_dir() -> string().
+%% Where environments are built at run time when `env_dir' is not given.
 default_dir() -> filename:join(filename:basedir(user_cache, "pyport"), "envs").
 
 env_dir(#{env_dir := undefined}) -> default_dir();
 env_dir(#{env_dir := Dir}) -> filename:absname(Dir).
 
-%% @doc The key and requirements a complete environment was built for.
--spec read_marker(string()) -> {ok, string(), [binary()]} | error.
+%% The key and requirements a complete environment was built for.
 read_marker(Dir) ->
     case file:read_file(filename:join(Dir, ?MARKER)) of
         {ok, Text} ->

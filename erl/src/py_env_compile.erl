@@ -32,7 +32,9 @@ pools(Root, MixEnv) ->
     Sys = filename:join([Root, "config", "sys.config"]),
     case {filelib:is_regular(Exs), filelib:is_regular(Sys)} of
         {true, _} when MixEnv =/= "" ->
-            try 'Elixir.Config.Reader':'read!'(list_to_binary(Exs), [{env, list_to_atom(MixEnv)}, {target, host}]) of
+            %% Elixir's, on the code path when the hook runs this under elixir.
+            Reader = list_to_atom("Elixir.Config.Reader"),
+            try Reader:'read!'(list_to_binary(Exs), [{env, list_to_atom(MixEnv)}, {target, host}]) of
                 Config -> {ok, pools_of(Config)}
             catch
                 C:R -> {error, {Exs, C, R}}
