@@ -16,13 +16,15 @@
          failed_build_leaves_old_environment/1, missing_venv_module/1,
          half_built_never_used/1, stale_lock_taken_over/1,
          system_site_packages_sees_debian_numpy/1, file_and_pyproject_declarations/1,
-         ensure_venv_and_venv_info/1, three_packages_cold_and_warm/1]).
+         ensure_venv_and_venv_info/1, three_packages_cold_and_warm/1,
+         application_env_declares/1]).
 
 all() ->
     [pool_runs_in_its_environment, unchanged_declaration_reused, changed_declaration_built_beside,
      concurrent_starts_build_once, failed_build_leaves_old_environment, missing_venv_module,
      half_built_never_used, stale_lock_taken_over, system_site_packages_sees_debian_numpy,
-     file_and_pyproject_declarations, ensure_venv_and_venv_info, three_packages_cold_and_warm].
+     file_and_pyproject_declarations, ensure_venv_and_venv_info, three_packages_cold_and_warm,
+     application_env_declares].
 
 %% Four tiny packages built into one wheelhouse by one `pip wheel':
 %% tinya 1.0 and 2.0, tinyb (needs tinya), tinyc (needs tinyb).
@@ -310,3 +312,20 @@ three_packages_cold_and_warm(Config) ->
     ct:pal("a pool of 2 workers with a 3-package environment: cold start ~b ms, warm start ~b ms",
            [Cold div 1000, Warm div 1000]),
     ?assert(Warm < Cold).
+
+%% Pools of the application's environment: their environments are there
+%% before any pool starts; one that cannot be built fails the start,
+%% naming the pool.
+application_env_declares(Config) ->
+    ok = application:stop(pyport),
+    try
+        ok = py_ct:start_app([{default, [{size, 1}]}, {withdeps, opts(Config, [<<"tinyb">>, <<"tinya==2.0">>])}]),
+        ?assertEqual({ok, <<"2.0">>}, version(withdeps, <<"tinya">>)),
+        ?assertEqual(undefined, env_of(default)),
+        ok = application:stop(pyport),
+        ok = application:set_env(pyport, pools, [{withdeps, opts(Config, [<<"nosuchpkg">>])}]),
+        {error, {{pool, withdeps, {python_env, unresolvable, [_ | _]}}, _}} = application:start(pyport)
+    after
+        _ = application:stop(pyport),
+        ok = py_ct:start_app([])
+    end.
