@@ -118,6 +118,8 @@ info(Dir, Key, {_, Lines}, Built) ->
 locked(Dir, Deadline, Fun) ->
     case py_env_lock:with(Dir, Deadline, Fun) of
         {error, lock_timeout} -> {error, {python_env, lock_timeout, []}};
+        {error, {cannot_lock, Lock, enospc}} -> {error, {python_env, disk_full, [list_to_binary(Lock)]}};
+        {error, {cannot_lock, Lock, R}} -> {error, {python_env, {cannot_write, Lock, R}, []}};
         Result -> Result
     end.
 
@@ -146,8 +148,8 @@ build(Exe, Spec, Dir, Key, {Source, Lines} = Decl, Deadline) ->
     Started = erlang:monotonic_time(millisecond),
     _ = file:del_dir_r(Dir),
     LogPath = Dir ++ ".log",
-    ok = filelib:ensure_dir(LogPath),
-    case file:open(LogPath, [write, raw, binary]) of
+    case filelib:ensure_dir(LogPath) =:= ok andalso file:open(LogPath, [write, raw, binary]) of
+        false -> {error, {python_env, {cannot_write, filename:dirname(LogPath), enoent_or_eacces}, []}};
         {ok, Log} ->
             Name = filename:basename(Dir),
             logger:notice("pyport python environment ~ts: building in ~ts", [Name, Dir], #{domain => [pyport, python_env]}),
@@ -156,10 +158,16 @@ build(Exe, Spec, Dir, Key, {Source, Lines} = Decl, Deadline) ->
                      end,
             case Result of
                 {ok, Installed} ->
-                    ok = write_marker(Dir, Key, Installed),
-                    logger:notice("pyport python environment ~ts: ready in ~b ms", [Name, erlang:monotonic_time(millisecond) - Started],
-                                  #{domain => [pyport, python_env]}),
-                    {ok, info(Dir, Key, Decl, true)};
+                    case write_marker(Dir, Key, Installed) of
+                        ok ->
+                            logger:notice("pyport python environment ~ts: ready in ~b ms",
+                                          [Name, erlang:monotonic_time(millisecond) - Started],
+                                          #{domain => [pyport, python_env]}),
+                            {ok, info(Dir, Key, Decl, true)};
+                        {error, R} ->
+                            _ = file:del_dir_r(Dir),
+                            {error, {python_env, case R of enospc -> disk_full; _ -> {cannot_write, Dir, R} end, []}}
+                    end;
                 {error, Reason, Tail} ->
                     _ = file:del_dir_r(Dir),
                     log_failure(Name, LogPath, Reason),
@@ -230,8 +238,10 @@ portable_cfg(Dir) ->
 
 write_marker(Dir, Key, Lines) ->
     Tmp = filename:join(Dir, ?MARKER ++ ".tmp"),
-    ok = file:write_file(Tmp, ["key ", Key, $\n, [[L, $\n] || L <- Lines]]),
-    file:rename(Tmp, filename:join(Dir, ?MARKER)).
+    case file:write_file(Tmp, ["key ", Key, $\n, [[L, $\n] || L <- Lines]]) of
+        ok -> file:rename(Tmp, filename:join(Dir, ?MARKER));
+        Error -> Error
+    end.
 
 %% The interpreter that builds: the `python' option, else the embedded
 %% Python's own (`<base_prefix>/bin/pythonX.Y', asked of pyport once).

@@ -14,7 +14,8 @@
 
 %% @doc Runs Fun holding the lock of Dir; `{error, lock_timeout}' when it
 %% is still held by a live owner at Deadline (a monotonic ms).
--spec with(string(), integer(), fun(() -> Result)) -> Result | {error, lock_timeout}.
+-spec with(string(), integer(), fun(() -> Result)) ->
+          Result | {error, lock_timeout | {cannot_lock, string(), file:posix() | badarg}}.
 with(Dir, Deadline, Fun) ->
     Lock = Dir ++ ".lock",
     case acquire(Lock, Deadline) of
@@ -26,12 +27,14 @@ with(Dir, Deadline, Fun) ->
     end.
 
 acquire(Lock, Deadline) ->
-    ok = filelib:ensure_dir(Lock),
-    case file:make_dir(Lock) of
+    case filelib:ensure_dir(Lock) =:= ok andalso file:make_dir(Lock) of
+        false -> {error, {cannot_lock, Lock, enoent}};
         ok ->
             Owner = io_lib:format("~s ~p ~s~n", [os:getpid(), node(), pid_to_list(self())]),
-            ok = file:write_file(filename:join(Lock, "owner"), Owner),
-            ok;
+            case file:write_file(filename:join(Lock, "owner"), Owner) of
+                ok -> ok;
+                {error, R} -> release(Lock), {error, {cannot_lock, Lock, R}}
+            end;
         {error, eexist} ->
             case stale(Lock) of
                 true -> release(Lock), acquire(Lock, Deadline);
@@ -41,7 +44,7 @@ acquire(Lock, Deadline) ->
                         false -> timer:sleep(?POLL_MS), acquire(Lock, Deadline)
                     end
             end;
-        {error, Reason} -> error({cannot_lock, Lock, Reason})
+        {error, Reason} -> {error, {cannot_lock, Lock, Reason}}
     end.
 
 release(Lock) ->

@@ -195,6 +195,9 @@ missing_venv_module(Config) ->
     %% A python that does not exist at all.
     ?assertMatch({error, {python_env, {cannot_run, "/nonexistent/python3", enoent}, []}},
                  py:start_pool(p, [{python, "/nonexistent/python3"} | opts(Config, [<<"tinyc">>])])),
+    %% A place where nothing can be written (even by root).
+    ?assertMatch({error, {python_env, {cannot_write, "/proc/pyport-envs/" ++ _, _}, []}},
+                 py:start_pool(p, opts(Config, [<<"tinyc">>]) ++ [{env_dir, "/proc/pyport-envs"}])),
     %% uv asked for where there is none.
     ?assertEqual(false, os:find_executable("uv")),
     ?assertEqual({error, {python_env, uv_not_found, []}},
