@@ -182,7 +182,8 @@ has(File, Text) ->
     binary:match(B, Text) =/= nomatch.
 
 %% An interpreter without the venv module (Debian without python3-venv, a
-%% trimmed build), played by a script that answers as Python does.
+%% trimmed build), played by a script that answers as Python does; a disk
+%% that fills, a directory that cannot be written, no uv.
 missing_venv_module(Config) ->
     Fake = filename:join(?config(priv_dir, Config), "novenv-python"),
     ok = file:write_file(Fake, <<"#!/bin/sh\nif [ \"$1\" = -m ] && [ \"$2\" = venv ]; then\n"
@@ -195,6 +196,17 @@ missing_venv_module(Config) ->
     %% A python that does not exist at all.
     ?assertMatch({error, {python_env, {cannot_run, "/nonexistent/python3", enoent}, []}},
                  py:start_pool(p, [{python, "/nonexistent/python3"} | opts(Config, [<<"tinyc">>])])),
+    %% A disk that fills while pip installs, played the same way: what
+    %% venv made is removed.
+    Full = filename:join(?config(priv_dir, Config), "diskfull-python"),
+    ok = file:write_file(Full, <<"#!/bin/sh\nif [ \"$1\" = -m ] && [ \"$2\" = pip ]; then\n"
+                                  "  echo 'ERROR: Could not install packages due to an OSError: "
+                                  "[Errno 28] No space left on device'; exit 1\nfi\n"
+                                  "exec /usr/bin/python3 \"$@\"\n">>),
+    ok = file:change_mode(Full, 8#755),
+    Before = env_dirs(?config(envs, Config)),
+    {error, {python_env, disk_full, [_]}} = py:start_pool(p, [{python, Full} | opts(Config, [<<"tinyc">>])]),
+    ?assertEqual(Before, env_dirs(?config(envs, Config))),
     %% A place where nothing can be written (even by root).
     ?assertMatch({error, {python_env, {cannot_write, "/proc/pyport-envs/" ++ _, _}, []}},
                  py:start_pool(p, opts(Config, [<<"tinyc">>]) ++ [{env_dir, "/proc/pyport-envs"}])),
