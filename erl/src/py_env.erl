@@ -14,7 +14,7 @@
 -module(py_env).
 
 -export([opt/2, defaults/0, requirement/1, file_lines/1, key/3, dir_name/1]).
--export([venv_command/3, pip_command/4, pyproject_command/3, reason/2, progress/1]).
+-export([venv_command/3, pip_command/4, pyproject_command/4, reason/2, progress/1]).
 
 -export_type([declaration/0, spec/0, reason/0]).
 
@@ -23,6 +23,7 @@
                   index_url := string() | undefined,
                   extra_index_urls := [string()],
                   find_links := [string()],
+                  extras := [string()],
                   no_index := boolean(),
                   system_site_packages := boolean(),
                   installer := pip | uv,
@@ -38,7 +39,7 @@
 -spec defaults() -> spec().
 defaults() ->
     #{requirements => undefined, index_url => undefined, extra_index_urls => [],
-      find_links => [], no_index => false, system_site_packages => false,
+      find_links => [], extras => [], no_index => false, system_site_packages => false,
       installer => pip, python => undefined, env_dir => undefined, env_timeout => 600000}.
 
 %% @doc One environment option, validated; `unknown' for any other key.
@@ -49,7 +50,7 @@ opt(requirements, {pyproject, Path}) -> tagged(pyproject, Path);
 opt(requirements, Reqs) when is_list(Reqs) -> all(Reqs, fun requirement/1);
 opt(requirements, _) -> error;
 opt(K, V) when K =:= index_url; K =:= python; K =:= env_dir -> undefined_or_string(V);
-opt(K, L) when K =:= extra_index_urls; K =:= find_links ->
+opt(K, L) when K =:= extra_index_urls; K =:= find_links; K =:= extras ->
     case is_list(L) andalso not is_string(L) of
         true -> all(L, fun(S) -> nonempty_string(S) end);
         false -> error
@@ -118,13 +119,15 @@ strip_comment(Line) ->
 %% no crypto application needed) of the interpreter's
 %% version, system_site_packages and the declaration's lines (a list's
 %% sorted without duplicates; a requirements file's in order; a
-%% pyproject.toml's whole text).
--spec key(string(), boolean(), {list, [binary()]} | {file, [binary()]} | {pyproject, binary()}) -> string().
+%% pyproject.toml's whole text and the extras asked of it).
+-spec key(string(), boolean(), {list, [binary()]} | {file, [binary()]} | {pyproject, binary(), [string()]}) ->
+          string().
 key(PythonVersion, SystemSite, Decl) ->
     Body = case Decl of
                {list, Reqs} -> [<<"list\n">>, [[R, $\n] || R <- lists:usort(Reqs)]];
                {file, Lines} -> [<<"file\n">>, [[L, $\n] || L <- Lines]];
-               {pyproject, Text} -> [<<"pyproject\n">>, Text]
+               {pyproject, Text, []} -> [<<"pyproject\n">>, Text];
+               {pyproject, Text, Extras} -> [<<"pyproject\n">>, Text, <<"\nextras ">>, lists:join(",", lists:usort(Extras))]
            end,
     Input = [<<"pyport python env 1\npython ">>, PythonVersion,
             <<"\nsystem_site_packages ">>, atom_to_list(SystemSite), $\n, Body],
@@ -157,16 +160,20 @@ pip_command(#{installer := Installer} = Spec, Python, Dir, ReqFile) ->
                          "--disable-pip-version-check"] ++ Index ++ ["-r", ReqFile]}
     end.
 
-%% @doc The command that writes a pyproject.toml's `[project] dependencies'
-%% into the requirements file Out, one a line (the interpreter's tomllib).
--spec pyproject_command(string(), string(), string()) -> {string(), [string()]}.
-pyproject_command(Python, Path, Out) ->
+%% @doc The command that writes a pyproject.toml's `[project] dependencies',
+%% and those of its `optional-dependencies' named by Extras, into the
+%% requirements file Out, one a line (the interpreter's tomllib).
+-spec pyproject_command(string(), string(), string(), [string()]) -> {string(), [string()]}.
+pyproject_command(Python, Path, Out, Extras) ->
     Code = "import sys, tomllib\n"
-           "with open(sys.argv[1], 'rb') as f: p = tomllib.load(f)\n"
-           "deps = p.get('project', {}).get('dependencies', [])\n"
+           "with open(sys.argv[1], 'rb') as f: p = tomllib.load(f).get('project', {})\n"
+           "opt = p.get('optional-dependencies', {})\n"
+           "missing = [e for e in sys.argv[3:] if e not in opt]\n"
+           "if missing: sys.exit('ERROR: Invalid requirement: no extra %s in %s' % (', '.join(missing), sys.argv[1]))\n"
+           "deps = p.get('dependencies', []) + [d for e in sys.argv[3:] for d in opt[e]]\n"
            "open(sys.argv[2], 'w').write(''.join(d + '\\n' for d in deps))\n"
            "print('pyproject dependencies:', ', '.join(deps) or 'none')\n",
-    {Python, ["-c", Code, Path, Out]}.
+    {Python, ["-c", Code, Path, Out | Extras]}.
 
 %% @doc What a failed step's exit status and last lines of output mean.
 -spec reason(integer(), [binary()]) -> reason().

@@ -124,7 +124,7 @@ locked(Dir, Deadline, Fun) ->
     end.
 
 %% The declaration read (a file's lines, a pyproject's text), and its key.
-with_declaration(Exe, #{requirements := Reqs, system_site_packages := Site}, Fun) ->
+with_declaration(Exe, #{requirements := Reqs, system_site_packages := Site, extras := Extras}, Fun) ->
     Read = case Reqs of
                {file, Path} -> read(Path, fun(T) -> {file, Path, py_env:file_lines(T)} end);
                {pyproject, Path} -> read(Path, fun(T) -> {pyproject, Path, T} end);
@@ -135,7 +135,7 @@ with_declaration(Exe, #{requirements := Reqs, system_site_packages := Site}, Fun
         {_, {error, R}} -> {error, {python_env, {cannot_run, Exe, R}, []}};
         {{ok, {list, L} = D}, {ok, V}} -> Fun(py_env:key(V, Site, D), {{list, L}, L});
         {{ok, {file, P, L}}, {ok, V}} -> Fun(py_env:key(V, Site, {file, L}), {{file, P}, L});
-        {{ok, {pyproject, P, T}}, {ok, V}} -> Fun(py_env:key(V, Site, {pyproject, T}), {{pyproject, P}, []})
+        {{ok, {pyproject, P, T}}, {ok, V}} -> Fun(py_env:key(V, Site, {pyproject, T, Extras}), {{pyproject, P}, []})
     end.
 
 read(Path, Make) ->
@@ -185,7 +185,8 @@ steps(Exe, Spec, Dir, Source, Lines, Log, Name, Deadline) ->
                  case Source of
                      {list, Reqs} -> write(ReqFile, [[R, $\n] || R <- Reqs]);
                      {file, Path} -> write(ReqFile, ["-r ", filename:absname(Path), $\n]);
-                     {pyproject, Path} -> Run(py_env:pyproject_command(Python, filename:absname(Path), ReqFile))
+                     {pyproject, Path} -> Run(py_env:pyproject_command(Python, filename:absname(Path), ReqFile,
+                                                                maps:get(extras, Spec)))
                  end
              end,
              fun() when Source =:= {list, []} -> ok; % nothing to install: pip would refuse

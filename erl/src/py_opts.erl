@@ -31,6 +31,8 @@
 %%     docs/deployment.md.</dd>
 %%   <dt>`index_url', `extra_index_urls', `find_links', `no_index'</dt><dd>passed to pip as
 %%     given (a URL; URLs; directories or URLs; a boolean).</dd>
+%%   <dt>`extras'</dt><dd>with `{pyproject, Path}': the `optional-dependencies' groups
+%%     installed too; default `[]'.</dd>
 %%   <dt>`system_site_packages'</dt><dd>`true': the environment sees the interpreter's own
 %%     packages too (Debian's python3-numpy); default `false'.</dd>
 %%   <dt>`installer'</dt><dd>`pip' (default: the interpreter's own) or `uv' (when installed).</dd>
@@ -143,6 +145,7 @@
                        index_url := string() | undefined,
                        extra_index_urls := [string()],
                        find_links := [string()],
+                       extras := [string()],
                        no_index := boolean(),
                        system_site_packages := boolean(),
                        installer := pip | uv,

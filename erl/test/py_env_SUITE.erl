@@ -266,11 +266,20 @@ file_and_pyproject_declarations(Config) ->
     ?assertEqual({ok, <<"1.0">>}, version(p, <<"tinyb">>)),
     #{requirements := [<<"tinyb">>, <<"tinya==1.0">>]} = env_of(p),
     Toml = filename:join(Dir, "pyproject.toml"),
-    ok = file:write_file(Toml, <<"[project]\nname = \"app\"\nversion = \"0\"\ndependencies = [\"tinyc\", \"tinya==2.0\"]\n">>),
+    ok = file:write_file(Toml, <<"[project]\nname = \"app\"\nversion = \"0\"\ndependencies = [\"tinya==2.0\"]\n"
+                                 "[project.optional-dependencies]\nc = [\"tinyc\"]\n">>),
     ok = py:start_pool(q, opts(Config, {pyproject, Toml})),
-    ?assertEqual({ok, <<"1.0">>}, version(q, <<"tinyc">>)),
     ?assertEqual({ok, <<"2.0">>}, version(q, <<"tinya">>)),
-    #{requirements := [<<"tinyc">>, <<"tinya==2.0">>]} = env_of(q),
+    ?assertMatch({error, {'ModuleNotFoundError', _}}, version(q, <<"tinyc">>)),
+    #{requirements := [<<"tinya==2.0">>]} = env_of(q),
+    %% With an extra: its dependencies too, in another environment.
+    ok = py:start_pool(r, [{extras, [<<"c">>]} | opts(Config, {pyproject, Toml})]),
+    ?assertEqual({ok, <<"1.0">>}, version(r, <<"tinyc">>)),
+    #{requirements := [<<"tinya==2.0">>, <<"tinyc">>]} = env_of(r),
+    ?assertNotEqual(maps:get(dir, env_of(q)), maps:get(dir, env_of(r))),
+    ok = py:stop_pool(r),
+    {error, {python_env, unresolvable, [Line]}} = py:start_pool(r, [{extras, ["nope"]} | opts(Config, {pyproject, Toml})]),
+    ?assertNotEqual(nomatch, binary:match(Line, <<"no extra nope">>)),
     ?assertMatch({error, {python_env, {cannot_read, "/nonexistent.txt", enoent}, []}},
                  py:start_pool(r, opts(Config, {file, "/nonexistent.txt"}))).
 

@@ -30,6 +30,8 @@ opt_test_() ->
      ?_assertEqual({ok, ["/w", "https://h/s"]}, py_env:opt(find_links, ["/w", <<"https://h/s">>])),
      ?_assertEqual(error, py_env:opt(find_links, "/w")),
      ?_assertEqual(error, py_env:opt(extra_index_urls, [""])),
+     ?_assertEqual({ok, ["dev"]}, py_env:opt(extras, [<<"dev">>])),
+     ?_assertEqual(error, py_env:opt(extras, dev)),
      ?_assertEqual({ok, true}, py_env:opt(no_index, true)),
      ?_assertEqual(error, py_env:opt(no_index, yes)),
      ?_assertEqual(error, py_env:opt(system_site_packages, 1)),
@@ -60,6 +62,9 @@ key_test_() ->
      ?_assertNotEqual(K("3.11.2", false, L), K("3.11.2", true, L)),
      ?_assertNotEqual(K("3.11.2", false, L), K("3.11.2", false, {list, [<<"a">>, <<"b==2">>]})),
      ?_assertNotEqual(K("3.11.2", false, L), K("3.11.2", false, {file, [<<"a">>, <<"b==1">>]})),
+     ?_assertEqual(K("3.11.2", false, {pyproject, <<"t">>, ["b", "a"]}), K("3.11.2", false, {pyproject, <<"t">>, ["a", "b"]})),
+     ?_assertNotEqual(K("3.11.2", false, {pyproject, <<"t">>, []}), K("3.11.2", false, {pyproject, <<"t">>, ["a"]})),
+     ?_assertNotEqual(K("3.11.2", false, {pyproject, <<"t">>, []}), K("3.11.2", false, {pyproject, <<"u">>, []})),
      ?_assertEqual(32, length(K("3.11.2", false, L))),
      ?_assertEqual("env-" ++ lists:sublist(K("3.11.2", false, L), 20), py_env:dir_name(K("3.11.2", false, L)))].
 
