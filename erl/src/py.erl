@@ -506,7 +506,7 @@ stats(Pool) -> py_stats_read:pool(Pool).
 %% (a requirements file) or `.toml' (a pyproject's dependencies). Kept as
 %% it is when it holds them already; else built beside Dir and put in its
 %% place once complete. Options: the pool options `index_url',
-%% `extra_index_urls', `find_links', `no_index', `system_site_packages',
+%% `extra_index_urls', `find_links', `no_index', `system_site_packages', `extras',
 %% `installer' (`pip' or `uv'), `python', `env_timeout', `executable',
 %% and `force' (build it again). A pool runs in it with `{venv, Dir}'.
 %% Errors: `{error, {python_env, Reason, LastLines}}' (py_env:reason()).
