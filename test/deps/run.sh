@@ -96,6 +96,13 @@ out=$(cd "$proj" && rebar3 compile 2>&1)
 status=$?
 check "a second rebar3 compile succeeds ($(( $(date +%s) - start )) s)" "$status" '^0$'
 check "a second rebar3 compile leaves priv/pyport and the environment alone" "$(stat -c %Y.%i "$exe" "$marker" 2>/dev/null)" "^${before}\$"
+# A changed declaration: built at the next compile, the old one removed
+# (a release ships only what a pool declares).
+sed -i 's/{requirements, \[<<"depdemo==1.0">>\]}/{requirements, [<<"DepDemo == 1.0">>, <<"depdemo">>]}/' "$proj/config/sys.config"
+out=$(cd "$proj" && rebar3 compile 2>&1)
+check "a changed declaration is built at the next rebar3 compile, the old environment removed" \
+  "$(ls -d "$envs"/env-*/ 2>/dev/null | wc -l) $(test -e "$marker" && echo old-kept) $(tr '\n' ' ' <"$(ls "$envs"/env-*/pyport-env | head -n 1)")" \
+  '^1  key [0-9a-f]+ depdemo==1\.0 depdemo $'
 
 out=$(cd "$proj" && rebar3 release 2>&1)
 check "rebar3 release" "$?" '^0$'
