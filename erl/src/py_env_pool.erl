@@ -31,7 +31,19 @@ spec(Opts) ->
 %% `{executable, Path}' (whose interpreter).
 -spec ensure_venv(term(), term(), term()) -> ok | {error, term()}.
 ensure_venv(Dir, Requirements, Opts) when is_list(Opts) ->
-    Force = proplists:get_bool(force, Opts),
+    case proper(Opts) of
+        true -> ensure_valid(Dir, Requirements, Opts);
+        false -> {error, {invalid_option, Opts}}
+    end;
+ensure_venv(_, _, Opts) ->
+    {error, {invalid_option, Opts}}.
+
+proper([_ | T]) -> proper(T);
+proper([]) -> true;
+proper(_) -> false.
+
+ensure_valid(Dir, Requirements, Opts) ->
+    Force = lists:member(force, Opts) orelse lists:member({force, true}, Opts),
     Rest = [O || O <- Opts, O =/= force, O =/= {force, true}, O =/= {force, false}],
     case {dir(Dir), py_opts:pool([{requirements, declaration(Requirements)} | Rest])} of
         {error, _} -> {error, {invalid_option, {dir, Dir}}};
@@ -45,9 +57,7 @@ ensure_venv(Dir, Requirements, Opts) when is_list(Opts) ->
                     end;
                 Error -> Error
             end
-    end;
-ensure_venv(_, _, Opts) ->
-    {error, {invalid_option, Opts}}.
+    end.
 
 dir(D) when is_binary(D), D =/= <<>> -> {ok, unicode:characters_to_list(D)};
 dir([_ | _] = D) -> case io_lib:printable_unicode_list(D) of true -> {ok, D}; false -> error end;
