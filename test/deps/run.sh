@@ -68,6 +68,9 @@ cp -r "$work/wheels" "$proj/wheels"
 cat >"$proj/rebar.config" <<CONF
 {erl_opts, [debug_info]}.
 {deps, [{pyport, {git, "$url", {ref, "$sha"}}}]}.
+%% rebar3 runs a dependency's hooks only when it compiles it: this runs
+%% pyport's after every compile of the project (docs/deployment.md).
+{post_hooks, [{compile, "\$REBAR_DEPS_DIR/pyport/scripts/build-env"}]}.
 {relx, [{release, {demo, "0.1.0"}, [demo]},
         {mode, prod},
         {sys_config, "config/sys.config"}]}.
@@ -179,6 +182,14 @@ if [ -x "$app/deps/pyport/priv/pyport" ]; then ok "mix built the dependency's pr
 check "mix compile builds the declared Python environment" "$(cat "$app"/deps/pyport/priv/python_envs/env-*/pyport-env 2>/dev/null | tail -n 1)" '^depdemo==1\.0$'
 out=$(cd "$app" && mix run -e 'IO.inspect(:py.eval("__import__(\"depdemo\").VERSION", %{}, %{pool: :withdeps}))' 2>&1)
 check "mix run imports the declared package" "$out" '^\{:ok, "1\.0"\}$'
+# A changed declaration: mix does not compile a dependency again when the
+# project's config changes; `mix deps.compile pyport` does.
+before_env=$(ls -d "$app"/deps/pyport/priv/python_envs/env-*/)
+sed -i 's/requirements: \["depdemo==1.0"\]/requirements: ["depdemo==1.0", "DepDemo"]/' "$app/config/config.exs"
+out=$(cd "$app" && mix deps.compile pyport 2>&1)
+check "mix deps.compile pyport builds a changed declaration, the old environment removed" \
+  "$(ls -d "$app"/deps/pyport/priv/python_envs/env-*/ | wc -l) $(test -d "$before_env" && echo old-kept) $(tr '\n' ' ' <"$(ls "$app"/deps/pyport/priv/python_envs/env-*/pyport-env | head -n 1)")" \
+  '^1  key [0-9a-f]+ depdemo==1\.0 depdemo $'
 out=$(cd "$app" && mix run "$here/elixir_examples.exs" 2>&1)
 check "docs/elixir.md's examples run in the mix project" "$out" '^examples: [0-9]+ ok$'
 check "no pyport process left by mix run" "$(pgrep -f "^$app/.*priv/pyport" | wc -l)" '^0$'
