@@ -53,6 +53,7 @@
 -export([async_call/3, async_call/4, async_await/1, async_await/2, async_gather/1, async_gather/2]).
 -export([pool_members/1, bind/2]).
 -export([stats/0, stats/1, tracemalloc_flamegraph/2]).
+-export([ensure_venv/3, venv_info/0, venv_info/1]).
 -export([call_method/3, call_method/4, call_method/5, getattr/2, getattr/3, to_term/1, to_term/2,
          release/1]).
 -export_type([handle/0]).
@@ -585,6 +586,31 @@ stats() -> py_stats_read:all().
 %% last sweep, at most 200 ms old) and totals.
 -spec stats(atom()) -> {ok, map()} | {error, {no_pool, atom()}}.
 stats(Pool) -> py_stats_read:pool(Pool).
+
+%% ---- Python environments (docs/deployment.md) ----
+
+%% @doc Makes the virtualenv Dir hold Requirements: a list of requirement
+%% strings, `{file, Path}', `{pyproject, Path}', or a path ending in `.txt'
+%% (a requirements file) or `.toml' (a pyproject's dependencies). Kept as
+%% it is when it holds them already; else built beside Dir and put in its
+%% place once complete. Options: the pool options `index_url',
+%% `extra_index_urls', `find_links', `no_index', `system_site_packages', `extras',
+%% `installer' (`pip' or `uv'), `python', `env_timeout', `executable',
+%% and `force' (build it again). A pool runs in it with `{venv, Dir}'.
+%% Errors: `{error, {python_env, Reason, LastLines}}' (py_env:reason()).
+-spec ensure_venv(file:filename_all(), term(), list()) -> ok | {error, term()}.
+ensure_venv(Dir, Requirements, Opts) -> py_env_pool:ensure_venv(Dir, Requirements, Opts).
+
+%% @doc venv_info/1 of the default pool.
+-spec venv_info() -> {ok, map()} | error().
+venv_info() -> py_env_pool:venv_info(default).
+
+%% @doc The virtualenv a pool's workers run in: `#{<<"active">> => true,
+%% <<"venv_path">>, <<"site_packages">>, <<"sys_path">>}' (plus
+%% `<<"env_key">>' and `<<"requirements">>' for a pool's declared
+%% environment), or `#{<<"active">> => false}'.
+-spec venv_info(atom()) -> {ok, map()} | error().
+venv_info(Pool) -> py_env_pool:venv_info(Pool).
 
 %% @doc Writes a flame graph of one worker's traced allocations (bytes by
 %% traceback; tracemalloc must be running there) to File as an SVG.

@@ -22,13 +22,18 @@ bind(Pool) when is_atom(Pool) ->
 bind(_) ->
     {error, badarg}.
 
-%% @doc Validates a pool's options and starts it under py_sup.
+%% @doc Validates a pool's options, finds or builds its Python environment
+%% (py_env_pool) and starts it under py_sup.
 -spec start_pool(atom(), term()) -> ok | {error, term()}.
 start_pool(Name, Opts) when is_atom(Name) ->
     case py_opts:pool(Opts) of
         {ok, Valid} ->
-            case py_sup:start_pool(Name, Valid) of
-                {ok, _} -> ok;
+            case py_env_pool:resolve(Valid) of
+                {ok, WithEnv} ->
+                    case py_sup:start_pool(Name, WithEnv) of
+                        {ok, _} -> ok;
+                        Error -> Error
+                    end;
                 Error -> Error
             end;
         Error -> Error

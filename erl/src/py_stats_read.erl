@@ -28,16 +28,28 @@ all() ->
     maps:from_list([{Pool, S} || Pool <- py_sup:pools(), {ok, S} <- [pool(Pool)]]).
 
 %% @doc `{ok, #{workers => [Worker], totals => Totals}}', workers in slot order.
--spec pool(atom()) -> {ok, #{pool := atom(), workers := [worker()], totals := totals()}}
+-spec pool(atom()) -> {ok, #{pool := atom(), workers := [worker()], totals := totals(),
+                             python_env := map() | undefined}}
                     | {error, {no_pool, atom()}}.
 pool(Name) ->
     case py_pool:find(Name) of
         undefined -> {error, {no_pool, Name}};
-        #{stats := Ref, counters := InFlight, opts := #{size := Size}} ->
+        #{stats := Ref, counters := InFlight, opts := #{size := Size}} = Ctx ->
             {ok, #{slots := Slots}} = py_pool:status(Name),
             Now = erlang:monotonic_time(millisecond),
             Workers = [worker(Ref, InFlight, S, Now) || S <- Slots, maps:get(slot, S) =< Size],
-            {ok, #{pool => Name, workers => Workers, totals => totals(Workers)}}
+            {ok, #{pool => Name, workers => Workers, totals => totals(Workers),
+                   python_env => python_env(Ctx)}}
+    end.
+
+%% Which environment the pool's workers run: its declared one (py_env_pool),
+%% a `venv' given by hand, or `undefined' (the embedded Python's own).
+python_env(Ctx) ->
+    case py_pool:context_opts(Ctx) of
+        #{python_env := #{dir := Dir, name := EnvName, requirements := Reqs}} ->
+            #{dir => Dir, name => EnvName, requirements => Reqs};
+        #{venv := Venv} when Venv =/= undefined -> #{dir => Venv};
+        _ -> undefined
     end.
 
 worker(Ref, InFlight, #{slot := Slot, state := State, os_pid := OsPid}, Now) ->
