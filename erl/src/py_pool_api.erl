@@ -12,10 +12,14 @@ version() ->
         Error -> Error
     end.
 
-%% @doc Pins the calling process to the least-loaded worker of Pool.
+%% @doc Pins the calling process to the least-loaded worker of Pool, or
+%% to its namespace's worker if it has one there (py_namespace).
 -spec bind(atom()) -> ok | {error, term()}.
 bind(Pool) when is_atom(Pool) ->
-    case py_pool:slot_worker(Pool) of
+    case case py_namespace:key(Pool) of
+             undefined -> py_pool:slot_worker(Pool);
+             _ -> {ok, py_namespace:slot(Pool)}
+         end of
         {ok, Slot} -> py_request:bind(Pool, Slot);
         Error -> Error
     end;

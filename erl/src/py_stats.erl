@@ -9,10 +9,10 @@
 %% total, and a latency histogram of log-scale buckets (bucket K counts
 %% calls of at most 2^K microseconds, K = 0..26, then one for longer),
 %% with the latency sum and max. Gauges: last resident memory, the OS pid
-%% and when it started. py:stats/1 reads them (py_stats_read).
+%% and when it started, process namespaces live and freed. py:stats/1 reads them (py_stats_read).
 -module(py_stats).
 
--export([new/1, start/2, stop/4, overloaded/2, unavailable/2, cancelled/2, rss/3, gc/4,
+-export([new/1, start/2, stop/4, overloaded/2, unavailable/2, cancelled/2, rss/3, gc/4, namespaces/4,
          worker_up/4, worker_exit/5, worker_stopped/4, recycled/6]).
 -export([bucket/1, buckets/0, fields/0, width/0, counter/3, gauge/3]).
 
@@ -32,7 +32,9 @@
 -define(G_RSS, 2).
 -define(G_STARTED, 3). % erlang:monotonic_time(millisecond) of the OS process's start; 0: down
 -define(G_OS_PID, 4).
--define(GWIDTH, 4).
+-define(G_NAMESPACES, 5).     % process namespaces live in the slot (py_worker_namespaces)
+-define(G_NAMESPACES_FREED, 6). % and freed since the pool started
+-define(GWIDTH, 6).
 
 %% @doc The arrays of a pool of Size slots.
 -spec new(pos_integer()) -> ref().
@@ -143,6 +145,14 @@ rss(#{stats := {_, G}}, Slot, Rss) when is_integer(Rss) ->
     atomics:put(G, (Slot - 1) * ?GWIDTH + ?G_RSS, Rss);
 rss(_, _, _) -> ok.
 
+%% @doc The slot's worker holds Live process namespaces, Freed fewer than
+%% before (their owners exited).
+-spec namespaces(py_pool:context(), pos_integer(), non_neg_integer(), non_neg_integer()) -> ok.
+namespaces(#{stats := {_, G}}, Slot, Live, Freed) ->
+    Base = (Slot - 1) * ?GWIDTH,
+    atomics:put(G, Base + ?G_NAMESPACES, Live),
+    atomics:add(G, Base + ?G_NAMESPACES_FREED, Freed).
+
 %% @doc A batch of the port's collections: `[[Generation, Collected,
 %% Uncollectable, PauseNs]]'.
 -spec gc(py_pool:context(), pos_integer(), integer() | undefined, [list()]) -> ok.
@@ -224,8 +234,13 @@ width() -> ?WIDTH.
 -spec counter(ref(), pos_integer(), pos_integer()) -> integer().
 counter({C, _}, Slot, I) -> counters:get(C, (Slot - 1) * ?WIDTH + I).
 
-%% @doc A slot's gauge: max_us, rss, started (monotonic ms, 0: down) or os_pid.
--spec gauge(ref(), pos_integer(), max_us | rss | started | os_pid) -> integer().
+%% @doc A slot's gauge: max_us, rss, started (monotonic ms, 0: down),
+%% os_pid, namespaces or namespaces_freed.
+-spec gauge(ref(), pos_integer(), max_us | rss | started | os_pid | namespaces | namespaces_freed) ->
+          integer().
 gauge({_, G}, Slot, Name) ->
-    I = case Name of max_us -> ?G_MAX_US; rss -> ?G_RSS; started -> ?G_STARTED; os_pid -> ?G_OS_PID end,
+    I = case Name of
+            max_us -> ?G_MAX_US; rss -> ?G_RSS; started -> ?G_STARTED; os_pid -> ?G_OS_PID;
+            namespaces -> ?G_NAMESPACES; namespaces_freed -> ?G_NAMESPACES_FREED
+        end,
     atomics:get(G, (Slot - 1) * ?GWIDTH + I).

@@ -186,11 +186,14 @@ handle_info({credit_check, Id}, St) ->
 handle_info({'DOWN', Mon, process, Pid, Reason}, #st{by_mon = ByMon} = St) ->
     case maps:find(Mon, ByMon) of
         {ok, Id} -> {noreply, py_worker_stream:abandon(Id, St)}; % nobody waits for it any more
-        error -> % a callback's or a handle owner's, if any
-            {noreply, py_worker_handles:down(Mon, Pid, py_worker_callback:down(Mon, Reason, St))}
+        error -> % a callback's, a handle owner's or a namespace owner's, if any
+            St1 = py_worker_handles:down(Mon, Pid, py_worker_callback:down(Mon, Reason, St)),
+            {noreply, py_worker_namespaces:down(Mon, St1)}
     end;
 handle_info(Msg, St) when element(1, Msg) =:= py_handle_owner; Msg =:= flush_handle_releases ->
     {noreply, py_worker_handles:handle_info(Msg, St)};
+handle_info({py_ns_owner, _, _} = Msg, St) ->
+    {noreply, py_worker_namespaces:handle_info(Msg, St)};
 handle_info({py_callback_done, Id, Pid, Frame}, St) ->
     {noreply, py_worker_callback:done(Id, Pid, Frame, St)};
 handle_info({'EXIT', Port, Reason}, St) when is_port(Port) ->

@@ -12,7 +12,8 @@
 %%     gc_listening
 %%   py_worker_stream (requests made through the worker): pending, by_mon,
 %%     by_ref
-%%   py_worker_handles: handles; py_worker_callback: callbacks
+%%   py_worker_handles: handles; py_worker_callback: callbacks;
+%%   py_worker_namespaces: namespaces
 
 -record(req, {kind :: collect | items,
               from :: gen_server:from() | undefined,
@@ -45,6 +46,7 @@
              gc_listening = false :: boolean(),
              backoff :: py_worker_backoff:state(),
              handles = py_worker_handles:new() :: py_worker_handles:state(), % owners of handles
+             namespaces = py_worker_namespaces:new() :: py_worker_namespaces:state(), % their owners
              last_error :: term(),                   % why the last port died or failed to start
              callbacks = #{} :: #{pos_integer() => {pid(), reference(), port() | undefined}}}). % py_worker_callback
 

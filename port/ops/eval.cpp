@@ -61,7 +61,10 @@ py_ref dispatcher::compiled(std::string_view code, int mode) {
 }
 
 py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals) {
-  PyObject *ns = namespace_.get();
+  PyObject *ns = globals_;
+  // A process namespace's function is made afresh from the cached code:
+  // the function cached for the shared namespace keeps that one's globals.
+  const bool shared = ns == namespace_.get();
   if (!locals || locals->via.map.size == 0)
     return checked(PyEval_EvalCode(compiled(code, Py_eval_input).get(), ns, ns));
 
@@ -81,7 +84,7 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
             [](const auto &a, const auto &b) { return a.name < b.name; });
   // Every part is length-prefixed: joined with a separator, the names
   // {a, b} and {"a,b"} would share a key (and a's and b's function).
-  std::string key = "l";
+  std::string key = shared ? "l" : "L";
   append_counted(key, code);
   for (std::size_t i = 0; i < bindings.size(); ++i) {
     if (i > 0 && bindings[i].name == bindings[i - 1].name)
@@ -91,6 +94,8 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
   }
 
   py_ref fn = py_ref::borrow(cache_.find(key));
+  if (fn && !shared)
+    fn = checked(PyEval_EvalCode(fn.get(), ns, ns));
   if (!fn) {
     std::string params;
     for (const auto &b : bindings) {
@@ -108,7 +113,8 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
     const std::string wrapper = "lambda " + params + ": (" + text + "\n)";
     py_ref compiled = checked(Py_CompileString(wrapper.c_str(), "<eval>", Py_eval_input));
     fn = checked(PyEval_EvalCode(compiled.get(), ns, ns));
-    cache_.insert(std::move(key), fn, compiled_footprint(fn.get()));
+    const py_ref &kept = shared ? fn : compiled;
+    cache_.insert(std::move(key), kept, compiled_footprint(kept.get()));
     if (code.size() >= large_text)
       release_free_memory();
   }
@@ -140,7 +146,10 @@ py_ref dispatcher::invoke(args_reader &args) {
     throw port_error(error_type::bad_request, "module and function must not be empty");
 
   PyObject *module_name = interned_name(module);
-  py_ref target = py_ref::steal(PyImport_GetModule(module_name));
+  py_ref target = main_in_namespace(module, function);
+  if (target)
+    return call_with(target.get(), positional, keywords);
+  target = py_ref::steal(PyImport_GetModule(module_name));
   if (!target) {
     throw_if_python_error();
     target = checked(PyImport_Import(module_name));
@@ -192,7 +201,7 @@ void dispatcher::op_eval(args_reader &args, out_buffer &out, std::uint64_t id) {
 void dispatcher::op_exec(args_reader &args, out_buffer &out, std::uint64_t id) {
   const std::string_view code = args.str("code");
   args.done();
-  checked(PyEval_EvalCode(compiled(code, Py_file_input).get(), namespace_.get(), namespace_.get()));
+  checked(PyEval_EvalCode(compiled(code, Py_file_input).get(), globals_, globals_));
   write_nil_reply(out, id, "ok");
 }
 

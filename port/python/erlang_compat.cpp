@@ -1,0 +1,65 @@
+#include "erlang_compat.hpp"
+
+namespace pyport {
+
+namespace {
+
+// Names starting with "_" are never looked up in Erlang: Python's own
+// probes (__path__, __wrapped__, _fields...) stay plain AttributeErrors and
+// cost no round trip. _pyport_registered and _pyport_alive are registered
+// by the pyport application (py_state.erl).
+constexpr const char *compat_source = R"PY(
+class ProcessError(Exception):
+    """erlang.send to a process that is not alive."""
+
+
+_send_unchecked = send
+
+
+def send(pid, term):
+    """send(pid, term): send term to the Erlang process pid (a
+    pyport.ErlangTerm). Raises erlang.ProcessError when pid is a process of
+    the node running this port that is no longer alive."""
+    if not call("_pyport_alive", pid):
+        raise ProcessError("process %r is not alive" % (pid,))
+    _send_unchecked(pid, term)
+
+
+class Function:
+    """A function registered in Erlang (py:register_function/2,3), as
+    erlang.name or `from erlang import name`: calling it is
+    erlang.call(name, *args)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, *args):
+        return call(self.name, *args)
+
+    def __repr__(self):
+        return "<erlang.Function %s>" % self.name
+
+
+def __getattr__(name):
+    registered = False
+    if not name.startswith("_"):
+        try:
+            registered = call("_pyport_registered", name) is True
+        except Exception:
+            registered = False
+    if not registered:
+        raise AttributeError("module 'erlang' has no attribute %r" % (name,))
+    return Function(name)
+)PY";
+
+} // namespace
+
+bool add_erlang_compat(PyObject *module) noexcept {
+  PyObject *dict = PyModule_GetDict(module); // borrowed
+  const py_ref result = py_ref::steal(PyRun_String(compat_source, Py_file_input, dict, dict));
+  return static_cast<bool>(result);
+}
+
+} // namespace pyport
