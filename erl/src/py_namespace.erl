@@ -48,8 +48,8 @@ key(Pool) ->
 %% given back and the namespace forgotten: `{error, {namespace_lost, _}}'.
 -spec attach(binary(), atom(), py_call:route(), map()) -> {ok, map()} | {error, term()}.
 attach(Op, Pool, #{pid := Worker, port := Port, slot := Slot, ctx := Ctx}, Args)
-  when Op =:= <<"eval">>; Op =:= <<"exec">>; Op =:= <<"call">>;
-       Op =:= <<"stream_eval">>; Op =:= <<"stream">> ->
+  when Op =:= <<"eval">>; Op =:= <<"exec">>; Op =:= <<"call">>; Op =:= <<"stream_eval">>;
+       Op =:= <<"stream">>; Op =:= <<"refcount">>; Op =:= <<"object_traceback">> ->
     case get(?NS(Pool)) of
         {Slot, Key, Worker, Port} ->
             {ok, Args#{<<"ns">> => Key}};

@@ -1,16 +1,8 @@
 %% @doc The pool functions of the py API: starting pools, binding a
-%% process to a worker, and a worker's versions.
+%% process to a worker.
 -module(py_pool_api).
 
--export([version/0, bind/1, start_pool/2]).
-
-%% @doc The hello of the default pool's first worker.
--spec version() -> {ok, map()} | {error, term()}.
-version() ->
-    case py_pool:workers(default) of
-        {ok, [{_, Worker} | _]} -> py_worker:info(Worker);
-        Error -> Error
-    end.
+-export([bind/1, start_pool/2]).
 
 %% @doc Pins the calling process to the least-loaded worker of Pool, or
 %% to its namespace's worker if it has one there (py_namespace).

@@ -78,8 +78,19 @@ run_on(Pool, Slot, Op, Args, pool) ->
         {ok, Timeout} -> run_on(Pool, Slot, Op, Args, Timeout);
         Error -> Error
     end;
+run_on(Pool, undefined, Op, Args, Timeout) ->
+    % The caller's worker: its namespace's (whose names refcount and
+    % object_traceback see), else its binding's.
+    case py_pool_checkout:checkout(Pool, py_namespace:slot(Pool), Timeout) of
+        {ok, Route, Left} ->
+            case py_namespace:attach(Op, Pool, Route, Args) of
+                {ok, Args1} -> result(py_call:request(Route, Op, Args1, Left));
+                Error -> Error
+            end;
+        Error -> Error
+    end;
 run_on(Pool, Slot, Op, Args, Timeout) ->
-    case py_pool_checkout:checkout(Pool, case Slot of undefined -> bound(Pool); _ -> Slot end, Timeout) of
+    case py_pool_checkout:checkout(Pool, Slot, Timeout) of
         {ok, Route, Left} -> result(py_call:request(Route, Op, Args, Left));
         Error -> Error
     end.

@@ -21,7 +21,7 @@ def send(pid, term):
     pyport.ErlangTerm). Raises erlang.ProcessError when pid is a process of
     the node running this port that is no longer alive."""
     if not call("_pyport_alive", pid):
-        raise ProcessError("process %r is not alive" % (pid,))
+        raise ProcessError("erlang.send: the process is not alive")
     _send_unchecked(pid, term)
 
 
