@@ -43,7 +43,7 @@
          object_traceback/1, object_traceback/2, gc_disable/0, gc_disable/1, gc_enable/0, gc_enable/1,
          gc_threshold/0, gc_threshold/1, gc_threshold/2, gc_freeze/0, gc_freeze/1,
          gc_unfreeze/0, gc_unfreeze/1, reset/0, reset/1]).
--export([info/0, reload/1, reload/2, subinterp_supported/0, execution_mode/0,
+-export([info/0, reload/1, reload/2, restart_pool/1, subinterp_supported/0, execution_mode/0,
          state_fetch/1, state_store/2, state_remove/1, state_keys/0, state_clear/0,
          state_incr/1, state_incr/2, state_decr/1, state_decr/2]).
 -export([version/0, bind/0, bind/1, unbind/0, unbind/1, exec_all/1, exec_all/2,
@@ -444,21 +444,23 @@ state_keys() -> py_state:keys().
 -spec state_clear() -> ok.
 state_clear() -> py_state:clear().
 
-%% @doc Adds 1 to Key's integer, atomically (a new key starts at 0): the new value.
--spec state_incr(term()) -> integer().
+%% @doc Adds 1 to Key's integer, atomically (a new key starts at 0): the
+%% new value, or `{error, not_integer}' when Key holds another term,
+%% `{error, full}' for a new key past the bound.
+-spec state_incr(term()) -> integer() | {error, not_integer | full}.
 state_incr(Key) -> py_state:incr(Key, 1).
 
 %% @doc Adds Amount to Key's integer, atomically.
--spec state_incr(term(), integer()) -> integer().
+-spec state_incr(term(), integer()) -> integer() | {error, not_integer | full | badarg}.
 state_incr(Key, Amount) -> py_state:incr(Key, Amount).
 
 %% @doc Takes 1 from Key's integer, atomically.
--spec state_decr(term()) -> integer().
+-spec state_decr(term()) -> integer() | {error, not_integer | full}.
 state_decr(Key) -> py_state:incr(Key, -1).
 
 %% @doc Takes Amount from Key's integer, atomically.
--spec state_decr(term(), integer()) -> integer().
-state_decr(Key, Amount) when is_integer(Amount) -> py_state:incr(Key, -Amount).
+-spec state_decr(term(), integer()) -> integer() | {error, not_integer | full | badarg}.
+state_decr(Key, Amount) -> py_state:decr(Key, Amount).
 
 %% @doc Pins the calling process to one worker of the default pool (its
 %% namespace's, if it has one), so that memory calls and handles made
@@ -497,6 +499,12 @@ start_pool(Name, Opts) -> py_pool_api:start_pool(Name, Opts).
 %% @doc Stops a pool: its workers' OS processes end.
 -spec stop_pool(atom()) -> ok | {error, not_found}.
 stop_pool(Name) -> py_sup:stop_pool(Name).
+
+%% @doc Replaces every worker's OS process, one worker at a time, while
+%% calls keep being answered (a deploy of new Python code): each new
+%% process runs the preload and takes over before the next one starts.
+-spec restart_pool(atom()) -> ok | {error, term()}.
+restart_pool(Name) -> py_pool_restart:run(Name).
 
 %% @doc A pool's state (`ready', `degraded', `starting', `unavailable') and
 %% each slot's: `#{slot, state, pid, os_pid, restarts, last_error}'.

@@ -53,7 +53,7 @@ reload(_, _) ->
 module_name(A) when is_atom(A) -> {ok, atom_to_binary(A, utf8)};
 module_name(B) when is_binary(B), byte_size(B) > 0 -> {ok, B};
 module_name(L) when is_list(L) ->
-    case unicode:characters_to_binary(L) of
+    case catch unicode:characters_to_binary(L) of
         B when is_binary(B), byte_size(B) > 0 -> {ok, B};
         _ -> {error, badarg}
     end;
@@ -120,9 +120,9 @@ stream_start5(Module, Function, Args, Kwargs, Opts) ->
 owner(#{owner := Owner} = Opts) when is_pid(Owner) -> {ok, Owner, maps:remove(owner, Opts)};
 owner(#{owner := Owner}) -> {error, {invalid_option, {owner, Owner}}};
 owner(Opts) when is_list(Opts) ->
-    case lists:keyfind(owner, 1, Opts) of
+    case catch lists:keyfind(owner, 1, Opts) of % an improper list is py_opts' to refuse
         {owner, Owner} when is_pid(Owner) -> {ok, Owner, lists:keydelete(owner, 1, Opts)};
         {owner, Owner} -> {error, {invalid_option, {owner, Owner}}};
-        false -> {ok, self(), Opts}
+        _ -> {ok, self(), Opts}
     end;
 owner(Opts) -> {ok, self(), Opts}.

@@ -78,19 +78,18 @@ run_on(Pool, Slot, Op, Args, pool) ->
         {ok, Timeout} -> run_on(Pool, Slot, Op, Args, Timeout);
         Error -> Error
     end;
-run_on(Pool, undefined, Op, Args, Timeout) ->
-    % The caller's worker: its namespace's (whose names refcount and
-    % object_traceback see), else its binding's.
-    case py_pool_checkout:checkout(Pool, py_namespace:slot(Pool), Timeout) of
-        {ok, Route, Left} ->
+run_on(Pool, Slot, Op, Args, Timeout) ->
+    % undefined: the caller's worker, its namespace's or its binding's. The
+    % caller's namespace is the one its ops run in there; on a slot named
+    % (exec_all, the memory targets) only refcount and object_traceback
+    % look into it, and nothing makes one.
+    Attach = Slot =:= undefined orelse Op =:= <<"refcount">> orelse Op =:= <<"object_traceback">>,
+    case py_pool_checkout:checkout(Pool, case Slot of undefined -> py_namespace:slot(Pool); _ -> Slot end, Timeout) of
+        {ok, Route, Left} when Attach ->
             case py_namespace:attach(Op, Pool, Route, Args) of
                 {ok, Args1} -> result(py_call:request(Route, Op, Args1, Left));
                 Error -> Error
             end;
-        Error -> Error
-    end;
-run_on(Pool, Slot, Op, Args, Timeout) ->
-    case py_pool_checkout:checkout(Pool, Slot, Timeout) of
         {ok, Route, Left} -> result(py_call:request(Route, Op, Args, Left));
         Error -> Error
     end.

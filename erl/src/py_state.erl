@@ -12,7 +12,7 @@
 %% functions do.
 -module(py_state).
 
--export([init/0, callbacks/0, fetch/1, store/2, remove/1, keys/0, clear/0, incr/2]).
+-export([init/0, callbacks/0, fetch/1, store/2, remove/1, keys/0, clear/0, incr/2, decr/2]).
 
 -define(TAB, py_state).
 -define(DEFAULT_MAX, 100000).
@@ -35,12 +35,15 @@ callbacks() ->
      {<<"state_delete">>, fun([K]) -> remove(K), none end},
      {<<"state_keys">>, fun(_) -> keys() end},
      {<<"state_clear">>, fun(_) -> clear(), none end},
-     {<<"state_incr">>, fun([K]) -> incr(K, 1); ([K, N]) -> incr(K, N) end},
-     {<<"state_decr">>, fun([K]) -> incr(K, -1); ([K, N]) -> incr(K, -N) end},
+     {<<"state_incr">>, fun([K]) -> counted(incr(K, 1)); ([K, N]) -> counted(incr(K, N)) end},
+     {<<"state_decr">>, fun([K]) -> counted(incr(K, -1)); ([K, N]) when is_integer(N) -> counted(incr(K, -N)) end},
      {<<"_pyport_registered">>, fun([Name]) -> py_callbacks:lookup(Name) =/= error end},
      {<<"_pyport_alive">>, fun([Pid]) when is_pid(Pid), node(Pid) =:= node() -> is_process_alive(Pid);
                               ([_]) -> true
                            end}].
+
+counted(N) when is_integer(N) -> N;
+counted({error, Reason}) -> error(Reason). % raised in Python as erlang.Error
 
 -spec fetch(term()) -> {ok, term()} | {error, not_found}.
 fetch(Key) ->
@@ -74,16 +77,26 @@ clear() ->
     true = ets:delete_all_objects(?TAB),
     ok.
 
-%% @doc Adds Amount to Key's integer (0 when Key is new): the new value.
-%% Raises badarg when Key holds something else, or is new and the table is full.
--spec incr(term(), integer()) -> integer().
+%% @doc Adds Amount to Key's integer (0 when Key is new): the new value;
+%% `{error, not_integer}' when Key holds something else, `{error, full}'
+%% for a new key past the bound, `{error, badarg}' for an Amount that is
+%% not an integer.
+-spec incr(term(), term()) -> integer() | {error, not_integer | full | badarg}.
 incr(Key, Amount) when is_integer(Amount) ->
     case ets:member(?TAB, Key) orelse ets:info(?TAB, size) < max_entries() of
-        true -> ets:update_counter(?TAB, Key, {2, Amount}, {Key, 0});
-        false -> error(full)
+        true ->
+            try ets:update_counter(?TAB, Key, {2, Amount}, {Key, 0})
+            catch error:badarg -> {error, not_integer}
+            end;
+        false -> {error, full}
     end;
 incr(_, _) ->
-    error(badarg).
+    {error, badarg}.
+
+%% @doc incr/2 of -Amount.
+-spec decr(term(), term()) -> integer() | {error, not_integer | full | badarg}.
+decr(Key, Amount) when is_integer(Amount) -> incr(Key, -Amount);
+decr(_, _) -> {error, badarg}.
 
 max_entries() ->
     case application:get_env(pyport, state_max_entries, ?DEFAULT_MAX) of

@@ -192,6 +192,8 @@ handle_info({'DOWN', Mon, process, Pid, Reason}, #st{by_mon = ByMon} = St) ->
     end;
 handle_info(Msg, St) when element(1, Msg) =:= py_handle_owner; Msg =:= flush_handle_releases ->
     {noreply, py_worker_handles:handle_info(Msg, St)};
+handle_info(restart_port, St) -> % py:restart_pool/1
+    {noreply, py_worker_recycle:restart(St)};
 handle_info({py_ns_owner, _, _} = Msg, St) ->
     {noreply, py_worker_namespaces:handle_info(Msg, St)};
 handle_info({py_callback_done, Id, Pid, Frame}, St) ->

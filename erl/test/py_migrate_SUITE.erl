@@ -15,7 +15,7 @@
          send_to_dead_pid_raises_process_error/1, state_from_erlang_and_python/1,
          state_incr_is_atomic/1, state_is_bounded/1, version_is_python_version/1,
          pool_first_forms/1, reload_on_every_worker/1, execution_facts/1,
-         stream_owner_option/1, memory_guide_sequence_at_any_load/1]).
+         stream_owner_option/1, memory_guide_sequence_at_any_load/1, restart_pool_under_load/1]).
 
 -define(POOL2, mig2).
 
@@ -27,7 +27,7 @@ all() ->
      send_to_dead_pid_raises_process_error, state_from_erlang_and_python,
      state_incr_is_atomic, state_is_bounded, version_is_python_version,
      pool_first_forms, reload_on_every_worker, execution_facts,
-     stream_owner_option, memory_guide_sequence_at_any_load].
+     stream_owner_option, memory_guide_sequence_at_any_load, restart_pool_under_load].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([{default, [{size, 4}]}]),
@@ -212,7 +212,9 @@ state_incr_is_atomic(_) ->
     {ok, 102} = py:state_fetch(<<"n">>),
     {ok, 100} = py:eval(<<"erlang.state_decr('n', 2)">>),
     ok = py:state_store(<<"s">>, <<"text">>),
-    {'EXIT', {badarg, _}} = catch py:state_incr(<<"s">>),
+    {error, not_integer} = py:state_incr(<<"s">>),
+    {error, badarg} = py:state_decr(<<"n">>, 1.5),
+    {error, {'Error', <<"error: Atom('not_integer')">>}} = py:eval(<<"erlang.state_incr('s')">>),
     ok = py:state_clear().
 
 state_is_bounded(_) ->
@@ -224,7 +226,7 @@ state_is_bounded(_) ->
         3 = py:state_incr(c, 3),
         {error, full} = py:state_store(d, 1),
         ok = py:state_store(a, 2), % an existing key is not a new entry
-        {'EXIT', {full, _}} = catch py:state_incr(e),
+        {error, full} = py:state_incr(e),
         {error, {'Error', <<"error: Atom('full')">>}} = py:eval(<<"erlang.state_set('f', 1)">>),
         3 = length(py:state_keys())
     after
@@ -327,6 +329,45 @@ memory_guide_sequence_at_any_load(_) ->
     [] = [R || {_, R} <- Results, R =/= {true, false}],
     {ok, PerSlot} = py:memory_stats(default),
     [] = [S || {S, #{traced_memory_current := _}} <- PerSlot].
+
+%% Every worker replaced, one at a time, while four processes keep
+%% calling: no call fails, and each slot runs a new OS process after.
+restart_pool_under_load(_) ->
+    ok = py:start_pool(?POOL2, [{size, 3}, {preload, <<"import os">>}]),
+    Before = os_pids(?POOL2),
+    Self = self(),
+    Loaders = [spawn_link(fun() -> load(Self, 0, []) end) || _ <- [1, 2, 3, 4]],
+    timer:sleep(100),
+    T0 = erlang:monotonic_time(millisecond),
+    ok = py:restart_pool(?POOL2),
+    Ms = erlang:monotonic_time(millisecond) - T0,
+    timer:sleep(100),
+    _ = [L ! stop || L <- Loaders],
+    Counts = [receive {load, L, Ok, Failed} -> {Ok, Failed} after 10000 -> ct:fail(no_counts) end || L <- Loaders],
+    Ok = lists:sum([O || {O, _} <- Counts]),
+    Failed = lists:append([F || {_, F} <- Counts]),
+    After = os_pids(?POOL2),
+    ct:pal("restart_pool of 3 workers in ~p ms under load: ~p calls answered, ~p failed; OS pids ~p -> ~p",
+           [Ms, Ok, length(Failed), Before, After]),
+    ?assertEqual([], Failed),
+    ?assert(Ok > 100),
+    [] = [P || P <- After, lists:member(P, Before)],
+    3 = length(After),
+    {error, {no_pool, nope}} = py:restart_pool(nope),
+    {error, badarg} = py:restart_pool("mig2").
+
+load(Parent, Ok, Failed) ->
+    receive stop -> Parent ! {load, self(), Ok, Failed}
+    after 0 ->
+        case py:eval(?POOL2, <<"os.getpid()">>) of
+            {ok, _} -> load(Parent, Ok + 1, Failed);
+            Error -> load(Parent, Ok, [Error | Failed])
+        end
+    end.
+
+os_pids(Pool) ->
+    {ok, #{slots := Slots}} = py:pool_status(Pool),
+    lists:sort([P || #{os_pid := P} <- Slots]).
 
 %% ---- helpers ----
 

@@ -18,9 +18,15 @@ _send_unchecked = send
 
 def send(pid, term):
     """send(pid, term): send term to the Erlang process pid (a
-    pyport.ErlangTerm). Raises erlang.ProcessError when pid is a process of
-    the node running this port that is no longer alive."""
-    if not call("_pyport_alive", pid):
+    pyport.ErlangTerm). During a request, on its thread, raises
+    erlang.ProcessError when pid is a process of the node running this
+    port that is no longer alive; elsewhere (another thread, after the
+    request) the message is sent unchecked, as a dead pid's is dropped."""
+    try:
+        alive = call("_pyport_alive", pid)
+    except RuntimeError:
+        alive = True  # no check can be made here
+    if alive is False:
         raise ProcessError("erlang.send: the process is not alive")
     _send_unchecked(pid, term)
 
