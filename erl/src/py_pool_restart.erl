@@ -18,11 +18,11 @@
 %% keeps its old process, the others are unchanged).
 -spec run(atom()) -> ok | {error, term()}.
 run(Pool) when is_atom(Pool) ->
-    case {py_pool:workers(Pool), py_pool:find(Pool)} of
-        {{ok, Workers}, #{opts := #{start_timeout := StartTimeout}}} ->
+    case py_pool:workers(Pool) of
+        {ok, Workers} ->
+            #{start_timeout := StartTimeout} = py_pool:context_opts(py_pool:context(Pool)),
             slots([Slot || {Slot, _} <- Workers], Pool, StartTimeout + 5000);
-        {{error, _} = Error, _} -> Error;
-        {_, undefined} -> {error, {no_pool, Pool}}
+        Error -> Error
     end;
 run(_) ->
     {error, badarg}.

@@ -18,8 +18,7 @@ TEST_CASE("a namespace sees its own names, and only its own") {
   reply(R"J([8,"exec",{"code":"ns_shared = 'mine'","ns":103}])J");
   CHECK(reply(R"J([9,"eval",{"code":"ns_shared"}])J") == R"J([9,"ok","shared"])J");
   // erlang is there without an import, in both.
-  CHECK(reply(R"J([10,"eval",{"code":"erlang.__name__","ns":101}])J") ==
-        R"J([10,"ok","erlang"])J");
+  CHECK(reply(R"J([10,"eval",{"code":"erlang.__name__","ns":101}])J") == R"J([10,"ok","erlang"])J");
   CHECK(reply(R"J([11,"eval",{"code":"erlang.__name__"}])J") == R"J([11,"ok","erlang"])J");
 }
 
