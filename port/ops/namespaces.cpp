@@ -8,38 +8,67 @@
 
 namespace pyport {
 
+namespace {
+
+// The module name a namespace is registered under in sys.modules.
+py_ref module_name(std::uint64_t key) {
+  return checked(PyUnicode_FromString(("__pyport_ns_" + std::to_string(key) + "__").c_str()));
+}
+
+// Takes the module out of sys.modules and empties its dict (cycles through
+// functions' __globals__ go now). Never throws: a failure is cleared.
+void forget_module(std::uint64_t key, PyObject *module) noexcept {
+  try {
+    py_ref name = module_name(key);
+    PyObject *modules = PyImport_GetModuleDict(); // borrowed
+    if (PyDict_GetItemWithError(modules, name.get()) == module)
+      PyDict_DelItem(modules, name.get());
+  } catch (...) {
+  }
+  PyErr_Clear();
+  PyDict_Clear(PyModule_GetDict(module));
+}
+
+} // namespace
+
 PyObject *namespace_table::globals(std::uint64_t key, PyObject *shared) {
-  if (auto it = dicts_.find(key); it != dicts_.end())
-    return it->second.get();
-  if (dicts_.size() >= max_namespaces)
+  if (auto it = modules_.find(key); it != modules_.end())
+    return PyModule_GetDict(it->second.get());
+  if (modules_.size() >= max_namespaces)
     throw port_error(error_type::too_many_namespaces,
                      "too many namespaces: this port keeps at most " +
                          std::to_string(max_namespaces));
-  py_ref made = checked(PyDict_Copy(shared));
+  // A module of its own, in sys.modules: what its code defines has that
+  // module as __module__, so pickle finds it (multiprocessing's fork).
+  py_ref name = module_name(key);
+  py_ref module = checked(PyModule_NewObject(name.get()));
+  PyObject *dict = PyModule_GetDict(module.get()); // borrowed
+  if (PyDict_Update(dict, shared) < 0 || PyDict_SetItemString(dict, "__name__", name.get()) < 0 ||
+      PyDict_SetItem(PyImport_GetModuleDict(), name.get(), module.get()) < 0)
+    throw python_error(fetch_python_error());
   ++created_;
-  return dicts_.emplace(key, std::move(made)).first->second.get();
+  return PyModule_GetDict(modules_.emplace(key, std::move(module)).first->second.get());
 }
 
 bool namespace_table::drop(std::uint64_t key) {
-  auto it = dicts_.find(key);
-  if (it == dicts_.end())
+  auto it = modules_.find(key);
+  if (it == modules_.end())
     return false;
-  // The dict is released after the entry is gone: finalizers it runs may
-  // make requests of their own, and must find the table consistent.
+  // Released after the entry is gone: finalizers it runs may make
+  // requests of their own, and must find the table consistent.
   py_ref gone = std::move(it->second);
-  dicts_.erase(it);
+  modules_.erase(it);
   ++dropped_;
-  if (PyDict_Check(gone.get()))
-    PyDict_Clear(gone.get()); // cycles through functions' __globals__ go now
+  forget_module(key, gone.get());
   return true;
 }
 
 void namespace_table::clear() noexcept {
-  dropped_ += dicts_.size();
+  dropped_ += modules_.size();
   std::unordered_map<std::uint64_t, py_ref> gone;
-  gone.swap(dicts_);
-  for (auto &[key, dict] : gone)
-    PyDict_Clear(dict.get());
+  gone.swap(modules_);
+  for (auto &[key, module] : gone)
+    forget_module(key, module.get());
 }
 
 void add_erlang_name(PyObject *globals) noexcept {

@@ -1,6 +1,7 @@
 // Process namespaces (PROTOCOL.md, Namespaces): the globals a request runs
-// in when its Args carry "ns", one dict per key, made on first use from a
-// copy of the shared namespace (__main__) and dropped by ns_drop.
+// in when its Args carry "ns", one per key, made on first use from a copy
+// of the shared namespace (__main__) and dropped by ns_drop. Each is the
+// dict of a module __pyport_ns_<key>__ kept in sys.modules while it lives.
 #pragma once
 
 #include "py_ref.hpp"
@@ -24,12 +25,12 @@ public:
   bool drop(std::uint64_t key);
   // Forgets every namespace (reset).
   void clear() noexcept;
-  [[nodiscard]] std::size_t size() const noexcept { return dicts_.size(); }
+  [[nodiscard]] std::size_t size() const noexcept { return modules_.size(); }
   [[nodiscard]] std::uint64_t created() const noexcept { return created_; }
   [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
 
 private:
-  std::unordered_map<std::uint64_t, py_ref> dicts_;
+  std::unordered_map<std::uint64_t, py_ref> modules_;
   std::uint64_t created_ = 0;
   std::uint64_t dropped_ = 0;
 };

@@ -23,17 +23,31 @@ TEST_CASE("a namespace sees its own names, and only its own") {
 }
 
 TEST_CASE("locals, __main__ calls and streams run in the namespace") {
-  reply(R"J([1,"exec",{"code":"k = 10\ndef f(v): return v + k","ns":201}])J");
-  reply(R"J([2,"exec",{"code":"k = 20\ndef f(v): return v + k","ns":202}])J");
+  reply(R"J([1,"exec",{"code":"k = 10\ndef ns_only_f(v): return v + k","ns":201}])J");
+  reply(R"J([2,"exec",{"code":"k = 20\ndef ns_only_f(v): return v + k","ns":202}])J");
   // The same text with locals in two namespaces: each its own globals.
-  CHECK(reply(R"J([3,"eval",{"code":"f(a)","locals":{"a":1},"ns":201}])J") == R"J([3,"ok",11])J");
-  CHECK(reply(R"J([4,"eval",{"code":"f(a)","locals":{"a":1},"ns":202}])J") == R"J([4,"ok",21])J");
-  CHECK(reply(R"J([5,"eval",{"code":"f(a)","locals":{"a":1},"ns":201}])J") == R"J([5,"ok",11])J");
-  CHECK(reply(R"J([6,"call",{"module":"__main__","function":"f","args":[2],"ns":202}])J") ==
+  CHECK(reply(R"J([3,"eval",{"code":"ns_only_f(a)","locals":{"a":1},"ns":201}])J") ==
+        R"J([3,"ok",11])J");
+  CHECK(reply(R"J([4,"eval",{"code":"ns_only_f(a)","locals":{"a":1},"ns":202}])J") ==
+        R"J([4,"ok",21])J");
+  CHECK(reply(R"J([5,"eval",{"code":"ns_only_f(a)","locals":{"a":1},"ns":201}])J") ==
+        R"J([5,"ok",11])J");
+  CHECK(reply(R"J([6,"call",{"module":"__main__","function":"ns_only_f","args":[2],"ns":202}])J") ==
         R"J([6,"ok",22])J");
-  CHECK(contains(reply(R"J([7,"call",{"module":"__main__","function":"f","args":[2]}])J"),
+  CHECK(contains(reply(R"J([7,"call",{"module":"__main__","function":"ns_only_f","args":[2]}])J"),
                  "AttributeError"));
   CHECK(reply(R"J([8,"refcount",{"code":"k","ns":201}])J").rfind(R"J([8,"ok",)J", 0) == 0);
+}
+
+TEST_CASE("a namespace is a module: its functions pickle, and it leaves sys.modules") {
+  reply(R"J([1,"exec",{"code":"import pickle\ndef sq(v): return v * v","ns":401}])J");
+  CHECK(reply(R"J([2,"eval",{"code":"__name__","ns":401}])J") ==
+        R"J([2,"ok","__pyport_ns_401__"])J");
+  CHECK(reply(R"J([3,"eval",{"code":"pickle.loads(pickle.dumps(sq))(7)","ns":401}])J") ==
+        R"J([3,"ok",49])J");
+  CHECK(reply(R"J([4,"ns_drop",{"ns":401}])J") == R"J([4,"ok",true])J");
+  CHECK(reply(R"J([5,"eval",{"code":"'__pyport_ns_401__' in __import__('sys').modules"}])J") ==
+        R"J([5,"ok",false])J");
 }
 
 TEST_CASE("ns_drop forgets a namespace; stats count them") {
