@@ -11,7 +11,7 @@
 %% to a port that never had the key is answered false, and ignored.
 -module(py_worker_namespaces).
 
--export([new/0, handle_info/2, down/2, count/1]).
+-export([new/0, handle_info/2, down/2]).
 -export_type([state/0]).
 
 -include("py_worker.hrl").
@@ -22,8 +22,7 @@
 -spec new() -> state().
 new() -> #{owners => #{}, mons => #{}}.
 
-%% @doc The live namespaces the worker knows of.
--spec count(#st{}) -> non_neg_integer().
+%% The live namespaces the worker knows of.
 count(#st{namespaces = #{owners := Owners}}) -> map_size(Owners).
 
 %% @doc `{py_ns_owner, Pid, Key}' from a caller whose namespace is Key.
