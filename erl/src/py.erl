@@ -381,9 +381,10 @@ gc_unfreeze() -> gc_unfreeze(current).
 -spec gc_unfreeze(target()) -> ok | {ok, list()} | error().
 gc_unfreeze(Target) -> py_memory:on(Target, <<"gc_unfreeze">>, #{}).
 
-%% @doc Clears what exec defined in the worker's namespace (it is back as
-%% the port started it, then the pool's preload runs again), without
-%% restarting the worker. Imported modules stay in sys.modules.
+%% @doc Clears what exec defined in the worker: its shared namespace is
+%% back as the port started it (then the pool's preload runs again) and
+%% every process namespace on it is emptied, without restarting the
+%% worker. Imported modules stay in sys.modules.
 -spec reset() -> ok | error().
 reset() -> py_memory:reset(current).
 
