@@ -22,6 +22,10 @@ def send(pid, term):
     erlang.ProcessError when pid is a process of the node running this
     port that is no longer alive; elsewhere (another thread, after the
     request) the message is sent unchecked, as a dead pid's is dropped."""
+    import pyport
+
+    if not isinstance(pid, pyport.ErlangTerm):
+        return _send_unchecked(pid, term)  # raises TypeError, asks nothing
     try:
         alive = call("_pyport_alive", pid)
     except RuntimeError:
