@@ -1,21 +1,17 @@
 %% @doc The pool functions of the py API: starting pools, binding a
-%% process to a worker, and a worker's versions.
+%% process to a worker.
 -module(py_pool_api).
 
--export([version/0, bind/1, start_pool/2]).
+-export([bind/1, start_pool/2]).
 
-%% @doc The hello of the default pool's first worker.
--spec version() -> {ok, map()} | {error, term()}.
-version() ->
-    case py_pool:workers(default) of
-        {ok, [{_, Worker} | _]} -> py_worker:info(Worker);
-        Error -> Error
-    end.
-
-%% @doc Pins the calling process to the least-loaded worker of Pool.
+%% @doc Pins the calling process to the least-loaded worker of Pool, or
+%% to its namespace's worker if it has one there (py_namespace).
 -spec bind(atom()) -> ok | {error, term()}.
 bind(Pool) when is_atom(Pool) ->
-    case py_pool:slot_worker(Pool) of
+    case case py_namespace:key(Pool) of
+             undefined -> py_pool:slot_worker(Pool);
+             _ -> {ok, py_namespace:slot(Pool)}
+         end of
         {ok, Slot} -> py_request:bind(Pool, Slot);
         Error -> Error
     end;

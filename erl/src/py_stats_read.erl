@@ -64,7 +64,9 @@ worker(Ref, InFlight, #{slot := Slot, state := State, os_pid := OsPid}, Now) ->
        coroutines => py_stats:gauge(Ref, Slot, coroutines),
        tasks => py_stats:gauge(Ref, Slot, tasks),
        uptime_ms => case Started of 0 -> 0; _ when State =:= ready -> Now - Started; _ -> 0 end,
-       rss_bytes => case Rss of 0 -> undefined; _ -> Rss end}.
+       rss_bytes => case Rss of 0 -> undefined; _ -> Rss end,
+       namespaces => py_stats:gauge(Ref, Slot, namespaces),
+       namespaces_freed => py_stats:gauge(Ref, Slot, namespaces_freed)}.
 
 counts(F, Buckets, MaxUs) ->
     #{ok := Ok, python_exception := PyExc, timeout := Timeout, worker_exited := Exited,
@@ -122,4 +124,5 @@ totals(Workers) ->
       tasks => lists:sum([N || #{tasks := N} <- Workers]),
       ready => length([ready || #{state := ready} <- Workers]),
       rss_bytes => lists:sum([R || #{rss_bytes := R} <- Workers, is_integer(R)]),
+      namespaces => Add(namespaces), namespaces_freed => Add(namespaces_freed),
       latency => summary(Buckets, #{sum_us => Sum, max_us => Max})}.
