@@ -49,7 +49,8 @@ key(Pool) ->
 -spec attach(binary(), atom(), py_call:route(), map()) -> {ok, map()} | {error, term()}.
 attach(Op, Pool, #{pid := Worker, port := Port, slot := Slot, ctx := Ctx}, Args)
   when Op =:= <<"eval">>; Op =:= <<"exec">>; Op =:= <<"call">>; Op =:= <<"stream_eval">>;
-       Op =:= <<"stream">>; Op =:= <<"refcount">>; Op =:= <<"object_traceback">> ->
+       Op =:= <<"stream">>; Op =:= <<"refcount">>; Op =:= <<"object_traceback">>;
+       Op =:= <<"backrefs">>; Op =:= <<"object_graph">>; Op =:= <<"memory_profile">> ->
     case get(?NS(Pool)) of
         {Slot, Key, Worker, Port} ->
             {ok, Args#{<<"ns">> => Key}};

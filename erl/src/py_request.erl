@@ -81,9 +81,11 @@ run_on(Pool, Slot, Op, Args, pool) ->
 run_on(Pool, Slot, Op, Args, Timeout) ->
     % undefined: the caller's worker, its namespace's or its binding's. The
     % caller's namespace is the one its ops run in there; on a slot named
-    % (exec_all, the memory targets) only refcount and object_traceback
-    % look into it, and nothing makes one.
-    Attach = Slot =:= undefined orelse Op =:= <<"refcount">> orelse Op =:= <<"object_traceback">>,
+    % (exec_all, the memory targets) only the ops that evaluate the
+    % caller's code look into it (refcount, object_traceback, backrefs,
+    % object_graph, memory_profile), and nothing makes one.
+    Attach = Slot =:= undefined orelse lists:member(Op, [<<"refcount">>, <<"object_traceback">>, <<"backrefs">>,
+                                                         <<"object_graph">>, <<"memory_profile">>]),
     case py_pool_checkout:checkout(Pool, case Slot of undefined -> py_namespace:slot(Pool); _ -> Slot end, Timeout) of
         {ok, Route, Left} when Attach ->
             case py_namespace:attach(Op, Pool, Route, Args) of

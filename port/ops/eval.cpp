@@ -138,13 +138,12 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
     py_ref bare = checked(compile_text(text, "<eval>", Py_eval_input));
     // await is not allowed in a lambda: code that awaits becomes an async
     // function, whose call gives the coroutine that is awaited.
-    py_ref compiled =
-        awaits_at_top(bare.get())
-            ? checked(compile_text("async def __pyport_eval__(" + params + "):\n return (" + text +
-                                       "\n)\n",
-                                   "<eval>", Py_file_input))
-            : checked(compile_text("lambda " + params + ": (" + text + "\n)", "<eval>",
-                                   Py_eval_input));
+    py_ref compiled = awaits_at_top(bare.get())
+                          ? checked(compile_text("async def __pyport_eval__(" + params +
+                                                     "):\n return (" + text + "\n)\n",
+                                                 "<eval>", Py_file_input))
+                          : checked(compile_text("lambda " + params + ": (" + text + "\n)",
+                                                 "<eval>", Py_eval_input));
     fn = function_of(compiled.get(), ns);
     const py_ref &kept = shared ? fn : compiled;
     cache_.insert(std::move(key), kept, compiled_footprint(kept.get()));
@@ -234,8 +233,7 @@ void dispatcher::op_eval(args_reader &args, out_buffer &out, std::uint64_t id) {
 void dispatcher::op_exec(args_reader &args, out_buffer &out, std::uint64_t id) {
   const std::string_view code = args.str("code");
   args.done();
-  py_ref result =
-      checked(PyEval_EvalCode(compiled(code, Py_file_input).get(), globals_, globals_));
+  py_ref result = checked(PyEval_EvalCode(compiled(code, Py_file_input).get(), globals_, globals_));
   // Code that awaits at its top level ran as a coroutine.
   if (PyCoro_CheckExact(result.get()) && awaits(id, result, run_context::awaited::exec))
     return;

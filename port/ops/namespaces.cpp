@@ -82,7 +82,8 @@ void add_erlang_name(PyObject *globals) noexcept {
 void dispatcher::select_namespace(op code, args_reader &args) {
   globals_ = namespace_.get();
   if (code != op::eval && code != op::exec && code != op::call && code != op::stream_eval &&
-      code != op::stream && code != op::refcount && code != op::object_traceback)
+      code != op::stream && code != op::refcount && code != op::object_traceback &&
+      code != op::backrefs && code != op::object_graph && code != op::memory_profile)
     return;
   if (const auto key = args.opt_int("ns", 1, INT64_MAX))
     globals_ = namespaces_.globals(static_cast<std::uint64_t>(*key), namespace_.get());
