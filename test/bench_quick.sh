@@ -55,6 +55,8 @@ expected += ["async def returning at once, sync p50 (vs plain def)",
              "httpx, 100 requests at once to a 100 ms server, in a worker (vs plain python3)",
              "1000 coroutines pending: RSS per coroutine",
              "memory_stats with 1000 coroutines pending, p50 (vs 10 ms)"]
+# issue 24: process namespaces
+expected += ["sync py:eval from a process with a namespace, p50 (vs one without)"]
 for name in expected:
     r = rows.get(name)
     check(f"{name}: measured", r is not None and all(
