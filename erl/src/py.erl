@@ -58,7 +58,7 @@
 -export_type([handle/0]).
 
 -export([register_function/2, register_function/3, unregister_function/1]).
--export_type([code/0, names/0, name/0, options/0, error/0, stream_ref/0, target/0]).
+-export_type([code/0, names/0, name/0, options/0, error/0, stream_ref/0, target/0, account/0]).
 
 -type code() :: binary() | string().
 %% Locals and keyword arguments: a map, or a keyword list (Elixir's too).
@@ -66,9 +66,12 @@
 %% A module or function name; dotted names work.
 -type name() :: atom() | binary() | string().
 -type options() :: timeout() | [{timeout, timeout()} | {pool, atom()} | {arrays, py_opts:arrays()}
-                                | {where, any | local | node()} | {return, value | handle}]
+                                | {where, any | local | node()} | {return, value | handle}
+                                | {account, boolean()}]
                  | #{timeout => timeout(), pool => atom(), arrays => py_opts:arrays(),
-                     where => any | local | node(), return => value | handle}.
+                     where => any | local | node(), return => value | handle, account => boolean()}.
+%% What a call made with `account => true' measured (py_account).
+-type account() :: py_account:account().
 -type error() :: {error, {atom() | binary(), binary()} | timeout | overloaded | badarg
                   | {worker_exited, term()} | {invalid_option, term()} | {no_pool, atom()} | term()}.
 -opaque stream_ref() :: {pid(), reference()}.
@@ -89,8 +92,10 @@ eval(Code) -> eval(Code, #{}, []).
 -spec eval(code(), names()) -> {ok, term()} | error().
 eval(Code, Locals) -> eval(Code, Locals, []).
 
-%% @doc eval/2 with a timeout in ms, or options.
--spec eval(code(), names(), options()) -> {ok, term()} | error().
+%% @doc eval/2 with a timeout in ms, or options. With `account => true',
+%% `{ok, Value, Account}': the call's CPU and wall time and the worker's
+%% resident size before and after (py_account, docs/memory.md).
+-spec eval(code(), names(), options()) -> {ok, term()} | {ok, term(), account()} | error().
 eval(Code, Locals, Opts) -> py_request:eval(Code, Locals, Opts).
 
 %% @doc Runs statements; what they define stays in the worker's namespace.
@@ -109,8 +114,9 @@ call(Module, Function, Args) -> call(Module, Function, Args, #{}, []).
 -spec call(name(), name(), list(), names()) -> {ok, term()} | error().
 call(Module, Function, Args, Kwargs) -> call(Module, Function, Args, Kwargs, []).
 
-%% @doc call/4 with a timeout or options.
--spec call(name(), name(), list(), names(), options()) -> {ok, term()} | error().
+%% @doc call/4 with a timeout or options (`account => true': `{ok, Value,
+%% Account}', as eval/3).
+-spec call(name(), name(), list(), names(), options()) -> {ok, term()} | {ok, term(), account()} | error().
 call(Module, Function, Args, Kwargs, Opts) -> py_request:call(Module, Function, Args, Kwargs, Opts).
 
 %% ---- streams ----
@@ -603,8 +609,10 @@ call_method(Handle, Method, Args) -> call_method(Handle, Method, Args, #{}, []).
 -spec call_method(handle(), name(), list(), names()) -> {ok, term()} | error().
 call_method(Handle, Method, Args, Kwargs) -> call_method(Handle, Method, Args, Kwargs, []).
 
-%% @doc call_method/4 with a timeout or options (`return => handle' for a handle to the result).
--spec call_method(handle(), name(), list(), names(), options()) -> {ok, term()} | error().
+%% @doc call_method/4 with a timeout or options (`return => handle' for a handle to the result;
+%% `account => true': `{ok, Value, Account}', as eval/3).
+-spec call_method(handle(), name(), list(), names(), options()) ->
+          {ok, term()} | {ok, term(), account()} | error().
 call_method(Handle, Method, Args, Kwargs, Opts) -> py_handle:call_method(Handle, Method, Args, Kwargs, Opts).
 
 %% @doc Handle.Name.

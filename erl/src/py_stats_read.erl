@@ -27,17 +27,21 @@
 all() ->
     maps:from_list([{Pool, S} || Pool <- py_sup:pools(), {ok, S} <- [pool(Pool)]]).
 
-%% @doc `{ok, #{workers => [Worker], totals => Totals}}', workers in slot order.
--spec pool(atom()) -> {ok, #{pool := atom(), workers := [worker()], totals := totals()}}
+%% @doc `{ok, #{workers => [Worker], totals => Totals, memory_growth => Sites}}',
+%% workers in slot order, Sites the pool's call sites by memory growth
+%% (py_account_sites: the calls made with `account => true').
+-spec pool(atom()) -> {ok, #{pool := atom(), workers := [worker()], totals := totals(),
+                             memory_growth := [py_account_sites:entry()]}}
                     | {error, {no_pool, atom()}}.
 pool(Name) ->
     case py_pool:find(Name) of
         undefined -> {error, {no_pool, Name}};
-        #{stats := Ref, counters := InFlight, opts := #{size := Size}} ->
+        #{stats := Ref, counters := InFlight, opts := #{size := Size}, sites := Sites} ->
             {ok, #{slots := Slots}} = py_pool:status(Name),
             Now = erlang:monotonic_time(millisecond),
             Workers = [worker(Ref, InFlight, S, Now) || S <- Slots, maps:get(slot, S) =< Size],
-            {ok, #{pool => Name, workers => Workers, totals => totals(Workers)}}
+            {ok, #{pool => Name, workers => Workers, totals => totals(Workers),
+                   memory_growth => py_account_sites:top(Sites)}}
     end.
 
 worker(Ref, InFlight, #{slot := Slot, state := State, os_pid := OsPid}, Now) ->
