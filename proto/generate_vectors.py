@@ -167,8 +167,8 @@ ENVELOPES = [
     ("request_eval_parent", [5, "eval", {"code": "1", "parent": 1}], '[5,"eval",{"code":"1","parent":1}]',
      "[5, 'eval', {'code': '1', 'parent': 1}]", '[5, <<"eval">>, #{<<"code">> => <<"1">>, <<"parent">> => 1}]'),
     # Per-call accounting (PROTOCOL.md, "Accounting"): asked, and answered.
-    ("request_eval_account", [3, "eval", {"code": "1", "account": True}], '[3,"eval",{"code":"1","account":true}]',
-     "[3, 'eval', {'code': '1', 'account': True}]", '[3, <<"eval">>, #{<<"code">> => <<"1">>, <<"account">> => true}]'),
+    ("request_eval_account", [3, "eval", {"account": True, "code": "1"}], '[3,"eval",{"account":true,"code":"1"}]',
+     "[3, 'eval', {'account': True, 'code': '1'}]", '[3, <<"eval">>, #{<<"account">> => true, <<"code">> => <<"1">>}]'),
     ("reply_ok_account", [3, "ok", {"value": 1, "account": {"cpu_us": 12, "wall_us": 30, "rss_before": 4096,
                                                             "rss_after": 8192}}],
      '[3,"ok",{"value":1,"account":{"cpu_us":12,"wall_us":30,"rss_before":4096,"rss_after":8192}}]',
