@@ -192,7 +192,8 @@ void accounting::resume(std::uint64_t id) {
 account_report accounting::finish() const {
   const std::int64_t cpu = thread_cpu_ns();
   const std::int64_t wall = wall_clock_ns();
-  return end_mark(current_, wall, cpu, resident_bytes(), current_.traced_before ? traced_now() : std::nullopt);
+  return end_mark(current_, wall, cpu, resident_bytes(),
+                  current_.traced_before ? traced_now() : std::nullopt);
 }
 
 void dispatcher::write_accounted(out_buffer &out, std::uint64_t id, PyObject *value) {

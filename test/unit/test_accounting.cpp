@@ -52,8 +52,9 @@ TEST_CASE("the account map has four keys, six while traced") {
   r.traced_before = 5;
   r.traced_after = 6;
   pyport::pack_account(tk, r);
-  CHECK(pyport::msgpack_to_json(traced.bytes().data(), traced.size()) ==
-        R"J({"cpu_us":1,"wall_us":2,"rss_before":3,"rss_after":4,"traced_before":5,"traced_after":6})J");
+  CHECK(
+      pyport::msgpack_to_json(traced.bytes().data(), traced.size()) ==
+      R"J({"cpu_us":1,"wall_us":2,"rss_before":3,"rss_after":4,"traced_before":5,"traced_after":6})J");
 }
 
 TEST_CASE("eval, call and call_method answer {value, account} when asked") {
@@ -63,15 +64,15 @@ TEST_CASE("eval, call and call_method answer {value, account} when asked") {
   CHECK_FALSE(contains(e, "traced_before"));
   CHECK(reply(R"J([2,"eval",{"code":"6 * 7","account":false}])J") == R"J([2,"ok",42])J");
   CHECK(reply(R"J([3,"eval",{"code":"6 * 7"}])J") == R"J([3,"ok",42])J");
-  CHECK(contains(reply(R"J([4,"call",{"module":"math","function":"sqrt","args":[16],"account":true}])J"),
-                 R"J([4,"ok",{"value":4.0,"account":{"cpu_us":)J"));
+  CHECK(contains(
+      reply(R"J([4,"call",{"module":"math","function":"sqrt","args":[16],"account":true}])J"),
+      R"J([4,"ok",{"value":4.0,"account":{"cpu_us":)J"));
   // A request after an accounted one is not accounted.
   CHECK(reply(R"J([5,"call",{"module":"math","function":"sqrt","args":[16]}])J") ==
         R"J([5,"ok",4.0])J");
   // While tracemalloc traces, the traced memory before and after.
   reply(R"J([6,"exec",{"code":"import tracemalloc\ntracemalloc.start()"}])J");
-  const std::string t =
-      reply(R"J([7,"eval",{"code":"len(bytearray(100000))","account":true}])J");
+  const std::string t = reply(R"J([7,"eval",{"code":"len(bytearray(100000))","account":true}])J");
   CHECK(contains(t, R"J("value":100000)J"));
   CHECK(contains(t, "traced_before"));
   CHECK(contains(t, "traced_after"));
