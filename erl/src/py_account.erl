@@ -16,7 +16,7 @@
                      rss_before := non_neg_integer(), rss_after := non_neg_integer(),
                      traced_before => non_neg_integer(), traced_after => non_neg_integer()}.
 %% `{Module, Function}' of a call, `{eval, Prefix}' of an eval (its code's
-%% first 40 bytes), `{call_method, Method}' of a call_method.
+%% first 40 bytes, less a character they cut), `{call_method, Method}' of a call_method.
 -type site() :: {binary(), binary()} | {eval, binary()} | {call_method, binary()}.
 
 -define(PREFIX, 40).
@@ -51,8 +51,15 @@ finish(_, _, _, Result) ->
 -spec site(binary(), map()) -> site().
 site(<<"call">>, #{<<"module">> := M, <<"function">> := F}) -> {M, F};
 site(<<"call_method">>, #{<<"method">> := M}) -> {call_method, M};
-site(_, #{<<"code">> := Code}) when byte_size(Code) > ?PREFIX -> {eval, binary:part(Code, 0, ?PREFIX)};
+site(_, #{<<"code">> := Code}) when byte_size(Code) > ?PREFIX -> {eval, prefix(binary:part(Code, 0, ?PREFIX))};
 site(_, #{<<"code">> := Code}) -> {eval, Code}.
+
+%% A UTF-8 character cut by the 40 bytes is left out.
+prefix(Bytes) ->
+    case unicode:characters_to_binary(Bytes) of
+        {incomplete, Whole, _} -> Whole;
+        _ -> Bytes
+    end.
 
 accounted(Op) -> Op =:= <<"eval">> orelse Op =:= <<"call">> orelse Op =:= <<"call_method">>.
 

@@ -170,6 +170,11 @@ sites_bounded(_) ->
     % An eval's site is its code's first 40 bytes.
     Long = iolist_to_binary(["0 or ", lists:duplicate(60, $1)]),
     {eval, <<"0 or 11111", _:30/binary>>} = py_account:site(<<"eval">>, #{<<"code">> => Long}),
+    % A character the 40 bytes would cut is left out.
+    Accented = <<(binary:copy(<<"x">>, 39))/binary, "é + 1"/utf8>>,
+    {eval, Cut} = py_account:site(<<"eval">>, #{<<"code">> => Accented}),
+    ?assertEqual(binary:copy(<<"x">>, 39), Cut),
+    {call_method, <<"fill">>} = py_account:site(<<"call_method">>, #{<<"method">> => <<"fill">>}),
     {<<"m">>, <<"f">>} = py_account:site(<<"call">>, #{<<"module">> => <<"m">>, <<"function">> => <<"f">>}),
     % The table itself, driven directly: negative growth, max, eviction of the smallest.
     Tab = py_account_sites:new(),
