@@ -197,6 +197,8 @@ bad_options_refused(_) ->
     {error, {invalid_option, {account, true}}} = py:exec(<<"boom = 1">>, ?ACC),
     {error, {invalid_option, {account, true}}} = py:stream_eval(<<"[1, 2]">>, #{}, ?ACC),
     {error, {invalid_option, {account, true}}} = py:await(py:spawn_call(acct, small, [1], #{}, ?ACC)),
+    {error, {invalid_option, {account, true}}} = py:cast(acct, small, [1], #{}, ?ACC),
+    {error, {invalid_option, {account, true}}} = py:parallel([{acct, small, [1]}], ?ACC),
     {ok, Box} = py:eval(<<"__import__('acct').Box()">>, #{}, #{pool => a, return => handle}),
     {error, {invalid_option, {account, true}}} = py:getattr(Box, fill, #{account => true}),
     {error, {'NameError', _}} = py:eval(<<"boom">>, #{}, [{pool, a}]),
