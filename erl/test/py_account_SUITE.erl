@@ -79,11 +79,17 @@ memory_growth_is_measured(_) ->
     {ok, 8} = py:call(acct, small, [8], #{}, [{pool, a}]),
     {ok, 9} = py:call(acct, small, [9], #{}, #{pool => a, account => false}).
 
+%% The call spins for 0.3 s of its thread's CPU. On a machine whose cores
+%% other work shares, its wall time may stretch: up to three tries for one
+%% whose CPU is more than half its wall time.
 cpu_bound_call(_) ->
-    {ok, true, #{cpu_us := Cpu, wall_us := Wall}} = py:call(acct, spin, [0.3], #{}, ?ACC),
-    ?assert(Cpu >= 250000, {Cpu, Wall}),
-    ?assert(Cpu > 0.5 * Wall, {Cpu, Wall}),
-    ?assert(Wall >= Cpu, {Cpu, Wall}).
+    Tries = [begin
+                 {ok, true, #{cpu_us := Cpu, wall_us := Wall}} = py:call(acct, spin, [0.3], #{}, ?ACC),
+                 ?assert(Cpu >= 250000, {Cpu, Wall}),
+                 ?assert(Wall >= Cpu, {Cpu, Wall}),
+                 {Cpu, Wall}
+             end || _ <- lists:seq(1, 3)],
+    ?assert(lists:any(fun({Cpu, Wall}) -> Cpu > 0.5 * Wall end, Tries), Tries).
 
 sleeping_call(_) ->
     {ok, <<"rested">>, #{cpu_us := Cpu, wall_us := Wall}} = py:call(acct, nap, [0.3], #{}, ?ACC),
