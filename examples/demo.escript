@@ -5,7 +5,7 @@
 main(_) ->
     {ok, _} = application:ensure_all_started(pyport),
     {ok, Workers} = py_pool:workers(default),
-    {ok, #{python := Python, pyport := Vsn}} = py:version(),
+    {ok, #{python := Python, pyport := Vsn}} = py:info(),
     io:format("pool 'default': ~p workers, pyport ~s, Python ~s~n~n",
               [length(Workers), Vsn, hd(binary:split(Python, <<" ">>))]),
     show("py:eval(<<\"sum(range(10))\">>)", py:eval(<<"sum(range(10))">>)),

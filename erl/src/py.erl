@@ -46,6 +46,9 @@
 -export([backrefs/2, object_graph/2, memory_profile/3, memory_profile/4,
          memory_timeline_start/2, memory_timeline_stop/1,
          cpu_profile_start/1, cpu_profile_start/2, cpu_profile_stop/1]).
+-export([info/0, reload/1, reload/2, restart_pool/1, subinterp_supported/0, execution_mode/0,
+         state_fetch/1, state_store/2, state_remove/1, state_keys/0, state_clear/0,
+         state_incr/1, state_incr/2, state_decr/1, state_decr/2]).
 -export([version/0, bind/0, bind/1, unbind/0, unbind/1, exec_all/1, exec_all/2,
          start_pool/2, stop_pool/1, pool_status/1, last_error/0]).
 -export([cast/3, cast/4, cast/5, spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2,
@@ -53,6 +56,7 @@
 -export([async_call/3, async_call/4, async_await/1, async_await/2, async_gather/1, async_gather/2]).
 -export([pool_members/1, bind/2]).
 -export([stats/0, stats/1, tracemalloc_flamegraph/2]).
+-export([ensure_venv/3, venv_info/0, venv_info/1]).
 -export([call_method/3, call_method/4, call_method/5, getattr/2, getattr/3, to_term/1, to_term/2,
          release/1]).
 -export_type([handle/0]).
@@ -89,8 +93,10 @@ eval(Code) -> eval(Code, #{}, []).
 
 %% @doc The value of an expression with local variables (atom or binary
 %% names), visible inside its lambdas and comprehensions, gone afterwards.
--spec eval(code(), names()) -> {ok, term()} | error().
-eval(Code, Locals) -> eval(Code, Locals, []).
+%% `eval(Pool, Code)': the expression on the pool named by an atom.
+-spec eval(code(), names()) -> {ok, term()} | error();
+          (atom(), code()) -> {ok, term()} | error().
+eval(CodeOrPool, LocalsOrCode) -> py_compat:eval2(CodeOrPool, LocalsOrCode).
 
 %% @doc eval/2 with a timeout in ms, or options. With `account => true',
 %% `{ok, Value, Account}': the call's CPU and wall time and the worker's
@@ -98,26 +104,35 @@ eval(Code, Locals) -> eval(Code, Locals, []).
 -spec eval(code(), names(), options()) -> {ok, term()} | {ok, term(), account()} | error().
 eval(Code, Locals, Opts) -> py_request:eval(Code, Locals, Opts).
 
-%% @doc Runs statements; what they define stays in the worker's namespace.
+%% @doc Runs statements in the calling process's namespace: what they
+%% define is this process's, seen by its next calls on the pool and by no
+%% other process, and freed when it exits (docs/migrating.md, Namespaces).
 -spec exec(code()) -> ok | error().
 exec(Code) -> exec(Code, []).
 
-%% @doc exec/1 with a timeout in ms, or options.
--spec exec(code(), options()) -> ok | error().
-exec(Code, Opts) -> py_request:exec(Code, Opts).
+%% @doc exec/1 with a timeout in ms, or options; `exec(Pool, Code)' on
+%% the pool named by an atom.
+-spec exec(code(), options()) -> ok | error();
+          (atom(), code()) -> ok | error().
+exec(CodeOrPool, OptsOrCode) -> py_compat:exec2(CodeOrPool, OptsOrCode).
 
 %% @doc Module:Function(Args...). Dotted names work: `call('os.path', join, ...)'.
 -spec call(name(), name(), list()) -> {ok, term()} | error().
 call(Module, Function, Args) -> call(Module, Function, Args, #{}, []).
 
-%% @doc call/3 with keyword arguments.
--spec call(name(), name(), list(), names()) -> {ok, term()} | error().
-call(Module, Function, Args, Kwargs) -> call(Module, Function, Args, Kwargs, []).
+%% @doc call/3 with keyword arguments; `call(Pool, Module, Function,
+%% Args)' on the pool named by an atom when the third argument is a name
+%% (an atom or a binary) and the fourth a list.
+-spec call(name(), name(), list(), names()) -> {ok, term()} | error();
+          (atom(), name(), atom() | binary(), list()) -> {ok, term()} | error().
+call(A, B, C, D) -> py_compat:call4(A, B, C, D).
 
 %% @doc call/4 with a timeout or options (`account => true': `{ok, Value,
-%% Account}', as eval/3).
--spec call(name(), name(), list(), names(), options()) -> {ok, term()} | {ok, term(), account()} | error().
-call(Module, Function, Args, Kwargs, Opts) -> py_request:call(Module, Function, Args, Kwargs, Opts).
+%% Account}', as eval/3); `call(Pool, Module, Function, Args, Kwargs)' told
+%% apart as call/4 does.
+-spec call(name(), name(), list(), names(), options()) -> {ok, term()} | {ok, term(), account()} | error();
+          (atom(), name(), atom() | binary(), list(), names()) -> {ok, term()} | error().
+call(A, B, C, D, E) -> py_compat:call5(A, B, C, D, E).
 
 %% ---- streams ----
 
@@ -154,15 +169,18 @@ stream(Module, Function, Args, Kwargs, Opts) ->
 -spec stream_start(name(), name(), list()) -> {ok, stream_ref()} | error().
 stream_start(Module, Function, Args) -> stream_start(Module, Function, Args, #{}, []).
 
-%% @doc stream_start/3 with keyword arguments.
--spec stream_start(name(), name(), list(), names()) -> {ok, stream_ref()} | error().
-stream_start(Module, Function, Args, Kwargs) -> stream_start(Module, Function, Args, Kwargs, []).
-
-%% @doc stream_start/4 with options (no timeout unless they give one).
--spec stream_start(name(), name(), list(), names(), options()) ->
+%% @doc stream_start/3 with keyword arguments, or with erlang_python's
+%% options: a map whose `owner' is a pid (the process that receives the
+%% stream's messages) is options, not keyword arguments.
+-spec stream_start(name(), name(), list(), names() | #{owner := pid(), atom() => term()}) ->
           {ok, stream_ref()} | error().
-stream_start(Module, Function, Args, Kwargs, Opts) ->
-    py_stream_api:call(items, Module, Function, Args, Kwargs, Opts).
+stream_start(Module, Function, Args, KwargsOrOpts) -> py_compat:stream_start4(Module, Function, Args, KwargsOrOpts).
+
+%% @doc stream_start/4 with options (no timeout unless they give one), and
+%% `owner': the process that receives the stream (the caller by default).
+-spec stream_start(name(), name(), list(), names(), options() | [{owner, pid()}] | #{owner => pid()}) ->
+          {ok, stream_ref()} | error().
+stream_start(Module, Function, Args, Kwargs, Opts) -> py_compat:stream_start5(Module, Function, Args, Kwargs, Opts).
 
 %% @doc stream_start/3 for an expression.
 -spec stream_eval_start(code()) -> {ok, stream_ref()} | error().
@@ -184,8 +202,9 @@ stream_eval_start(Code, Locals, Opts) -> py_stream_api:eval(items, Code, Locals,
 stream_cancel(StreamRef) -> py_stream_api:cancel(StreamRef).
 
 %% ---- memory (docs/memory.md) ----
-%% Each runs on the caller's worker of the default pool (bind/0 first when
-%% several calls must reach the same one), or on the target() given last.
+%% Each runs on the caller's worker of the default pool (its namespace's
+%% or bound one; the first such call binds the caller, so that a sequence
+%% of them reaches one worker at any load), or on the target() given last.
 
 %% @doc The worker's memory: `gc_stats', `gc_count', `gc_threshold',
 %% `rss_bytes', `peak_rss_bytes', `allocated_blocks', `gc_garbage',
@@ -373,9 +392,10 @@ gc_unfreeze() -> gc_unfreeze(current).
 -spec gc_unfreeze(target()) -> ok | {ok, list()} | error().
 gc_unfreeze(Target) -> py_memory:on(Target, <<"gc_unfreeze">>, #{}).
 
-%% @doc Clears what exec defined in the worker's namespace (it is back as
-%% the port started it, then the pool's preload runs again), without
-%% restarting the worker. Imported modules stay in sys.modules.
+%% @doc Clears what exec defined in the worker: its shared namespace is
+%% back as the port started it (then the pool's preload runs again) and
+%% every process namespace on it is emptied, without restarting the
+%% worker. Imported modules stay in sys.modules.
 -spec reset() -> ok | error().
 reset() -> py_memory:reset(current).
 
@@ -439,13 +459,78 @@ cpu_profile_stop(Ref) -> py_cpu_profile:stop(Ref).
 
 %% ---- workers and pools ----
 
+%% @doc The embedded Python's version, as sys.version: `{ok,
+%% <<"3.11.2 (main, ...) [GCC 12.2.0]">>}' (erlang_python's shape; info/0
+%% has the rest).
+-spec version() -> {ok, binary()} | error().
+version() -> py_compat:version().
+
 %% @doc Versions and limits of a worker of the default pool: `pyport',
 %% `python', `protocol', `os_pid', `limits'.
--spec version() -> {ok, map()} | error().
-version() -> py_pool_api:version().
+-spec info() -> {ok, map()} | error().
+info() -> py_compat:info().
 
-%% @doc Pins the calling process to one worker of the default pool, so
-%% that what exec defines is there for its next calls. The binding ends
+%% @doc Reloads a Python module (importlib.reload) on every worker of the
+%% default pool that imported it.
+-spec reload(name()) -> ok | {error, [{pos_integer(), term()}]} | error().
+reload(Module) -> reload(Module, default).
+
+%% @doc reload/1 on another pool.
+-spec reload(name(), atom()) -> ok | {error, [{pos_integer(), term()}]} | error().
+reload(Module, Pool) -> py_compat:reload(Module, Pool).
+
+%% @doc Always false: no sub-interpreters, each worker is an OS process.
+-spec subinterp_supported() -> false.
+subinterp_supported() -> py_compat:subinterp_supported().
+
+%% @doc `worker': each worker is a whole interpreter (erlang_python's name).
+-spec execution_mode() -> worker.
+execution_mode() -> py_compat:execution_mode().
+
+%% ---- shared state (py_state): an ETS table Python reads and writes too ----
+
+%% @doc The value stored under Key: `{ok, Value}' or `{error, not_found}'.
+-spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
+state_fetch(Key) -> py_state:fetch(Key).
+
+%% @doc Stores Value under Key; `{error, full}' for a new key past
+%% `state_max_entries'.
+-spec state_store(term(), term()) -> ok | {error, full}.
+state_store(Key, Value) -> py_state:store(Key, Value).
+
+%% @doc Removes Key.
+-spec state_remove(term()) -> ok.
+state_remove(Key) -> py_state:remove(Key).
+
+%% @doc Every key.
+-spec state_keys() -> [term()].
+state_keys() -> py_state:keys().
+
+%% @doc Removes every key.
+-spec state_clear() -> ok.
+state_clear() -> py_state:clear().
+
+%% @doc Adds 1 to Key's integer, atomically (a new key starts at 0): the
+%% new value, or `{error, not_integer}' when Key holds another term,
+%% `{error, full}' for a new key past the bound.
+-spec state_incr(term()) -> integer() | {error, not_integer | full}.
+state_incr(Key) -> py_state:incr(Key, 1).
+
+%% @doc Adds Amount to Key's integer, atomically.
+-spec state_incr(term(), integer()) -> integer() | {error, not_integer | full | badarg}.
+state_incr(Key, Amount) -> py_state:incr(Key, Amount).
+
+%% @doc Takes 1 from Key's integer, atomically.
+-spec state_decr(term()) -> integer() | {error, not_integer | full}.
+state_decr(Key) -> py_state:incr(Key, -1).
+
+%% @doc Takes Amount from Key's integer, atomically.
+-spec state_decr(term(), integer()) -> integer() | {error, not_integer | full | badarg}.
+state_decr(Key, Amount) -> py_state:decr(Key, Amount).
+
+%% @doc Pins the calling process to one worker of the default pool (its
+%% namespace's, if it has one), so that memory calls and handles made
+%% with other calls reach the same worker. The binding ends
 %% with unbind/0 or the process; if the worker restarts, the binding stays
 %% with its replacement (whose namespace is fresh, with the pool's preload).
 -spec bind() -> ok | error().
@@ -480,6 +565,12 @@ start_pool(Name, Opts) -> py_pool_api:start_pool(Name, Opts).
 %% @doc Stops a pool: its workers' OS processes end.
 -spec stop_pool(atom()) -> ok | {error, not_found}.
 stop_pool(Name) -> py_sup:stop_pool(Name).
+
+%% @doc Replaces every worker's OS process, one worker at a time, while
+%% calls keep being answered (a deploy of new Python code): each new
+%% process runs the preload and takes over before the next one starts.
+-spec restart_pool(atom()) -> ok | {error, term()}.
+restart_pool(Name) -> py_pool_restart:run(Name).
 
 %% @doc A pool's state (`ready', `degraded', `starting', `unavailable') and
 %% each slot's: `#{slot, state, pid, os_pid, restarts, last_error}'.
@@ -591,6 +682,31 @@ stats() -> py_stats_read:all().
 %% last sweep, at most 200 ms old) and totals.
 -spec stats(atom()) -> {ok, map()} | {error, {no_pool, atom()}}.
 stats(Pool) -> py_stats_read:pool(Pool).
+
+%% ---- Python environments (docs/deployment.md) ----
+
+%% @doc Makes the virtualenv Dir hold Requirements: a list of requirement
+%% strings, `{file, Path}', `{pyproject, Path}', or a path ending in `.txt'
+%% (a requirements file) or `.toml' (a pyproject's dependencies). Kept as
+%% it is when it holds them already; else built beside Dir and put in its
+%% place once complete. Options: the pool options `index_url',
+%% `extra_index_urls', `find_links', `no_index', `system_site_packages', `extras',
+%% `installer' (`pip' or `uv'), `python', `env_timeout', `executable',
+%% and `force' (build it again). A pool runs in it with `{venv, Dir}'.
+%% Errors: `{error, {python_env, Reason, LastLines}}' (py_env:reason()).
+-spec ensure_venv(file:filename_all(), term(), list()) -> ok | {error, term()}.
+ensure_venv(Dir, Requirements, Opts) -> py_env_pool:ensure_venv(Dir, Requirements, Opts).
+
+%% @doc venv_info/1 of the default pool.
+-spec venv_info() -> {ok, map()} | error().
+venv_info() -> py_env_pool:venv_info(default).
+
+%% @doc The virtualenv a pool's workers run in: `#{<<"active">> => true,
+%% <<"venv_path">>, <<"site_packages">>, <<"sys_path">>}' (plus
+%% `<<"env_key">>' and `<<"requirements">>' for a pool's declared
+%% environment), or `#{<<"active">> => false}'.
+-spec venv_info(atom()) -> {ok, map()} | error().
+venv_info(Pool) -> py_env_pool:venv_info(Pool).
 
 %% @doc Writes a flame graph of one worker's traced allocations (bytes by
 %% traceback; tracemalloc must be running there) to File as an SVG.

@@ -53,7 +53,7 @@ cast(Module, Function, Args, Kwargs, Opts) ->
                 {ok, #{return := handle}} ->
                     {error, {invalid_option, {return, handle}}}; % nobody would get it
                 {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
-                    case py_handle_call:checkout(A, Valid, py_request:bound(Pool), Timeout) of
+                    case py_handle_call:checkout(Op, A, Valid, py_namespace:slot(Pool), Timeout) of
                         {ok, Route, Left, A1} ->
                             T0 = py_stats:start(Route, Op),
                             case py_call:send(Route, Op, py_request:with_arrays(Op, A1, Valid),
@@ -128,8 +128,8 @@ resolve(Opts, Args) ->
     end.
 
 start({Op, Args}, #{pool := Pool, timeout := Timeout} = Valid, Which) ->
-    Slot = case Which of bound -> py_request:bound(Pool); spread -> undefined end,
-    case py_handle_call:checkout(Args, Valid, Slot, Timeout) of
+    Slot = case Which of bound -> py_namespace:slot(Pool); spread -> undefined end,
+    case py_handle_call:checkout(Op, Args, Valid, Slot, Timeout) of
         {ok, #{pid := Worker} = Route, Left, Args1} ->
             T0 = py_stats:start(Route, Op),
             Mon = watch(Worker),

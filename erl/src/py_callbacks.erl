@@ -68,7 +68,10 @@ key(Name) -> {error, {badarg, Name}}.
 
 -spec init([]) -> {ok, ets:tid()}.
 init([]) ->
-    {ok, ets:new(?TABLE, [named_table, protected, set, {read_concurrency, true}])}.
+    Tab = ets:new(?TABLE, [named_table, protected, set, {read_concurrency, true}]),
+    ok = py_state:init(), % the shared state lives as long as its functions
+    true = ets:insert(Tab, py_state:callbacks()),
+    {ok, Tab}.
 
 -spec handle_call(term(), gen_server:from(), ets:tid()) -> {reply, ok | {error, badarg}, ets:tid()}.
 handle_call({insert, Key, Callback}, _From, Tab) ->

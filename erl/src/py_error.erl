@@ -43,7 +43,7 @@
 -define(PORT_TYPES, [bad_frame, frame_too_large, bad_request, unknown_op, encode_error, cancelled,
                      shutting_down, not_tracing, no_baseline, reply_too_large,
                      tool_unavailable, no_root, graph_too_large, already_started, not_started,
-                     stale_handle, released_handle, too_many_handles]).
+                     stale_handle, released_handle, too_many_handles, too_many_namespaces]).
 
 %% Every atom pyport itself puts first in an error reason, `{error, Atom}'
 %% or `{error, {Atom, _}}': the port's types and the Erlang side's.
@@ -52,7 +52,7 @@
              unsupported_term, request_too_large, too_large, duplicate_key, unknown_atom,
              undecodable_reply, bad_error_reply, preload_failed, not_found,
              pyport_not_found, cannot_start_pyport, hello_timeout, bad_hello,
-             handle_of_another_worker]).
+             handle_of_another_worker, namespace_lost, restart_failed, full, not_integer]).
 
 %% @doc The error map of an `[Id, "error", Error]' reply, as the worker
 %% passes it on: `{py_exception, Type, Message, Info}'.

@@ -13,7 +13,7 @@
 %% when it is another port's).
 -module(py_handle_call).
 
--export([on/4, applies/3, run/3, stream_slot/3, with_pool/2, checkout/4]).
+-export([on/4, applies/3, run/3, stream_slot/3, with_pool/2, checkout/5]).
 
 -define(OWNER, '$py_handle_owner').
 
@@ -114,22 +114,36 @@ stream_slot(Pool, Slot, Args) ->
 %% handles checked, and Args marked as making a handle owned by the
 %% caller when the options ask for one. The reply's handle is completed
 %% with py_handle:complete/2 and the route.
--spec checkout(map(), py_opts:call_opts(), pos_integer() | undefined, timeout()) ->
+%% Op runs in the caller's namespace (py_namespace) when Slot0 is its
+%% worker (not for calls spread over the pool).
+-spec checkout(binary(), map(), py_opts:call_opts(), pos_integer() | undefined, timeout()) ->
           {ok, py_call:route(), timeout(), map()} | {error, term()}.
-checkout(Args, #{pool := Pool} = Valid, Slot0, Timeout) ->
+checkout(Op, Args, #{pool := Pool} = Valid, Slot0, Timeout) ->
     {Target, {P, Slot}} = case handles_in(Args) of
                               [] -> {{pool, Pool}, {Pool, Slot0}};
                               [H | _] = Handles -> {{handles, Handles}, pool_slot(H)}
                           end,
-    checked_route(Target, P, Slot, Args, Valid, Timeout).
+    case checked_route(Target, P, Slot, Args, Valid, Timeout) of
+        {ok, Route, Left, Args1} when Slot0 =/= undefined -> in_namespace(Op, P, Route, Left, Args1);
+        Other -> Other
+    end.
+
+in_namespace(Op, Pool, Route, Left, Args) ->
+    case py_namespace:attach(Op, Pool, Route, Args) of
+        {ok, Args1} -> {ok, Route, Left, Args1};
+        Error -> Error
+    end.
 
 -spec request(target(), binary(), map(), py_opts:call_opts()) -> term().
 request(Target, Op, Args, #{timeout := Timeout} = Valid) ->
     {Pool, Slot} = case Target of
-                       {pool, P} -> {P, py_request:bound(P)};
+                       {pool, P} -> {P, py_namespace:slot(P)};
                        {handles, [H | _]} -> pool_slot(H)
                    end,
-    case checked_route(Target, Pool, Slot, Args, Valid, Timeout) of
+    case case checked_route(Target, Pool, Slot, Args, Valid, Timeout) of
+             {ok, Route0, Left0, Args0} -> in_namespace(Op, Pool, Route0, Left0, Args0);
+             Error0 -> Error0
+         end of
         {ok, Route, Left, Args1} ->
             case py_call:request(Route, Op, Args1, Left) of
                 {ok, {py_handle, _, _} = Made} -> {ok, py_handle:complete(Made, Route)};

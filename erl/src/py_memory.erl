@@ -1,8 +1,9 @@
 %% @doc The memory functions of the py API (docs/memory.md): each runs on
 %% one worker or on every worker of a pool.
 %%
-%% A target is `current' (the caller's bound worker of the default pool,
-%% else its least-loaded one), `{Pool, Slot}' (that worker), or a pool name
+%% A target is `current' (the caller's worker of the default pool: its
+%% namespace's or bound one, else the least-loaded, to which the call
+%% binds the caller so that its next memory calls reach it too), `{Pool, Slot}' (that worker), or a pool name
 %% (every worker of it, asked in parallel: `{ok, [{Slot, Result}]}', or
 %% `{error, [{Slot, Reason}]}' naming the workers that failed, in slot
 %% order). Where a target goes, options may go instead: `#{target =>
@@ -30,7 +31,10 @@ on(Where, Op, Args) ->
     end.
 
 on(current, Op, Args, Timeout) ->
-    shape(Op, py_request:run_on(default, undefined, Op, Args, Timeout));
+    case affinity() of
+        ok -> shape(Op, py_request:run_on(default, undefined, Op, Args, Timeout));
+        Error -> Error
+    end;
 on({Pool, Slot}, Op, Args, Timeout) ->
     shape(Op, py_request:run_on(Pool, Slot, Op, Args, Timeout));
 on({Node, Pool, Slot}, Op, Args, Timeout) -> % a worker of a cluster pool's member
@@ -165,6 +169,16 @@ reset(Where) ->
         Error -> Error
     end.
 
+%% A process's memory calls on `current' all reach one worker: its
+%% namespace's or binding's, else the first call binds it (py:bind/0), so
+%% that tracemalloc_start, memory_stats, tracemalloc_stop... of one
+%% process see and change one worker's state at any load.
+affinity() ->
+    case py_namespace:slot(default) of
+        undefined -> py_pool_api:bind(default);
+        _ -> ok
+    end.
+
 pool_of(current) -> default;
 pool_of({Pool, _}) -> Pool;
 pool_of({_, Pool, _}) -> Pool;
@@ -172,10 +186,14 @@ pool_of(Pool) -> Pool.
 
 %% Timeout bounds the reset and the preload's re-run together.
 reset(current, Timeout) ->
-    case py_pool_checkout:checkout(default, py_request:bound(default), Timeout) of
-        {ok, #{slot := Slot, ctx := Ctx}, Left} ->
-            py_pool_checkout:done(Ctx, Slot),
-            reset({default, Slot}, Left);
+    case affinity() of
+        ok ->
+            case py_pool_checkout:checkout(default, py_namespace:slot(default), Timeout) of
+                {ok, #{slot := Slot, ctx := Ctx}, Left} ->
+                    py_pool_checkout:done(Ctx, Slot),
+                    reset({default, Slot}, Left);
+                Error -> Error
+            end;
         Error -> Error
     end;
 reset({Node, Pool, Slot}, Timeout) ->

@@ -27,6 +27,26 @@
 %%     workers load; default: the prefix pyport was built against (never the PATH's python3).</dd>
 %%   <dt>`venv'</dt><dd>a virtualenv directory made by a Python of pyport's X.Y: the workers run
 %%     in it (sys.prefix, site-packages with .pth files, VIRTUAL_ENV); see docs/deployment.md.</dd>
+%%   <dt>`requirements'</dt><dd>the Python packages the pool's code needs: a list of
+%%     requirement strings (`[<<"requests==2.28.1">>, <<"numpy">>]'), `{file, Path}' (a
+%%     requirements.txt) or `{pyproject, Path}' (its `[project] dependencies'). The workers run
+%%     in a virtualenv built for them once (named by a hash of the interpreter's version and the
+%%     normalised requirements; shipped in `priv/python_envs' when built at compile time, else
+%%     built in `env_dir'); not with `venv'. Default `undefined'. See py_env and
+%%     docs/deployment.md.</dd>
+%%   <dt>`index_url', `extra_index_urls', `find_links', `no_index'</dt><dd>passed to pip as
+%%     given (a URL; URLs; directories or URLs; a boolean).</dd>
+%%   <dt>`extras'</dt><dd>with `{pyproject, Path}': the `optional-dependencies' groups
+%%     installed too; default `[]'.</dd>
+%%   <dt>`system_site_packages'</dt><dd>`true': the environment sees the interpreter's own
+%%     packages too (Debian's python3-numpy); default `false'.</dd>
+%%   <dt>`installer'</dt><dd>`pip' (default: the interpreter's own) or `uv' (when installed).</dd>
+%%   <dt>`python'</dt><dd>the interpreter that builds the environment; default the embedded
+%%     Python's own (`/usr/bin/python3.11' on Debian 12).</dd>
+%%   <dt>`env_dir'</dt><dd>where environments are built at run time; default
+%%     `~/.cache/pyport/envs'.</dd>
+%%   <dt>`env_timeout'</dt><dd>ms a build may take, waiting for another's included; default
+%%     600000.</dd>
 %%   <dt>`atoms'</dt><dd>`existing' (default): Python atoms the node does not know are an error;
 %%     `create': they are created (only for trusted code: atoms are never freed).</dd>
 %%   <dt>`max_frame', `chunk_items', `chunk_bytes', `spin_us'</dt><dd>passed to pyport's
@@ -127,7 +147,19 @@
                        arrays := arrays(),
                        scope := local | cluster,
                        log_level := log_level(),
-                       python_output := log | stderr}.
+                       python_output := log | stderr,
+                       python_env => py_env_build:info(), % set by py_env_pool, never given
+                       requirements := py_env:declaration() | undefined,
+                       index_url := string() | undefined,
+                       extra_index_urls := [string()],
+                       find_links := [string()],
+                       extras := [string()],
+                       no_index := boolean(),
+                       system_site_packages := boolean(),
+                       installer := pip | uv,
+                       python := string() | undefined,
+                       env_dir := string() | undefined,
+                       env_timeout := pos_integer()}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
 -type call_opts() :: #{timeout := timeout(), pool := atom(), arrays => arrays(),
                        where => any | local | node(),
@@ -170,7 +202,11 @@ pool(Opts) ->
                  scope => local,
                  log_level => warning,
                  python_output => log},
-    validate(Opts, Defaults, fun pool_opt/2).
+    case validate(Opts, maps:merge(Defaults, py_env:defaults()), fun pool_opt/2) of
+        {ok, #{requirements := Reqs, venv := Venv}} when Reqs =/= undefined, Venv =/= undefined ->
+            {error, {invalid_option, {requirements, venv_also_given}}};
+        Result -> Result
+    end.
 
 %% @doc Validates call options; what they do not say comes from the pool.
 -spec call([{atom(), term()}] | map(), call_opts()) -> {ok, call_opts()} | {error, {invalid_option, term()}}.
@@ -287,7 +323,11 @@ pool_opt(scope, S) when S =:= local; S =:= cluster -> {ok, S};
 pool_opt(log_level, L) when L =:= debug; L =:= info; L =:= warning; L =:= error; L =:= critical;
                            L =:= none -> {ok, L};
 pool_opt(python_output, O) when O =:= log; O =:= stderr -> {ok, O};
-pool_opt(K, N) -> port_flag(K, N).
+pool_opt(K, V) ->
+    case py_env:opt(K, V) of
+        unknown -> port_flag(K, V);
+        Checked -> Checked
+    end.
 
 %% An option passed to the port as a number (py_limits' table): within its
 %% range, or undefined (no flag: the port's default), except

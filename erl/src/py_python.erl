@@ -8,7 +8,7 @@
 %% named, instead of a worker that exits at start-up.
 -module(py_python).
 
--export([check/2, embedded_version/1, venv_version/1]).
+-export([check/2, embedded_version/1, venv_version/1, interpreter/1]).
 
 %% How long `pyport --version' has to answer, in all.
 -define(VERSION_TIMEOUT_MS, 10000).
@@ -108,3 +108,46 @@ read_version(Port, Acc, Deadline) ->
 
 minor(Version) ->
     string:join(lists:sublist(string:split(Version, ".", all), 2), ".").
+
+%% @doc The interpreter program of the Python the program Exe embeds
+%% (`<base_prefix>/bin/pythonX.Y', base_prefix asked of `Exe --json'),
+%% which builds its environments; `/usr/bin/python3' when that fails.
+-spec interpreter(string()) -> string().
+interpreter(Exe) ->
+    Fallback = "/usr/bin/python3",
+    case {embedded_version(Exe), base_prefix(Exe)} of
+        {{ok, Version}, {ok, Prefix}} ->
+            Candidates = [filename:join([Prefix, "bin", "python" ++ minor(Version)]),
+                          filename:join([Prefix, "bin", "python3"])],
+            case [C || C <- Candidates, filelib:is_regular(C)] of
+                [Python | _] -> Python;
+                [] -> Fallback
+            end;
+        _ -> Fallback
+    end.
+
+base_prefix(Exe) ->
+    try open_port({spawn_executable, Exe}, [{args, ["--json"]}, {line, 4096}, binary, exit_status]) of
+        Port ->
+            true = port_command(Port, <<"[1,\"eval\",{\"code\":\"__import__('sys').base_prefix\"}]\n">>),
+            Deadline = erlang:monotonic_time(millisecond) + ?VERSION_TIMEOUT_MS,
+            Answer = read_prefix(Port, Deadline),
+            catch port_close(Port),
+            Answer
+    catch
+        error:Reason -> {error, Reason}
+    end.
+
+read_prefix(Port, Deadline) ->
+    receive
+        {Port, {data, {eol, Line}}} ->
+            case re:run(Line, <<"^\\[1,\\s*\"ok\",\\s*\"(.*)\"\\]$">>, [{capture, all_but_first, list}]) of
+                {match, [Prefix]} -> {ok, Prefix};
+                nomatch -> read_prefix(Port, Deadline)
+            end;
+        {Port, {data, _}} -> read_prefix(Port, Deadline);
+        {Port, {exit_status, _}} -> {error, no_answer}
+    after max(0, Deadline - erlang:monotonic_time(millisecond)) ->
+        py_port:kill(Port),
+        {error, timeout}
+    end.

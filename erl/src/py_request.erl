@@ -64,8 +64,12 @@ run_valid(Op, Args, #{pool := Pool, timeout := Timeout} = Valid) ->
     case py_handle_call:applies(Op, Args, Valid) of
         true -> result(py_handle_call:run(Op, with_arrays(Op, Args, Valid), Valid));
         false ->
-            case py_cluster_route:checkout(Pool, bound(Pool), Timeout, Valid) of
-                {ok, Route, Left} -> result(py_call:request(Route, Op, with_arrays(Op, Args, Valid), Left));
+            case py_cluster_route:checkout(Pool, py_namespace:slot(Pool), Timeout, Valid) of
+                {ok, Route, Left} ->
+                    case py_namespace:attach(Op, Pool, Route, with_arrays(Op, Args, Valid)) of
+                        {ok, Args1} -> result(py_call:request(Route, Op, Args1, Left));
+                        Error -> Error
+                    end;
                 {remote, _, _} = To -> % a cluster pool's member node (py_cluster_call)
                     result(py_cluster_call:run(Pool, To, {call, Op, with_arrays(Op, Args, Valid)}, Timeout));
                 Error -> Error
@@ -81,7 +85,19 @@ run_on(Pool, Slot, Op, Args, pool) ->
         Error -> Error
     end;
 run_on(Pool, Slot, Op, Args, Timeout) ->
-    case py_pool_checkout:checkout(Pool, case Slot of undefined -> bound(Pool); _ -> Slot end, Timeout) of
+    % undefined: the caller's worker, its namespace's or its binding's. The
+    % caller's namespace is the one its ops run in there; on a slot named
+    % (exec_all, the memory targets) only the ops that evaluate the
+    % caller's code look into it (refcount, object_traceback, backrefs,
+    % object_graph, memory_profile), and nothing makes one.
+    Attach = Slot =:= undefined orelse lists:member(Op, [<<"refcount">>, <<"object_traceback">>, <<"backrefs">>,
+                                                         <<"object_graph">>, <<"memory_profile">>]),
+    case py_pool_checkout:checkout(Pool, case Slot of undefined -> py_namespace:slot(Pool); _ -> Slot end, Timeout) of
+        {ok, Route, Left} when Attach ->
+            case py_namespace:attach(Op, Pool, Route, Args) of
+                {ok, Args1} -> result(py_call:request(Route, Op, Args1, Left));
+                Error -> Error
+            end;
         {ok, Route, Left} -> result(py_call:request(Route, Op, Args, Left));
         Error -> Error
     end.
@@ -91,10 +107,13 @@ run_stream(Op, Args, Mode, Opts) ->
     case resolve(py_handle_call:with_pool(Opts, Args)) of
         {ok, #{account := true}} -> {error, {invalid_option, {account, true}}};
         {ok, #{pool := Pool0, timeout := Timeout} = Valid} ->
-            {Pool, Slot} = py_handle_call:stream_slot(Pool0, bound(Pool0), Args),
+            {Pool, Slot} = py_handle_call:stream_slot(Pool0, py_namespace:slot(Pool0), Args),
             case py_cluster_route:checkout(Pool, Slot, Timeout, Valid) of
-                {ok, #{pid := Worker}, Left} ->
-                    result(py_worker:stream(Worker, Op, with_arrays(Op, Args, Valid), Mode, Left));
+                {ok, #{pid := Worker} = Route, Left} ->
+                    case py_namespace:attach(Op, Pool, Route, with_arrays(Op, Args, Valid)) of
+                        {ok, Args1} -> result(py_worker:stream(Worker, Op, Args1, Mode, Left));
+                        Error -> Error
+                    end;
                 {remote, _, _} = To -> % a cluster pool's member node (py_cluster_stream)
                     result(py_cluster_stream:run(Pool, To, Op, with_arrays(Op, Args, Valid), Mode, Timeout));
                 Error -> Error

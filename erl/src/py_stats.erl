@@ -9,12 +9,13 @@
 %% total, and a latency histogram of log-scale buckets (bucket K counts
 %% calls of at most 2^K microseconds, K = 0..26, then one for longer),
 %% with the latency sum and max. Gauges: last resident memory, the OS pid
-%% and when it started, and what the port last said of its event loop
-%% (coroutines in progress, tasks alive). py:stats/1 reads them
-%% (py_stats_read).
+%% and when it started, what the port last said of its event loop
+%% (coroutines in progress, tasks alive), and process namespaces live and
+%% freed. py:stats/1 reads them (py_stats_read).
 -module(py_stats).
 
 -export([new/1, start/2, stop/4, overloaded/2, unavailable/2, cancelled/2, rss/3, coroutines/4, gc/4,
+         namespaces/4,
          worker_up/4, worker_exit/5, worker_stopped/4, recycled/6]).
 -export([bucket/1, buckets/0, fields/0, width/0, counter/3, gauge/3]).
 
@@ -36,7 +37,9 @@
 -define(G_OS_PID, 4).
 -define(G_COROUTINES, 5).
 -define(G_TASKS, 6).
--define(GWIDTH, 6).
+-define(G_NAMESPACES, 7).     % process namespaces live in the slot (py_worker_namespaces)
+-define(G_NAMESPACES_FREED, 8). % and freed since the pool started
+-define(GWIDTH, 8).
 
 %% @doc The arrays of a pool of Size slots.
 -spec new(pos_integer()) -> ref().
@@ -155,6 +158,14 @@ coroutines(#{stats := {_, G}}, Slot, Coroutines, Tasks) ->
     atomics:put(G, Base + ?G_COROUTINES, Coroutines),
     atomics:put(G, Base + ?G_TASKS, Tasks).
 
+%% @doc The slot's worker holds Live process namespaces, Freed fewer than
+%% before (their owners exited).
+-spec namespaces(py_pool:context(), pos_integer(), non_neg_integer(), non_neg_integer()) -> ok.
+namespaces(#{stats := {_, G}}, Slot, Live, Freed) ->
+    Base = (Slot - 1) * ?GWIDTH,
+    atomics:put(G, Base + ?G_NAMESPACES, Live),
+    atomics:add(G, Base + ?G_NAMESPACES_FREED, Freed).
+
 %% @doc A batch of the port's collections: `[[Generation, Collected,
 %% Uncollectable, PauseNs]]'.
 -spec gc(py_pool:context(), pos_integer(), integer() | undefined, [list()]) -> ok.
@@ -240,11 +251,14 @@ width() -> ?WIDTH.
 counter({C, _}, Slot, I) -> counters:get(C, (Slot - 1) * ?WIDTH + I).
 
 %% @doc A slot's gauge: max_us, rss, started (monotonic ms, 0: down), os_pid,
-%% coroutines or tasks.
--spec gauge(ref(), pos_integer(), max_us | rss | started | os_pid | coroutines | tasks) -> integer().
+%% coroutines, tasks, namespaces or namespaces_freed.
+-spec gauge(ref(), pos_integer(),
+            max_us | rss | started | os_pid | coroutines | tasks | namespaces | namespaces_freed) ->
+          integer().
 gauge({_, G}, Slot, Name) ->
     I = case Name of
             max_us -> ?G_MAX_US; rss -> ?G_RSS; started -> ?G_STARTED; os_pid -> ?G_OS_PID;
-            coroutines -> ?G_COROUTINES; tasks -> ?G_TASKS
+            coroutines -> ?G_COROUTINES; tasks -> ?G_TASKS;
+            namespaces -> ?G_NAMESPACES; namespaces_freed -> ?G_NAMESPACES_FREED
         end,
     atomics:get(G, (Slot - 1) * ?GWIDTH + I).

@@ -31,17 +31,28 @@ all() ->
 %% workers in slot order, Sites the pool's call sites by memory growth
 %% (py_account_sites: the calls made with `account => true').
 -spec pool(atom()) -> {ok, #{pool := atom(), workers := [worker()], totals := totals(),
+                             python_env := map() | undefined,
                              memory_growth := [py_account_sites:entry()]}}
                     | {error, {no_pool, atom()}}.
 pool(Name) ->
     case py_pool:find(Name) of
         undefined -> {error, {no_pool, Name}};
-        #{stats := Ref, counters := InFlight, opts := #{size := Size}, sites := Sites} ->
+        #{stats := Ref, counters := InFlight, opts := #{size := Size}, sites := Sites} = Ctx ->
             {ok, #{slots := Slots}} = py_pool:status(Name),
             Now = erlang:monotonic_time(millisecond),
             Workers = [worker(Ref, InFlight, S, Now) || S <- Slots, maps:get(slot, S) =< Size],
             {ok, #{pool => Name, workers => Workers, totals => totals(Workers),
-                   memory_growth => py_account_sites:top(Sites)}}
+                   python_env => python_env(Ctx), memory_growth => py_account_sites:top(Sites)}}
+    end.
+
+%% Which environment the pool's workers run: its declared one (py_env_pool),
+%% a `venv' given by hand, or `undefined' (the embedded Python's own).
+python_env(Ctx) ->
+    case py_pool:context_opts(Ctx) of
+        #{python_env := #{dir := Dir, name := EnvName, requirements := Reqs}} ->
+            #{dir => Dir, name => EnvName, requirements => Reqs};
+        #{venv := Venv} when Venv =/= undefined -> #{dir => Venv};
+        _ -> undefined
     end.
 
 worker(Ref, InFlight, #{slot := Slot, state := State, os_pid := OsPid}, Now) ->
@@ -56,7 +67,9 @@ worker(Ref, InFlight, #{slot := Slot, state := State, os_pid := OsPid}, Now) ->
        coroutines => py_stats:gauge(Ref, Slot, coroutines),
        tasks => py_stats:gauge(Ref, Slot, tasks),
        uptime_ms => case Started of 0 -> 0; _ when State =:= ready -> Now - Started; _ -> 0 end,
-       rss_bytes => case Rss of 0 -> undefined; _ -> Rss end}.
+       rss_bytes => case Rss of 0 -> undefined; _ -> Rss end,
+       namespaces => py_stats:gauge(Ref, Slot, namespaces),
+       namespaces_freed => py_stats:gauge(Ref, Slot, namespaces_freed)}.
 
 counts(F, Buckets, MaxUs) ->
     #{ok := Ok, python_exception := PyExc, timeout := Timeout, worker_exited := Exited,
@@ -114,4 +127,5 @@ totals(Workers) ->
       tasks => lists:sum([N || #{tasks := N} <- Workers]),
       ready => length([ready || #{state := ready} <- Workers]),
       rss_bytes => lists:sum([R || #{rss_bytes := R} <- Workers, is_integer(R)]),
+      namespaces => Add(namespaces), namespaces_freed => Add(namespaces_freed),
       latency => summary(Buckets, #{sum_us => Sum, max_us => Max})}.

@@ -4,7 +4,8 @@
 
 -export([eval/4, call/6, cancel/1]).
 
--type mode() :: collect | items.
+%% items: to the caller; {items, Owner}: to Owner (py_compat's owner option).
+-type mode() :: collect | items | {items, pid()}.
 
 %% @doc stream_eval (collect) and stream_eval_start (items).
 -spec eval(mode(), term(), term(), py:options()) -> term().
@@ -25,7 +26,9 @@ call(Mode, Module, Function, Args, Kwargs, Opts) ->
 run(Op, Args, collect, Opts) ->
     py_request:run_stream(Op, Args, collect, Opts);
 run(Op, Args, items, Opts) ->
-    py_request:run_stream(Op, Args, {items, self()}, items_opts(Opts)).
+    run(Op, Args, {items, self()}, Opts);
+run(Op, Args, {items, Owner}, Opts) ->
+    py_request:run_stream(Op, Args, {items, Owner}, items_opts(Opts)).
 
 %% Streams to a process run until done unless a timeout is asked for.
 items_opts(Opts) when is_list(Opts) ->

@@ -186,12 +186,17 @@ handle_info({credit_check, Id}, St) ->
 handle_info({'DOWN', Mon, process, Pid, Reason}, #st{by_mon = ByMon} = St) ->
     case maps:find(Mon, ByMon) of
         {ok, Id} -> {noreply, py_worker_stream:abandon(Id, St)}; % nobody waits for it any more
-        error -> % a callback's, an async call's or a handle owner's, if any
+        error -> % a callback's, an async call's, a handle owner's or a namespace owner's, if any
             St1 = py_worker_async_call:down(Mon, Reason, py_worker_callback:down(Mon, Reason, St)),
-            {noreply, py_worker_handles:down(Mon, Pid, St1)}
+            St2 = py_worker_handles:down(Mon, Pid, St1),
+            {noreply, py_worker_namespaces:down(Mon, St2)}
     end;
 handle_info(Msg, St) when element(1, Msg) =:= py_handle_owner; Msg =:= flush_handle_releases ->
     {noreply, py_worker_handles:handle_info(Msg, St)};
+handle_info(restart_port, St) -> % py:restart_pool/1
+    {noreply, py_worker_recycle:restart(St)};
+handle_info({py_ns_owner, _, _} = Msg, St) ->
+    {noreply, py_worker_namespaces:handle_info(Msg, St)};
 handle_info({py_callback_done, Id, Pid, Frame}, St) ->
     {noreply, py_worker_callback:done(Id, Pid, Frame, St)};
 handle_info({py_async_call_done, Key, Pid, Frame}, St) ->

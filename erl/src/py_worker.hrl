@@ -12,7 +12,8 @@
 %%     gc_listening
 %%   py_worker_stream (requests made through the worker): pending, by_mon,
 %%     by_ref
-%%   py_worker_handles: handles; py_worker_callback: callbacks
+%%   py_worker_handles: handles; py_worker_callback: callbacks;
+%%   py_worker_namespaces: namespaces
 %%   py_worker_async_call (Python's erlang.async_call): async_calls
 %%   py_worker_port_stats (the port's own stats, asked each sweep): stats_asked
 
@@ -47,6 +48,7 @@
              gc_listening = false :: boolean(),
              backoff :: py_worker_backoff:state(),
              handles = py_worker_handles:new() :: py_worker_handles:state(), % owners of handles
+             namespaces = py_worker_namespaces:new() :: py_worker_namespaces:state(), % their owners
              last_error :: term(),                   % why the last port died or failed to start
              callbacks = #{} :: #{pos_integer() => {pid(), reference(), port() | undefined}}, % py_worker_callback
              async_calls = py_worker_async_call:new() :: py_worker_async_call:state(),

@@ -7,7 +7,7 @@
 -module(py_worker_recycle).
 
 -export([served/2, sample/1, on_starting_frame/2, start_failed/3, drain_check/2]).
--export([sweep/1, memory_check/1, killed/1, retired/2, port_up/1, port_down/1, abort_starting/1]).
+-export([sweep/1, memory_check/1, killed/1, retired/2, port_up/1, port_down/1, abort_starting/1, restart/1]).
 
 -include("py_worker.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -82,23 +82,33 @@ after_sample(#st{memory = M} = St) ->
         false -> St
     end.
 
+%% @doc A replacement asked for (py:restart_pool/1): as a recycle, without
+%% the memory policy's pacing.
+-spec restart(#st{}) -> #st{}.
+restart(#st{starting = undefined, port = Current} = St) when Current =/= undefined ->
+    replace(restart, St);
+restart(St) ->
+    St. % a replacement is on its way, or the port is down: a fresh one comes anyway
+
 %% Starts the replacement port; the old one keeps serving until it is up.
-recycle(Why, #st{starting = undefined, port = Current, memory = M, opts = Opts} = St) when Current =/= undefined ->
+recycle(Why, #st{starting = undefined, port = Current, memory = M} = St) when Current =/= undefined ->
     case py_memory_policy:may_start(M, py_worker:now_ms()) of
         false -> St;
-        true ->
-            case py_port:spawn(Opts) of
-                {ok, Port} ->
-                    ?LOG_INFO("pyport worker ~p/~p (OS pid ~p): recycling (~p)",
-                              [St#st.pool, St#st.slot, St#st.os_pid, Why], py_worker:meta(St)),
-                    T = erlang:send_after(maps:get(start_timeout, Opts), self(), {starting_timeout, Port}),
-                    St#st{starting = #{port => Port, phase => hello, timer => T, os_pid => undefined, why => Why}};
-                {error, Reason} ->
-                    start_failed(undefined, Reason, St)
-            end
+        true -> replace(Why, St)
     end;
 recycle(_, St) ->
     St. % a replacement is on its way, or the port has died
+
+replace(Why, #st{opts = Opts} = St) ->
+    case py_port:spawn(Opts) of
+        {ok, Port} ->
+            ?LOG_INFO("pyport worker ~p/~p (OS pid ~p): recycling (~p)",
+                      [St#st.pool, St#st.slot, St#st.os_pid, Why], py_worker:meta(St)),
+            T = erlang:send_after(maps:get(start_timeout, Opts), self(), {starting_timeout, Port}),
+            St#st{starting = #{port => Port, phase => hello, timer => T, os_pid => undefined, why => Why}};
+        {error, Reason} ->
+            start_failed(undefined, Reason, St)
+    end.
 
 -spec on_starting_frame(binary(), #st{}) -> #st{}.
 on_starting_frame(Frame, #st{starting = #{port := Port, phase := hello} = S, opts = Opts} = St) ->

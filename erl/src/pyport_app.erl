@@ -16,7 +16,7 @@
 start(_Type, _Args) ->
     ok = py_log:show_on_default_handler(application:get_env(pyport, log_to_default_handler, true) =/= false),
     ok = py_log:hide_progress_of_pools(),
-    case {pools_from_env(application:get_env(pyport, pools, undefined)), intensities_from_env()} of
+    case {with_envs(pools_from_env(application:get_env(pyport, pools, undefined))), intensities_from_env()} of
         {{ok, Pools}, ok} ->
             ok = py_pool:new_registry(), % owned by this process, which lives as long as the application
             with_http(py_sup:start_link(Pools));
@@ -67,6 +67,19 @@ with_http(Error) ->
 stop(_State) ->
     ok = py_log:show_progress_of_pools(),
     py_log:hide_from_default_handler().
+
+%% The configured pools' Python environments, found (or built: a start
+%% waits for it) before any pool starts.
+with_envs({ok, Pools}) ->
+    lists:foldr(fun(_, {error, _} = Error) -> Error;
+                   ({Name, Opts}, {ok, Acc}) ->
+                        case py_env_pool:resolve(Opts) of
+                            {ok, WithEnv} -> {ok, [{Name, WithEnv} | Acc]};
+                            {error, Reason} -> {error, {pool, Name, Reason}}
+                        end
+                end, {ok, []}, Pools);
+with_envs(Error) ->
+    Error.
 
 %% @doc Validates the `pools' setting: `[{Name, Options}]' or a map; unset
 %% is one pool named `default' with the default options.

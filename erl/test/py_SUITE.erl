@@ -180,7 +180,8 @@ memory_stats_and_tracemalloc(_) ->
     {error, badarg} = py:tracemalloc_start(0).
 
 version_info(_) ->
-    {ok, #{pyport := <<_/binary>>, python := <<"3.11", _/binary>>, protocol := 1, os_pid := P}} = py:version(),
+    {ok, #{pyport := <<_/binary>>, python := <<"3.11", _/binary>> = Python, protocol := 1, os_pid := P}} = py:info(),
+    {ok, Python} = py:version(),
     true = is_integer(P).
 
 %% ---- timeouts and cancellation ----

@@ -111,6 +111,9 @@ traced_only_while_tracing(_) ->
 
 eval_and_call_method(_) ->
     {ok, 42, #{wall_us := _, cpu_us := _}} = py:eval(<<"x * 6">>, #{x => 7}, ?ACC),
+    % The caller's own namespace (what its exec defined) is the accounted eval's too.
+    ok = py:exec(<<"mine = 5">>, [{pool, a}]),
+    {ok, 5, #{cpu_us := _}} = py:eval(<<"mine">>, #{}, ?ACC),
     {ok, Box} = py:eval(<<"__import__('acct').Box()">>, #{}, #{pool => a, return => handle}),
     {ok, 20, #{rss_before := B, rss_after := A}} = py:call_method(Box, fill, [20], #{}, #{account => true}),
     ?assert(A - B > 15 * ?MB, {B, A}),

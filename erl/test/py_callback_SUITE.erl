@@ -43,12 +43,13 @@ end_per_suite(_Config) ->
 
 init_per_testcase(_Case, Config) ->
     ok = py:start_pool(?POOL, [{size, 1}]),
-    ok = py:exec(<<"import erlang, pyport\n"
+    % Shared: the cases call it from processes of their own.
+    ok = py:exec_all(<<"import erlang, pyport\n"
                    "def outcome(name, *args):\n"
                    "    try:\n"
                    "        return ('ok', erlang.call(name, *args))\n"
                    "    except erlang.Error as e:\n"
-                   "        return (e.kind, e.reason)\n">>, ?OPTS),
+                   "        return (e.kind, e.reason)\n">>, ?POOL),
     Config.
 
 end_per_testcase(_Case, _Config) ->
@@ -137,7 +138,7 @@ reentrant_eight_deep(_) ->
     ?assertEqual({ok, 12}, py:eval(<<"erlang.call('down', 12)">>, #{}, ?OPTS)).
 
 queued_requests_keep_order_while_callback_waits(_) ->
-    ok = py:exec(<<"order = []">>, ?OPTS),
+    ok = py:exec_all(<<"order = []">>, ?POOL),
     Test = self(),
     ok = py:register_function(gate, fun(_) ->
                                             Test ! {waiting, self()},
@@ -340,19 +341,19 @@ preload_erlang_call_raises_not_during_preload(_) ->
 %% A cast made by a callback on its own worker is not nested: it runs
 %% after the request the callback serves, not cancelled with the callback.
 cast_from_callback_runs_after_its_request(_) ->
-    ok = py:exec(<<"MARKS = []\ndef mark(): MARKS.append(1)\n">>, ?OPTS),
+    ok = py:exec_all(<<"MARKS = []\ndef mark(): MARKS.append(1)\n">>, ?POOL),
     ok = py:register_function(fire, fun(_) -> ok = py:cast('__main__', mark, [], #{}, ?OPTS), 5 end),
     ?assertEqual({ok, 5}, py:eval(<<"erlang.call('fire')">>, #{}, ?OPTS)),
     ok = py_ct:wait_until(fun() -> py:eval(<<"len(MARKS)">>, #{}, ?OPTS) =:= {ok, 1} end, 5000).
 
 %% A cast has no caller to report (its reply goes to the worker).
 caller_in_cast_raises(_) ->
-    ok = py:exec(<<"SEEN = []\n"
+    ok = py:exec_all(<<"SEEN = []\n"
                    "def who():\n"
                    "    try:\n"
                    "        SEEN.append(erlang.caller())\n"
                    "    except erlang.Error as e:\n"
-                   "        SEEN.append(str(e.reason))\n">>, ?OPTS),
+                   "        SEEN.append(str(e.reason))\n">>, ?POOL),
     ok = py:cast('__main__', who, [], #{}, ?OPTS),
     ok = py_ct:wait_until(fun() -> py:eval(<<"len(SEEN)">>, #{}, ?OPTS) =:= {ok, 1} end, 5000),
     ?assertEqual({ok, [<<"cast_has_no_caller">>]}, py:eval(<<"SEEN">>, #{}, ?OPTS)).

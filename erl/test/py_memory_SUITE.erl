@@ -170,7 +170,11 @@ refcount(_) ->
     ok = py:exec(<<"x = object()\nholders = [x, x]\n">>, [{pool, m}]),
     {ok, 4} = py:refcount(<<"x">>, {m, 1}),
     {ok, 4} = py:eval(<<"__import__('sys').getrefcount(x)">>, #{}, [{pool, m}]),
-    {ok, [{1, 4}]} = py:refcount(<<"x">>, m).
+    % A pool's every worker is asked from processes of their own: the
+    % shared namespaces, not this process's (docs/migrating.md).
+    {error, [{1, {'NameError', _}}]} = py:refcount(<<"x">>, m),
+    ok = py:exec_all(<<"y = object()\nys = [y, y]\n">>, m),
+    {ok, [{1, 4}]} = py:refcount(<<"y">>, m).
 
 %% ---- control ----
 

@@ -78,11 +78,17 @@ backrefs_name_the_global(_) ->
     % An instance in a list in a global: module, global, index.
     {ok, [{<<"module">>, <<"leaky">>}, {<<"list">>, <<".kept">>}, {<<"leaky.Leak">>, <<"[3]">>}]} =
         py:backrefs(<<"__import__('leaky').kept[3]">>, ?W),
-    % A value under a dict key of a namespace global (__main__ is a module too).
+    % A value under a dict key of a global of this process's namespace (a
+    % module of its own, docs/migrating.md), and of the shared one (__main__).
     ok = py:exec(<<"registry = {'users': {'alice': [1, 2]}}">>, [{pool, m}]),
-    {ok, Chain} = py:backrefs(<<"registry['users']['alice']">>, [{target, {m, 1}}, {max_depth, 5}]),
-    ?assertEqual([{<<"module">>, <<"__main__">>}, {<<"dict">>, <<".registry">>},
-                  {<<"dict">>, <<"['users']">>}, {<<"list">>, <<"['alice']">>}], Chain),
+    {ok, [{<<"module">>, <<"__pyport_ns_", _/binary>>} | Chain]} =
+        py:backrefs(<<"registry['users']['alice']">>, [{target, {m, 1}}, {max_depth, 5}]),
+    ?assertEqual([{<<"dict">>, <<".registry">>}, {<<"dict">>, <<"['users']">>},
+                  {<<"list">>, <<"['alice']">>}], Chain),
+    ok = py:exec_all(<<"shared_registry = {'users': {'bob': [3]}}">>, m),
+    {ok, Shared} = py:backrefs(<<"__import__('__main__').shared_registry['users']['bob']">>, [{target, {m, 1}}, {max_depth, 5}]),
+    ?assertEqual([{<<"module">>, <<"__main__">>}, {<<"dict">>, <<".shared_registry">>},
+                  {<<"dict">>, <<"['users']">>}, {<<"list">>, <<"['bob']">>}], Shared),
     % On every worker of a pool.
     {ok, [{1, [{<<"module">>, <<"leaky">>} | _]}]} = py:backrefs(<<"__import__('leaky').cache">>, #{target => m}).
 

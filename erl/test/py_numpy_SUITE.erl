@@ -19,7 +19,7 @@ all() ->
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([{default, [{size, 1}]}]),
-    ok = py:exec(<<"import numpy as np\nimport array">>),
+    ok = py:exec_all(<<"import numpy as np\nimport array">>), % shared: the cases run in other processes
     Config.
 
 end_per_suite(_Config) ->

@@ -17,6 +17,8 @@ dispatcher::dispatcher(const limits &lim)
     throw python_error(fetch_python_error());
   namespace_ = py_ref::borrow(PyModule_GetDict(main));
   gc_ = checked(PyImport_ImportModule("gc"));
+  add_erlang_name(namespace_.get());
+  globals_ = namespace_.get();
   initial_namespace_ = checked(PyDict_Copy(namespace_.get()));
   convert_.set_handles(&handles_);
 }
@@ -96,6 +98,7 @@ void dispatcher::run_op(const request &r, out_buffer &out, run_context &ctx) {
   // "arrays" (PROTOCOL.md section 3): how the value ops send numpy arrays.
   convert_.set_arrays(array_mode::lists);
   return_handle_ = false;
+  select_namespace(r.code, args);
   if (r.code == op::eval || r.code == op::call || r.code == op::call_method ||
       r.code == op::getattr)
     read_return(args);
@@ -127,6 +130,8 @@ void dispatcher::run_op(const request &r, out_buffer &out, run_context &ctx) {
   case op::to_term:
   case op::release:
     return op_handle(r.code, args, out, r.id);
+  case op::ns_drop:
+    return op_ns_drop(args, out, r.id);
   case op::stats:
     return simple([&] { op_stats(out, r.id); });
   case op::ping:
@@ -305,7 +310,7 @@ void dispatcher::op_stats(out_buffer &out, std::uint64_t id) {
   begin_reply(out, id, "ok");
   packer pk(out);
   const run_context::load load = ctx_ ? ctx_->async_load() : run_context::load{};
-  pk.pack_map(6);
+  pk.pack_map(8);
   pack_str(pk, "coroutines");
   pk.pack_uint64(load.coroutines);
   pack_str(pk, "tasks");
@@ -318,6 +323,10 @@ void dispatcher::op_stats(out_buffer &out, std::uint64_t id) {
   pk.pack_uint64(cache_.misses());
   pack_str(pk, "compile_cache_size");
   pk.pack_uint64(cache_.size());
+  pack_str(pk, "namespaces");
+  pk.pack_uint64(namespaces_.size());
+  pack_str(pk, "namespaces_dropped");
+  pk.pack_uint64(namespaces_.dropped());
   end_reply(out);
 }
 

@@ -7,6 +7,7 @@
 #include "convert.hpp"
 #include "gc_monitor.hpp"
 #include "handles.hpp"
+#include "namespaces.hpp"
 #include "request.hpp"
 
 #include <chrono>
@@ -200,6 +201,16 @@ private:
   handle_table handles_;
   bool return_handle_ = false; // set by read_return for the request running
   std::uint64_t owner_ = 0;
+
+  // Process namespaces (ops/namespaces.cpp): the globals of the request
+  // running, its "ns" one or the shared namespace_, chosen by run_op.
+  void select_namespace(op code, args_reader &args);
+  void op_ns_drop(args_reader &args, out_buffer &out, std::uint64_t id);
+  // A call of __main__.function from a process namespace: the function it
+  // defined (null when it has none by that name: __main__ is imported).
+  py_ref main_in_namespace(std::string_view module, std::string_view function);
+  namespace_table namespaces_;
+  PyObject *globals_ = nullptr; // borrowed from namespace_ or namespaces_
 
   limits limits_;
   pyport_types types_;

@@ -53,6 +53,19 @@ PyObject *compile_text(const std::string &text, const char *filename, int mode) 
   return Py_CompileStringExFlags(text.c_str(), filename, mode, &flags, -1);
 }
 
+// The function a wrapper's code makes with globals ns: a lambda's value,
+// or the async def it defines.
+py_ref function_of(PyObject *code, PyObject *ns) {
+  py_ref scope = checked(PyDict_New());
+  py_ref value = checked(PyEval_EvalCode(code, ns, scope.get()));
+  if (value.get() != Py_None)
+    return value;
+  PyObject *fn = PyDict_GetItemString(scope.get(), "__pyport_eval__"); // borrowed
+  if (!fn)
+    throw port_error(error_type::bad_request, "eval: the wrapper of the locals made no function");
+  return py_ref::borrow(fn);
+}
+
 bool awaits_at_top(PyObject *code) {
   return PyCode_Check(code) &&
          (reinterpret_cast<PyCodeObject *>(code)->co_flags & CO_COROUTINE) != 0;
@@ -74,7 +87,10 @@ py_ref dispatcher::compiled(std::string_view code, int mode) {
 }
 
 py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals) {
-  PyObject *ns = namespace_.get();
+  PyObject *ns = globals_;
+  // A process namespace's function is made afresh from the cached code:
+  // the function cached for the shared namespace keeps that one's globals.
+  const bool shared = ns == namespace_.get();
   if (!locals || locals->via.map.size == 0)
     return checked(PyEval_EvalCode(compiled(code, Py_eval_input).get(), ns, ns));
 
@@ -94,7 +110,7 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
             [](const auto &a, const auto &b) { return a.name < b.name; });
   // Every part is length-prefixed: joined with a separator, the names
   // {a, b} and {"a,b"} would share a key (and a's and b's function).
-  std::string key = "l";
+  std::string key = shared ? "l" : "L";
   append_counted(key, code);
   for (std::size_t i = 0; i < bindings.size(); ++i) {
     if (i > 0 && bindings[i].name == bindings[i - 1].name)
@@ -104,6 +120,8 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
   }
 
   py_ref fn = py_ref::borrow(cache_.find(key));
+  if (fn && !shared)
+    fn = function_of(fn.get(), ns);
   if (!fn) {
     std::string params;
     for (const auto &b : bindings) {
@@ -118,21 +136,17 @@ py_ref dispatcher::evaluate(std::string_view code, const msgpack::object *locals
     // user's text, not the wrapper.
     const std::string text = source_text(code);
     py_ref bare = checked(compile_text(text, "<eval>", Py_eval_input));
-    if (awaits_at_top(bare.get())) {
-      // await is not allowed in a lambda: an async function, called, gives
-      // the coroutine that is awaited.
-      const std::string wrapper =
-          "async def __pyport_eval__(" + params + "):\n return (" + text + "\n)\n";
-      py_ref compiled = checked(compile_text(wrapper, "<eval>", Py_file_input));
-      py_ref scope = checked(PyDict_New());
-      checked(PyEval_EvalCode(compiled.get(), ns, scope.get()));
-      fn = py_ref::borrow(PyDict_GetItemString(scope.get(), "__pyport_eval__"));
-    } else {
-      const std::string wrapper = "lambda " + params + ": (" + text + "\n)";
-      py_ref compiled = checked(compile_text(wrapper, "<eval>", Py_eval_input));
-      fn = checked(PyEval_EvalCode(compiled.get(), ns, ns));
-    }
-    cache_.insert(std::move(key), fn, compiled_footprint(fn.get()));
+    // await is not allowed in a lambda: code that awaits becomes an async
+    // function, whose call gives the coroutine that is awaited.
+    py_ref compiled = awaits_at_top(bare.get())
+                          ? checked(compile_text("async def __pyport_eval__(" + params +
+                                                     "):\n return (" + text + "\n)\n",
+                                                 "<eval>", Py_file_input))
+                          : checked(compile_text("lambda " + params + ": (" + text + "\n)",
+                                                 "<eval>", Py_eval_input));
+    fn = function_of(compiled.get(), ns);
+    const py_ref &kept = shared ? fn : compiled;
+    cache_.insert(std::move(key), kept, compiled_footprint(kept.get()));
     if (code.size() >= large_text)
       release_free_memory();
   }
@@ -164,7 +178,10 @@ py_ref dispatcher::invoke(args_reader &args) {
     throw port_error(error_type::bad_request, "module and function must not be empty");
 
   PyObject *module_name = interned_name(module);
-  py_ref target = py_ref::steal(PyImport_GetModule(module_name));
+  py_ref target = main_in_namespace(module, function);
+  if (target)
+    return call_with(target.get(), positional, keywords);
+  target = py_ref::steal(PyImport_GetModule(module_name));
   if (!target) {
     throw_if_python_error();
     target = checked(PyImport_Import(module_name));
@@ -216,8 +233,7 @@ void dispatcher::op_eval(args_reader &args, out_buffer &out, std::uint64_t id) {
 void dispatcher::op_exec(args_reader &args, out_buffer &out, std::uint64_t id) {
   const std::string_view code = args.str("code");
   args.done();
-  py_ref result = checked(
-      PyEval_EvalCode(compiled(code, Py_file_input).get(), namespace_.get(), namespace_.get()));
+  py_ref result = checked(PyEval_EvalCode(compiled(code, Py_file_input).get(), globals_, globals_));
   // Code that awaits at its top level ran as a coroutine.
   if (PyCoro_CheckExact(result.get()) && awaits(id, result, run_context::awaited::exec))
     return;

@@ -238,6 +238,7 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
     // cached code holds its constants: reset frees them too.
     cache_.clear();
     value = tool("reset", "OO", namespace_.get(), initial_namespace_.get());
+    namespaces_.clear(); // the process namespaces too: the worker is as it started
     release_free_memory();
     break;
   default:

@@ -138,8 +138,11 @@ void dispatcher::op_memory_inspect(op code, args_reader &args, out_buffer &out, 
     args.done();
     if (module.empty() || function.empty())
       throw port_error(error_type::bad_request, "module and function must not be empty");
-    py_ref pair = unless_refused(checked(
-        PyObject_CallMethod(tools.get(), "profiled", "ss", module.c_str(), function.c_str())));
+    // A process namespace's __main__ function is its own (namespaces.cpp).
+    py_ref own = main_in_namespace(module, function);
+    py_ref pair =
+        unless_refused(checked(PyObject_CallMethod(tools.get(), "profiled", "ssO", module.c_str(),
+                                                   function.c_str(), own ? own.get() : Py_None)));
     PyObject *profiler = PyTuple_GetItem(pair.get(), 0); // borrowed
     PyObject *wrapped = PyTuple_GetItem(pair.get(), 1);  // borrowed
     if (!profiler || !wrapped)

@@ -188,18 +188,20 @@ def object_graph(obj, backwards, max_depth, too_many, max_nodes, max_bytes, dot_
     return drawn.stdout
 
 
-def profiled(module, function):
-    """(profiler, wrapped): module.function wrapped by memory_profiler's
+def profiled(module, function, target=None):
+    """(profiler, wrapped): module.function (or target, the function a
+    process namespace holds under that name) wrapped by memory_profiler's
     LineProfiler, to be called with the request's arguments."""
     try:
         import memory_profiler
     except ImportError:
         return Refusal("tool_unavailable", "memory_profiler is not importable by the worker's "
                        "Python (Debian: apt-get install python3-memory-profiler)")
-    import importlib
-    target = importlib.import_module(module)
-    for part in function.split("."):
-        target = getattr(target, part)
+    if target is None:
+        import importlib
+        target = importlib.import_module(module)
+        for part in function.split("."):
+            target = getattr(target, part)
     code = getattr(target, "__code__", None)
     if code is None:
         return Refusal("bad_request", "memory_profile needs a Python function: %s.%s is a %s"

@@ -1,5 +1,7 @@
 #include "erlang_module.hpp"
 
+#include "erlang_compat.hpp"
+
 #include <atomic>
 
 namespace pyport {
@@ -9,9 +11,10 @@ namespace {
 std::atomic<erlang_hooks *> hooks{nullptr};
 
 constexpr const char *module_source = R"PY(
-class Error(Exception):
-    """An Erlang function called through erlang.call failed: kind is the
-    class of the Erlang exception (error, throw or exit) and reason its
+class Error(RuntimeError):
+    """An Erlang function called through erlang.call failed (a
+    RuntimeError, as other bridges raise): kind is the class of the Erlang
+    exception (error, throw or exit) and reason its
     reason, converted like any value from Erlang."""
 
     def __init__(self, kind, reason):
@@ -89,7 +92,8 @@ PyModuleDef module_def = module_definition(
     "erlang", "Calls from Python into the Erlang node that runs this port.", methods);
 
 PyObject *init_module() {
-  return new_module_with_source(module_def, module_source);
+  py_ref module = py_ref::steal(new_module_with_source(module_def, module_source));
+  return module && add_erlang_compat(module.get()) ? module.release() : nullptr;
 }
 
 } // namespace

@@ -31,6 +31,8 @@ enum class error_type {
   stale_handle,
   released_handle,
   too_many_handles,
+  // process namespaces (ops/namespaces.hpp)
+  too_many_namespaces,
 };
 
 constexpr std::string_view to_string(error_type t) noexcept {
@@ -71,6 +73,8 @@ constexpr std::string_view to_string(error_type t) noexcept {
     return "released_handle";
   case error_type::too_many_handles:
     return "too_many_handles";
+  case error_type::too_many_namespaces:
+    return "too_many_namespaces";
   }
   return "internal";
 }

@@ -11,7 +11,7 @@ namespace pyport {
 
 namespace {
 
-constexpr std::array<std::pair<op, std::string_view>, 38> op_table{{
+constexpr std::array<std::pair<op, std::string_view>, 39> op_table{{
     {op::eval, "eval"},
     {op::exec, "exec"},
     {op::call, "call"},
@@ -50,6 +50,7 @@ constexpr std::array<std::pair<op, std::string_view>, 38> op_table{{
     {op::getattr, "getattr"},
     {op::to_term, "to_term"},
     {op::release, "release"},
+    {op::ns_drop, "ns_drop"},
 }};
 
 constexpr std::array<op, op_table.size()> op_list = [] {

@@ -58,6 +58,8 @@ enum class op {
   getattr,
   to_term,
   release,
+  // process namespaces (ops/namespaces.cpp)
+  ns_drop,
 };
 
 std::optional<op> parse_op(std::string_view name) noexcept;
