@@ -1,21 +1,31 @@
 %% Memory tools (issue 27): what each costs a worker's calls while it runs
 %% and once it is stopped, in the same run. The memory timeline (RSS
 %% samples, and every call marked through the call events) and the CPU
-%% profiler (a thread in the port sampling the frames): sync py:call p50
-%% while each runs against the blocks before and after it, and after its
-%% stop against before its start (off costs nothing: target 1.1). Per-call
-%% accounting (`account => true') against a plain call, interleaved call
-%% by call, and memory_stats (which walks pymalloc's arenas for its
-%% rss_breakdown) against a plain call.
+%% profiler (a thread in the port sampling the frames):
+%%
+%% - running: rounds of a block of sync py:call with the tool off, then a
+%%   block with it on (started before, stopped after); the median of the
+%%   rounds' ratios, so that the load of a shared machine, which drifts
+%%   between blocks, cancels;
+%% - stopped: after those rounds, the worker's calls against those of a
+%%   pool that never ran the tool, interleaved call by call (off costs
+%%   nothing: target 1.1).
+%%
+%% Per-call accounting (`account => true') against a plain call,
+%% interleaved call by call, and memory_stats (which walks pymalloc's
+%% arenas for its rss_breakdown) against a plain call.
 -module(bench_memory_tools).
 
 -export([rows/1]).
 
 -define(POOL, memtools).
+-define(REF, memtools_ref).
+-define(ROUNDS, 9).
 
 -spec rows(#{quick := boolean(), echo := string()}) -> [map()].
 rows(#{quick := Quick}) ->
     ok = py:start_pool(?POOL, [{size, 1}]),
+    ok = py:start_pool(?REF, [{size, 1}]),
     N = case Quick of true -> 2000; false -> 30000 end,
     try
         tool_rows(<<"memory timeline">>, N,
@@ -26,26 +36,35 @@ rows(#{quick := Quick}) ->
                      fun(Ref) -> {ok, _} = py:cpu_profile_stop(Ref) end)
         ++ account_rows(N) ++ memory_stats_rows(N div 20)
     after
-        ok = py:stop_pool(?POOL)
+        ok = py:stop_pool(?POOL),
+        ok = py:stop_pool(?REF)
     end.
 
-call() -> {ok, 3} = py:call(operator, add, [1, 2], #{}, [{pool, ?POOL}]).
+call() -> call(?POOL).
 
-%% Sorted latencies (us) of N sync calls, after a warm-up.
+call(Pool) -> {ok, 3} = py:call(operator, add, [1, 2], #{}, [{pool, Pool}]).
+
+%% The p50 (us) of N sync calls.
 block(N) ->
-    _ = [call() || _ <- lists:seq(1, N div 10)],
-    lists:sort([pyport_bench:time_us(fun call/0) || _ <- lists:seq(1, N)]).
+    pyport_bench:p(50, lists:sort([pyport_bench:time_us(fun call/0) || _ <- lists:seq(1, N)])).
 
-tool_rows(Tool, N, Start, Stop) ->
-    Before = pyport_bench:p(50, block(N)),
-    Ref = Start(),
-    On = try pyport_bench:p(50, block(N)) after Stop(Ref) end,
-    After = pyport_bench:p(50, block(N)),
-    Off = (Before + After) / 2,
-    [pyport_bench:row(<<Tool/binary, " running: sync py:call p50 (vs not running)">>, On, <<"us">>, Off,
+tool_rows(Name, N, Start, Stop) ->
+    _ = [call() || _ <- lists:seq(1, N div 10)], % warm up
+    Per = max(100, N div ?ROUNDS),
+    Rounds = [begin
+                  OffUs = block(Per),
+                  Tool = Start(),
+                  OnUs = try block(Per) after Stop(Tool) end,
+                  {OnUs / OffUs, OnUs, OffUs}
+              end || _ <- lists:seq(1, ?ROUNDS)],
+    {_, On, Off} = lists:nth((?ROUNDS + 1) div 2, lists:keysort(1, Rounds)),
+    {Never, Stopped} = pyport_bench:interleaved(fun() -> call(?REF) end, fun call/0, N),
+    S = pyport_bench:p(50, Stopped),
+    R = pyport_bench:p(50, Never),
+    [pyport_bench:row(<<Name/binary, " running: sync py:call p50 (vs not running)">>, On, <<"us">>, Off,
                       On / Off, none),
-     pyport_bench:row(<<Tool/binary, " stopped: sync py:call p50 (vs before its start)">>, After, <<"us">>,
-                      Before, After / Before, {max, 1.1})].
+     pyport_bench:row(<<Name/binary, " stopped: sync py:call p50 (vs a worker that never ran it)">>, S,
+                      <<"us">>, R, S / R, {max, 1.1})].
 
 account_rows(N) ->
     Accounted = fun() -> {ok, 3, #{}} = py:call(operator, add, [1, 2], #{}, #{pool => ?POOL, account => true}) end,
