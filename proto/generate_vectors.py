@@ -166,6 +166,15 @@ ENVELOPES = [
      '[1, <<"callback_result">>, #{<<"error">> => [exit, killed]}]'),
     ("request_eval_parent", [5, "eval", {"code": "1", "parent": 1}], '[5,"eval",{"code":"1","parent":1}]',
      "[5, 'eval', {'code': '1', 'parent': 1}]", '[5, <<"eval">>, #{<<"code">> => <<"1">>, <<"parent">> => 1}]'),
+    # Per-call accounting (PROTOCOL.md, "Accounting"): asked, and answered.
+    ("request_eval_account", [3, "eval", {"account": True, "code": "1"}], '[3,"eval",{"account":true,"code":"1"}]',
+     "[3, 'eval', {'account': True, 'code': '1'}]", '[3, <<"eval">>, #{<<"account">> => true, <<"code">> => <<"1">>}]'),
+    ("reply_ok_account", [3, "ok", {"value": 1, "account": {"cpu_us": 12, "wall_us": 30, "rss_before": 4096,
+                                                            "rss_after": 8192}}],
+     '[3,"ok",{"value":1,"account":{"cpu_us":12,"wall_us":30,"rss_before":4096,"rss_after":8192}}]',
+     "[3, 'ok', {'value': 1, 'account': {'cpu_us': 12, 'wall_us': 30, 'rss_before': 4096, 'rss_after': 8192}}]",
+     '[3, <<"ok">>, #{<<"value">> => 1, <<"account">> => #{<<"cpu_us">> => 12, <<"wall_us">> => 30, '
+     '<<"rss_before">> => 4096, <<"rss_after">> => 8192}}]'),
     ("log", [0, "log", {"level": "info", "message": "hi"}], '[0,"log",{"level":"info","message":"hi"}]',
      "[0, 'log', {'level': 'info', 'message': 'hi'}]",
      '[0, <<"log">>, #{<<"level">> => <<"info">>, <<"message">> => <<"hi">>}]'),

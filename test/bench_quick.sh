@@ -57,6 +57,13 @@ expected += ["async def returning at once, sync p50 (vs plain def)",
              "memory_stats with 1000 coroutines pending, p50 (vs 10 ms)"]
 # issue 24: process namespaces
 expected += ["sync py:eval from a process with a namespace, p50 (vs one without)"]
+# issue 27: the memory tools, running and stopped; per-call accounting; memory_stats
+expected += ["memory timeline running: sync py:call p50 (vs not running)",
+             "memory timeline stopped: sync py:call p50 (vs a worker that never ran it)",
+             "CPU profiler running: sync py:call p50 (vs not running)",
+             "CPU profiler stopped: sync py:call p50 (vs a worker that never ran it)",
+             "account => true: sync py:call p50 (vs plain call)",
+             "memory_stats with rss_breakdown p50 (vs sync py:call p50)"]
 for name in expected:
     r = rows.get(name)
     check(f"{name}: measured", r is not None and all(

@@ -62,7 +62,7 @@
 -export_type([handle/0]).
 
 -export([register_function/2, register_function/3, unregister_function/1]).
--export_type([code/0, names/0, name/0, options/0, error/0, stream_ref/0, target/0]).
+-export_type([code/0, names/0, name/0, options/0, error/0, stream_ref/0, target/0, account/0]).
 
 -type code() :: binary() | string().
 %% Locals and keyword arguments: a map, or a keyword list (Elixir's too).
@@ -70,9 +70,12 @@
 %% A module or function name; dotted names work.
 -type name() :: atom() | binary() | string().
 -type options() :: timeout() | [{timeout, timeout()} | {pool, atom()} | {arrays, py_opts:arrays()}
-                                | {where, any | local | node()} | {return, value | handle}]
+                                | {where, any | local | node()} | {return, value | handle}
+                                | {account, boolean()}]
                  | #{timeout => timeout(), pool => atom(), arrays => py_opts:arrays(),
-                     where => any | local | node(), return => value | handle}.
+                     where => any | local | node(), return => value | handle, account => boolean()}.
+%% What a call made with `account => true' measured (py_account).
+-type account() :: py_account:account().
 -type error() :: {error, {atom() | binary(), binary()} | timeout | overloaded | badarg
                   | {worker_exited, term()} | {invalid_option, term()} | {no_pool, atom()} | term()}.
 -opaque stream_ref() :: {pid(), reference()}.
@@ -95,8 +98,10 @@ eval(Code) -> eval(Code, #{}, []).
           (atom(), code()) -> {ok, term()} | error().
 eval(CodeOrPool, LocalsOrCode) -> py_compat:eval2(CodeOrPool, LocalsOrCode).
 
-%% @doc eval/2 with a timeout in ms, or options.
--spec eval(code(), names(), options()) -> {ok, term()} | error().
+%% @doc eval/2 with a timeout in ms, or options. With `account => true',
+%% `{ok, Value, Account}': the call's CPU and wall time and the worker's
+%% resident size before and after (py_account, docs/memory.md).
+-spec eval(code(), names(), options()) -> {ok, term()} | {ok, term(), account()} | error().
 eval(Code, Locals, Opts) -> py_request:eval(Code, Locals, Opts).
 
 %% @doc Runs statements in the calling process's namespace: what they
@@ -122,9 +127,10 @@ call(Module, Function, Args) -> call(Module, Function, Args, #{}, []).
           (atom(), name(), atom() | binary(), list()) -> {ok, term()} | error().
 call(A, B, C, D) -> py_compat:call4(A, B, C, D).
 
-%% @doc call/4 with a timeout or options; `call(Pool, Module, Function,
-%% Args, Kwargs)' told apart as call/4 does.
--spec call(name(), name(), list(), names(), options()) -> {ok, term()} | error();
+%% @doc call/4 with a timeout or options (`account => true': `{ok, Value,
+%% Account}', as eval/3); `call(Pool, Module, Function, Args, Kwargs)' told
+%% apart as call/4 does.
+-spec call(name(), name(), list(), names(), options()) -> {ok, term()} | {ok, term(), account()} | error();
           (atom(), name(), atom() | binary(), list(), names()) -> {ok, term()} | error().
 call(A, B, C, D, E) -> py_compat:call5(A, B, C, D, E).
 
@@ -719,8 +725,10 @@ call_method(Handle, Method, Args) -> call_method(Handle, Method, Args, #{}, []).
 -spec call_method(handle(), name(), list(), names()) -> {ok, term()} | error().
 call_method(Handle, Method, Args, Kwargs) -> call_method(Handle, Method, Args, Kwargs, []).
 
-%% @doc call_method/4 with a timeout or options (`return => handle' for a handle to the result).
--spec call_method(handle(), name(), list(), names(), options()) -> {ok, term()} | error().
+%% @doc call_method/4 with a timeout or options (`return => handle' for a handle to the result;
+%% `account => true': `{ok, Value, Account}', as eval/3).
+-spec call_method(handle(), name(), list(), names(), options()) ->
+          {ok, term()} | {ok, term(), account()} | error().
 call_method(Handle, Method, Args, Kwargs, Opts) -> py_handle:call_method(Handle, Method, Args, Kwargs, Opts).
 
 %% @doc Handle.Name.

@@ -123,6 +123,7 @@ resolve(Opts, Args) ->
     case py_request:resolve(py_handle_call:with_pool(Opts, Args)) of
         {ok, #{where := Where}} when Where =/= any, Where =/= local ->
             {error, {invalid_option, {where, Where}}};
+        {ok, #{account := true}} -> {error, {invalid_option, {account, true}}};
         Other -> Other
     end.
 

@@ -25,11 +25,16 @@ on(Handle, Op, Args, Opts) ->
     #{pool := Pool} = py_handle:describe(Handle),
     case resolve(Pool, Opts) of
         {ok, Valid} ->
-            Args1 = case Op of
-                        <<"release">> -> Args; % names its handles itself
-                        _ -> with_arrays(Op, Args#{<<"handle">> => Handle}, Pool, Valid)
-                    end,
-            py_request:result(request({handles, [Handle | handles_in(Args)]}, Op, Args1, Valid));
+            case py_account:args(Op, Args, Valid) of
+                {ok, Args0} ->
+                    Args1 = case Op of
+                                <<"release">> -> Args0; % names its handles itself
+                                _ -> with_arrays(Op, Args0#{<<"handle">> => Handle}, Pool, Valid)
+                            end,
+                    Result = request({handles, [Handle | handles_in(Args)]}, Op, Args1, Valid),
+                    py_account:finish(Op, Args, Valid, py_request:result(Result));
+                Error -> Error
+            end;
         Error -> Error
     end.
 
@@ -142,6 +147,9 @@ request(Target, Op, Args, #{timeout := Timeout} = Valid) ->
         {ok, Route, Left, Args1} ->
             case py_call:request(Route, Op, Args1, Left) of
                 {ok, {py_handle, _, _} = Made} -> {ok, py_handle:complete(Made, Route)};
+                {ok, #{<<"value">> := {py_handle, _, _} = Made} = Accounted}
+                  when is_map_key(<<"account">>, Args) -> % py_account
+                    {ok, Accounted#{<<"value">> := py_handle:complete(Made, Route)}};
                 Other -> Other
             end;
         Error -> Error

@@ -103,6 +103,8 @@
 %% Call options: `timeout', `pool', `arrays' (`list' or `ndarray', default the pool's),
 %% `where' (`any' (default), `local' or a node: where a cluster pool's call may run).
 %% `return' (`value', the default, or `handle': docs/handles.md).
+%% `account' (`false', the default, or `true': an eval, call or call_method
+%% answers `{ok, Value, Account}', py_account; other requests refuse it).
 -module(py_opts).
 
 -export([pool/1, call/2, call/3, call_defaults/0, timeout/1, intensity/1]).
@@ -161,7 +163,7 @@
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
 -type call_opts() :: #{timeout := timeout(), pool := atom(), arrays => arrays(),
                        where => any | local | node(),
-                       return => value | handle}.
+                       return => value | handle, account => boolean()}.
 -type arrays() :: list | ndarray.
 -type log_level() :: debug | info | warning | error | critical | none.
 
@@ -346,6 +348,7 @@ call_opt(pool, P) when is_atom(P) -> {ok, P};
 call_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
 call_opt(where, W) when is_atom(W) -> {ok, W}; % any, local, or a node's name
 call_opt(return, R) when R =:= value; R =:= handle -> {ok, R}; % py_handle
+call_opt(account, A) when is_boolean(A) -> {ok, A}; % py_account
 call_opt(_, _) -> error.
 
 pos_int(N) when is_integer(N), N > 0 -> {ok, N};

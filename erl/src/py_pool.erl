@@ -53,7 +53,7 @@
 -type context() :: #{name := atom(), tab := ets:tid(), status := ets:tid(),
                        counters := counters:counters_ref(), opts := caller_opts(),
                        subs := ets:tid(), owner := pid(), streams := ets:tid(),
-                       stats := py_stats:ref()}.
+                       stats := py_stats:ref(), sites := ets:tid()}.
 -type caller_opts() :: #{size := pos_integer(), max_in_flight := pos_integer(), scope => local | cluster,
                          timeout := timeout(), arrays := py_opts:arrays()}.
 -type slot_state() :: starting | ready | restarting | failing.
@@ -310,7 +310,8 @@ init({Name, Opts}) ->
     Counters = counters:new(maps:get(size, Opts), [write_concurrency]),
     Ctx = #{name => Name, tab => Tab, status => Status, counters => Counters,
             opts => maps:with(?CALLER_OPTS, Opts), subs => Subs, owner => self(),
-            streams => py_stream_table:new(), stats => py_stats:new(maps:get(size, Opts))},
+            streams => py_stream_table:new(), stats => py_stats:new(maps:get(size, Opts)),
+            sites => py_account_sites:new()},
     true = ets:insert(?REGISTRY, {Name, Ctx, Opts, undefined, self()}),
     process_flag(trap_exit, true),
     {ok, #{name => Name, waiters => [], gate => py_pool_gate:new(maps:get(start_concurrency, Opts))}}.

@@ -50,24 +50,30 @@ exec_all(Code, Pool) ->
 
 %% @doc Op on the caller's worker of the pool the options name.
 -spec run(binary(), map(), py:options()) -> term().
-run(Op, Args, Opts) ->
-    case resolve(py_handle_call:with_pool(Opts, Args)) of
-        {ok, #{pool := Pool, timeout := Timeout} = Valid} ->
-            case py_handle_call:applies(Op, Args, Valid) of
-                true -> result(py_handle_call:run(Op, with_arrays(Op, Args, Valid), Valid));
-                false ->
-                    case py_cluster_route:checkout(Pool, py_namespace:slot(Pool), Timeout, Valid) of
-                        {ok, Route, Left} ->
-                            case py_namespace:attach(Op, Pool, Route, with_arrays(Op, Args, Valid)) of
-                                {ok, Args1} -> result(py_call:request(Route, Op, Args1, Left));
-                                Error -> Error
-                            end;
-                        {remote, _, _} = To -> % a cluster pool's member node (py_cluster_call)
-                            result(py_cluster_call:run(Pool, To, {call, Op, with_arrays(Op, Args, Valid)}, Timeout));
-                        Error -> Error
-                    end
+run(Op, Args0, Opts) ->
+    case resolve(py_handle_call:with_pool(Opts, Args0)) of
+        {ok, Valid} ->
+            case py_account:args(Op, Args0, Valid) of
+                {ok, Args} -> py_account:finish(Op, Args0, Valid, run_valid(Op, Args, Valid));
+                Error -> Error
             end;
         Error -> Error
+    end.
+
+run_valid(Op, Args, #{pool := Pool, timeout := Timeout} = Valid) ->
+    case py_handle_call:applies(Op, Args, Valid) of
+        true -> result(py_handle_call:run(Op, with_arrays(Op, Args, Valid), Valid));
+        false ->
+            case py_cluster_route:checkout(Pool, py_namespace:slot(Pool), Timeout, Valid) of
+                {ok, Route, Left} ->
+                    case py_namespace:attach(Op, Pool, Route, with_arrays(Op, Args, Valid)) of
+                        {ok, Args1} -> result(py_call:request(Route, Op, Args1, Left));
+                        Error -> Error
+                    end;
+                {remote, _, _} = To -> % a cluster pool's member node (py_cluster_call)
+                    result(py_cluster_call:run(Pool, To, {call, Op, with_arrays(Op, Args, Valid)}, Timeout));
+                Error -> Error
+            end
     end.
 
 %% @doc Op on one slot's worker (undefined: the caller's), within Timeout
@@ -99,6 +105,7 @@ run_on(Pool, Slot, Op, Args, Timeout) ->
 -spec run_stream(binary(), map(), collect | {items, pid()}, py:options()) -> term().
 run_stream(Op, Args, Mode, Opts) ->
     case resolve(py_handle_call:with_pool(Opts, Args)) of
+        {ok, #{account := true}} -> {error, {invalid_option, {account, true}}};
         {ok, #{pool := Pool0, timeout := Timeout} = Valid} ->
             {Pool, Slot} = py_handle_call:stream_slot(Pool0, py_namespace:slot(Pool0), Args),
             case py_cluster_route:checkout(Pool, Slot, Timeout, Valid) of

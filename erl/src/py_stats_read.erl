@@ -27,19 +27,22 @@
 all() ->
     maps:from_list([{Pool, S} || Pool <- py_sup:pools(), {ok, S} <- [pool(Pool)]]).
 
-%% @doc `{ok, #{workers => [Worker], totals => Totals}}', workers in slot order.
+%% @doc `{ok, #{workers => [Worker], totals => Totals, memory_growth => Sites}}',
+%% workers in slot order, Sites the pool's call sites by memory growth
+%% (py_account_sites: the calls made with `account => true').
 -spec pool(atom()) -> {ok, #{pool := atom(), workers := [worker()], totals := totals(),
-                             python_env := map() | undefined}}
+                             python_env := map() | undefined,
+                             memory_growth := [py_account_sites:entry()]}}
                     | {error, {no_pool, atom()}}.
 pool(Name) ->
     case py_pool:find(Name) of
         undefined -> {error, {no_pool, Name}};
-        #{stats := Ref, counters := InFlight, opts := #{size := Size}} = Ctx ->
+        #{stats := Ref, counters := InFlight, opts := #{size := Size}, sites := Sites} = Ctx ->
             {ok, #{slots := Slots}} = py_pool:status(Name),
             Now = erlang:monotonic_time(millisecond),
             Workers = [worker(Ref, InFlight, S, Now) || S <- Slots, maps:get(slot, S) =< Size],
             {ok, #{pool => Name, workers => Workers, totals => totals(Workers),
-                   python_env => python_env(Ctx)}}
+                   python_env => python_env(Ctx), memory_growth => py_account_sites:top(Sites)}}
     end.
 
 %% Which environment the pool's workers run: its declared one (py_env_pool),

@@ -32,7 +32,27 @@ call_test() ->
     ?assertEqual({ok, D#{timeout := 100}}, py_opts:call([{timeout, 100}], D)),
     ?assertEqual({ok, D#{pool := other}}, py_opts:call(#{pool => other}, D)),
     ?assertEqual({error, {invalid_option, {pool, "x"}}}, py_opts:call([{pool, "x"}], D)),
-    ?assertEqual({error, {invalid_option, {retries, 3}}}, py_opts:call([{retries, 3}], D)).
+    ?assertEqual({error, {invalid_option, {retries, 3}}}, py_opts:call([{retries, 3}], D)),
+    % account: a boolean, as a proplist or map option.
+    ?assertEqual({ok, D#{account => true}}, py_opts:call([{account, true}], D)),
+    ?assertEqual({ok, D#{account => false}}, py_opts:call(#{account => false}, D)),
+    ?assertEqual({error, {invalid_option, {account, yes}}}, py_opts:call([{account, yes}], D)),
+    ?assertEqual({error, {invalid_option, {account, 1}}}, py_opts:call(#{account => 1}, D)).
+
+account_args_test() ->
+    Args = #{<<"code">> => <<"1">>},
+    ?assertEqual({ok, Args#{<<"account">> => true}}, py_account:args(<<"eval">>, Args, #{account => true})),
+    ?assertEqual({ok, Args}, py_account:args(<<"eval">>, Args, #{account => false})),
+    ?assertEqual({ok, Args}, py_account:args(<<"exec">>, Args, #{})),
+    ?assertEqual({error, {invalid_option, {account, true}}}, py_account:args(<<"exec">>, Args, #{account => true})),
+    % Only an accounted reply becomes {ok, Value, Account}.
+    ?assertEqual({ok, #{<<"value">> => 1}}, py_account:finish(<<"eval">>, Args, #{account => false, pool => p},
+                                                              {ok, #{<<"value">> => 1}})),
+    ?assertEqual({error, timeout}, py_account:finish(<<"eval">>, Args, #{account => true, pool => p}, {error, timeout})),
+    Reply = #{<<"value">> => 7, <<"account">> => #{<<"cpu_us">> => 1, <<"wall_us">> => 2, <<"rss_before">> => 3,
+                                                   <<"rss_after">> => 5}},
+    ?assertEqual({ok, 7, #{cpu_us => 1, wall_us => 2, rss_before => 3, rss_after => 5}},
+                 py_account:finish(<<"eval">>, Args, #{account => true, pool => no_such_pool}, {ok, Reply})).
 
 pools_env_test() ->
     {ok, [{default, _}]} = pyport_app:pools_from_env(undefined),

@@ -102,6 +102,7 @@ void dispatcher::run_op(const request &r, out_buffer &out, run_context &ctx) {
   if (r.code == op::eval || r.code == op::call || r.code == op::call_method ||
       r.code == op::getattr)
     read_return(args);
+  accounting_.read(args, r.code == op::eval || r.code == op::call || r.code == op::call_method);
   if (r.code == op::eval || r.code == op::call || r.code == op::stream_eval ||
       r.code == op::stream || r.code == op::call_method || r.code == op::getattr ||
       r.code == op::to_term)
@@ -175,6 +176,7 @@ bool dispatcher::awaits(std::uint64_t id, py_ref &value, run_context::awaited ki
   py_ref result = ctx_->await_value(id, value.get(), kind);
   if (!result) {
     parked_ = true; // answered by complete() when it ends
+    accounting_.suspend(id);
     return true;
   }
   value = std::move(result);
@@ -186,6 +188,7 @@ void dispatcher::complete(std::uint64_t id, run_context::awaited kind, const rep
   ctx_ = &ctx;
   guarded(id, out, ctx, [&] {
     restore_reply_mode(mode);
+    accounting_.resume(id);
     py_ref cancelled = checked(PyObject_CallMethod(task, "cancelled", nullptr));
     if (cancelled.get() == Py_True)
       throw port_error(error_type::cancelled, "request " + std::to_string(id) + " was cancelled");
@@ -238,6 +241,8 @@ void dispatcher::write_chunk(out_buffer &out, std::uint64_t id, PyObject *items,
 }
 
 void dispatcher::write_value(out_buffer &out, std::uint64_t id, PyObject *value) {
+  if (accounting_.on())
+    return write_accounted(out, id, value);
   if (return_handle_)
     return reply_handle(out, id, value);
   begin_reply(out, id, "ok");

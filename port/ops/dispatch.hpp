@@ -2,6 +2,7 @@
 // descriptors and no threads here, so tests drive it directly.
 #pragma once
 
+#include "accounting.hpp"
 #include "compile_cache.hpp"
 #include "convert.hpp"
 #include "gc_monitor.hpp"
@@ -106,14 +107,16 @@ public:
     array_mode arrays = array_mode::lists;
     bool return_handle = false;
     std::uint64_t owner = 0;
+    account_mark account; // "account" (ops/accounting.cpp)
   };
   [[nodiscard]] reply_mode current_reply_mode() const noexcept {
-    return {convert_.arrays(), return_handle_, owner_};
+    return {convert_.arrays(), return_handle_, owner_, accounting_.current()};
   }
   void restore_reply_mode(const reply_mode &m) noexcept {
     convert_.set_arrays(m.arrays);
     return_handle_ = m.return_handle;
     owner_ = m.owner;
+    accounting_.set_current(m.account);
   }
 
   // Runs r and writes exactly one final reply (after any chunks) into out.
@@ -179,6 +182,9 @@ private:
   // (by the context: when it is pending, nothing is written now).
   void reply_value(out_buffer &out, std::uint64_t id, PyObject *value);
   void write_value(out_buffer &out, std::uint64_t id, PyObject *value);
+  // write_value's reply for a request that asked "account" (ops/accounting.cpp).
+  void write_accounted(out_buffer &out, std::uint64_t id, PyObject *value);
+  accounting accounting_;
   // Hands an awaitable to the context: true when it is pending (no final
   // reply now), else value holds its result.
   bool awaits(std::uint64_t id, py_ref &value, run_context::awaited kind);
