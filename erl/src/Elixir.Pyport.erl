@@ -12,7 +12,7 @@
          async_call/3, async_call/4, async_await/1, async_await/2,
          register_function/2, version/0, stats/0]).
 
--type result() :: {ok, term()} | {error, term()}.
+-type result() :: {ok, term()} | {ok, term(), map()} | {error, term()}.
 -type pairs() :: map() | [{atom() | binary(), term()}].
 
 %% @doc The value of a Python expression (`:py.eval/1..3').
@@ -98,6 +98,7 @@ version() -> py:version().
 stats() -> py:stats().
 
 value({ok, Value}) -> Value;
+value({ok, Value, Account}) -> {Value, Account}; % the call option account (docs/memory.md)
 value({error, Reason}) -> erlang:error('Elixir.Pyport.Error':exception([{reason, Reason}])).
 
 ok_or_raise(ok) -> ok;

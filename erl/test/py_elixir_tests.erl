@@ -20,6 +20,9 @@ bang_raises_test_() ->
      fun() ->
              ?assertEqual(4.0, 'Elixir.Pyport':'call!'(math, sqrt, [16])),
              ?assertEqual({ok, 25}, 'Elixir.Pyport':eval(<<"x * y">>, [{x, 5}, {y, 5}])),
+             % With the call option account: the value and its account.
+             ?assertMatch({4.0, #{wall_us := _, rss_after := _}},
+                          'Elixir.Pyport':'call!'(math, sqrt, [16], #{}, [{account, true}])),
              ?assertError(#{'__struct__' := 'Elixir.Pyport.Error', reason := {'ZeroDivisionError', _}},
                           'Elixir.Pyport':'eval!'(<<"1/0">>)),
              ?assertError(#{'__struct__' := 'Elixir.Pyport.Error', reason := {'SyntaxError', _}},
