@@ -1,7 +1,8 @@
 %% The workloads of bench/peers/run, for one system in a node of its own:
 %% the floor (the echo port), pyport, ErlPort or erlang_python, each an
 %% adapter module (peer_<system>.erl) with the calls below. Writes one JSON
-%% object of measures to --out. Adding a peer is one adapter module.
+%% object of measures to --out. Adding a peer: its adapter module, its
+%% --option in bench/peers/run (a `peer' line) and its name in table.py.
 %%
 %% An adapter exports:
 %%   start(Quick) -> State            the system started, one worker
