@@ -1,7 +1,8 @@
 %% Python calling Erlang from coroutines, and a coroutine on the network
 %% (docs/async.md): erlang.async_call nested 8 deep on one worker, many
 %% outstanding at once, its errors, its process killed with its request or
-%% with its port; httpx in a worker making 100 requests at once.
+%% with its port; httpx in a worker making 100 requests at once; the CPU
+%% profiler while coroutines wait.
 -module(py_asyncio_call_SUITE).
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
@@ -10,13 +11,13 @@
 -export([async_call_eight_deep/1, async_calls_many_at_once/1, async_call_errors/1,
          async_call_refused_during_the_preload/1,
          async_call_killed_with_its_request/1, async_call_of_a_task_killed_with_its_port/1,
-         http_client_hundred_concurrent/1]).
+         http_client_hundred_concurrent/1, cpu_profile_of_waiting_coroutines/1]).
 
 all() ->
     [async_call_eight_deep, async_calls_many_at_once, async_call_errors,
      async_call_refused_during_the_preload,
      async_call_killed_with_its_request, async_call_of_a_task_killed_with_its_port,
-     http_client_hundred_concurrent].
+     http_client_hundred_concurrent, cpu_profile_of_waiting_coroutines].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -173,3 +174,19 @@ read_head(Sock, Acc) ->
             end;
         _ -> {ok, Acc}
     end.
+
+%% ---- the CPU profiler and the loop ----
+
+%% While coroutines wait, the worker's loop waits in select: the CPU
+%% profiler counts that as idle, and the stacks it keeps start at the
+%% coroutine's own frames, not at the port's loop or asyncio's.
+cpu_profile_of_waiting_coroutines(Config) ->
+    start(Config, []),
+    {ok, Ref} = py:cpu_profile_start({aio, 1}, #{interval_ms => 5}),
+    Refs = [py:spawn_call(aio_call, sleep_then, [I, 0.3], #{}, opts()) || I <- lists:seq(1, 20)],
+    [{ok, _} = py:await(R) || R <- Refs],
+    {ok, #{idle := Idle, stacks := Stacks}} = py:cpu_profile_stop(Ref),
+    ?assert(Idle >= 10, Idle),
+    Loop = [F || {Frames, _} <- Stacks, {File, _, _} = F <- [hd(Frames)],
+                 File =:= <<"<pyport asyncio>">> orelse binary:match(File, <<"/asyncio/">>) =/= nomatch],
+    ?assertEqual([], Loop).

@@ -36,12 +36,26 @@ class _CpuProfile:
                 stack.append((code.co_filename, frame.f_lineno, code.co_name))
                 frame = frame.f_back
             stack.reverse()
-            key = tuple(stack)
+            # The port's event loop (PROTOCOL.md, Coroutines) runs under
+            # the coroutines: its frames and asyncio's own are not the
+            # work, and a loop waiting in select is a worker waiting.
+            start = 0
+            while start < len(stack) and _loop_frame(stack[start][0]):
+                start += 1
+            if start == len(stack):
+                self.idle += 1
+                continue
+            key = tuple(stack[start:])
             self.samples += 1
             if key in self.stacks or len(self.stacks) < self.max_stacks:
                 self.stacks[key] = self.stacks.get(key, 0) + 1
             else:
                 self.dropped += 1
+
+
+def _loop_frame(filename):
+    return (filename == "<pyport asyncio>" or "/asyncio/" in filename
+            or filename.endswith("/selectors.py"))
 
 
 def cpu_profile_start(interval_ms, max_stacks, max_depth):
