@@ -20,7 +20,7 @@ struct pymalloc_usage {
 pymalloc_usage parse_pymalloc_stats(std::string_view text) noexcept;
 
 struct native_allocator_usage {
-  const char *name = "unknown"; // "glibc", "jemalloc", "mimalloc"
+  const char *name = "unknown"; // "glibc", "jemalloc", "mimalloc", "sanitizer"
   std::size_t free_bytes = 0;   // held by the allocator, in no live block
   std::size_t in_use_bytes = 0; // in live blocks (0 when the allocator does not say)
 };
