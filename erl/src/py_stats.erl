@@ -150,7 +150,7 @@ rss(#{stats := {_, G}}, Slot, Rss) when is_integer(Rss) ->
     atomics:put(G, (Slot - 1) * ?GWIDTH + ?G_RSS, Rss);
 rss(_, _, _) -> ok.
 
-%% @doc What the port said of its event loop (py_worker_port_stats):
+%% @doc What the port reported of its event loop (py_worker_port_stats):
 %% requests in progress as coroutines, and asyncio tasks alive.
 -spec coroutines(py_pool:context(), pos_integer(), non_neg_integer(), non_neg_integer()) -> ok.
 coroutines(#{stats := {_, G}}, Slot, Coroutines, Tasks) ->

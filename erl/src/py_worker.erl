@@ -167,7 +167,7 @@ handle_info(sweep, #st{table = Table} = St) ->
                               end
                       end, St, Dead),
     erlang:send_after(?SWEEP_MS, self(), sweep),
-    {noreply, py_worker_port_stats:ask(py_worker_recycle:sweep(St1))};
+    {noreply, py_worker_recycle:sweep(St1)};
 handle_info(memory_check, St) ->
     {noreply, py_worker_recycle:memory_check(St)};
 handle_info({retire_kill, Port}, #st{retiring = Retiring} = St) ->

@@ -15,7 +15,6 @@
 %%   py_worker_handles: handles; py_worker_callback: callbacks;
 %%   py_worker_namespaces: namespaces
 %%   py_worker_async_call (Python's erlang.async_call): async_calls
-%%   py_worker_port_stats (the port's own stats, asked each sweep): stats_asked
 
 -record(req, {kind :: collect | items,
               from :: gen_server:from() | undefined,
@@ -51,8 +50,7 @@
              namespaces = py_worker_namespaces:new() :: py_worker_namespaces:state(), % their owners
              last_error :: term(),                   % why the last port died or failed to start
              callbacks = #{} :: #{pos_integer() => {pid(), reference(), port() | undefined}}, % py_worker_callback
-             async_calls = py_worker_async_call:new() :: py_worker_async_call:state(),
-             stats_asked :: port() | undefined}). % the port a stats request is outstanding on
+             async_calls = py_worker_async_call:new() :: py_worker_async_call:state()}).
 
 %% The owner of an item stream gets more only while its mailbox is short.
 -define(MAILBOX_HIGH, 1000).

@@ -27,11 +27,7 @@ on_frame(Port, Frame, St) ->
     case py_worker_callback:classify(Frame) of
         {request, async_call, Id} -> py_worker_async_call:on_request(Id, Frame, Port, St);
         {request, Tag, Id} -> py_worker_callback:on_request(Tag, Id, Frame, St);
-        {final, Id} ->
-            case py_worker_port_stats:is_reply(Id) of
-                true -> py_worker_port_stats:reply(Port, Frame, St);
-                false -> ended(Id, reply(Frame, St))
-            end;
+        {final, Id} -> ended(Id, reply(Frame, St));
         _ -> reply(Frame, St)
     end.
 
@@ -111,6 +107,8 @@ unsolicited([0, <<"gc">>, #{<<"events">> := Events, <<"dropped">> := Dropped}], 
     py_stats:gc(St#st.ctx, St#st.slot, St#st.os_pid, Events),
     gc_events(Events, Dropped, St),
     St;
+unsolicited([0, <<"load">>, Load], St) ->
+    py_worker_port_stats:load(Load, St);
 unsolicited([0, <<"error">>, E], St) ->
     ?LOG_ERROR("pyport worker ~p/~p: ~p", [St#st.pool, St#st.slot, E], meta(St)),
     St;

@@ -136,6 +136,12 @@ void async_runner::step(bool block) {
   checked(PyObject_Vectorcall(step_.get(), args, 1, nullptr));
 }
 
+void async_runner::wake_in(double seconds) {
+  py_ref delay = checked(PyFloat_FromDouble(seconds));
+  PyObject *args[] = {delay.get()};
+  call("wake_in", args, 1);
+}
+
 void async_runner::poll() {
   checked(PyObject_CallNoArgs(poll_.get()));
 }

@@ -50,6 +50,8 @@ public:
   bool busy();
   // One pass of the loop; block: wait for the first event first.
   void step(bool block);
+  // The next blocking step ends within seconds at the latest.
+  void wake_in(double seconds);
   // After a request: one pass without waiting if a callback is ready, or
   // if the loop has work and a millisecond passed since the last.
   void poll();

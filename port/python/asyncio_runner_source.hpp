@@ -75,6 +75,7 @@ class Runner:
         import time
         self._monotonic = time.monotonic
         self._next_poll = 0.0
+        self._wake = None
         # Async generators finalized outside a step are closed on this loop.
         sys.set_asyncgen_hooks(firstiter=loop._asyncgen_firstiter_hook,
                                finalizer=loop._asyncgen_finalizer_hook)
@@ -128,6 +129,14 @@ class Runner:
         if now >= self._next_poll:
             self._next_poll = now + 0.001
             self.step(False)
+
+    def wake_in(self, seconds):
+        """A blocking step ends by then at the latest (one timer at a time)."""
+        if self._wake is None:
+            self._wake = self.loop.call_later(seconds, self._woke)
+
+    def _woke(self):
+        self._wake = None
 
     def step(self, block):
         """One pass of the loop: waits (when block) for the first event,

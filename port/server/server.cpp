@@ -194,7 +194,8 @@ bool server::wait_for_job(job &next) {
   if (!board_.has_job() && !board_.eof()) {
     const std::uint64_t seen = board_.arrivals();
     lk.unlock();
-    flush(out_); // nothing else is ready: send what we have
+    report_load(true); // the coroutines that ended meanwhile, before it sleeps
+    flush(out_);       // nothing else is ready: send what we have
     gil_released nogil;
     const auto ready = [this] {
       return board_.has_job() || board_.eof() || board_.abandoned() || writer_.failed();

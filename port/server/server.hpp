@@ -152,6 +152,9 @@ private:
   bool loop_has_work();
   // One pass of the loop, waiting for its first event or a frame.
   void loop_wait();
+  // Sends the loop's load when it changed (server_async.cpp); before_idle:
+  // the main thread is about to wait, and the count of coroutines moved.
+  void report_load(bool before_idle);
   // Answers every coroutine still in progress with why (the port stops).
   void end_coroutines(const error_info &why);
   // A warning counting the logs dropped since the last one, if any.
@@ -200,8 +203,10 @@ private:
   std::unordered_map<std::uint64_t, pending_coroutine> coroutines_;
   std::uint64_t next_ref_ = 0; // erlang.async_call refs
   py_ref result_name_;         // "result", interned
-  int loop_fd_ = -1;           // eventfd: a frame came while the loop waits
-  bool in_loop_ = false;       // under mu_: the main thread waits in the loop
+  load last_load_{};           // what the last [0, "load"] frame said
+  std::chrono::steady_clock::time_point next_load_report_{};
+  int loop_fd_ = -1;     // eventfd: a frame came while the loop waits
+  bool in_loop_ = false; // under mu_: the main thread waits in the loop
 };
 
 } // namespace pyport

@@ -11,6 +11,7 @@
 #include "channel.hpp"
 #include "py_error.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace pyport {
@@ -21,6 +22,8 @@ namespace {
 // [Id, "async_call", [Ref, Name, [Arg, ...]]].
 constexpr std::size_t async_name_level = 3;
 constexpr std::size_t async_arg_level = 4;
+// How often, at most, the port reports its load while the loop works.
+constexpr auto load_interval = std::chrono::milliseconds(200);
 
 } // namespace
 
@@ -204,6 +207,35 @@ bool server::run_async_job(job &next) {
   return true;
 }
 
+// [0, "load", {coroutines, tasks}] when the figures changed: at most every
+// load_interval while the loop works, and at once when the port goes idle
+// with a different count of coroutines (PROTOCOL.md, Coroutines).
+void server::report_load(bool before_idle) {
+  if (!runner_ || is_forked_child())
+    return;
+  const auto now = std::chrono::steady_clock::now();
+  if (before_idle ? coroutines_.size() == last_load_.coroutines : now < next_load_report_)
+    return;
+  next_load_report_ = now + load_interval;
+  load current;
+  try {
+    current = async_load();
+  } catch (const python_error &e) {
+    return;
+  }
+  if (current.coroutines == last_load_.coroutines && current.tasks == last_load_.tasks)
+    return;
+  last_load_ = current;
+  begin_reply(out_, 0, "load");
+  packer pk(out_);
+  pk.pack_map(2);
+  pack_str(pk, "coroutines");
+  pk.pack_uint64(current.coroutines);
+  pack_str(pk, "tasks");
+  pk.pack_uint64(current.tasks);
+  end_reply(out_);
+}
+
 void server::step_loop() {
   if (!runner_) {
     // Code that imported asyncio may make a Task or Future in a request and
@@ -227,6 +259,7 @@ void server::step_loop() {
   }
   if (is_forked_child()) // os.fork() in a coroutine: the parent answers
     exit_forked_child();
+  report_load(false);
 }
 
 bool server::loop_has_work() {
@@ -255,10 +288,18 @@ void server::loop_wait() {
       reader_cv_.notify_one();
     }
   }
+  if (coroutines_.empty())
+    report_load(true); // the last coroutine ended: said at once, not at the next report
   flush(out_);
   try {
     if (eof)
       runner_->end_credit(); // no credit can come: the async streams out of it end
+    if (coroutines_.size() != last_load_.coroutines) {
+      // A load report is owed: the wait ends when it is due, however long
+      // the coroutines sleep.
+      const auto due = next_load_report_ - std::chrono::steady_clock::now();
+      runner_->wake_in(std::max(0.0, std::chrono::duration<double>(due).count()));
+    }
     runner_->step(true);
   } catch (const python_error &e) {
     log("error", std::string("pyport: the event loop: ") + e.what());
@@ -269,6 +310,7 @@ void server::loop_wait() {
     std::lock_guard lk(mu_);
     in_loop_ = false;
   }
+  report_load(false);
   flush(out_);
 }
 

@@ -15,6 +15,8 @@ out=$(json -- \
   '[6, "exec", {"code": "await asyncio.sleep(0.01)\nafter = 1"}]' \
   '[7, "eval", {"code": "\"not waiting\""}]' \
   '[8, "eval", {"code": "await asyncio.sleep(0.5) or after"}]')
+check_match "json: the port reports its loop's load" "$out" '\[0,"load",\{"coroutines":[0-9]+,"tasks":[0-9]+\}\]'
+out=$(echo "$out" | grep -v '^\[0,"load",')
 check "json: replies in the order the coroutines end" "$(echo "$out" | tr '\n' ' ')" \
   '[1,"ok",null] [3,"ok","fast"] [5,"ok",42] [7,"ok","not waiting"] [6,"ok",null] [4,"ok",7] [2,"ok","slow"] [8,"ok",1] '
 
@@ -96,6 +98,9 @@ got = p.recv_by_id(1000, timeout=10)
 took = time.monotonic() - t0
 t.equal("1,000 pending coroutines all answered", sorted(r[2] for r in got.values()), list(range(1000)))
 t.check("in a small multiple of one wait, not 1,000 of them", took < 5, f"took {took:.2f} s")
+t.check("the port reported its coroutines while they waited", any(l["coroutines"] >= 500 for l in p.loads), p.loads[:5])
+p.call(98, "eval", {"code": "1"})  # the port goes idle after it, and says so
+t.equal("and none once they were done", p.call(99, "eval", {"code": "1"}) and p.loads[-1]["coroutines"], 0)
 
 # A cancel of one of 100 pending coroutines: it is answered cancelled (its
 # finally ran), the 99 others answer.

@@ -65,6 +65,10 @@ class Port:
         exe = os.environ.get("PYPORT", "build/pyport")
         self.proc = subprocess.Popen([exe, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.buf = b""
+        # The port's [0, "load", ...] frames (PROTOCOL.md, Coroutines) are
+        # kept here, not returned by recv: they come whenever its event
+        # loop's figures change.
+        self.loads = []
         self.hello = self.recv(timeout=10)
         assert self.hello[0] == 0 and self.hello[1] == "hello", self.hello
 
@@ -84,7 +88,11 @@ class Port:
                 n = struct.unpack(">I", self.buf[:4])[0]
                 if len(self.buf) >= 4 + n:
                     body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
-                    return unpack(body)
+                    value = unpack(body)
+                    if isinstance(value, list) and value[:2] == [0, "load"]:
+                        self.loads.append(value[2])
+                        continue
+                    return value
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
