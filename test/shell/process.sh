@@ -43,7 +43,10 @@ kill -0 "$port_pid" 2>/dev/null
 check "port running under its parent" "$?" "0"
 kill -9 "$parent"
 gone=no
-for _ in $(seq 20); do kill -0 "$port_pid" 2>/dev/null || { gone=yes; break; }; sleep 0.1; done
+# Exited: no such process, or a zombie its new parent has not reaped yet
+# (kill -0 still finds one; a loaded machine's reaper can be slow).
+exited() { ! kill -0 "$1" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+for _ in $(seq 20); do exited "$port_pid" && { gone=yes; break; }; sleep 0.1; done
 check "port gone within 2 s of its parent's death" "$gone" "yes"
 pkill -f "sleep 1000" 2>/dev/null
 
