@@ -33,14 +33,14 @@ main(Args) ->
     {ok, _} = application:ensure_all_started(pyport),
     ok = py:start_pool(one, [{size, 1}]),
     % --only=NAME[,NAME]: just these sections (sync_latency, throughput,
-    % pool_scaling, large_data, streams, worker_start, or a plugin's module
+    % large_data, streams, worker_start, or a plugin's module
     % name), to measure one change without the whole run.
     Only = case [string:lexemes(A, ",") || "--only=" ++ A <- Args] of
                [Names | _] -> [list_to_atom(N) || N <- Names];
                [] -> all
            end,
     Sections = [{sync_latency, fun sync_latency/1}, {throughput, fun throughput/1},
-                {pool_scaling, fun pool_scaling/1}, {large_data, fun large_data/1},
+                {large_data, fun large_data/1},
                 {streams, fun streams/1}, {worker_start, fun worker_start/1}]
         ++ [{M, fun(C) -> M:rows(plugin_cfg(C)) end} || M <- plugins()],
     Rows = lists:append([Run(Cfg) || {Name, Run} <- Sections, Only =:= all orelse lists:member(Name, Only)]),
@@ -157,32 +157,6 @@ echo_loop(Port, Frame, Deadline, Count) ->
         true -> port_command(Port, Frame), echo_loop(Port, Frame, Deadline, Count + 1);
         false -> Count + 1
     end.
-
-%% ---- 3. pool scaling, CPU-bound Python ----
-
-pool_scaling(Cfg) ->
-    Cores = erlang:system_info(logical_processors_available),
-    Secs = n(Cfg, 3.0, 0.3),
-    Iters = calibrate_ms_loop(),
-    Code = <<"sum(i * i for i in range(n))">>,
-    ok = py:start_pool(wide, [{size, Cores}]),
-    Rate = fun(Pool, Callers) ->
-                   concurrent_rate(fun() -> {ok, _} = py:eval(Code, #{n => Iters}, [{pool, Pool}]) end,
-                                   Callers, Secs)
-           end,
-    One = Rate(one, 2),
-    Wide = Rate(wide, 2 * Cores),
-    ok = py:stop_pool(wide),
-    [row(<<"CPU-bound 1 ms calls, 1 worker">>, One, <<"calls/s">>, One, 1.0, none),
-     row(iolist_to_binary(io_lib:format("CPU-bound 1 ms calls, ~p workers (speed-up / cores)", [Cores])),
-         Wide, <<"calls/s">>, One, Wide / One / Cores, {min, 0.9})].
-
-%% The n for which sum(i * i for i in range(n)) takes about 1 ms.
-calibrate_ms_loop() ->
-    {ok, N} = py:eval(<<"(lambda t: int(20000 / (t(20000) * 1000)))("
-                        "lambda n: min(__import__('timeit').repeat(lambda: sum(i * i for i in range(n)), number=1, repeat=20)))">>,
-                      #{}, [{pool, one}]),
-    N.
 
 %% ---- 4. large data ----
 

@@ -27,7 +27,7 @@ except Exception as e:
     check(f"wrote JSON ({e})", False)
 rows = {r["name"]: r for r in doc["rows"]}
 expected = ["sync py:call(operator, add, [1,2]) p50", "sync py:eval(x+1, #{x => 1}) p50",
-            "one worker, 64 callers", "echo port, 64 frames in flight", "CPU-bound 1 ms calls, 1 worker",
+            "one worker, 64 callers", "echo port, 64 frames in flight", "CPU-bound 1 ms calls, 1 worker (vs plain python3)",
             "16 MiB binary echo", "stream_eval(range(10**6)) items/s", "worker start: spawn to hello",
             "idle worker resident memory", "Erlang codec encode + decode (vs term_to_binary + binary_to_term)"]
 # issue 14: codec, floors, routing, contention, pool start, conversion, async
@@ -40,6 +40,11 @@ expected += ["Erlang codec encode (vs term_to_binary)", "Erlang codec decode (vs
              "contended, spin_us 0: sync py:call mean", "pool start: 1 worker, start to first call answered",
              "port conversion of the nested term, in + out (vs Python's msgpack unpackb + packb)",
              "spawn_call, 1000 in flight from one process", "echo port, 1000 frames in flight"]
+# issue 26: CPU scaling next to plain python3 (bench_scaling); the count
+# of workers in these names is the machine's
+expected += [n for n in rows if n.startswith(("CPU scaling: ", "plain python3: ", "CPU per call with "))][:3]
+check("CPU scaling rows (3)", len([n for n in rows if n.startswith(("CPU scaling: ", "plain python3: ",
+                                                                        "CPU per call with "))]) == 3)
 # issue 13: callbacks
 expected += ["py:eval with one erlang.call round trip (vs plain py:eval) p50"]
 # issue 15: stats and events
