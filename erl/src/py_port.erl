@@ -8,7 +8,7 @@
 -export_type([hello/0]).
 
 -type hello() :: #{protocol := integer(), pyport := binary(), python := binary(),
-                   os_pid := integer(), limits := map()}.
+                   os_pid := integer(), limits := map(), shm => map() | none}.
 
 %% @doc Starts pyport for a pool's options. The port sends its hello frame
 %% first (await_hello/2).
@@ -52,7 +52,7 @@ hello(Frame) ->
         {ok, [0, <<"hello">>, H]} ->
             {ok, #{protocol => maps:get(<<"protocol">>, H), pyport => maps:get(<<"pyport">>, H),
                    python => maps:get(<<"python">>, H), os_pid => maps:get(<<"pid">>, H),
-                   limits => maps:get(<<"limits">>, H)}};
+                   limits => maps:get(<<"limits">>, H), shm => maps:get(<<"shm">>, H, none)}};
         Other ->
             {error, {bad_hello, Other}}
     end.
