@@ -56,7 +56,8 @@
 %%   <dt>`shm_threshold'</dt><dd>bytes (4096 to 4294967295) or `infinity': a binary of a sync
 %%     request, and a reply's bytes or ndarray data, of this many bytes or more crosses as a
 %%     file in the worker's private directory instead of the pipe (py_shm,
-%%     docs/performance.md); `infinity': never. Default 262144.</dd>
+%%     docs/performance.md); `infinity': never. Default 1048576 (1 MiB: below about 512 KiB
+%%     the pipe is faster).</dd>
 %%   <dt>`shm_dir'</dt><dd>the tmpfs directory the workers make their private directories in;
 %%     default "/dev/shm". Not a writable tmpfs: everything takes the pipe.</dd>
 %%   <dt>`shm_max_bytes'</dt><dd>bytes (4096 or more) or `auto': the most bytes in files not
@@ -199,7 +200,7 @@ pool(Opts) ->
                  chunk_bytes => undefined,
                  spin_us => undefined,
                  env => [],
-                 shm_threshold => 256 * 1024,
+                 shm_threshold => 1024 * 1024,
                  shm_dir => "/dev/shm",
                  shm_max_bytes => auto,
                  start_timeout => 10000,

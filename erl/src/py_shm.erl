@@ -56,8 +56,9 @@ context(_, _) ->
 start(undefined) -> ok;
 start(Ctx) -> put(?CTX, Ctx), ok.
 
-%% @doc Ends what start/1 began: the request's files are deleted (the port
-%% has taken them, or never will) and no longer counted. Returns Result.
+%% @doc Ends what start/1 began: the request's files are no longer counted,
+%% and unless the port answered with a value (it took every argument in)
+%% they are deleted (it may never take them). Returns Result.
 -spec done(context() | undefined, Result) -> Result.
 done(undefined, Result) ->
     Result;
@@ -66,7 +67,9 @@ done(#{counters := C}, Result) ->
     case erase(?FILES) of
         undefined -> ok;
         Files ->
-            _ = [prim_file:delete(Path) || {Path, _} <- Files],
+            % A value in the reply: every argument was taken in.
+            Taken = is_tuple(Result) andalso element(1, Result) =:= ok,
+            _ = [prim_file:delete(Path) || not Taken, {Path, _} <- Files],
             counters:sub(C, ?C_BYTES, lists:sum([N || {_, N} <- Files])),
             counters:sub(C, ?C_FILES, length(Files))
     end,
@@ -92,7 +95,7 @@ write(B, Kind, #{dir := Dir, max_bytes := Max, counters := C}) ->
         true ->
             Name = <<"i", (integer_to_binary(erlang:unique_integer([positive])))/binary>>,
             Path = <<Dir/binary, "/", Name/binary>>,
-            case write_file(Path, B) of
+            case write_file(Dir, Path, B) of
                 ok ->
                     counters:add(C, ?C_FILES, 1),
                     counters:add(C, ?C_TO_N, 1),
@@ -107,9 +110,50 @@ write(B, Kind, #{dir := Dir, max_bytes := Max, counters := C}) ->
             end
     end.
 
-%% The file is made 0600 before its bytes go in (the directory is 0700
-%% already: nobody else could open it between).
-write_file(Path, B) ->
+%% A spare file of the directory when there is one (its pages are reused:
+%% a tmpfs page written anew costs its zeroing, about as much as the
+%% copy), else a new file, made 0600 before its bytes go in (the directory
+%% is 0700 already: nobody else could open it between).
+write_file(Dir, Path, B) ->
+    case claim_spare(Dir, Path) of
+        true -> overwrite(Path, B);
+        false -> create(Path, B)
+    end.
+
+%% A spare (s...) renamed to Path: the port may claim the same one at the
+%% same moment, and one rename wins.
+claim_spare(Dir, Path) ->
+    case prim_file:list_dir(Dir) of
+        {ok, Names} -> claim_one([N || [$s | _] = N <- Names], Dir, Path);
+        {error, _} -> false
+    end.
+
+claim_one([N | Rest], Dir, Path) ->
+    case prim_file:rename(filename:join(Dir, N), Path) of
+        ok -> true;
+        {error, _} -> claim_one(Rest, Dir, Path)
+    end;
+claim_one([], _, _) ->
+    false.
+
+%% read and write: no truncation, so the pages stay; then cut to size. A
+%% spare is 0600 already: every file of the directory is made so by
+%% whichever side made it.
+overwrite(Path, B) ->
+    case file:open(Path, [raw, read, write, binary]) of
+        {ok, F} ->
+            Written = file:write(F, B) =:= ok andalso file:truncate(F) =:= ok,
+            ok = file:close(F),
+            case Written of
+                true -> ok;
+                false -> _ = prim_file:delete(Path), error
+            end;
+        {error, _} ->
+            _ = prim_file:delete(Path),
+            error
+    end.
+
+create(Path, B) ->
     case file:open(Path, [raw, write, exclusive, binary]) of
         {ok, F} ->
             Written = prim_file:write_file_info(Path, #file_info{mode = 8#600}) =:= ok
@@ -135,7 +179,11 @@ take(<<Kind, Size:64, Path/binary>>, Left) when Kind =< 1 ->
         begin _ = prim_file:delete(Path), throw({py_shm, {too_large, Size}}) end,
     case prim_file:read_file(Path) of
         {ok, Bin} when byte_size(Bin) =:= Size ->
-            _ = prim_file:delete(Path),
+            % Kept as a spare whose pages the next file reuses (the port
+            % keeps a few and removes the rest).
+            Spare = filename:join(filename:dirname(Path),
+                                  <<"sn", (integer_to_binary(erlang:unique_integer([positive])))/binary>>),
+            _ = prim_file:rename(Path, Spare) =:= ok orelse prim_file:delete(Path),
             case get(?CTX) of
                 #{counters := C} ->
                     counters:add(C, ?C_FROM_N, 1),

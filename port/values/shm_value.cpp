@@ -7,7 +7,9 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <system_error>
 #include <unistd.h>
 
@@ -55,26 +57,73 @@ shm_store::~shm_store() {
   ::close(dirfd_);
 }
 
-int shm_store::take(const shm_ref &ref) {
+int shm_store::take(const shm_ref &ref, bool recycle) {
   const std::string name(ref.name);
   const int fd = ::openat(dirfd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     bad_request("the file '" + name + "' of a value (ext 6) cannot be opened in " + dir_ + ": " +
                 std::strerror(errno));
-  ::unlinkat(dirfd_, name.c_str(), 0); // taken in: nobody else needs it
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
+    ::unlinkat(dirfd_, name.c_str(), 0);
     bad_request("the file '" + name + "' of a value (ext 6) is not a regular file");
   }
   if (static_cast<std::uint64_t>(st.st_size) != ref.size) {
     ::close(fd);
+    ::unlinkat(dirfd_, name.c_str(), 0);
     bad_request("the file '" + name + "' of a value (ext 6) holds " +
                 std::to_string(st.st_size) + " bytes; its reference says " +
                 std::to_string(ref.size));
   }
+  // Taken in: nobody else needs the name. A file read (not mapped) keeps
+  // its pages as a spare for the next file either side writes: a tmpfs
+  // page written anew costs its zeroing, about as much as the copy.
+  std::string spare = "sp";
+  spare += std::to_string(++seq_);
+  if (!recycle || spares_ >= max_spares ||
+      ::renameat(dirfd_, name.c_str(), dirfd_, spare.c_str()) != 0)
+    ::unlinkat(dirfd_, name.c_str(), 0);
+  else
+    ++spares_;
   totals_.read_files += 1;
   totals_.read_bytes += ref.size;
+  return fd;
+}
+
+int shm_store::claim_spare(const std::string &name) {
+  // The spares in the directory now (either side makes them: s...): the
+  // first one claimed by renaming it (the client may claim the same one
+  // at the same moment: one rename wins), those past max_spares removed.
+  ::lseek(dirfd_, 0, SEEK_SET);
+  alignas(8) char buf[4096];
+  int fd = -1;
+  std::size_t kept = 0;
+  for (;;) {
+    const long got = ::syscall(SYS_getdents64, dirfd_, buf, sizeof buf);
+    if (got <= 0)
+      break;
+    for (long off = 0; off < got;) {
+      const auto *e = reinterpret_cast<const dirent64 *>(buf + off);
+      off += e->d_reclen;
+      if (e->d_name[0] != 's' || !valid_shm_name(e->d_name))
+        continue;
+      if (fd < 0 && ::renameat(dirfd_, e->d_name, dirfd_, name.c_str()) == 0) {
+        fd = ::openat(dirfd_, name.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0 && ::fchmod(fd, 0600) != 0) { // whoever made it, 0600 now
+          ::close(fd);
+          fd = -1;
+        }
+        if (fd < 0)
+          ::unlinkat(dirfd_, name.c_str(), 0);
+      } else if (kept < max_spares) {
+        ++kept;
+      } else {
+        ::unlinkat(dirfd_, e->d_name, 0);
+      }
+    }
+  }
+  spares_ = kept;
   return fd;
 }
 
@@ -103,9 +152,11 @@ void shm_store::refresh() {
 std::string shm_store::put(const char *p, std::size_t n) {
   if (!ledger_.admit(n, [this](const std::string &name) { return exists(name); }))
     return {};
-  std::string name = "o" + std::to_string(++seq_);
-  const int fd =
-      ::openat(dirfd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  std::string name = "o"; // (not "o" + ...: a false -Wrestrict in GCC 12)
+  name += std::to_string(++seq_);
+  int fd = claim_spare(name);
+  if (fd < 0)
+    fd = ::openat(dirfd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return {};
   std::size_t done = 0;
@@ -120,6 +171,11 @@ std::string shm_store::put(const char *p, std::size_t n) {
     }
     done += static_cast<std::size_t>(w);
   }
+  if (::ftruncate(fd, static_cast<off_t>(n)) != 0) { // a spare may have been longer
+    ::close(fd);
+    ::unlinkat(dirfd_, name.c_str(), 0);
+    return {};
+  }
   ::close(fd);
   ledger_.add(name, n);
   totals_.written_files += 1;
@@ -131,7 +187,7 @@ py_ref shm_to_python(shm_store *store, std::string_view payload) {
   const shm_ref ref = parse(store, payload);
   if (ref.size > PY_SSIZE_T_MAX)
     bad_request("a file reference's size is larger than memory");
-  fd_guard fd(store->take(ref));
+  fd_guard fd(store->take(ref, true));
   py_ref bytes =
       checked(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(ref.size)));
   store->read_all(fd.get(), PyBytes_AS_STRING(bytes.get()), ref.size, ref.name);
@@ -149,7 +205,7 @@ py_ref shm_mapping(shm_store *store, std::string_view payload, std::size_t *size
   const shm_ref ref = parse(store, payload);
   if (ref.size > PY_SSIZE_T_MAX)
     bad_request("a file reference's size is larger than memory");
-  fd_guard fd(store->take(ref));
+  fd_guard fd(store->take(ref, false)); // mapped: its pages are the array's now
   *size = ref.size;
   if (ref.size == 0)
     return checked(PyByteArray_FromStringAndSize(nullptr, 0));

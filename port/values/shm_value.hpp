@@ -30,21 +30,28 @@ public:
   [[nodiscard]] std::uint64_t threshold() const noexcept { return threshold_; }
   [[nodiscard]] const shm_ledger &ledger() const noexcept { return ledger_; }
   [[nodiscard]] const shm_totals &totals() const noexcept { return totals_; }
+  // Spare files in the directory as of the last look (at most max_spares).
+  [[nodiscard]] std::size_t spares() const noexcept { return spares_; }
+  static constexpr std::size_t max_spares = 4;
 
-  // The file ref names, opened (openat, O_NOFOLLOW) and unlinked at once,
-  // checked to be a regular file of ref.size bytes. Throws
-  // port_error(bad_request) naming the file and the problem.
-  [[nodiscard]] int take(const shm_ref &ref);
+  // The file ref names, opened (openat, O_NOFOLLOW), checked to be a
+  // regular file of ref.size bytes, and taken off its name at once:
+  // unlinked, or with recycle (the caller only reads it) kept as a spare
+  // whose pages a later file reuses. Throws port_error(bad_request)
+  // naming the file and the problem.
+  [[nodiscard]] int take(const shm_ref &ref, bool recycle);
   // Reads exactly n bytes of fd into dst; throws bad_request if short.
   void read_all(int fd, char *dst, std::size_t n, std::string_view name);
-  // Writes n bytes to a new file (mode 0600) and returns its absolute
-  // path; empty when the bound leaves no room or the write fails (the
+  // Writes n bytes to a new file (mode 0600; a spare's pages when there is
+  // one) and returns its absolute path; empty when the bound leaves no room or the write fails (the
   // pipe carries the value then).
   [[nodiscard]] std::string put(const char *p, std::size_t n);
   // Forgets the files the client has taken (the ledger's counts now).
   void refresh();
 
 private:
+  // A spare renamed to name and opened for writing, or -1.
+  int claim_spare(const std::string &name);
   // Whether the file name is still there (not yet taken by the client).
   [[nodiscard]] bool exists(const std::string &name) const noexcept;
 
@@ -54,6 +61,7 @@ private:
   shm_ledger ledger_;
   shm_totals totals_;
   std::uint64_t seq_ = 0;
+  std::size_t spares_ = 0;
 };
 
 // PRECONDITION for the three: GIL held.

@@ -248,3 +248,35 @@ TEST_CASE("an ndarray's Binary in a file is mapped copy-on-write, not copied") {
   CHECK_FALSE(d.has("i9"));
   PyDict_DelItemString(test::main_globals(), "shm_arr");
 }
+
+TEST_CASE("a file read becomes a spare, and the next reply reuses its pages") {
+  temp_dir d;
+  pyport::shm_store store(d.path, 4096, 1 << 24);
+  pyport::converter c(test::shared_dispatcher().types());
+  c.set_shm(&store);
+  const std::string blob(8192, 'q');
+  d.write("i1", blob);
+  struct stat before {};
+  REQUIRE(stat((d.path + "/i1").c_str(), &before) == 0);
+  auto h = ext6(encode_shm_ref(shm_kind::bin, blob.size(), "i1"));
+  CHECK(PyBytes_Check(c.to_python(h.get()).get()));
+  CHECK_FALSE(d.has("i1"));
+  CHECK(store.spares() == 1);
+  test::py_exec("shm_reply = b'r' * 5000");
+  REQUIRE(is_ext6(encode_raw(test::py_eval("shm_reply").get(), c)));
+  struct stat after {};
+  REQUIRE(stat((d.path + "/o2").c_str(), &after) == 0); // sp1 was the spare
+  CHECK(after.st_ino == before.st_ino); // the same file, renamed
+  CHECK(after.st_size == 5000);         // cut to the reply's size
+  CHECK((after.st_mode & 0777) == 0600);
+  CHECK(store.spares() == 0);
+  // More spares than max_spares: the rest are removed at the next write.
+  for (int i = 0; i < 7; ++i)
+    d.write("sn" + std::to_string(i), blob);
+  REQUIRE(is_ext6(encode_raw(test::py_eval("shm_reply").get(), c)));
+  CHECK(store.spares() == pyport::shm_store::max_spares);
+  std::size_t left = 0;
+  for (const auto &e : std::filesystem::directory_iterator(d.path))
+    left += e.path().filename().string().starts_with("s") ? 1 : 0;
+  CHECK(left == pyport::shm_store::max_spares);
+}
