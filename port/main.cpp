@@ -148,8 +148,8 @@ int serve(int argc, char **argv) {
 
   // Before any thread, and before the protocol fds are taken: the
   // janitor it forks holds none of them.
-  const pyport::shm_place shm = json ? pyport::shm_place{"", 0}
-                                     : pyport::make_shm_dir(shm_dir, shm_max_bytes);
+  const pyport::shm_place shm =
+      json ? pyport::shm_place{"", 0} : pyport::make_shm_dir(shm_dir, shm_max_bytes);
 
   pyport::protocol_fds fds{};
   try {

@@ -330,8 +330,8 @@ py_ref converter::make_ndarray(const msgpack::object_array &arr) const {
     bad_request("an ndarray's Binary holds " + std::to_string(data_size) +
                 " bytes; its Shape and Dtype need " + std::to_string(expected));
   if (mapping) {
-    py_ref flat = checked(
-        PyObject_CallMethod(numpy_.get(), "frombuffer", "OO", mapping.get(), little.get()));
+    py_ref flat =
+        checked(PyObject_CallMethod(numpy_.get(), "frombuffer", "OO", mapping.get(), little.get()));
     py_ref shaped = checked(PyObject_CallMethod(flat.get(), "reshape", "O", dims.get()));
     if (big)
       checked(PyObject_CallMethod(shaped.get(), "byteswap", "O", Py_True));

@@ -5,9 +5,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <system_error>
@@ -72,9 +72,8 @@ int shm_store::take(const shm_ref &ref, bool recycle) {
   if (static_cast<std::uint64_t>(st.st_size) != ref.size) {
     ::close(fd);
     ::unlinkat(dirfd_, name.c_str(), 0);
-    bad_request("the file '" + name + "' of a value (ext 6) holds " +
-                std::to_string(st.st_size) + " bytes; its reference says " +
-                std::to_string(ref.size));
+    bad_request("the file '" + name + "' of a value (ext 6) holds " + std::to_string(st.st_size) +
+                " bytes; its reference says " + std::to_string(ref.size));
   }
   // Taken in: nobody else needs the name. A file read (not mapped) keeps
   // its pages as a spare for the next file either side writes: a tmpfs
@@ -188,8 +187,7 @@ py_ref shm_to_python(shm_store *store, std::string_view payload) {
   if (ref.size > PY_SSIZE_T_MAX)
     bad_request("a file reference's size is larger than memory");
   fd_guard fd(store->take(ref, true));
-  py_ref bytes =
-      checked(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(ref.size)));
+  py_ref bytes = checked(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(ref.size)));
   store->read_all(fd.get(), PyBytes_AS_STRING(bytes.get()), ref.size, ref.name);
   if (ref.kind == shm_kind::str) {
     PyObject *u = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(bytes.get()),

@@ -240,8 +240,10 @@ TEST_CASE("an ndarray's Binary in a file is mapped copy-on-write, not copied") {
   auto h = msgpack::unpack(outer.data(), outer.size());
   pyport::py_ref a = c.to_python(h.get());
   PyDict_SetItemString(test::main_globals(), "shm_arr", a.get());
-  CHECK(test::py_eval("bool(shm_arr.shape == (10, 100) and shm_arr[3, 7] == 153.5)").get() == Py_True);
-  CHECK(test::py_eval("type(shm_arr.base.base.obj).__name__ == 'mmap' and bool(shm_arr.flags.writeable)")
+  CHECK(test::py_eval("bool(shm_arr.shape == (10, 100) and shm_arr[3, 7] == 153.5)").get() ==
+        Py_True);
+  CHECK(test::py_eval(
+            "type(shm_arr.base.base.obj).__name__ == 'mmap' and bool(shm_arr.flags.writeable)")
             .get() == Py_True);
   test::py_exec("shm_arr[0, 0] = 42.0"); // copy-on-write
   CHECK(test::py_eval("bool(shm_arr[0, 0] == 42.0)").get() == Py_True);
@@ -266,8 +268,8 @@ TEST_CASE("a file read becomes a spare, and the next reply reuses its pages") {
   REQUIRE(is_ext6(encode_raw(test::py_eval("shm_reply").get(), c)));
   struct stat after {};
   REQUIRE(stat((d.path + "/o2").c_str(), &after) == 0); // sp1 was the spare
-  CHECK(after.st_ino == before.st_ino); // the same file, renamed
-  CHECK(after.st_size == 5000);         // cut to the reply's size
+  CHECK(after.st_ino == before.st_ino);                 // the same file, renamed
+  CHECK(after.st_size == 5000);                         // cut to the reply's size
   CHECK((after.st_mode & 0777) == 0600);
   CHECK(store.spares() == 0);
   // More spares than max_spares: the rest are removed at the next write.
