@@ -102,15 +102,7 @@ args(Opts) ->
         ++ [A || Dir <- maps:get(python_path, Opts), A <- ["--python-path", Dir]]
         ++ [A || {Flag, Key} <- [{"--python-home", python_home}, {"--venv", venv}],
                  Dir <- [maps:get(Key, Opts, undefined)], Dir =/= undefined,
-                 A <- [Flag, Dir]]
-        ++ shm_args(Opts).
-
-%% The port's directory for big values (py_shm), unless they never go as files.
-shm_args(#{shm_threshold := T, shm_dir := Dir, shm_max_bytes := Max}) when is_integer(T) ->
-    ["--shm-dir", Dir, "--shm-threshold", integer_to_list(T)]
-        ++ [A || is_integer(Max), A <- ["--shm-max-bytes", integer_to_list(Max)]];
-shm_args(_) ->
-    [].
+                 A <- [Flag, Dir]].
 
 %% @doc The worker's OS environment: the pool's `env', plus what its
 %% allocator needs. jemalloc and mimalloc are preloaded into that worker's

@@ -16,7 +16,7 @@
 -module(py_shm).
 
 -export([counters/0, context/2, start/1, done/2, put_binary/2, take/2, stats/1]).
--export([remove_dir/1, dir_of/1, sweep/1]).
+-export([port_args/1, remove_dir/1, dir_of/1, sweep/1]).
 
 -export_type([context/0]).
 
@@ -36,6 +36,15 @@
 
 -type context() :: #{dir := binary(), threshold := pos_integer(), max_bytes := pos_integer(),
                      counters := counters:counters_ref()}.
+
+%% @doc The port's flags for its directory, unless big values never go as
+%% files (`shm_threshold' infinity).
+-spec port_args(py_opts:pool_opts()) -> [string()].
+port_args(#{shm_threshold := T, shm_dir := Dir, shm_max_bytes := Max}) when is_integer(T) ->
+    ["--shm-dir", Dir, "--shm-threshold", integer_to_list(T)]
+        ++ [A || is_integer(Max), A <- ["--shm-max-bytes", integer_to_list(Max)]];
+port_args(_) ->
+    [].
 
 %% @doc A pool's counters (kept in its context).
 -spec counters() -> counters:counters_ref().
@@ -236,11 +245,11 @@ remove_dir(Dir) ->
     case dir_of_pid(filename:basename(Dir)) of
         error -> ok; % never anything but a port's own directory
         _ ->
-            case file:list_dir(Dir) of
-                {ok, Names} -> _ = [prim_file:delete(filename:join(Dir, N)) || N <- Names];
-                {error, _} -> ok
-            end,
-            _ = file:del_dir(Dir),
+            _ = case prim_file:list_dir(Dir) of
+                    {ok, Names} -> [prim_file:delete(filename:join(Dir, N)) || N <- Names];
+                    {error, _} -> []
+                end,
+            _ = prim_file:del_dir(Dir),
             ok
     end.
 
