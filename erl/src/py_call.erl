@@ -63,7 +63,8 @@ send(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame :=
     Nested = case How of {cast, _, _} -> Args; _ -> py_worker_callback:nest(Worker, Args) end,
     case py_msgpack:encode([Id, Op, Nested]) of
         {ok, Frame} ->
-            case iolist_size(Frame) of
+            % Values sent as files (py_shm) count as if in the frame.
+            case iolist_size(Frame) + py_shm:file_bytes() of
                 Size when Size > Max ->
                     py_pool_checkout:done(Ctx, Slot),
                     {error, {request_too_large, Size}};

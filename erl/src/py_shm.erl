@@ -15,7 +15,7 @@
 %% Other sends (casts, spawn_call, the worker's own frames) take the pipe.
 -module(py_shm).
 
--export([counters/0, context/2, start/1, done/2, put_binary/2, take/2, stats/1]).
+-export([counters/0, context/2, start/1, done/2, put_binary/2, file_bytes/0, take/2, stats/1]).
 -export([port_args/1, remove_dir/1, dir_of/1, sweep/1]).
 
 -export_type([context/0]).
@@ -83,6 +83,15 @@ done(#{counters := C}, Result) ->
             counters:sub(C, ?C_FILES, length(Files))
     end,
     Result.
+
+%% @doc The bytes of the files this process wrote for the request being
+%% encoded: they count against the pool's `max_frame' as the frame does.
+-spec file_bytes() -> non_neg_integer().
+file_bytes() ->
+    case get(?FILES) of
+        undefined -> 0;
+        Files -> lists:sum([N || {_, N} <- Files])
+    end.
 
 %% @doc The ext 6 of a binary written to a file, for py_msgpack's encoder;
 %% `pipe' when this process encodes for no directory, the binary is under

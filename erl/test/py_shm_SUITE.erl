@@ -12,7 +12,8 @@
          modes_0700_and_0600/1, kill_worker_leaves_nothing/1, kill_node_leaves_nothing/1,
          sweep_removes_dead_ports_directories/1, bound_falls_back_to_pipe/1,
          threshold_infinity_makes_no_files/1, not_a_tmpfs_takes_the_pipe/1,
-         garbage_options_refused/1, error_reply_leaves_no_files/1]).
+         garbage_options_refused/1, error_reply_leaves_no_files/1,
+         files_count_against_max_frame/1]).
 
 -define(MIB, 1048576).
 
@@ -21,7 +22,7 @@ all() ->
      modes_0700_and_0600, kill_worker_leaves_nothing, kill_node_leaves_nothing,
      sweep_removes_dead_ports_directories, bound_falls_back_to_pipe,
      threshold_infinity_makes_no_files, not_a_tmpfs_takes_the_pipe, garbage_options_refused,
-     error_reply_leaves_no_files].
+     error_reply_leaves_no_files, files_count_against_max_frame].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -252,3 +253,12 @@ error_reply_leaves_no_files(Config) ->
     {error, _} = py:call(nomodule, f, [{bytes, Blob}], #{}, [{pool, shm}]),
     [] = not_spares(),
     #{bytes := 0, files := 0} = shm_stats().
+
+files_count_against_max_frame(Config) ->
+    ok = py:start_pool(shm, [{size, 1}, {shm_dir, ?config(base, Config)}, {max_frame, 4 * ?MIB}]),
+    Over = binary:copy(<<"y">>, 5 * ?MIB),
+    {error, {request_too_large, Size}} = py:eval(<<"len(x)">>, #{x => {bytes, Over}}, [{pool, shm}]),
+    true = Size > 5 * ?MIB,
+    [] = not_spares(),
+    #{to_python := 1, bytes := 0, files := 0} = shm_stats(), % written, refused, removed
+    {ok, 3145728} = py:eval(<<"len(x)">>, #{x => {bytes, binary:copy(<<"y">>, 3 * ?MIB)}}, [{pool, shm}]).
