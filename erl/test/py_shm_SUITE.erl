@@ -13,7 +13,7 @@
          sweep_removes_dead_ports_directories/1, bound_falls_back_to_pipe/1,
          threshold_infinity_makes_no_files/1, not_a_tmpfs_takes_the_pipe/1,
          garbage_options_refused/1, error_reply_leaves_no_files/1,
-         files_count_against_max_frame/1]).
+         files_count_against_max_frame/1, stream_and_callback_values_from_python/1]).
 
 -define(MIB, 1048576).
 
@@ -22,7 +22,8 @@ all() ->
      modes_0700_and_0600, kill_worker_leaves_nothing, kill_node_leaves_nothing,
      sweep_removes_dead_ports_directories, bound_falls_back_to_pipe,
      threshold_infinity_makes_no_files, not_a_tmpfs_takes_the_pipe, garbage_options_refused,
-     error_reply_leaves_no_files, files_count_against_max_frame].
+     error_reply_leaves_no_files, files_count_against_max_frame,
+     stream_and_callback_values_from_python].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -262,3 +263,20 @@ files_count_against_max_frame(Config) ->
     [] = not_spares(),
     #{to_python := 1, bytes := 0, files := 0} = shm_stats(), % written, refused, removed
     {ok, 3145728} = py:eval(<<"len(x)">>, #{x => {bytes, binary:copy(<<"y">>, 3 * ?MIB)}}, [{pool, shm}]).
+
+%% Big values from Python in a stream's chunks and in a callback's
+%% arguments come as files too, read by whoever decodes them; what the
+%% node sends back to a callback takes the pipe.
+stream_and_callback_values_from_python(Config) ->
+    ok = start(Config, []),
+    {ok, Items} = py:stream_eval(<<"(bytes([i]) * (2 << 20) for i in range(3))">>, #{}, [{pool, shm}]),
+    ?assertEqual([binary:copy(<<I>>, 2 * ?MIB) || I <- [0, 1, 2]], Items),
+    {ok, [{1, #{shm := #{written_files := 3}}}]} = py:memory_stats(shm),
+    ok = py:register_function(shm_len, fun([B]) -> byte_size(B) end),
+    try
+        {ok, 3145728} = py:eval(<<"__import__('erlang').call('shm_len', b'z' * (3 << 20))">>, #{}, [{pool, shm}]),
+        {ok, [{1, #{shm := #{written_files := 4, files := 0}}}]} = py:memory_stats(shm)
+    after
+        py:unregister_function(shm_len)
+    end,
+    [] = not_spares().
