@@ -218,6 +218,10 @@ py_ref shm_mapping(shm_store *store, std::string_view payload, std::size_t *size
 bool pack_shm(shm_store *store, packer &pk, const char *p, std::size_t n) {
   if (!store || n < store->threshold())
     return false;
+  // Past --max-reply-bytes alone: in the frame, which is refused as
+  // reply_too_large the same as without files.
+  if (const std::size_t max = pk.stream().max_reply(); max != 0 && n > max)
+    return false;
   const std::string path = store->put(p, n);
   if (path.empty())
     return false;

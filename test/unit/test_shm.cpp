@@ -47,9 +47,10 @@ msgpack::object_handle ext6(const std::string &payload) {
   return msgpack::unpack(buf.data(), buf.size());
 }
 
-// The msgpack bytes v encodes to with c.
-std::string encode_raw(PyObject *v, const pyport::converter &c) {
+// The msgpack bytes v encodes to with c (a reply bound of max_reply).
+std::string encode_raw(PyObject *v, const pyport::converter &c, std::size_t max_reply = 0) {
   pyport::out_buffer out;
+  out.set_max_reply(max_reply);
   pyport::packer pk(out);
   c.to_msgpack(v, pk);
   return {reinterpret_cast<const char *>(out.bytes().data()), out.size()};
@@ -201,6 +202,8 @@ TEST_CASE("big bytes leave as files of mode 0600, within the bound; small ones a
   CHECK_FALSE(is_ext6(encode_raw(test::py_eval("shm_big").get(), c)));
   CHECK_FALSE(d.has("o2"));
   CHECK_FALSE(is_ext6(encode_raw(test::py_eval("shm_small").get(), c)));
+  // Past --max-reply-bytes: in the frame, to be refused as without files.
+  CHECK_FALSE(is_ext6(encode_raw(test::py_eval("shm_big").get(), c, 5999)));
   // The client took o1: room again, no message needed.
   std::filesystem::remove(d.path + "/o1");
   CHECK(is_ext6(encode_raw(test::py_eval("bytearray(shm_big)").get(), c)));
