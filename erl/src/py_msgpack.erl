@@ -1,6 +1,9 @@
 %% @doc The msgpack codec between Erlang terms and pyport frames.
 %%
-%% Pure. The mapping is the table of proto/PROTOCOL.md section 3:
+%% Pure, but for big values as files (ext 6, py_shm): a binary of a sync
+%% request at or above its worker's threshold is written to a file, and a
+%% reply's file is read and taken. The mapping is the table of
+%% proto/PROTOCOL.md section 3:
 %% binaries travel as msgpack str and `{bytes, B}' as bin; atoms `true',
 %% `false' as booleans and `none', `nil', `undefined' as nil (decoded as
 %% `none'); other atoms, tuples, integers beyond 64 bits and opaque terms
