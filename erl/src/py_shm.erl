@@ -5,12 +5,14 @@
 %% A sync request (py_call:request/4) runs between start/1 and done/2:
 %% while its frame is encoded, a binary of at least the worker's threshold
 %% is written to a file of the port's directory (one copy) and the frame
-%% carries ext 6 with its name; the port reads it and deletes it. The
-%% caller deletes its files again when the request ends (the port never
-%% read them if the request failed first), so what callers hold in files
-%% is what is in flight, bounded by the port's `max_bytes' (past it: the
+%% carries ext 6 with its name; the port reads it and takes it off its
+%% name. Unless the reply is a value (the port took every argument in), the
+%% caller deletes its files when the request ends (the port never read
+%% them if the request failed first), so what callers hold in files is
+%% what is in flight, bounded by the port's `max_bytes' (past it: the
 %% pipe). A reply's ext 6 names a file the port wrote: the decoding
-%% process reads it and deletes it (take/1).
+%% process reads it and takes it (take/2). A file read becomes a spare,
+%% whose tmpfs pages the next file either side writes reuses.
 %%
 %% Other sends (casts, spawn_call, the worker's own frames) take the pipe.
 -module(py_shm).
@@ -186,7 +188,7 @@ create(Path, B) ->
     end.
 
 %% @doc The binary of a reply's ext 6 payload: the file the port wrote,
-%% read whole and deleted. Left is what the decoder's bound leaves
+%% read whole and taken off its name (kept as a spare). Left is what the decoder's bound leaves
 %% (infinity: none): a larger file is refused (and deleted) unread.
 %% Throws `{py_shm, Reason}' for a payload that is not a file reference,
 %% a path outside a pyport directory, a missing or short file.
