@@ -80,6 +80,8 @@ int shm_store::take(const shm_ref &ref, bool recycle) {
   // page written anew costs its zeroing, about as much as the copy.
   std::string spare = "sp";
   spare += std::to_string(++seq_);
+  if (recycle)
+    (void)scan_spares(nullptr); // the client may have claimed some since
   if (!recycle || spares_ >= max_spares ||
       ::renameat(dirfd_, name.c_str(), dirfd_, spare.c_str()) != 0)
     ::unlinkat(dirfd_, name.c_str(), 0);
@@ -90,7 +92,7 @@ int shm_store::take(const shm_ref &ref, bool recycle) {
   return fd;
 }
 
-int shm_store::claim_spare(const std::string &name) {
+int shm_store::scan_spares(const char *claim_as) {
   // The spares in the directory now (either side makes them: s...): the
   // first one claimed by renaming it (the client may claim the same one
   // at the same moment: one rename wins), those past max_spares removed.
@@ -107,14 +109,14 @@ int shm_store::claim_spare(const std::string &name) {
       off += e->d_reclen;
       if (e->d_name[0] != 's' || !valid_shm_name(e->d_name))
         continue;
-      if (fd < 0 && ::renameat(dirfd_, e->d_name, dirfd_, name.c_str()) == 0) {
-        fd = ::openat(dirfd_, name.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (claim_as && fd < 0 && ::renameat(dirfd_, e->d_name, dirfd_, claim_as) == 0) {
+        fd = ::openat(dirfd_, claim_as, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0 && ::fchmod(fd, 0600) != 0) { // whoever made it, 0600 now
           ::close(fd);
           fd = -1;
         }
         if (fd < 0)
-          ::unlinkat(dirfd_, name.c_str(), 0);
+          ::unlinkat(dirfd_, claim_as, 0);
       } else if (kept < max_spares) {
         ++kept;
       } else {
@@ -153,7 +155,7 @@ std::string shm_store::put(const char *p, std::size_t n) {
     return {};
   std::string name = "o"; // (not "o" + ...: a false -Wrestrict in GCC 12)
   name += std::to_string(++seq_);
-  int fd = claim_spare(name);
+  int fd = scan_spares(name.c_str());
   if (fd < 0)
     fd = ::openat(dirfd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)

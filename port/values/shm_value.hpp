@@ -50,8 +50,10 @@ public:
   void refresh();
 
 private:
-  // A spare renamed to name and opened for writing, or -1.
-  int claim_spare(const std::string &name);
+  // Counts the spares in the directory (removing those past max_spares)
+  // and, given claim_as, renames one to it and opens it for writing: its
+  // fd, or -1.
+  int scan_spares(const char *claim_as);
   // Whether the file name is still there (not yet taken by the client).
   [[nodiscard]] bool exists(const std::string &name) const noexcept;
 

@@ -285,3 +285,23 @@ TEST_CASE("a file read becomes a spare, and the next reply reuses its pages") {
     left += e.path().filename().string().starts_with("s") ? 1 : 0;
   CHECK(left == pyport::shm_store::max_spares);
 }
+
+TEST_CASE("inputs alone keep making spares while the client claims them") {
+  temp_dir d;
+  pyport::shm_store store(d.path, 4096, 1 << 24);
+  pyport::converter c(test::shared_dispatcher().types());
+  c.set_shm(&store);
+  const std::string blob(8192, 'q');
+  for (int i = 0; i < 2 * static_cast<int>(pyport::shm_store::max_spares); ++i) {
+    const std::string name = "i" + std::to_string(i);
+    d.write(name, blob);
+    auto h = ext6(encode_shm_ref(shm_kind::bin, blob.size(), name));
+    CHECK(PyBytes_Check(c.to_python(h.get()).get()));
+    std::size_t spares = 0;
+    for (const auto &e : std::filesystem::directory_iterator(d.path)) {
+      spares += 1;
+      std::filesystem::remove(e.path()); // the client claims it
+    }
+    CHECK(spares == 1);
+  }
+}
