@@ -168,6 +168,12 @@ large_data(Cfg) ->
     PyBlob = best_rate(16 bsl 20, Reps, fun() -> {ok, _} = py:eval(<<"x">>, #{x => {bytes, Blob}},
                                                                      [{pool, one}, {timeout, 60000}]) end),
     EchoBlob = best_rate(16 bsl 20, Reps, fun() -> echo_rtt(Echo, BlobFrame) end),
+    % The same through the pipe: shared memory off (issue 26).
+    ok = py:start_pool(one_pipe, [{size, 1}, {shm_threshold, infinity}]),
+    PipeBlob = best_rate(16 bsl 20, Reps, fun() -> {ok, _} = py:eval(<<"x">>, #{x => {bytes, Blob}},
+                                                                       [{pool, one_pipe}, {timeout, 60000}]) end),
+    ok = py:stop_pool(one_pipe),
+    {Array, ArrayPipe, ArrayFloor} = array_round_trip(Reps),
     Nested = nested_term(),
     {ok, NestedIo} = py_msgpack:encode(Nested),
     NestedSize = iolist_size(NestedIo),
@@ -195,6 +201,12 @@ large_data(Cfg) ->
     Floors = T2b + B2t + PythonTime + EchoNestedTime,
     Ms = fun(S) -> S * 1000 end,
     [row(<<"16 MiB binary echo">>, PyBlob, <<"MB/s">>, EchoBlob, PyBlob / EchoBlob, {min, 1.0}),
+     row(<<"16 MiB binary echo, pipe (shm_threshold infinity)">>, PipeBlob, <<"MB/s">>, EchoBlob,
+         PipeBlob / EchoBlob, none),
+     row(<<"100 MB float64 round trip / floor (binary:copy + Python's copy of 100 MB)">>, Ms(Array),
+         <<"ms">>, Ms(ArrayFloor), Array / ArrayFloor, {max, 2.0}),
+     row(<<"100 MB float64 round trip, pipe (shm_threshold infinity) / floor">>, Ms(ArrayPipe),
+         <<"ms">>, Ms(ArrayFloor), ArrayPipe / ArrayFloor, none),
      row(iolist_to_binary(io_lib:format("~p kB nested term echo (~p kB as external term format)",
                                         [NestedSize div 1000, byte_size(Etf) div 1000])),
          NestedSize / PyNestedTime / 1.0e6, <<"MB/s">>, NestedSize / EchoNestedTime / 1.0e6,
@@ -209,6 +221,32 @@ large_data(Cfg) ->
      row(<<"Erlang codec decode (vs binary_to_term)">>, Ms(Dec), <<"ms">>, Ms(B2t), Dec / B2t, none),
      row(<<"Erlang codec encode + decode (vs term_to_binary + binary_to_term)">>, Ms(Enc + Dec),
          <<"ms">>, Ms(T2b + B2t), (Enc + Dec) / (T2b + B2t), {max, 3.0})].
+
+%% Seconds for a 100 MB float64 array's round trip (Erlang -> numpy ->
+%% Erlang, {ndarray, ...} both ways) through files and through the pipe,
+%% and the floor: copying 100 MB once in Erlang (binary:copy) and once in
+%% Python (bytes(bytearray(...)) in a plain /usr/bin/python3, page faults
+%% included).
+array_round_trip(Reps) ->
+    N = 100000000 div 8,
+    Data = binary:copy(<<1.5:64/little-float>>, N),
+    A = {ndarray, <<"float64">>, [N], Data},
+    Big = [{size, 1}, {max_frame, 256 bsl 20}, {max_reply_bytes, infinity}],
+    Time = fun(Pool) ->
+                   ok = py:start_pool(Pool, Big ++ [{shm_threshold, infinity} || Pool =:= big_pipe]),
+                   T = best_time(Reps, fun() -> {ok, {ndarray, _, [N], _}} =
+                                                    py:eval(<<"x">>, #{x => A}, [{pool, Pool}, {arrays, ndarray},
+                                                                                 {timeout, 60000}]) end),
+                   ok = py:stop_pool(Pool),
+                   T
+           end,
+    Shm = Time(big_shm),
+    Pipe = Time(big_pipe),
+    Copy = best_time(Reps, fun() -> binary:copy(Data) end),
+    Script = "import timeit\nb = bytearray(100000000)\n"
+             "print(min(timeit.repeat(lambda: bytes(bytearray(b)), number=1, repeat=5)))\n",
+    PyCopy = list_to_float(string:trim(os:cmd("/usr/bin/python3 -c \"" ++ Script ++ "\""))),
+    {Shm, Pipe, Copy + PyCopy}.
 
 in_big_heap(Fun) ->
     Self = self(),

@@ -5,11 +5,14 @@
 #include "process_limits.hpp"
 #include "py_error.hpp"
 #include "server.hpp"
+#include "shm_dir.hpp"
+#include "shm_value.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <string>
 
 namespace {
@@ -37,6 +40,9 @@ int serve(int argc, char **argv) {
   std::string log_level = "warning";
   std::string python_output = "stderr";
   pyport::interpreter_options interp;
+  std::string shm_dir;
+  std::uint64_t shm_threshold = 1u << 20;
+  std::uint64_t shm_max_bytes = 0;
 
   CLI::App app{"pyport: a CPython interpreter serving eval/exec/call requests as length-prefixed "
                "msgpack frames on stdin/stdout (see proto/PROTOCOL.md)",
@@ -101,6 +107,22 @@ int serve(int argc, char **argv) {
                  "a virtualenv to run in: sys.prefix, site-packages and their .pth files, "
                  "VIRTUAL_ENV, as the venv's own python (made for this build's X.Y)")
       ->excludes(home);
+  app.add_option("--shm-dir", shm_dir,
+                 "a tmpfs directory (/dev/shm, say) to make the port's private directory in "
+                 "(pyport-<pid>-XXXXXX, mode 0700): big bytes and ndarray data cross as files "
+                 "there (PROTOCOL.md, \"Big values in files\"); none given, or not a writable "
+                 "tmpfs: everything takes the pipe");
+  app.add_option("--shm-threshold", shm_threshold,
+                 "a reply's bytes, buffer or ndarray data of this many bytes or more leave as a "
+                 "file (suffixes KB, MB: 1024-based)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{UINT64_MAX}))
+      ->capture_default_str();
+  app.add_option("--shm-max-bytes", shm_max_bytes,
+                 "most bytes in the port's files not yet taken by the client; past it a value "
+                 "takes the pipe; 0: min(1 GiB, a quarter of the tmpfs)")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   app.add_flag("--json", json,
                "one JSON array per line instead of binary frames (for shells and terminals)");
   app.add_option("--log-level", log_level,
@@ -124,6 +146,11 @@ int serve(int argc, char **argv) {
   lim.chunk_time = std::chrono::microseconds(static_cast<std::int64_t>(chunk_ms * 1000));
   lim.spin_time = std::chrono::microseconds(spin_us);
 
+  // Before any thread, and before the protocol fds are taken: the
+  // janitor it forks holds none of them.
+  const pyport::shm_place shm =
+      json ? pyport::shm_place{"", 0} : pyport::make_shm_dir(shm_dir, shm_max_bytes);
+
   pyport::protocol_fds fds{};
   try {
     fds = pyport::take_protocol_fds();
@@ -135,6 +162,11 @@ int serve(int argc, char **argv) {
   try {
     pyport::interpreter python(interp);
     pyport::dispatcher dispatch(lim);
+    std::unique_ptr<pyport::shm_store> store;
+    if (!shm.path.empty()) {
+      store = std::make_unique<pyport::shm_store>(shm.path, shm_threshold, shm.max_bytes);
+      dispatch.values().set_shm(store.get());
+    }
     if (lim.memory_limit) {
       // After start-up, so that the interpreter and its modules are in:
       // a request needs at least the reader thread's stack (8 MiB) more.
@@ -153,6 +185,8 @@ int serve(int argc, char **argv) {
         dispatch, dispatch.types(),
         {lim, json, fds.in, fds.out, python_level(log_level), python_output == "log"});
     const int status = srv.run();
+    if (!shm.path.empty())
+      pyport::remove_shm_dir(shm.path.c_str());
     std::fflush(stderr);
     // Python is not finalized (see interpreter.hpp); leave without running
     // C++ destructors of Python objects either.

@@ -62,6 +62,10 @@ expected += ["async def returning at once, sync p50 (vs plain def)",
              "memory_stats with 1000 coroutines pending, p50 (vs 10 ms)"]
 # issue 24: process namespaces
 expected += ["sync py:eval from a process with a namespace, p50 (vs one without)"]
+# issue 26: big values by shared memory
+expected += ["16 MiB binary echo, pipe (shm_threshold infinity)",
+             "100 MB float64 round trip / floor (binary:copy + Python's copy of 100 MB)",
+             "100 MB float64 round trip, pipe (shm_threshold infinity) / floor"]
 # issue 27: the memory tools, running and stopped; per-call accounting; memory_stats
 expected += ["memory timeline running: sync py:call p50 (vs not running)",
              "memory timeline stopped: sync py:call p50 (vs a worker that never ran it)",

@@ -1,6 +1,7 @@
 %% pyport (see peers_bench for the calls): a pool of one worker for the
 %% calls, one of two for the CPU-bound row, and one with 256 MiB frames for
-%% the float64 array, sent and returned as an ndarray.
+%% the float64 array, sent and returned as an ndarray. The 16 MiB echo and
+%% the array cross as files (py_shm, on by default: shm_threshold 1 MiB).
 -module(peer_pyport).
 
 -export([start/1, version/1, add/1, echo/2, list/2, cpu/2, float64/2, stop/1]).

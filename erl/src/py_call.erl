@@ -26,7 +26,7 @@
 -type route() :: #{pid := pid(), port := port(), ids := atomics:atomics_ref(),
                    pending := ets:tid(), max_frame := pos_integer(),
                    decode := py_msgpack:decode_options(), ctx := py_pool:context(),
-                   slot := pos_integer()}.
+                   slot := pos_integer(), shm => py_shm:context() | undefined}.
 
 %% @doc Sends one request and waits for its answer; counted in the pool's
 %% statistics, with its call events (py_stats).
@@ -35,10 +35,13 @@ request(Route, Op, Args, Timeout) ->
     py_stats:stop(Route, Op, py_stats:start(Route, Op), request_(Route, Op, Args, Timeout)).
 
 request_(Route, Op, Args, Timeout) ->
-    case send(Route, Op, Args, call) of
-        {sent, Id, Tag} -> await(Route, Id, Tag, Timeout);
-        Error -> Error
-    end.
+    % Big binaries cross as files of the worker's directory (py_shm).
+    Shm = maps:get(shm, Route, undefined),
+    ok = py_shm:start(Shm),
+    py_shm:done(Shm, case send(Route, Op, Args, call) of
+                         {sent, Id, Tag} -> await(Route, Id, Tag, Timeout);
+                         Error -> Error
+                     end).
 
 %% @doc The send half of a request: the frame is written to the port and
 %% its entry recorded. `call' (a caller that will wait, as request/4
@@ -60,7 +63,8 @@ send(#{pid := Worker, port := Port, ids := Ids, pending := Pending, max_frame :=
     Nested = case How of {cast, _, _} -> Args; _ -> py_worker_callback:nest(Worker, Args) end,
     case py_msgpack:encode([Id, Op, Nested]) of
         {ok, Frame} ->
-            case iolist_size(Frame) of
+            % Values sent as files (py_shm) count as if in the frame.
+            case iolist_size(Frame) + py_shm:file_bytes() of
                 Size when Size > Max ->
                     py_pool_checkout:done(Ctx, Slot),
                     {error, {request_too_large, Size}};

@@ -1,6 +1,9 @@
 %% @doc The msgpack codec between Erlang terms and pyport frames.
 %%
-%% Pure. The mapping is the table of proto/PROTOCOL.md section 3:
+%% Pure, but for big values as files (ext 6, py_shm): a binary of a sync
+%% request at or above its worker's threshold is written to a file, and a
+%% reply's file is read and taken. The mapping is the table of
+%% proto/PROTOCOL.md section 3:
 %% binaries travel as msgpack str and `{bytes, B}' as bin; atoms `true',
 %% `false' as booleans and `none', `nil', `undefined' as nil (decoded as
 %% `none'); other atoms, tuples, integers beyond 64 bits and opaque terms
@@ -37,6 +40,12 @@
 %% as `{py_handle, Epoch, N}', which py_handle completes with its worker;
 %% a complete handle encodes back as ext 5.
 -define(EXT_HANDLE, 5).
+%% A big value in a file of the worker's directory (py_shm): its name from
+%% the node, its path from the port.
+-define(EXT_SHM, 6).
+%% The least a value must have to go as a file (py_shm; the smallest
+%% shm_threshold): a binary under it never looks for a directory.
+-define(SHM_FLOOR, 4096).
 %% The depth bound shared with the port (proto/PROTOCOL.md): a frame nests
 %% at most 256 levels, the envelope array `[Id, Op, Args]' being level 1,
 %% Args level 2; every array, map and tuple adds one level (a tuple's
@@ -70,11 +79,13 @@ enc(F, _) when is_float(F) -> <<16#cb, F:64/float>>;
 enc(true, _) -> 16#c3;
 enc(false, _) -> 16#c2;
 enc(I, _) when is_integer(I) -> enc_int(I);
+enc(B, _) when is_binary(B), byte_size(B) >= ?SHM_FLOOR -> shm(B, str);
 enc(B, _) when is_binary(B) -> enc_str(B);
 enc(none, _) -> 16#c0;
 enc(nil, _) -> 16#c0;
 enc(undefined, _) -> 16#c0;
 enc(A, _) when is_atom(A) -> enc_ext(?EXT_ATOM, atom_to_binary(A, utf8));
+enc({bytes, B}, _) when is_binary(B), byte_size(B) >= ?SHM_FLOOR -> shm(B, bin);
 enc({bytes, B}, _) when is_binary(B) -> enc_bin(B);
 enc({py_handle, _Pool, _Slot, W, P, E, N}, _)
   when is_pid(W), is_port(P), is_integer(E), E >= 0, E < 1 bsl 64, is_integer(N), N >= 0, N < 1 bsl 64 ->
@@ -91,6 +102,14 @@ enc(T, _) when is_pid(T); is_reference(T); is_port(T); is_function(T) ->
     enc_ext(?EXT_TERM, term_to_binary(T));
 enc(T, _) ->
     throw({py_msgpack, {unsupported, T}}).
+
+%% A big binary: a file when the request has a directory (py_shm), else as usual.
+shm(B, Kind) ->
+    case py_shm:put_binary(B, Kind) of
+        pipe when Kind =:= str -> enc_str(B);
+        pipe -> enc_bin(B);
+        Ext -> Ext
+    end.
 
 enc_int(I) when I >= 0, I < 128 -> <<I>>;
 enc_int(I) when I >= -32, I < 0 -> <<I:8/signed>>;
@@ -244,6 +263,25 @@ inflate_check(<<131, 80, Size:32, _/binary>>) ->
 inflate_check(_) ->
     ok.
 
+%% A reply's file (py_shm:take/2), its bytes held to the budget like an
+%% inflated term's.
+shm_take(<<_, Size:64, _/binary>> = Ref) ->
+    Budget = get(?BUDGET),
+    Left = case Budget of {_, L} -> L; _ -> infinity end,
+    try py_shm:take(Ref, Left) of
+        Bin ->
+            _ = case Budget of {Max, L1} -> put(?BUDGET, {Max, L1 - Size}); _ -> ok end,
+            Bin
+    catch
+        throw:{py_shm, {too_large, _}} ->
+            {Max2, L2} = Budget,
+            bad({too_large, #{what => decoded, size => Max2 - L2 + Size, limit => Max2}});
+        throw:{py_shm, Reason} ->
+            bad(Reason)
+    end;
+shm_take(Ref) ->
+    bad({bad_shm_ref, Ref}).
+
 -spec bad(term()) -> no_return().
 bad(Reason) -> throw({py_msgpack, Reason}).
 
@@ -344,6 +382,7 @@ dec_ext(?EXT_BIGINT, _, _, _) -> bad(bad_bigint);
 dec_ext(?EXT_TERM, Data, {true, _}, _) -> inflate_check(Data), binary_to_term(Data);
 dec_ext(?EXT_TERM, Data, {false, _}, _) -> inflate_check(Data), binary_to_term(Data, [safe]);
 dec_ext(?EXT_HANDLE, <<E:64, N:64>>, _, _) -> {py_handle, E, N};
+dec_ext(?EXT_SHM, Ref, _, _) -> shm_take(Ref);
 dec_ext(Type, _, _, _) -> bad({unknown_ext, Type}).
 
 dec_atom(<<"true">>, _) -> true;

@@ -53,6 +53,16 @@
 %%     flags, within the port's own ranges (py_limits: `max_frame' 64 to 4294967295,
 %%     `chunk_items' 1 to 16777216, `chunk_bytes' 1 to 2147483647, `spin_us' 0 to 10000;
 %%     `spin_us' 0: the port never spins waiting for requests).</dd>
+%%   <dt>`shm_threshold'</dt><dd>bytes (4096 to 4294967295) or `infinity': a binary of a sync
+%%     request, and a reply's bytes or ndarray data, of this many bytes or more crosses as a
+%%     file in the worker's private directory instead of the pipe (py_shm,
+%%     docs/performance.md); `infinity': never. Default 1048576 (1 MiB: below about 512 KiB
+%%     the pipe is faster).</dd>
+%%   <dt>`shm_dir'</dt><dd>the tmpfs directory the workers make their private directories in;
+%%     default "/dev/shm". Not a writable tmpfs: everything takes the pipe.</dd>
+%%   <dt>`shm_max_bytes'</dt><dd>bytes (4096 or more) or `auto': the most bytes in files not
+%%     yet taken in, per worker for its replies and per pool for its callers; past it a value
+%%     takes the pipe. `auto' (default): min(1 GiB, a quarter of the tmpfs).</dd>
 %%   <dt>`env'</dt><dd>`[{Name, Value}]' strings added to the worker's OS environment.</dd>
 %%   <dt>`start_timeout'</dt><dd>ms (1 to 4294967295) a worker has to send its hello, and
 %%     then to run the preload; default 10000.</dd>
@@ -133,6 +143,9 @@
                        chunk_bytes := pos_integer() | undefined,
                        spin_us := non_neg_integer() | undefined,
                        env := [{string(), string()}],
+                       shm_threshold := pos_integer() | infinity,
+                       shm_dir := string(),
+                       shm_max_bytes := pos_integer() | auto,
                        start_timeout := pos_integer(),
                        restart_intensity := {non_neg_integer(), pos_integer()},
                        restart_backoff := {non_neg_integer(), non_neg_integer()},
@@ -187,6 +200,9 @@ pool(Opts) ->
                  chunk_bytes => undefined,
                  spin_us => undefined,
                  env => [],
+                 shm_threshold => 1024 * 1024,
+                 shm_dir => "/dev/shm",
+                 shm_max_bytes => auto,
                  start_timeout => 10000,
                  restart_intensity => {10, 10},
                  restart_backoff => {100, 5000},
@@ -307,6 +323,15 @@ pool_opt(env, Env) when is_list(Env) ->
                      end;
                 (_) -> error
              end);
+pool_opt(shm_threshold, infinity) -> {ok, infinity};
+pool_opt(shm_threshold, N) when is_integer(N), N >= 4096 -> upto(N, 16#ffffffff);
+pool_opt(shm_dir, Dir) ->
+    case string_like(Dir) of
+        {ok, [$/ | _] = D} -> {ok, D};
+        _ -> error
+    end;
+pool_opt(shm_max_bytes, auto) -> {ok, auto};
+pool_opt(shm_max_bytes, N) when is_integer(N), N >= 4096 -> {ok, N};
 pool_opt(start_timeout, N) when is_integer(N), N > 0 -> timeout(N);
 pool_opt(restart_intensity, I) -> intensity(I);
 pool_opt(restart_backoff, {Min, Max}) when is_integer(Min), Min >= 0, is_integer(Max), Max >= Min ->

@@ -53,7 +53,8 @@
 -type context() :: #{name := atom(), tab := ets:tid(), status := ets:tid(),
                        counters := counters:counters_ref(), opts := caller_opts(),
                        subs := ets:tid(), owner := pid(), streams := ets:tid(),
-                       stats := py_stats:ref(), sites := ets:tid()}.
+                       stats := py_stats:ref(), sites := ets:tid(),
+                       shm := counters:counters_ref()}.
 -type caller_opts() :: #{size := pos_integer(), max_in_flight := pos_integer(), scope => local | cluster,
                          timeout := timeout(), arrays := py_opts:arrays()}.
 -type slot_state() :: starting | ready | restarting | failing.
@@ -304,6 +305,11 @@ stream_cancel(Name, Ref, Caller) ->
 %% ---- the owner of the tables ----
 
 init({Name, Opts}) ->
+    % Directories of ports that died with their node (kill -9 of both).
+    _ = case Opts of
+            #{shm_threshold := T, shm_dir := ShmDir} when is_integer(T) -> py_shm:sweep(ShmDir);
+            _ -> []
+        end,
     Tab = ets:new(py_pool_slots, [set, public, {read_concurrency, true}]),
     Status = ets:new(py_pool_slot_states, [set, public, {read_concurrency, true}]),
     Subs = ets:new(py_pool_gc_subscriptions, [set, protected, {read_concurrency, true}]),
@@ -311,7 +317,7 @@ init({Name, Opts}) ->
     Ctx = #{name => Name, tab => Tab, status => Status, counters => Counters,
             opts => maps:with(?CALLER_OPTS, Opts), subs => Subs, owner => self(),
             streams => py_stream_table:new(), stats => py_stats:new(maps:get(size, Opts)),
-            sites => py_account_sites:new()},
+            sites => py_account_sites:new(), shm => py_shm:counters()},
     true = ets:insert(?REGISTRY, {Name, Ctx, Opts, undefined, self()}),
     process_flag(trap_exit, true),
     {ok, #{name => Name, waiters => [], gate => py_pool_gate:new(maps:get(start_concurrency, Opts))}}.

@@ -8,7 +8,7 @@
 -export_type([hello/0]).
 
 -type hello() :: #{protocol := integer(), pyport := binary(), python := binary(),
-                   os_pid := integer(), limits := map()}.
+                   os_pid := integer(), limits := map(), shm => map() | none}.
 
 %% @doc Starts pyport for a pool's options. The port sends its hello frame
 %% first (await_hello/2).
@@ -17,7 +17,7 @@ spawn(Opts) ->
     case {py_exe:find(Opts), py_exe:env(Opts)} of
         {{ok, Exe}, {ok, Env}} ->
             PortOpts = [binary, {packet, 4}, exit_status, use_stdio,
-                        {args, py_exe:args(Opts) ++ py_log:port_args(Opts)},
+                        {args, py_exe:args(Opts) ++ py_log:port_args(Opts) ++ py_shm:port_args(Opts)},
                         %% The port exits at start if the node is already gone.
                         {env, [{"PYPORT_PARENT_PID", os:getpid()} | Env]}],
             try
@@ -52,7 +52,7 @@ hello(Frame) ->
         {ok, [0, <<"hello">>, H]} ->
             {ok, #{protocol => maps:get(<<"protocol">>, H), pyport => maps:get(<<"pyport">>, H),
                    python => maps:get(<<"python">>, H), os_pid => maps:get(<<"pid">>, H),
-                   limits => maps:get(<<"limits">>, H)}};
+                   limits => maps:get(<<"limits">>, H), shm => maps:get(<<"shm">>, H, none)}};
         Other ->
             {error, {bad_hello, Other}}
     end.

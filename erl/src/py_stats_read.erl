@@ -32,17 +32,19 @@ all() ->
 %% (py_account_sites: the calls made with `account => true').
 -spec pool(atom()) -> {ok, #{pool := atom(), workers := [worker()], totals := totals(),
                              python_env := map() | undefined,
-                             memory_growth := [py_account_sites:entry()]}}
+                             memory_growth := [py_account_sites:entry()],
+                             shm := #{atom() => non_neg_integer()}}}
                     | {error, {no_pool, atom()}}.
 pool(Name) ->
     case py_pool:find(Name) of
         undefined -> {error, {no_pool, Name}};
-        #{stats := Ref, counters := InFlight, opts := #{size := Size}, sites := Sites} = Ctx ->
+        #{stats := Ref, counters := InFlight, opts := #{size := Size}, sites := Sites, shm := Shm} = Ctx ->
             {ok, #{slots := Slots}} = py_pool:status(Name),
             Now = erlang:monotonic_time(millisecond),
             Workers = [worker(Ref, InFlight, S, Now) || S <- Slots, maps:get(slot, S) =< Size],
             {ok, #{pool => Name, workers => Workers, totals => totals(Workers),
-                   python_env => python_env(Ctx), memory_growth => py_account_sites:top(Sites)}}
+                   python_env => python_env(Ctx), memory_growth => py_account_sites:top(Sites),
+                   shm => py_shm:stats(Shm)}}
     end.
 
 %% Which environment the pool's workers run: its declared one (py_env_pool),

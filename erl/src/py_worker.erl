@@ -297,6 +297,9 @@ kill_port(Port, St) ->
 port_exited(Port, Status, #st{memory = M} = St) ->
     case role(Port, St) of
         current ->
+            % Its janitor removes it too; a worker kill -9'd with its
+            % janitor still leaves nothing behind.
+            ok = py_shm:remove_dir(py_shm:dir_of(St#st.hello)),
             OomKilled = Status =:= 137 andalso py_memory_policy:oom_killed(py_port:oom_kills(), M),
             Detail = py_port:exit_detail(Status, OomKilled, py_memory_policy:last_rss(M)),
             {noreply, py_worker_start:port_died(Detail, St)};

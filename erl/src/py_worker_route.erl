@@ -197,9 +197,9 @@ answer_requests(Which, Result, #st{pending = Pending, table = Table} = St) ->
 %% What callers need to send requests straight to this worker's port.
 -spec route(#st{}) -> py_call:route().
 route(#st{port = Port, ids = Ids, table = Table, decode = Decode, ctx = Ctx, slot = Slot,
-          hello = #{limits := #{<<"max_frame">> := Max}}}) ->
+          hello = #{limits := #{<<"max_frame">> := Max}} = Hello}) ->
     #{pid => self(), port => Port, ids => Ids, pending => Table, max_frame => Max,
-      decode => Decode, ctx => Ctx, slot => Slot}.
+      decode => Decode, ctx => Ctx, slot => Slot, shm => py_shm:context(Hello, maps:get(shm, Ctx))}.
 
 %% Turns the port's gc event reporting on (it is always on: py_stats
 %% counts the collections; the port sends them in batches).

@@ -2,6 +2,7 @@
 
 #include "asyncio_runner.hpp"
 #include "py_error.hpp"
+#include "shm_info.hpp"
 
 #include <optional>
 
@@ -265,7 +266,9 @@ std::string sys_string(const char *name) {
 } // namespace
 
 void dispatcher::pack_hello(packer &pk) const {
-  pk.pack_map(9);
+  pk.pack_map(10);
+  pack_str(pk, "shm"); // where big values go as files, or nil
+  pack_shm_hello(pk, convert_.shm());
   pack_str(pk, "protocol");
   pk.pack_uint64(1);
   pack_str(pk, "pyport");

@@ -5,6 +5,7 @@
 #include "memory_tools.hpp"
 #include "process_limits.hpp"
 #include "py_error.hpp"
+#include "shm_info.hpp"
 #include "traceback_block.h"
 
 #include <sys/resource.h>
@@ -134,6 +135,8 @@ void dispatcher::op_memory(op code, args_reader &args, out_buffer &out, std::uin
           std::pair{"compile_cache_bytes", cache_.bytes()}, std::pair{"handles", handles_.size()}})
       if (PyDict_SetItemString(value.get(), key, checked(PyLong_FromSize_t(n)).get()) < 0)
         throw python_error(fetch_python_error());
+    if (PyDict_SetItemString(value.get(), "shm", shm_stats(convert_.shm()).get()) < 0)
+      throw python_error(fetch_python_error());
     break;
   }
   case op::gc_events:

@@ -4,6 +4,7 @@
 
 #include "handles.hpp"
 #include "py_error.hpp"
+#include "shm_value.hpp"
 
 #include <string>
 
@@ -137,6 +138,8 @@ py_ref converter::from_ext(const msgpack::object_ext &ext, std::size_t depth) co
   }
   case ext_handle:
     return resolve_handle(payload);
+  case ext_shm:
+    return shm_to_python(shm_, payload);
   default:
     bad_request("ext type " + std::to_string(ext.type()) + " is reserved");
   }

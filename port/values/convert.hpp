@@ -11,6 +11,7 @@
 namespace pyport {
 
 class handle_table;
+class shm_store;
 struct time_type; // convert_numpy.cpp
 
 // Packs an atom (ext 1). PRECONDITION: name is at most 255 characters.
@@ -54,6 +55,12 @@ public:
   // The table a handle (ext 5) arriving in a value is resolved in: it
   // arrives as the object itself. Without one, ext 5 is a bad_request.
   void set_handles(const handle_table *handles) noexcept { handles_ = handles; }
+
+  // The port's directory for big values (shm_value.hpp): bin payloads and
+  // ndarray data at or above its threshold leave as files, ext 6 arrives.
+  // Without one, ext 6 is a bad_request and everything takes the pipe.
+  void set_shm(shm_store *shm) noexcept { shm_ = shm; }
+  [[nodiscard]] shm_store *shm() const noexcept { return shm_; }
 
   // A str when the bytes are UTF-8, else bytes (how client strings arrive).
   [[nodiscard]] static py_ref text_or_bytes(std::string_view s);
@@ -105,6 +112,7 @@ private:
   array_mode arrays_ = array_mode::lists;
   mutable py_ref numpy_; // imported when an array first arrives
   const handle_table *handles_ = nullptr;
+  shm_store *shm_ = nullptr;
 };
 
 } // namespace pyport

@@ -3,6 +3,7 @@
 #include "convert.hpp"
 
 #include "py_error.hpp"
+#include "shm_value.hpp"
 
 #include <cmath>
 #include <string>
@@ -77,6 +78,8 @@ void converter::too_long(std::size_t n, const char *what, const char *unit) cons
 }
 
 void converter::pack_bin(packer &pk, const char *p, std::size_t n, const char *what) const {
+  if (shm_ && pack_shm(shm_, pk, p, n))
+    return;
   const std::uint32_t len = length(n, what, "bytes");
   pk.pack_bin(len);
   pk.pack_bin_body(p, len);
@@ -87,6 +90,8 @@ void converter::pack_bytes(packer &pk, PyObject *o) const {
   out_buffer &out = pk.stream();
   if (n < by_reference_bytes || !out.takes_references())
     return pack_bin(pk, PyBytes_AS_STRING(o), n, "a bytes");
+  if (shm_ && pack_shm(shm_, pk, PyBytes_AS_STRING(o), n)) // a file (shm_value.hpp)
+    return;
   // A bytes object never changes: the buffer writes it from where it is,
   // holding it until then, instead of copying megabytes.
   const std::uint32_t len = length(n, "a bytes", "bytes");

@@ -6,6 +6,7 @@
 #include "convert.hpp"
 
 #include "py_error.hpp"
+#include "shm_value.hpp"
 
 #include <cstring>
 #include <limits>
@@ -244,6 +245,11 @@ void converter::pack_ndarray(PyObject *o, packer &pk, std::size_t depth) const {
   hp.pack_array(static_cast<std::uint32_t>(dims));
   for (Py_ssize_t i = 0; i < dims; ++i)
     pack_int(hp, PyTuple_GET_ITEM(shape.get(), i));
+  if (shm_ && pack_shm(shm_, hp, view.data(), view.size())) { // the data in a file
+    pk.pack_ext(static_cast<std::uint32_t>(head.size()), ext_tuple);
+    pk.pack_ext_body(head.bytes().data(), static_cast<std::uint32_t>(head.size()));
+    return;
+  }
   hp.pack_bin(length(view.size(), "an ndarray", "bytes"));
   const std::uint32_t total = length(head.size() + view.size(), "an ndarray's encoding", "bytes");
   pk.pack_ext(total, ext_tuple);
@@ -275,7 +281,15 @@ py_ref converter::make_ndarray(const msgpack::object_array &arr) const {
     }
   }
   const std::string_view dtype_name = wire_text(arr.ptr[1]);
-  const std::string_view data = wire_text(arr.ptr[3]);
+  // The Binary, or a file holding it (ext 6): mapped copy-on-write and
+  // wrapped as it is, no copy at all.
+  const msgpack::object &binary = arr.ptr[3];
+  py_ref mapping;
+  std::size_t mapped = 0;
+  if (binary.type == msgpack::type::EXT && binary.via.ext.type() == ext_shm)
+    mapping = shm_mapping(shm_, {binary.via.ext.data(), binary.via.ext.size}, &mapped);
+  const std::string_view data = mapping ? std::string_view() : wire_text(binary);
+  const std::size_t data_size = mapping ? mapped : data.size();
   const msgpack::object &shape = arr.ptr[2];
   if (shape.type != msgpack::type::ARRAY || shape.via.array.size > 32)
     bad_request("an {ndarray, Dtype, Shape, Binary} tuple's Shape must be a list of at most 32 "
@@ -312,9 +326,17 @@ py_ref converter::make_ndarray(const msgpack::object_array &arr) const {
       bad_request("an ndarray's Shape is larger than memory");
     PyTuple_SET_ITEM(dims.get(), i, checked(PyLong_FromUnsignedLongLong(d.via.u64)).release());
   }
-  if (expected != data.size())
-    bad_request("an ndarray's Binary holds " + std::to_string(data.size()) +
+  if (expected != data_size)
+    bad_request("an ndarray's Binary holds " + std::to_string(data_size) +
                 " bytes; its Shape and Dtype need " + std::to_string(expected));
+  if (mapping) {
+    py_ref flat =
+        checked(PyObject_CallMethod(numpy_.get(), "frombuffer", "OO", mapping.get(), little.get()));
+    py_ref shaped = checked(PyObject_CallMethod(flat.get(), "reshape", "O", dims.get()));
+    if (big)
+      checked(PyObject_CallMethod(shaped.get(), "byteswap", "O", Py_True));
+    return shaped;
+  }
   py_ref array =
       checked(PyObject_CallMethod(numpy_.get(), "empty", "OO", dims.get(), little.get()));
   held_view view;

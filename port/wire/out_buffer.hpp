@@ -27,6 +27,7 @@ public:
   // only max_payload. A larger frame is refused here, so the reader never
   // has to take it in.
   void set_max_reply(std::size_t n) noexcept { max_reply_ = n; }
+  [[nodiscard]] std::size_t max_reply() const noexcept { return max_reply_; }
 
   void write(const char *p, std::size_t n) { data_.append(p, n); }
 

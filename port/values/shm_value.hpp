@@ -1,0 +1,81 @@
+// Big values through files in the port's private directory (PROTOCOL.md
+// section 3, "Big values in files"; port/os/shm_dir.hpp makes the
+// directory): reading what the client wrote, writing what it will read.
+#pragma once
+
+#include "py_ref.hpp"
+#include "request.hpp"
+#include "shm_ext.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace pyport {
+
+struct shm_totals {
+  std::uint64_t written_files = 0, written_bytes = 0, read_files = 0, read_bytes = 0;
+};
+
+class shm_store {
+public:
+  // dir: the directory (made by make_shm_dir). Throws std::system_error
+  // if it cannot be opened.
+  shm_store(std::string dir, std::uint64_t threshold, std::uint64_t max_bytes);
+  shm_store(const shm_store &) = delete;
+  shm_store &operator=(const shm_store &) = delete;
+  ~shm_store();
+
+  [[nodiscard]] const std::string &dir() const noexcept { return dir_; }
+  [[nodiscard]] std::uint64_t threshold() const noexcept { return threshold_; }
+  [[nodiscard]] const shm_ledger &ledger() const noexcept { return ledger_; }
+  [[nodiscard]] const shm_totals &totals() const noexcept { return totals_; }
+  // Spare files in the directory as of the last look (at most max_spares).
+  [[nodiscard]] std::size_t spares() const noexcept { return spares_; }
+  static constexpr std::size_t max_spares = 4;
+
+  // The file ref names, opened (openat, O_NOFOLLOW), checked to be a
+  // regular file of ref.size bytes, and taken off its name at once:
+  // unlinked, or with recycle (the caller only reads it) kept as a spare
+  // whose pages a later file reuses. Throws port_error(bad_request)
+  // naming the file and the problem.
+  [[nodiscard]] int take(const shm_ref &ref, bool recycle);
+  // Reads exactly n bytes of fd into dst; throws bad_request if short.
+  void read_all(int fd, char *dst, std::size_t n, std::string_view name);
+  // Writes n bytes to a new file (mode 0600; a spare's pages when there is
+  // one) and returns its absolute path; empty when the bound leaves no room or the write fails (the
+  // pipe carries the value then).
+  [[nodiscard]] std::string put(const char *p, std::size_t n);
+  // Forgets the files the client has taken (the ledger's counts now).
+  void refresh();
+
+private:
+  // Counts the spares in the directory (removing those past max_spares)
+  // and, given claim_as, renames one to it and opens it for writing: its
+  // fd, or -1.
+  int scan_spares(const char *claim_as);
+  // Whether the file name is still there (not yet taken by the client).
+  [[nodiscard]] bool exists(const std::string &name) const noexcept;
+
+  std::string dir_;
+  int dirfd_;
+  std::uint64_t threshold_;
+  shm_ledger ledger_;
+  shm_totals totals_;
+  std::uint64_t seq_ = 0;
+  std::size_t spares_ = 0;
+};
+
+// PRECONDITION for the three: GIL held.
+// The Python value of an ext 6 payload: bytes, or str for a str kind
+// whose bytes are UTF-8. One read() into the new object.
+[[nodiscard]] py_ref shm_to_python(shm_store *store, std::string_view payload);
+// The bytes of an ext 6 payload as a writable buffer that copies nothing:
+// the file mapped MAP_PRIVATE (copy-on-write) in a Python mmap object,
+// which whatever wraps it keeps alive. *size: the file's size.
+[[nodiscard]] py_ref shm_mapping(shm_store *store, std::string_view payload, std::size_t *size);
+// Packs [p, p + n) as ext 6 when store takes it (n at least its
+// threshold, room under its bound); false: the caller packs a bin.
+bool pack_shm(shm_store *store, packer &pk, const char *p, std::size_t n);
+
+} // namespace pyport
