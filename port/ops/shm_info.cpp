@@ -33,13 +33,14 @@ py_ref shm_stats(shm_store *shm) {
     return py_ref::borrow(Py_None);
   shm->refresh();
   const shm_totals &t = shm->totals();
-  return checked(Py_BuildValue("{s:s,s:K,s:K,s:n,s:K,s:n,s:K,s:K,s:K,s:K}", "dir",
+  return checked(Py_BuildValue("{s:s,s:K,s:K,s:n,s:K,s:n,s:K,s:K,s:K,s:K,s:K}", "dir",
                                shm->dir().c_str(), "threshold",
                                static_cast<unsigned long long>(shm->threshold()), "max_bytes",
                                static_cast<unsigned long long>(shm->ledger().max_bytes()), "files",
                                static_cast<Py_ssize_t>(shm->ledger().files()), "bytes",
                                static_cast<unsigned long long>(shm->ledger().bytes()), "spares",
-                               static_cast<Py_ssize_t>(shm->spares()), "written_files",
+                               static_cast<Py_ssize_t>(shm->spares()), "spare_bytes",
+                               static_cast<unsigned long long>(shm->spare_bytes()), "written_files",
                                static_cast<unsigned long long>(t.written_files), "written_bytes",
                                static_cast<unsigned long long>(t.written_bytes), "read_files",
                                static_cast<unsigned long long>(t.read_files), "read_bytes",

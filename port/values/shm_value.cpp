@@ -82,11 +82,13 @@ int shm_store::take(const shm_ref &ref, bool recycle) {
   spare += std::to_string(++seq_);
   if (recycle)
     (void)scan_spares(nullptr); // the client may have claimed some since
-  if (!recycle || spares_ >= max_spares ||
-      ::renameat(dirfd_, name.c_str(), dirfd_, spare.c_str()) != 0)
+  if (!recycle || spares_ >= max_spares || spare_bytes_ + ref.size > max_spare_bytes() ||
+      ::renameat(dirfd_, name.c_str(), dirfd_, spare.c_str()) != 0) {
     ::unlinkat(dirfd_, name.c_str(), 0);
-  else
+  } else {
     ++spares_;
+    spare_bytes_ += ref.size;
+  }
   totals_.read_files += 1;
   totals_.read_bytes += ref.size;
   return fd;
@@ -95,11 +97,13 @@ int shm_store::take(const shm_ref &ref, bool recycle) {
 int shm_store::scan_spares(const char *claim_as) {
   // The spares in the directory now (either side makes them: s...): the
   // first one claimed by renaming it (the client may claim the same one
-  // at the same moment: one rename wins), those past max_spares removed.
+  // at the same moment: one rename wins), those past max_spares or past
+  // max_spare_bytes removed.
   ::lseek(dirfd_, 0, SEEK_SET);
   alignas(8) char buf[4096];
   int fd = -1;
   std::size_t kept = 0;
+  std::uint64_t kept_bytes = 0;
   for (;;) {
     const long got = ::syscall(SYS_getdents64, dirfd_, buf, sizeof buf);
     if (got <= 0)
@@ -117,14 +121,21 @@ int shm_store::scan_spares(const char *claim_as) {
         }
         if (fd < 0)
           ::unlinkat(dirfd_, claim_as, 0);
-      } else if (kept < max_spares) {
-        ++kept;
       } else {
-        ::unlinkat(dirfd_, e->d_name, 0);
+        struct stat st {};
+        const bool sized = ::fstatat(dirfd_, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+        const auto size = sized ? static_cast<std::uint64_t>(st.st_size) : 0;
+        if (sized && kept < max_spares && kept_bytes + size <= max_spare_bytes()) {
+          ++kept;
+          kept_bytes += size;
+        } else {
+          ::unlinkat(dirfd_, e->d_name, 0);
+        }
       }
     }
   }
   spares_ = kept;
+  spare_bytes_ = kept_bytes;
   return fd;
 }
 

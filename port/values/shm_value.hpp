@@ -30,8 +30,12 @@ public:
   [[nodiscard]] std::uint64_t threshold() const noexcept { return threshold_; }
   [[nodiscard]] const shm_ledger &ledger() const noexcept { return ledger_; }
   [[nodiscard]] const shm_totals &totals() const noexcept { return totals_; }
-  // Spare files in the directory as of the last look (at most max_spares).
+  // Spare files in the directory as of the last look (at most max_spares)
+  // and their bytes (at most half of the bound: spares are tmpfs memory
+  // held for speed, never more than the files in flight may take).
   [[nodiscard]] std::size_t spares() const noexcept { return spares_; }
+  [[nodiscard]] std::uint64_t spare_bytes() const noexcept { return spare_bytes_; }
+  [[nodiscard]] std::uint64_t max_spare_bytes() const noexcept { return ledger_.max_bytes() / 2; }
   static constexpr std::size_t max_spares = 4;
 
   // The file ref names, opened (openat, O_NOFOLLOW), checked to be a
@@ -64,6 +68,7 @@ private:
   shm_totals totals_;
   std::uint64_t seq_ = 0;
   std::size_t spares_ = 0;
+  std::uint64_t spare_bytes_ = 0;
 };
 
 // PRECONDITION for the three: GIL held.

@@ -305,3 +305,26 @@ TEST_CASE("inputs alone keep making spares while the client claims them") {
     CHECK(spares == 1);
   }
 }
+
+TEST_CASE("spares hold at most half of the bound between them") {
+  temp_dir d;
+  // A bound of 40000 bytes: spares may keep 20000 of them.
+  pyport::shm_store store(d.path, 4096, 40000);
+  pyport::converter c(test::shared_dispatcher().types());
+  c.set_shm(&store);
+  const std::string blob(8192, 'q');
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "i" + std::to_string(i);
+    d.write(name, blob);
+    auto h = ext6(encode_shm_ref(shm_kind::bin, blob.size(), name));
+    CHECK(PyBytes_Check(c.to_python(h.get()).get()));
+  }
+  // Two of 8192 fit under 20000, the third is removed as it is taken.
+  CHECK(store.spares() == 2);
+  CHECK(store.spare_bytes() == 2 * blob.size());
+  // Spares the client made past the half are removed at the next write.
+  d.write("sbig", std::string(30000, 'z'));
+  REQUIRE(is_ext6(encode_raw(test::py_eval("b'r' * 5000").get(), c)));
+  CHECK_FALSE(d.has("sbig"));
+  CHECK(store.spare_bytes() <= store.max_spare_bytes());
+}
