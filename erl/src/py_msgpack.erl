@@ -269,7 +269,7 @@ v(<<R/binary>>, top, 0, [Term], [], _, _) -> {Term, R};
 %% A tuple is full: its element array ended where the ext's payload did
 %% (End bytes before the frame's end).
 v(<<R/binary>>, {tuple, End}, 0, Acc, [{K, N, Up} | S], C, D) when byte_size(R) =:= End ->
-    v(R, K, N, [list_to_tuple(lists:reverse(Acc)) | Up], S, C, D - 1);
+    v(R, K, N, [tuple_of(Acc) | Up], S, C, D - 1);
 v(_, {tuple, _}, 0, _, _, _, _) -> bad(bad_tuple);
 v(<<0:1, I:7, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [I | Acc], S, C, D);
 v(<<16#a0, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [<<>> | Acc], S, C, D);
@@ -337,6 +337,16 @@ v(<<16#c8, L:16, T:8/signed, X:L/binary, R/binary>>, K, N, Acc, S, C, D) -> v(R,
 v(<<16#c9, L:32, T:8/signed, X:L/binary, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [dec_ext(T, X, C, D) | Acc], S, C, D);
 v(<<16#c1, _/binary>>, _, _, _, _, _, _) -> bad({invalid_byte, 16#c1});
 v(_, _, _, _, _, _, _) -> bad(truncated).
+
+%% The tuple of the reversed elements: small ones built at once.
+tuple_of([]) -> {};
+tuple_of([A]) -> {A};
+tuple_of([B, A]) -> {A, B};
+tuple_of([C, B, A]) -> {A, B, C};
+tuple_of([D, C, B, A]) -> {A, B, C, D};
+tuple_of([E, D, C, B, A]) -> {A, B, C, D, E};
+tuple_of([F, E, D, C, B, A]) -> {A, B, C, D, E, F};
+tuple_of(Reversed) -> list_to_tuple(lists:reverse(Reversed)).
 
 %% The reversed, alternating values and keys of a map; its term.
 dec_map([V, K | Rest], Pairs) -> dec_map(Rest, [{K, V} | Pairs]);
