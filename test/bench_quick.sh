@@ -57,6 +57,10 @@ expected += ["async def returning at once, sync p50 (vs plain def)",
              "memory_stats with 1000 coroutines pending, p50 (vs 10 ms)"]
 # issue 24: process namespaces
 expected += ["sync py:eval from a process with a namespace, p50 (vs one without)"]
+# issue 26: the 10,000 records of bench/peers, and the codec's halves on them
+expected += ["10,000 records echoed through builtins.list (vs term_to_binary + echo port + binary_to_term)",
+             "10,000 records: Erlang codec encode (vs term_to_binary)",
+             "10,000 records: Erlang codec decode (vs binary_to_term)"]
 # issue 27: the memory tools, running and stopped; per-call accounting; memory_stats
 expected += ["memory timeline running: sync py:call p50 (vs not running)",
              "memory timeline stopped: sync py:call p50 (vs a worker that never ran it)",
