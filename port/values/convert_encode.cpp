@@ -19,8 +19,9 @@ std::string type_name(PyObject *o) {
   return Py_TYPE(o)->tp_name;
 }
 
-// A tuple's packing buffer keeps at most this much room between values.
-constexpr std::size_t kept_tuple_buffer_bytes = std::size_t{64} << 10;
+// A tuple's packing buffer keeps at most this much room between values (one
+// buffer per level of nested tuples: 256 levels keep at most 1 MiB).
+constexpr std::size_t kept_tuple_buffer_bytes = std::size_t{4} << 10;
 
 // Shorter bytes are copied: a reference costs more than copying them.
 constexpr std::size_t by_reference_bytes = std::size_t{64} << 10;
