@@ -66,6 +66,10 @@ expected += ["sync py:eval from a process with a namespace, p50 (vs one without)
 expected += ["16 MiB binary echo, pipe (shm_threshold infinity)",
              "100 MB float64 round trip / floor (binary:copy + Python's copy of 100 MB)",
              "100 MB float64 round trip, pipe (shm_threshold infinity) / floor"]
+# issue 26: the 10,000 records of bench/peers, and the codec's halves on them
+expected += ["10,000 records echoed through builtins.list (vs term_to_binary + echo port + binary_to_term)",
+             "10,000 records: Erlang codec encode (vs term_to_binary)",
+             "10,000 records: Erlang codec decode (vs binary_to_term)"]
 # issue 27: the memory tools, running and stopped; per-call accounting; memory_stats
 expected += ["memory timeline running: sync py:call p50 (vs not running)",
              "memory timeline stopped: sync py:call p50 (vs a worker that never ran it)",

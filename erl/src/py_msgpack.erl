@@ -95,9 +95,11 @@ enc(T, Depth) when Depth >= ?MAX_DEPTH, is_list(T) orelse is_map(T) orelse is_tu
     throw({py_msgpack, {unsupported, too_deep}});
 enc(L, Depth) when is_list(L) -> enc_list(L, Depth);
 enc(M, Depth) when is_map(M) -> enc_map(M, Depth);
+%% A tuple's payload is its element array: its size is summed, never
+%% flattened into a binary of its own (the frame is iodata).
 enc(T, Depth) when is_tuple(T) ->
-    Body = iolist_to_binary(enc_list(tuple_to_list(T), Depth)),
-    enc_ext(?EXT_TUPLE, Body);
+    Body = enc_list(tuple_to_list(T), Depth),
+    [ext_header(?EXT_TUPLE, iolist_size(Body)) | Body];
 enc(T, _) when is_pid(T); is_reference(T); is_port(T); is_function(T) ->
     enc_ext(?EXT_TERM, term_to_binary(T));
 enc(T, _) ->
@@ -139,17 +141,16 @@ enc_bin(B) ->
         N -> [<<16#c6, N:32>>, B]
     end.
 
-enc_ext(Type, Data) ->
-    case byte_size(Data) of
-        1 -> [<<16#d4, Type>>, Data];
-        2 -> [<<16#d5, Type>>, Data];
-        4 -> [<<16#d6, Type>>, Data];
-        8 -> [<<16#d7, Type>>, Data];
-        16 -> [<<16#d8, Type>>, Data];
-        N when N < 16#100 -> [<<16#c7, N, Type>>, Data];
-        N when N < 16#10000 -> [<<16#c8, N:16, Type>>, Data];
-        N -> [<<16#c9, N:32, Type>>, Data]
-    end.
+enc_ext(Type, Data) -> [ext_header(Type, byte_size(Data)), Data].
+
+ext_header(Type, 1) -> <<16#d4, Type>>;
+ext_header(Type, 2) -> <<16#d5, Type>>;
+ext_header(Type, 4) -> <<16#d6, Type>>;
+ext_header(Type, 8) -> <<16#d7, Type>>;
+ext_header(Type, 16) -> <<16#d8, Type>>;
+ext_header(Type, N) when N < 16#100 -> <<16#c7, N, Type>>;
+ext_header(Type, N) when N < 16#10000 -> <<16#c8, N:16, Type>>;
+ext_header(Type, N) -> <<16#c9, N:32, Type>>.
 
 enc_list(L, Depth) ->
     N = try length(L) catch error:badarg -> throw({py_msgpack, {unsupported, {improper_list_tail, tail(L)}}}) end,
@@ -303,6 +304,11 @@ dec(Bin, C, D) -> v(Bin, top, 1, [], [], C, D).
 v(<<R/binary>>, array, 0, Acc, [{K, N, Up} | S], C, D) -> v(R, K, N, [lists:reverse(Acc) | Up], S, C, D - 1);
 v(<<R/binary>>, map, 0, Acc, [{K, N, Up} | S], C, D) -> v(R, K, N, [dec_map(Acc, []) | Up], S, C, D - 1);
 v(<<R/binary>>, top, 0, [Term], [], _, _) -> {Term, R};
+%% A tuple is full: its element array ended where the ext's payload did
+%% (End bytes before the frame's end).
+v(<<R/binary>>, {tuple, End}, 0, Acc, [{K, N, Up} | S], C, D) when byte_size(R) =:= End ->
+    v(R, K, N, [tuple_of(Acc) | Up], S, C, D - 1);
+v(_, {tuple, _}, 0, _, _, _, _) -> bad(bad_tuple);
 v(<<0:1, I:7, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [I | Acc], S, C, D);
 v(<<16#a0, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [<<>> | Acc], S, C, D);
 v(<<2#101:3, L:5, Str:L/binary, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [Str | Acc], S, C, D);
@@ -313,6 +319,11 @@ v(<<16#80, R/binary>>, K, N, Acc, S, C, D) -> _ = level(D), v(R, K, N - 1, [#{} 
 %% A container: the current state goes on the stack, the new one is filled.
 v(<<2#1001:4, L:4, R/binary>>, K, N, Acc, S, C, D) -> v(R, array, L, [], [{K, N - 1, Acc} | S], C, level(D));
 v(<<2#1000:4, L:4, R/binary>>, K, N, Acc, S, C, D) -> v(R, map, 2 * L, [], [{K, N - 1, Acc} | S], C, level(D));
+%% A tuple (ext 2) whose payload is a fixarray is read in this same loop,
+%% as that array, which must end where the payload does (End bytes before
+%% the frame's end); other tuples are decoded apart by dec_ext.
+v(<<16#c7, L, ?EXT_TUPLE, 2#1001:4, M:4, R/binary>>, K, N, Acc, S, C, D) when L >= 1, byte_size(R) >= L - 1 ->
+    v(R, {tuple, byte_size(R) - (L - 1)}, M, [], [{K, N - 1, Acc} | S], C, level(D));
 v(<<16#cd, I:16, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [I | Acc], S, C, D);
 v(<<16#cb, F:64/float, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [F | Acc], S, C, D);
 v(<<16#c3, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [true | Acc], S, C, D);
@@ -340,7 +351,20 @@ v(<<16#dc, L:16, R/binary>>, K, N, Acc, S, C, D) -> v(R, array, L, [], [{K, N - 
 v(<<16#dd, L:32, R/binary>>, K, N, Acc, S, C, D) -> v(R, array, L, [], [{K, N - 1, Acc} | S], C, level(D));
 v(<<16#de, L:16, R/binary>>, K, N, Acc, S, C, D) -> v(R, map, 2 * L, [], [{K, N - 1, Acc} | S], C, level(D));
 v(<<16#df, L:32, R/binary>>, K, N, Acc, S, C, D) -> v(R, map, 2 * L, [], [{K, N - 1, Acc} | S], C, level(D));
-%% Extension types: their data is decoded by dec_ext.
+v(<<16#d4, ?EXT_TUPLE, 16#90, R/binary>>, K, N, Acc, S, C, D) -> _ = level(D), v(R, K, N - 1, [{} | Acc], S, C, D);
+v(<<16#d5, ?EXT_TUPLE, 2#1001:4, M:4, R/binary>>, K, N, Acc, S, C, D) when byte_size(R) >= 1 ->
+    v(R, {tuple, byte_size(R) - 1}, M, [], [{K, N - 1, Acc} | S], C, level(D));
+v(<<16#d6, ?EXT_TUPLE, 2#1001:4, M:4, R/binary>>, K, N, Acc, S, C, D) when byte_size(R) >= 3 ->
+    v(R, {tuple, byte_size(R) - 3}, M, [], [{K, N - 1, Acc} | S], C, level(D));
+v(<<16#d7, ?EXT_TUPLE, 2#1001:4, M:4, R/binary>>, K, N, Acc, S, C, D) when byte_size(R) >= 7 ->
+    v(R, {tuple, byte_size(R) - 7}, M, [], [{K, N - 1, Acc} | S], C, level(D));
+v(<<16#d8, ?EXT_TUPLE, 2#1001:4, M:4, R/binary>>, K, N, Acc, S, C, D) when byte_size(R) >= 15 ->
+    v(R, {tuple, byte_size(R) - 15}, M, [], [{K, N - 1, Acc} | S], C, level(D));
+v(<<16#c8, L:16, ?EXT_TUPLE, 2#1001:4, M:4, R/binary>>, K, N, Acc, S, C, D) when L >= 1, byte_size(R) >= L - 1 ->
+    v(R, {tuple, byte_size(R) - (L - 1)}, M, [], [{K, N - 1, Acc} | S], C, level(D));
+v(<<16#c9, L:32, ?EXT_TUPLE, 2#1001:4, M:4, R/binary>>, K, N, Acc, S, C, D) when L >= 1, byte_size(R) >= L - 1 ->
+    v(R, {tuple, byte_size(R) - (L - 1)}, M, [], [{K, N - 1, Acc} | S], C, level(D));
+%% Other extension types: their data is decoded by dec_ext.
 v(<<16#d4, T:8/signed, X:1/binary, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [dec_ext(T, X, C, D) | Acc], S, C, D);
 v(<<16#d5, T:8/signed, X:2/binary, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [dec_ext(T, X, C, D) | Acc], S, C, D);
 v(<<16#d6, T:8/signed, X:4/binary, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [dec_ext(T, X, C, D) | Acc], S, C, D);
@@ -351,6 +375,16 @@ v(<<16#c8, L:16, T:8/signed, X:L/binary, R/binary>>, K, N, Acc, S, C, D) -> v(R,
 v(<<16#c9, L:32, T:8/signed, X:L/binary, R/binary>>, K, N, Acc, S, C, D) -> v(R, K, N - 1, [dec_ext(T, X, C, D) | Acc], S, C, D);
 v(<<16#c1, _/binary>>, _, _, _, _, _, _) -> bad({invalid_byte, 16#c1});
 v(_, _, _, _, _, _, _) -> bad(truncated).
+
+%% The tuple of the reversed elements: small ones built at once.
+tuple_of([]) -> {};
+tuple_of([A]) -> {A};
+tuple_of([B, A]) -> {A, B};
+tuple_of([C, B, A]) -> {A, B, C};
+tuple_of([D, C, B, A]) -> {A, B, C, D};
+tuple_of([E, D, C, B, A]) -> {A, B, C, D, E};
+tuple_of([F, E, D, C, B, A]) -> {A, B, C, D, E, F};
+tuple_of(Reversed) -> list_to_tuple(lists:reverse(Reversed)).
 
 %% The reversed, alternating values and keys of a map; its term.
 dec_map([V, K | Rest], Pairs) -> dec_map(Rest, [{K, V} | Pairs]);

@@ -102,18 +102,31 @@ py_ref converter::from_ext(const msgpack::object_ext &ext, std::size_t depth) co
     std::size_t offset = 0;
     const std::size_t n = payload.size();
     const msgpack::unpack_limit limits(n, n, n, n, n, max_depth - depth);
-    msgpack::object_handle h;
-    // Strings and binaries inside reference the payload, which outlives h:
-    // an array's megabytes are not copied on the way.
+    // The payload's objects live in tuple_zone_ until the outermost tuple
+    // is done (this one, or one around it).
+    struct open_tuple {
+      const converter &c;
+      explicit open_tuple(const converter &conv) : c(conv) { ++c.tuples_open_; }
+      ~open_tuple() {
+        if (--c.tuples_open_ == 0)
+          c.tuple_zone_.clear();
+      }
+      open_tuple(const open_tuple &) = delete;
+      open_tuple &operator=(const open_tuple &) = delete;
+    } open(*this);
+    msgpack::object payload_object;
+    // Strings and binaries inside reference the payload, which outlives
+    // the zone's use: an array's megabytes are not copied on the way.
     const auto reference = [](msgpack::type::object_type, std::size_t, void *) { return true; };
     try {
-      h = msgpack::unpack(payload.data(), n, offset, reference, nullptr, limits);
+      payload_object =
+          msgpack::unpack(tuple_zone_, payload.data(), n, offset, reference, nullptr, limits);
     } catch (const std::exception &e) {
       bad_request(std::string("a tuple's payload is not msgpack: ") + e.what());
     }
-    if (offset != n || h.get().type != msgpack::type::ARRAY)
+    if (offset != n || payload_object.type != msgpack::type::ARRAY)
       bad_request("a tuple's payload must be exactly one msgpack array");
-    const auto &arr = h.get().via.array;
+    const auto &arr = payload_object.via.array;
     if (arr.size == 4 && arr.ptr[0].type == msgpack::type::EXT &&
         arr.ptr[0].via.ext.type() == ext_atom &&
         std::string_view(arr.ptr[0].via.ext.data(), arr.ptr[0].via.ext.size) == "ndarray")
@@ -175,6 +188,23 @@ py_ref converter::resolve_handle(std::string_view payload) const {
   if (!handles_)
     bad_request("handles are not served here");
   return py_ref::borrow(handles_->get(*h));
+}
+
+py_ref converter::to_python(const msgpack::object &o) const {
+  if (o.type != msgpack::type::ARRAY && o.type != msgpack::type::MAP &&
+      o.type != msgpack::type::EXT)
+    return to_python(o, 0);
+  struct gc_held {
+    const int was_enabled = PyGC_Disable();
+    gc_held() = default;
+    ~gc_held() {
+      if (was_enabled)
+        PyGC_Enable();
+    }
+    gc_held(const gc_held &) = delete;
+    gc_held &operator=(const gc_held &) = delete;
+  } held;
+  return to_python(o, 0);
 }
 
 py_ref converter::to_python(const msgpack::object &o, std::size_t depth) const {

@@ -20,6 +20,10 @@ std::string type_name(PyObject *o) {
   return Py_TYPE(o)->tp_name;
 }
 
+// A tuple's packing buffer keeps at most this much room between values (one
+// buffer per level of nested tuples: 256 levels keep at most 1 MiB).
+constexpr std::size_t kept_tuple_buffer_bytes = std::size_t{4} << 10;
+
 // Shorter bytes are copied: a reference costs more than copying them.
 constexpr std::size_t by_reference_bytes = std::size_t{64} << 10;
 
@@ -208,9 +212,29 @@ void converter::to_msgpack(PyObject *o, packer &pk, std::size_t depth) const {
     return;
   }
   if (PyTuple_Check(o)) {
-    // The ext header needs the payload's length: pack the elements aside.
-    // A tuple's elements cannot change, and the caller holds the tuple.
-    out_buffer inner;
+    // The ext header needs the payload's length: pack the elements aside,
+    // into a buffer of their own (taken by count, not by level: Python code
+    // an element runs may pack another value meanwhile). A tuple's
+    // elements cannot change, and the caller holds the tuple.
+    struct taken_buffer {
+      const converter &c;
+      out_buffer &buffer;
+      explicit taken_buffer(const converter &conv)
+          : c(conv), buffer(conv.tuple_buffers_.size() > conv.tuple_buffers_used_
+                                ? conv.tuple_buffers_[conv.tuple_buffers_used_]
+                                : conv.tuple_buffers_.emplace_back()) {
+        ++c.tuple_buffers_used_;
+        buffer.clear();
+      }
+      ~taken_buffer() {
+        --c.tuple_buffers_used_;
+        if (buffer.bytes().capacity() > kept_tuple_buffer_bytes)
+          buffer.bytes() = std::string(); // a large tuple's room is not kept
+      }
+      taken_buffer(const taken_buffer &) = delete;
+      taken_buffer &operator=(const taken_buffer &) = delete;
+    } taken(*this);
+    out_buffer &inner = taken.buffer;
     packer ipk(inner);
     const Py_ssize_t n = PyTuple_GET_SIZE(o);
     ipk.pack_array(length(static_cast<std::size_t>(n), "a tuple", "items"));

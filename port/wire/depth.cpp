@@ -71,6 +71,11 @@ bool within_depth_at(const msgpack::object &o, std::size_t level) {
     if (o.via.ext.type() != ext_tuple)
       return true;
     const std::size_t n = o.via.ext.size;
+    // Every level inside a payload takes at least one of its bytes: one of
+    // n bytes cannot reach past level + n, and a tuple that short (nearly
+    // every one) need not be parsed to know it.
+    if (level + n <= max_depth)
+      return true;
     // The payload's array is the tuple itself: its elements are one level
     // down, and the nesting inside it may use what is left of the bound.
     const msgpack::unpack_limit lim(n, n, n, n, n, max_depth - level + 1);

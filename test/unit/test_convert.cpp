@@ -88,3 +88,33 @@ TEST_CASE("wire values with no Python counterpart are bad requests") {
   deep += '\xc0';
   CHECK(test::contains(decode_error(deep), "deeper"));
 }
+
+TEST_CASE("a value is built with the cyclic collector held off, and its state is put back") {
+  const auto collections = [] {
+    pyport::py_ref n = test::py_eval("sum(s['collections'] for s in __import__('gc').get_stats())");
+    return PyLong_AsLong(n.get());
+  };
+  const auto enabled = [] {
+    return test::py_eval("__import__('gc').isenabled()").get() == Py_True;
+  };
+  // 10,000 tuples of a list each: 20,000 new containers, some thirty
+  // collections' worth at the default threshold of 700.
+  std::string many = "[";
+  for (int i = 0; i < 10000; ++i)
+    many += std::string(i ? "," : "") + R"J({"$tuple":[[1],"a"]})J";
+  many += "]";
+  REQUIRE(enabled());
+  const long before = collections();
+  CHECK(test::decode(many).size() > 10000);
+  CHECK(collections() - before <= 2); // the one owed, run after
+  CHECK(enabled());
+  // Disabled before: still disabled after.
+  test::py_exec("__import__('gc').disable()");
+  CHECK(test::decode(many).size() > 10000);
+  CHECK_FALSE(enabled());
+  test::py_exec("__import__('gc').enable()");
+  // A value that fails part way: the collector is back on.
+  CHECK(test::contains(test::decode_error(std::string("\x93\x91\x01\xd4\x7f\x00\x01", 7)),
+                       "reserved"));
+  CHECK(enabled());
+}

@@ -169,6 +169,25 @@ TEST_CASE("tuples count one level each, like arrays") {
   CHECK(failure_of(decode_bytes(envelope_around(4, v))).id == 4);
 }
 
+TEST_CASE("short tuples deep in a value are counted as the long ones are") {
+  // A tuple's payload that could not reach the bound is not parsed to
+  // check it: at the bound, each of these is (the value "a" is level 3).
+  const auto at = [](std::size_t level, const std::string &tuple) {
+    return envelope_around(5, std::string(level - 3, '\x91') + tuple);
+  };
+  const std::string of_nil = tuple_of("\xc0"), of_list = tuple_of("\x91\xc0");
+  CHECK(std::holds_alternative<pyport::request>(decode_bytes(at(254, of_nil))));
+  CHECK(std::holds_alternative<pyport::request>(decode_bytes(at(255, of_nil))));
+  CHECK(std::holds_alternative<pyport::request>(decode_bytes(at(254, of_list))));
+  CHECK(failure_of(decode_bytes(at(256, of_nil))).id == 5);
+  CHECK(failure_of(decode_bytes(at(255, of_list))).id == 5);
+  // Many short tuples at a shallow level: every one accepted.
+  std::string many = "\xdc\x03\xe8";
+  for (int i = 0; i < 1000; ++i)
+    many += tuple_of("\x01");
+  CHECK(std::holds_alternative<pyport::request>(decode_bytes(envelope_around(5, many))));
+}
+
 TEST_CASE("the id is read from the envelope's first bytes") {
   using pyport::peek_request_id;
   const auto peek = [](const std::string &s) { return peek_request_id({s.data(), s.size()}); };
