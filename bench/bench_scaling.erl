@@ -21,36 +21,55 @@
 
 rows(#{quick := Quick}) ->
     Cores = erlang:system_info(logical_processors_available),
-    Secs = case Quick of true -> 0.3; false -> 3.0 end,
+    % Short rounds, the order reversed every other one: the CPUs of these
+    % VMs change speed from one second to the next (the same work took
+    % 30% more CPU time in one run than in the next), so each ratio is
+    % taken within a round and the rows are medians over rounds.
+    {Rounds, Secs} = case Quick of true -> {1, 0.3}; false -> {5, 1.0} end,
     N = calibrate(),
     ok = py:start_pool(bench_scaling_wide, [{size, Cores}]),
+    Results = [round(N, Cores, Secs, R rem 2 =:= 0) || R <- lists:seq(1, Rounds)],
+    ok = py:stop_pool(bench_scaling_wide),
+    M = fun(Key) -> median([maps:get(Key, R) || R <- Results]) end,
+    Label = fun(Fmt) -> iolist_to_binary(io_lib:format(Fmt, [Cores])) end,
+    [pyport_bench:row(<<"CPU-bound 1 ms calls, 1 worker (vs plain python3)">>, M(one), <<"calls/s">>,
+                      M(plain_one), M(one_ratio), none),
+     pyport_bench:row(Label("CPU-bound 1 ms calls, ~p workers (vs as many plain python3)"), M(wide),
+                      <<"calls/s">>, M(plain_wide), M(wide_ratio), none),
+     pyport_bench:row(Label("plain python3: ~p processes / 1 (speed-up)"), M(plain_up), <<"x">>, M(plain_up),
+                      1.0, none),
+     pyport_bench:row(Label("CPU scaling: ~p workers / 1 (vs plain python3's speed-up)"), M(up), <<"x">>,
+                      M(plain_up), M(scaling), {min, 0.9}),
+     pyport_bench:row(Label("CPUs used by the workers while ~p ran"), M(workers_cpu), <<"CPUs">>, Cores,
+                      M(workers_cpu) / Cores, none),
+     pyport_bench:row(Label("CPUs used by the BEAM while ~p workers ran"), M(beam_cpu), <<"CPUs">>, Cores,
+                      M(beam_cpu) / Cores, none),
+     pyport_bench:row(Label("CPU per call with ~p workers, workers + BEAM (vs plain python3's per loop)"),
+                      M(call_cpu) * 1.0e6, <<"us">>, M(plain_cpu) * 1.0e6, M(cpu_ratio), none)].
+
+%% One round: plain one, pyport one, plain wide, pyport wide (or the
+%% other way round).
+round(N, Cores, Secs, Reversed) ->
     Rate = fun(Pool, Callers) ->
                    Call = fun() -> {ok, _} = py:eval(?CODE, #{n => N}, [{pool, Pool}]) end,
                    pyport_bench:concurrent_rate(Call, Callers, Secs)
            end,
-    % Interleaved: plain one, pyport one, plain wide, pyport wide.
-    {PlainOne, _} = plain_rate(N, Secs, 1),
-    One = Rate(one, 2),
-    {PlainWide, PlainCpu} = plain_rate(N, Secs, Cores),
-    {Wide, Cpu} = with_cpu(fun() -> Rate(bench_scaling_wide, 2 * Cores) end, bench_scaling_wide),
-    ok = py:stop_pool(bench_scaling_wide),
-    PlainUp = PlainWide / PlainOne,
-    Up = Wide / One,
-    CallCpu = (maps:get(workers, Cpu) + maps:get(beam, Cpu)) / Wide,
-    Label = fun(Fmt) -> iolist_to_binary(io_lib:format(Fmt, [Cores])) end,
-    [pyport_bench:row(<<"CPU-bound 1 ms calls, 1 worker (vs plain python3)">>, One, <<"calls/s">>,
-                      PlainOne, One / PlainOne, none),
-     pyport_bench:row(Label("CPU-bound 1 ms calls, ~p workers (vs as many plain python3)"), Wide, <<"calls/s">>, PlainWide,
-                      Wide / PlainWide, none),
-     pyport_bench:row(Label("plain python3: ~p processes / 1 (speed-up)"), PlainUp, <<"x">>, PlainUp, 1.0, none),
-     pyport_bench:row(Label("CPU scaling: ~p workers / 1 (vs plain python3's speed-up)"), Up, <<"x">>, PlainUp,
-                      Up / PlainUp, {min, 0.9}),
-     pyport_bench:row(Label("CPUs used by the workers while ~p ran"), maps:get(workers, Cpu), <<"CPUs">>,
-                      Cores, maps:get(workers, Cpu) / Cores, none),
-     pyport_bench:row(Label("CPUs used by the BEAM while ~p workers ran"), maps:get(beam, Cpu), <<"CPUs">>,
-                      Cores, maps:get(beam, Cpu) / Cores, none),
-     pyport_bench:row(Label("CPU per call with ~p workers, workers + BEAM (vs plain python3's per loop)"),
-                      CallCpu * 1.0e6, <<"us">>, PlainCpu * 1.0e6, CallCpu / PlainCpu, none)].
+    Steps = [plain_one, one, plain_wide, wide],
+    Run = fun(plain_one) -> {plain_one, plain_rate(N, Secs, 1)};
+             (one) -> {one, Rate(one, 2)};
+             (plain_wide) -> {plain_wide, plain_rate(N, Secs, Cores)};
+             (wide) -> {wide, with_cpu(fun() -> Rate(bench_scaling_wide, 2 * Cores) end, bench_scaling_wide)}
+          end,
+    R = maps:from_list([Run(S) || S <- case Reversed of true -> lists:reverse(Steps); false -> Steps end]),
+    #{plain_one := {PlainOne, _}, one := One, plain_wide := {PlainWide, PlainCpu}, wide := {Wide, Cpu}} = R,
+    #{workers := WorkersCpu, beam := BeamCpu} = Cpu,
+    CallCpu = (WorkersCpu + BeamCpu) / Wide,
+    #{plain_one => PlainOne, one => One, plain_wide => PlainWide, wide => Wide, one_ratio => One / PlainOne,
+      wide_ratio => Wide / PlainWide, plain_up => PlainWide / PlainOne, up => Wide / One,
+      scaling => (Wide / One) / (PlainWide / PlainOne), workers_cpu => WorkersCpu, beam_cpu => BeamCpu,
+      call_cpu => CallCpu, plain_cpu => PlainCpu, cpu_ratio => CallCpu / PlainCpu}.
+
+median(L) -> lists:nth((length(L) + 1) div 2, lists:sort(L)).
 
 calibrate() ->
     {ok, N} = py:eval(<<"(lambda t: int(20000 / (t(20000) * 1000)))("

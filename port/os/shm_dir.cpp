@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -27,6 +28,8 @@ constexpr std::uint64_t default_cap = std::uint64_t{1} << 30;
 [[noreturn]] void janitor(int pidfd, const char *dir) {
   close_range(0, static_cast<unsigned>(pidfd) - 1, 0);
   close_range(static_cast<unsigned>(pidfd) + 1, ~0u, 0);
+  // Its own name, so that ps and pgrep -x pyport tell it from the port.
+  prctl(PR_SET_NAME, "pyport-janitor", 0, 0, 0);
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
