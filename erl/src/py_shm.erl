@@ -160,29 +160,31 @@ claim_one([], _, _) ->
 %% spare is 0600 already: every file of the directory is made so by
 %% whichever side made it.
 overwrite(Path, B) ->
-    case file:open(Path, [raw, read, write, binary]) of
-        {ok, F} ->
-            Written = file:write(F, B) =:= ok andalso file:truncate(F) =:= ok,
-            ok = file:close(F),
-            case Written of
-                true -> ok;
-                false -> _ = prim_file:delete(Path), error
-            end;
-        {error, _} ->
-            _ = prim_file:delete(Path),
-            error
-    end.
+    write_into(Path, [raw, read, write, binary],
+               fun(F) -> file:write(F, B) =:= ok andalso file:truncate(F) =:= ok end, true).
 
 create(Path, B) ->
-    case file:open(Path, [raw, write, exclusive, binary]) of
+    write_into(Path, [raw, write, exclusive, binary],
+               fun(F) ->
+                       prim_file:write_file_info(Path, #file_info{mode = 8#600}) =:= ok
+                           andalso file:write(F, B) =:= ok
+               end, false).
+
+%% Opens Path with Modes and runs Write on it: a write that failed leaves
+%% no file, nor does an open that failed when DeleteUnopened (a claimed
+%% spare's name is ours either way).
+write_into(Path, Modes, Write, DeleteUnopened) ->
+    case file:open(Path, Modes) of
         {ok, F} ->
-            Written = prim_file:write_file_info(Path, #file_info{mode = 8#600}) =:= ok
-                andalso file:write(F, B) =:= ok,
+            Written = Write(F),
             ok = file:close(F),
             case Written of
                 true -> ok;
                 false -> _ = prim_file:delete(Path), error
             end;
+        {error, _} when DeleteUnopened ->
+            _ = prim_file:delete(Path),
+            error;
         {error, _} ->
             error
     end.

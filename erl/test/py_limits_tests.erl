@@ -42,11 +42,15 @@ number(S) ->
     end.
 
 %% Every numeric flag of the port is in the table, with the port's range,
-%% but --chunk-ms (a float the node never passes).
+%% but --chunk-ms (a float the node never passes) and the shared-memory
+%% flags, which py_shm passes from options it checks itself (py_opts,
+%% within the port's ranges; py_shm_tests).
 help_matches_the_table_test() ->
     Help = help_ranges(),
     Table = py_limits:port_flags(),
-    ?assertEqual(lists:sort([F || {F, _} <- Help] -- ["--chunk-ms"]),
+    Shm = ["--shm-max-bytes", "--shm-threshold"],
+    ?assertEqual(Shm, lists:sort([F || {F, _} <- Help, lists:member(F, Shm)])),
+    ?assertEqual(lists:sort([F || {F, _} <- Help] -- ["--chunk-ms" | Shm]),
                  lists:sort([F || {_, F, _, _} <- Table])),
     lists:foreach(
       fun({Opt, Flag, Min, Max}) ->

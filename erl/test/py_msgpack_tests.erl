@@ -110,9 +110,10 @@ decode_errors_test() ->
 
 random_garbage_creates_no_atoms_test() ->
     rand:seed(exsss, {4, 5, 6}),
-    % A file reference (ext 6) calls py_shm: its module's own atoms are
-    % not made from the input.
+    % A file reference (ext 6) calls py_shm, encoding py_msgpack_encode:
+    % their modules' own atoms are not made from the input.
     {module, py_shm} = code:ensure_loaded(py_shm),
+    {module, py_msgpack_encode} = code:ensure_loaded(py_msgpack_encode),
     Atoms = erlang:system_info(atom_count),
     Valid = [iolist_to_binary(element(2, py_msgpack:encode(random_term(3)))) || _ <- lists:seq(1, 300)],
     lists:foreach(
