@@ -34,6 +34,10 @@ main(_) ->
          py:eval(<<"__import__('ctypes').string_at(0)">>)),
     py:unbind(),
     timer:sleep(300),
+    % The bound process's namespace went with the crashed worker: its next
+    % call says so, once, instead of running where its names are gone.
+    show("py:eval(<<\"area(2)\">>)  % the namespace went with the worker",
+         py:eval(<<"area(2)">>)),
     show("py:eval(<<\"'still serving'\">>)", py:eval(<<"'still serving'">>)),
     Self = self(),
     T0 = erlang:monotonic_time(millisecond),
