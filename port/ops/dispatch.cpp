@@ -3,6 +3,7 @@
 #include "asyncio_runner.hpp"
 #include "py_error.hpp"
 #include "shm_info.hpp"
+#include "shm_value.hpp"
 
 #include <optional>
 
@@ -54,6 +55,8 @@ void dispatcher::run(const request &r, out_buffer &out, run_context &ctx) noexce
   ++requests_;
   ctx_ = &ctx;
   guarded(r.id, out, ctx, [&] { run_op(r, out, ctx); });
+  if (shm_store *shm = convert_.shm())
+    shm->release_kept(); // the request's reply, if any, is packed
 }
 
 void dispatcher::resume(parked_stream &&s, out_buffer &out, run_context &ctx) noexcept {

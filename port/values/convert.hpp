@@ -102,7 +102,10 @@ private:
     return static_cast<std::uint32_t>(n);
   }
   [[noreturn]] void too_long(std::size_t n, const char *what, const char *unit) const;
-  void pack_bin(packer &pk, const char *p, std::size_t n, const char *what) const;
+  // o: the bytes object [p, p + n) is, if any (a request's may go back as
+  // its file, shm_value.hpp).
+  void pack_bin(packer &pk, const char *p, std::size_t n, const char *what,
+                PyObject *o = nullptr) const;
   void pack_ext(packer &pk, std::int8_t type, const char *p, std::size_t n, const char *what) const;
   void pack_str(packer &pk, PyObject *o) const;
   // An exact bytes: large ones by reference when the buffer takes them.
