@@ -7,6 +7,7 @@
 #include "request.hpp"
 
 #include <deque>
+#include <string>
 #include <string_view>
 
 namespace pyport {
@@ -67,6 +68,16 @@ public:
   void set_shm(shm_store *shm) noexcept { shm_ = shm; }
   [[nodiscard]] shm_store *shm() const noexcept { return shm_; }
 
+  // Big containers as terms (convert_term.cpp): an exact list, tuple or
+  // dict of at least min_items items (0: never) whose values are all
+  // plain leaves as one ext 4 in Erlang's external term format, which the
+  // client decodes with binary_to_term; None becomes the atom none_atom
+  // (the pool's none_as). Off by default: shell users read msgpack.
+  void set_terms(std::size_t min_items, std::string none_atom) {
+    term_items_ = min_items;
+    none_atom_ = std::move(none_atom);
+  }
+
   // A str when the bytes are UTF-8, else bytes (how client strings arrive).
   [[nodiscard]] static py_ref text_or_bytes(std::string_view s);
   // The Python str of a wire name (op arguments, locals keys).
@@ -80,6 +91,12 @@ private:
   py_ref resolve_handle(std::string_view payload) const;
   void to_msgpack(PyObject *o, packer &pk, std::size_t depth) const;
   bool pack_uncommon(PyObject *o, packer &pk, std::size_t depth) const;
+  // o as one term (ext 4) when it is a big container of plain values;
+  // false: the caller packs msgpack, and no container inside o tries again
+  // (term_off_ until o is packed).
+  bool pack_as_term(PyObject *o, packer &pk, std::size_t depth) const;
+  // Appends o's term to out; false at the first value that is not plain.
+  bool append_term(PyObject *o, std::string &out, std::size_t depth) const;
   // Throws encode_error naming two keys of dict that the client would
   // decode to the same term (str 'a' and b'a'; None and Atom('none'); True
   // and Atom('true'); two nans). Runs no Python code (convert_keys.cpp).
@@ -132,6 +149,10 @@ private:
   mutable std::size_t tuple_buffers_used_ = 0;
   const handle_table *handles_ = nullptr;
   shm_store *shm_ = nullptr;
+  std::size_t term_items_ = 0;
+  std::string none_atom_ = "none";
+  mutable bool term_off_ = false;
+  mutable std::string term_buffer_; // reused from reply to reply
 };
 
 } // namespace pyport

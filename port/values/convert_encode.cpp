@@ -182,6 +182,15 @@ void converter::to_msgpack(PyObject *o, packer &pk, std::size_t depth) const {
     return pack_float(pk, PyFloat_AS_DOUBLE(o));
   if (t == &PyBytes_Type)
     return pack_bytes(pk, o);
+  // A big container of plain values: one term (convert_term.cpp). When it
+  // is not one, the containers inside it do not try again.
+  struct term_off_restore {
+    bool &flag;
+    bool was;
+    ~term_off_restore() { flag = was; }
+  } restore{term_off_, term_off_};
+  if (pack_as_term(o, pk, depth))
+    return;
   // Encoding an element can run Python code (an ErlangTerm subclass's data
   // property, say) that changes the container: each element is held while
   // it is encoded, and the size written in the header is checked again
