@@ -129,6 +129,7 @@ int serve(int argc, char **argv) {
                  "a reply's list, tuple or dict of this many items or more whose values are all "
                  "plain leaves as one term in Erlang's external format (ext 4: PROTOCOL.md, "
                  "\"Big containers as terms\"); 0: never (ignored with --json)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 24))
       ->capture_default_str();
   app.add_option("--none-as", none_as,
                  "the atom None becomes in such a term: none, or nil (the client's none_as)")

@@ -305,5 +305,9 @@ passed_back_values_reuse_their_files(Config) ->
     {ok, none} = py:eval(<<"globals().__setitem__('kept', x)">>, #{x => {bytes, Blob}}, [{pool, shm}]),
     {ok, Blob} = py:eval(<<"kept">>, #{}, [{pool, shm}]),
     #{reused_files := 3, written_files := 3} = Stats(),
+    % A reply that fails after its file was handed back or written leaves
+    % no file behind.
+    {error, {encode_error, _}} = py:eval(<<"(x, x[::-1], object())">>, #{x => {bytes, Blob}}, [{pool, shm}]),
+    #{reused_files := 4, written_files := 4, files := 0, bytes := 0} = Stats(),
     [] = not_spares(),
     #{bytes := 0, files := 0} = shm_stats().

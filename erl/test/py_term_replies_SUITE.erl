@@ -11,6 +11,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
+-export([term/0]). % for a shell too
 -export([chosen_values_decode_alike/1, random_terms_decode_alike/1, none_as_nil/1,
          what_is_not_plain_takes_msgpack/1, a_term_past_the_bound_takes_msgpack/1,
          errors_stay_errors/1]).
@@ -54,6 +55,8 @@ chosen_values_decode_alike(_Config) ->
               <<"1.5">>, <<"-0.0">>, <<"1e308">>, <<"5e-324">>, <<"float('nan')">>,
               <<"float('inf')">>, <<"float('-inf')">>,
               <<"''">>, <<"'h\\u00e9llo'">>, <<"'\\U0001f600'">>, <<"'a' * 70000">>,
+              % Around 64 KiB, past which bytes and str are left to msgpack.
+              <<"'\\u00e9' * 32767">>, <<"'\\u00e9' * 32768">>, <<"b'z' * 65535">>, <<"b'z' * 65536">>,
               <<"b''">>, <<"b'\\xff\\x00'">>, <<"b'z' * 70000">>,
               <<"()">>, <<"(1,)">>, <<"(1, 'a', None)">>, <<"tuple(range(300))">>,
               <<"[]">>, <<"[[]]">>, <<"list(range(100))">>, <<"{}">>,
@@ -64,10 +67,40 @@ chosen_values_decode_alike(_Config) ->
     [none, true, 2147483648, <<"h", 16#c3, 16#a9, "llo">>, nan] =
         [alike(terms, V, #{}) || V <- [<<"None">>, <<"True">>, <<"2**31">>, <<"'h\\u00e9llo'">>,
                                        <<"float('nan')">>]],
-    % The records of issue 26, both ways.
+    % The records of issue 26, both ways; the reply came as a term.
     Records = [{I, <<"item-", (integer_to_binary(I))/binary>>, I * 1.5, [<<"a">>, <<"b">>], true}
                || I <- lists:seq(1, 1000)],
-    {ok, Records} = py:call(builtins, list, [Records], #{}, [{pool, terms}]).
+    {{ok, Records}, [true]} =
+        sent_as_term(fun() -> py:call(builtins, list, [Records], #{}, [{pool, terms}]) end),
+    % 63 items: msgpack; 64: a term.
+    {{ok, _}, [false]} = sent_as_term(fun() -> py:eval(<<"list(range(63))">>, #{}, [{pool, terms}]) end),
+    {{ok, _}, [true]} = sent_as_term(fun() -> py:eval(<<"list(range(64))">>, #{}, [{pool, terms}]) end).
+
+%% Fun's result, and for each reply frame it decoded whether it holds a
+%% term (an ext 4 whose data begins with the version byte 131).
+sent_as_term(Fun) ->
+    % Run in a process of its own: a process does not trace itself.
+    Self = self(),
+    1 = erlang:trace_pattern({py_msgpack, decode, 2}, true, [local]),
+    Pid = spawn(fun() -> receive go -> Self ! {result, self(), Fun()} end end),
+    1 = erlang:trace(Pid, true, [call]),
+    Pid ! go,
+    try
+        receive {result, Pid, Result} -> ok end,
+        Ref = erlang:trace_delivered(Pid),
+        receive {trace_delivered, Pid, Ref} -> ok end,
+        {Result, frames([])}
+    after
+        erlang:trace_pattern({py_msgpack, decode, 2}, false, [local])
+    end.
+
+frames(Acc) ->
+    receive
+        {trace, _, call, {py_msgpack, decode, [Frame, _]}} ->
+            frames([binary:match(Frame, [<<16#c9, 0>>]) =/= nomatch andalso
+                    binary:match(Frame, <<4, 131>>) =/= nomatch | Acc])
+    after 0 -> lists:reverse(Acc)
+    end.
 
 %% Random terms as arguments: their reply as one item and as 64 agree.
 random_terms_decode_alike(_Config) ->
@@ -105,8 +138,11 @@ leaf() ->
        proper_types:integer(-(1 bsl 64), 1 bsl 64),
        proper_types:bind(proper_types:integer(), fun(N) -> N * (1 bsl 100) + 1 end, false),
        proper_types:float(),
+       proper_types:elements([0.0, -0.0, 1.0e308, 5.0e-324]),
        proper_types:binary(),
        proper_types:bind(proper_types:binary(), fun(B) -> {bytes, B} end, false),
+       % Tuples, map keys too (a dict with a tuple key is left to msgpack).
+       proper_types:bind(proper_types:list(proper_types:integer()), fun list_to_tuple/1, false),
        proper_types:elements([ok, true, false, none, nil, undefined, 'été', self(), make_ref()])]).
 
 none_as_nil(_Config) ->
@@ -137,12 +173,21 @@ a_term_past_the_bound_takes_msgpack(_Config) ->
     ok = py:start_pool(terms, [{size, 1}, {max_reply_bytes, 4096}]),
     {ok, L} = py:eval(<<"list(range(1000))">>, #{}, [{pool, terms}]),
     ?assertEqual(lists:seq(0, 999), L),
+    % A term that fits but for the frame's envelope; one inside a tuple.
+    {ok, L970} = py:eval(<<"list(range(970))">>, #{}, [{pool, terms}]),
+    ?assertEqual(lists:seq(0, 969), L970),
+    {ok, {L}} = py:eval(<<"(list(range(1000)),)">>, #{}, [{pool, terms}]),
+    % A stream's items are never terms.
+    {ok, [L]} = py:stream_eval(<<"iter([list(range(1000))])">>, #{}, [{pool, terms}]),
     {error, {too_large, #{what := reply}}} = py:eval(<<"list(range(5000))">>, #{}, [{pool, terms}]).
 
 %% What msgpack refuses, a term refuses the same way.
 errors_stay_errors(_Config) ->
     ok = py:start_pool(terms, [{size, 1}]),
-    {error, {encode_error, _}} = py:eval(<<"[{'a': 1, b'a': 2}] * 64">>, #{}, [{pool, terms}]),
-    {error, {encode_error, _}} = py:eval(<<"['\\ud800'] * 64">>, #{}, [{pool, terms}]),
-    {error, {encode_error, _}} = py:eval(<<"[object()] * 64">>, #{}, [{pool, terms}]),
+    _ = [begin
+             {error, _} = One = py:eval(<<"[", E/binary, "]">>, #{}, [{pool, terms}]),
+             ?assertEqual({E, One}, {E, py:eval(<<"[", E/binary, "] * 64">>, #{}, [{pool, terms}])})
+         end || E <- [<<"{'a': 1, b'a': 2}">>, <<"'\\ud800'">>, <<"object()">>,
+                      <<"{('a',): 1, (b'a',): 2}">>, <<"{(float('nan'),): 1, (float('nan'),): 2}">>]],
+    {error, {duplicate_key, {<<"a">>}}} = py:eval(<<"[{('a',): 1, (b'a',): 2}] * 64">>, #{}, [{pool, terms}]),
     {ok, 1} = py:eval(<<"1">>, #{}, [{pool, terms}]).

@@ -77,6 +77,25 @@ public:
     term_items_ = min_items;
     none_atom_ = std::move(none_atom);
   }
+  // Terms written since start: a frame that holds one and is too large is
+  // packed again without them (they can be larger than msgpack).
+  [[nodiscard]] std::uint64_t terms_written() const noexcept { return terms_written_; }
+  // While it lives, containers may become terms (the value of a reply
+  // that is packed again without them when a term makes it too large:
+  // dispatcher::write_value); nowhere else.
+  class with_terms {
+  public:
+    explicit with_terms(const converter &c) noexcept : c_(c), was_(c.terms_on_) {
+      c.terms_on_ = c.term_items_ != 0;
+    }
+    ~with_terms() { c_.terms_on_ = was_; }
+    with_terms(const with_terms &) = delete;
+    with_terms &operator=(const with_terms &) = delete;
+
+  private:
+    const converter &c_;
+    bool was_;
+  };
 
   // A str when the bytes are UTF-8, else bytes (how client strings arrive).
   [[nodiscard]] static py_ref text_or_bytes(std::string_view s);
@@ -151,8 +170,9 @@ private:
   shm_store *shm_ = nullptr;
   std::size_t term_items_ = 0;
   std::string none_atom_ = "none";
-  mutable bool term_off_ = false;
-  mutable std::string term_buffer_; // reused from reply to reply
+  mutable bool terms_on_ = false; // with_terms
+  mutable bool term_off_ = false; // inside a container that was not one
+  mutable std::uint64_t terms_written_ = 0;
 };
 
 } // namespace pyport

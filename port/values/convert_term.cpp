@@ -32,9 +32,6 @@ constexpr char map_ext = 116;
 constexpr char small_atom_utf8_ext = 119;
 constexpr unsigned char term_version = 131;
 
-// The term buffer keeps at most this much room between replies.
-constexpr std::size_t kept_term_buffer_bytes = std::size_t{1} << 20;
-
 // Bytes and str this long are left to msgpack, which writes them from
 // where they are (or as a file) instead of copying them here.
 constexpr std::size_t term_binary_max = std::size_t{64} << 10;
@@ -80,8 +77,8 @@ bool put_int(std::string &out, PyObject *o) {
       out.push_back(integer_ext);
       put32(out, static_cast<std::uint32_t>(static_cast<std::int32_t>(v)));
     } else {
-      unsigned long long m = v < 0 ? 0ULL - static_cast<unsigned long long>(v)
-                                   : static_cast<unsigned long long>(v);
+      unsigned long long m =
+          v < 0 ? 0ULL - static_cast<unsigned long long>(v) : static_cast<unsigned long long>(v);
       unsigned char le[8];
       std::size_t n = 0;
       for (; m != 0; m >>= 8)
@@ -129,23 +126,38 @@ std::size_t container_items(PyObject *o) {
 } // namespace
 
 bool converter::pack_as_term(PyObject *o, packer &pk, std::size_t depth) const {
-  if (term_items_ == 0 || term_off_ || container_items(o) < term_items_)
+  if (!terms_on_ || term_off_ || container_items(o) < term_items_)
     return false;
-  std::string &term = term_buffer_;
-  term.clear();
-  term.push_back(static_cast<char>(term_version));
-  const std::size_t max_reply = pk.stream().max_reply();
-  // Larger than msgpack (about 1.8 times for small records): a term that
-  // would not fit the reply's bound goes as msgpack, which may.
-  const bool packed = append_term(o, term, depth) && term.size() <= max_length_ &&
-                      (max_reply == 0 || term.size() < max_reply);
-  if (packed)
-    pack_ext(pk, ext_term, term.data(), term.size(), "a term");
-  else
+  // Written in place behind an ext 32 header whose length is patched
+  // after: no second buffer, no copy. The frame's bound is checked when
+  // the frame ends (dispatcher::write_value packs it again without terms
+  // when a term made it too large).
+  std::string &out = pk.stream().bytes();
+  const std::size_t start = out.size();
+  out.append("\xc9\0\0\0\0\x04", 6);
+  out.push_back(static_cast<char>(term_version));
+  struct cut_back { // on a throw (colliding keys) too: the caller aborts the frame
+    std::string &out;
+    std::size_t start;
+    bool keep = false;
+    ~cut_back() {
+      if (!keep)
+        out.resize(start);
+    }
+  } cut{out, start};
+  const std::size_t header = 6;
+  if (!append_term(o, out, depth) || out.size() - start - header > max_length_) {
     term_off_ = true;
-  if (term.capacity() > kept_term_buffer_bytes)
-    term = std::string(); // a huge value's room is not kept
-  return packed;
+    return false;
+  }
+  const auto n = static_cast<std::uint32_t>(out.size() - start - header);
+  out[start + 1] = static_cast<char>(n >> 24);
+  out[start + 2] = static_cast<char>(n >> 16);
+  out[start + 3] = static_cast<char>(n >> 8);
+  out[start + 4] = static_cast<char>(n);
+  cut.keep = true;
+  ++terms_written_;
+  return true;
 }
 
 bool converter::append_term(PyObject *o, std::string &out, std::size_t depth) const {
@@ -222,11 +234,18 @@ bool converter::append_term(PyObject *o, std::string &out, std::size_t depth) co
     return true;
   }
   if (t == &PyDict_Type) {
+    // Keys that are tuples may hold keys that collide deeper down, which
+    // the client's msgpack decoder names ({duplicate_key, K}) and
+    // binary_to_term would only refuse: msgpack it is.
+    Py_ssize_t pos = 0;
+    PyObject *k = nullptr, *v = nullptr;
+    while (PyDict_Next(o, &pos, &k, &v))
+      if (Py_TYPE(k) == &PyTuple_Type)
+        return false;
     check_key_collisions(o); // the same encode_error msgpack would raise
     out.push_back(map_ext);
     put32(out, static_cast<std::uint32_t>(PyDict_GET_SIZE(o)));
-    Py_ssize_t pos = 0;
-    PyObject *k = nullptr, *v = nullptr;
+    pos = 0;
     while (PyDict_Next(o, &pos, &k, &v))
       if (!append_term(k, out, depth + 1) || !append_term(v, out, depth + 1))
         return false;

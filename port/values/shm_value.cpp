@@ -224,6 +224,11 @@ void shm_store::refresh() {
   (void)ledger_.admit(0, [this](const std::string &name) { return exists(name); });
 }
 
+void shm_store::drop_since(std::uint64_t mark) {
+  ledger_.forget_since(mark,
+                       [this](const std::string &name) { ::unlinkat(dirfd_, name.c_str(), 0); });
+}
+
 std::string shm_store::put(const char *p, std::size_t n) {
   if (!ledger_.admit(n, [this](const std::string &name) { return exists(name); }))
     return {};

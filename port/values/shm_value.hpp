@@ -77,6 +77,10 @@ public:
   [[nodiscard]] std::string put(const char *p, std::size_t n);
   // Forgets the files the client has taken (the ledger's counts now).
   void refresh();
+  // The files written so far; drop_since removes those written after the
+  // mark (the frame that named them was dropped: nobody will take them).
+  [[nodiscard]] std::uint64_t mark() const noexcept { return ledger_.mark(); }
+  void drop_since(std::uint64_t mark);
 
 private:
   // Counts the spares in the directory (removing those past max_spares)

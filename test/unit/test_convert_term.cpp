@@ -12,6 +12,7 @@ namespace {
 
 // The raw msgpack of v encoded by c.
 std::string encode_raw(const char *expr, const pyport::converter &c) {
+  const pyport::converter::with_terms on(c); // as a reply's value is packed
   pyport::py_ref v = test::py_eval(expr);
   pyport::out_buffer out;
   pyport::packer pk(out);
@@ -60,12 +61,22 @@ TEST_CASE("a container of plain values is one term in the external format") {
   // -(1 bsl 100), 1.5, nan, neg_infinity, <<"hé"/utf8>>, <<0>>, {}, {1},
   // [], #{<<"a">> => [1]}]; term_to_binary writes the atoms as ATOM_EXT
   // and [1] as STRING_EXT, binary_to_term takes either spelling.
-  const std::string expected = bytes({131, 108, 0, 0, 0, 20, 119, 4, 110, 111, 110, 101, 119, 4, 116, 114, 117, 101, 119, 5, 102, 97, 108, 115, 101, 97, 0, 97, 255, 98, 0, 0, 1, 0, 98, 255, 255, 255, 255, 110, 4, 0, 0, 0, 0, 128, 110, 4, 1, 1, 0, 0, 128, 110, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 110, 13, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 70, 63, 248, 0, 0, 0, 0, 0, 0, 119, 3, 110, 97, 110, 119, 12, 110, 101, 103, 95, 105, 110, 102, 105, 110, 105, 116, 121, 109, 0, 0, 0, 3, 104, 195, 169, 109, 0, 0, 0, 1, 0, 104, 0, 104, 1, 97, 1, 106, 116, 0, 0, 0, 1, 109, 0, 0, 0, 1, 97, 108, 0, 0, 0, 1, 97, 1, 106, 106});
-  CHECK(term_payload(encode_raw("[None, True, False, 0, 255, 256, -1, 2**31, -2**31 - 1, 2**64, "
-                                "-(2**100), 1.5, float('nan'), float('-inf'), 'h\\u00e9', b'\\x00', "
-                                "(), (1,), [], {'a': [1]}]",
-                                c)) == expected);
-  // None as the pool's none_as: term_to_binary({nil}).
+  const std::string expected =
+      bytes({131, 108, 0,   0,   0,   20,  119, 4,   110, 111, 110, 101, 119, 4,   116, 114, 117,
+             101, 119, 5,   102, 97,  108, 115, 101, 97,  0,   97,  255, 98,  0,   0,   1,   0,
+             98,  255, 255, 255, 255, 110, 4,   0,   0,   0,   0,   128, 110, 4,   1,   1,   0,
+             0,   128, 110, 9,   0,   0,   0,   0,   0,   0,   0,   0,   0,   1,   110, 13,  1,
+             0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   16,  70,  63,  248, 0,
+             0,   0,   0,   0,   0,   119, 3,   110, 97,  110, 119, 12,  110, 101, 103, 95,  105,
+             110, 102, 105, 110, 105, 116, 121, 109, 0,   0,   0,   3,   104, 195, 169, 109, 0,
+             0,   0,   1,   0,   104, 0,   104, 1,   97,  1,   106, 116, 0,   0,   0,   1,   109,
+             0,   0,   0,   1,   97,  108, 0,   0,   0,   1,   97,  1,   106, 106});
+  CHECK(
+      term_payload(encode_raw("[None, True, False, 0, 255, 256, -1, 2**31, -2**31 - 1, 2**64, "
+                              "-(2**100), 1.5, float('nan'), float('-inf'), 'h\\u00e9', b'\\x00', "
+                              "(), (1,), [], {'a': [1]}]",
+                              c)) == expected);
+  // None as the pool's none_as: {nil}.
   c.set_terms(1, "nil");
   CHECK(term_payload(encode_raw("(None,)", c)) == bytes({131, 104, 1, 119, 3, 'n', 'i', 'l'}));
   // A tuple of 300: LARGE_TUPLE_EXT; 2**2100: LARGE_BIG_EXT (263 bytes).
@@ -96,16 +107,25 @@ TEST_CASE("what is not plain stays msgpack, and the plain containers inside it a
   test::py_exec("from pyport import Atom, ErlangTerm");
   for (const char *expr :
        {"[Atom('ok')] * 64", "[ErlangTerm(b'\\x83a\\x01')] * 64", "[b'z' * 70000] + [0] * 64",
-        "['a' * 70000] + [0] * 64", "[bytearray(b'x')] * 64", "[True] * 63 + [__import__('numpy').int64(1)]",
-        "[2**63] * 63 + [memoryview(b'x')]"})
+        "['a' * 70000] + [0] * 64", "[bytearray(b'x')] * 64",
+        "[True] * 63 + [__import__('numpy').int64(1)]", "[2**63] * 63 + [memoryview(b'x')]"})
     CHECK_MESSAGE(term_payload(encode_raw(expr, c)).empty(), expr);
   // One term inside msgpack: the plain list; the atoms' list is msgpack.
-  const std::string json = test::encode_value(
-      test::py_eval("[[Atom('ok')] * 70, list(range(70))]").get(), c);
+  std::string json;
+  {
+    const pyport::converter::with_terms on(c);
+    json = test::encode_value(test::py_eval("[[Atom('ok')] * 70, list(range(70))]").get(), c);
+  }
   CHECK(json.starts_with("[["));
   CHECK(json.find("$term") != std::string::npos);
   CHECK(json.find("$term") == json.rfind("$term"));
+  // A dict with a tuple key is msgpack: keys inside it may collide.
+  CHECK(term_payload(encode_raw("{(i,): i for i in range(64)}", c)).empty());
+  // Outside a reply's value (a stream's items, a callback's arguments) no
+  // container becomes a term.
+  CHECK(test::encode_value(test::py_eval("list(range(64))").get(), c).starts_with("[0,"));
   // What msgpack refuses, the term refuses alike.
+  const pyport::converter::with_terms on(c);
   CHECK(test::encode_error("[{'a': 1, b'a': 2}] * 64", c).starts_with("dict keys 'a' and b'a'"));
   CHECK(test::encode_error("['\\ud800'] * 64", c).find("lone surrogates") != std::string::npos);
 }
