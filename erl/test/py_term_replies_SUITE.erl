@@ -14,11 +14,13 @@
 -export([term/0]). % for a shell too
 -export([chosen_values_decode_alike/1, random_terms_decode_alike/1, none_as_nil/1,
          what_is_not_plain_takes_msgpack/1, a_term_past_the_bound_takes_msgpack/1,
-         errors_stay_errors/1]).
+         errors_stay_errors/1, long_plain_lists_leave_as_terms/1,
+         random_terms_arrive_alike/1]).
 
 all() ->
     [chosen_values_decode_alike, random_terms_decode_alike, none_as_nil,
-     what_is_not_plain_takes_msgpack, a_term_past_the_bound_takes_msgpack, errors_stay_errors].
+     what_is_not_plain_takes_msgpack, a_term_past_the_bound_takes_msgpack, errors_stay_errors,
+     long_plain_lists_leave_as_terms, random_terms_arrive_alike].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -191,3 +193,50 @@ errors_stay_errors(_Config) ->
                       <<"{('a',): 1, (b'a',): 2}">>, <<"{(float('nan'),): 1, (float('nan'),): 2}">>]],
     {error, {duplicate_key, {<<"a">>}}} = py:eval(<<"[{('a',): 1, (b'a',): 2}] * 64">>, #{}, [{pool, terms}]),
     {ok, 1} = py:eval(<<"1">>, #{}, [{pool, terms}]).
+
+%% The node's side: a list of 64 plain values or more leaves as one term
+%% (ext 7); a shorter one, or one holding what is not plain, as msgpack.
+long_plain_lists_leave_as_terms(_Config) ->
+    Sent = fun(T) ->
+                   case py_msgpack:encode(T) of
+                       {ok, Io} ->
+                           case iolist_to_binary(Io) of
+                               <<16#c9, _:32, 7, 131, _/binary>> -> term;
+                               <<16#c8, _:16, 7, 131, _/binary>> -> term;
+                               <<16#c7, _:8, 7, 131, _/binary>> -> term;
+                               _ -> msgpack
+                           end;
+                       {error, _} = E -> E
+                   end
+           end,
+    Records = [{I, <<"item-", (integer_to_binary(I))/binary>>, I * 1.5, [<<"a">>], true} || I <- lists:seq(1, 100)],
+    term = Sent(Records),
+    term = Sent(lists:seq(1, 64)),
+    msgpack = Sent(lists:seq(1, 63)),
+    [msgpack = Sent(lists:seq(1, 100) ++ [X])
+     || X <- [#{}, {bytes, <<>>}, {ndarray, <<"float64">>, [0], <<>>}, self(), make_ref(),
+              binary:copy(<<"x">>, 4096), fun() -> ok end,
+              {py_handle, p, 1, self(), hd(erlang:ports()), 0, 0}]],
+    % What msgpack refuses is refused as before, never sent as a term.
+    {error, {unsupported, <<1:1>>}} = Sent(lists:seq(1, 100) ++ [<<1:1>>]),
+    {error, {unsupported, {improper_list_tail, 2}}} = Sent(lists:seq(1, 100) ++ [1 | 2]),
+    % Too deep for msgpack is too deep as a term: the same error.
+    Deep = lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 300)),
+    {error, {unsupported, too_deep}} = py_msgpack:encode(lists:seq(1, 100) ++ [Deep]),
+    % The port builds the same objects either way.
+    ok = py:start_pool(terms, [{size, 1}]),
+    {ok, R} = py:eval(<<"[type(v).__name__ for v in x[0]]">>, #{x => Records}, [{pool, terms}]),
+    [<<"int">>, <<"str">>, <<"float">>, <<"list">>, <<"bool">>] = R.
+
+%% Random terms as arguments: Python sees one as the only item of a list
+%% (msgpack) as it sees it as the first of 64 (a term).
+random_terms_arrive_alike(_Config) ->
+    ok = py:start_pool(terms, [{size, 1}]),
+    Prop = proper:forall(term(),
+                         fun(T) ->
+                                 Opts = [{pool, terms}],
+                                 Repr = <<"repr(x[0])">>,
+                                 py:eval(Repr, #{x => [T]}, Opts)
+                                     =:= py:eval(Repr, #{x => lists:duplicate(64, T)}, Opts)
+                         end),
+    true = proper:quickcheck(Prop, [quiet, {numtests, 300}]).

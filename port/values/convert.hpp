@@ -116,6 +116,11 @@ private:
   bool pack_as_term(PyObject *o, packer &pk, std::size_t depth) const;
   // Appends o's term to out; false at the first value that is not plain.
   bool append_term(PyObject *o, std::string &out, std::size_t depth) const;
+  // ext 7's payload, a term at the given level, as Python objects
+  // (convert_term_read.cpp).
+  struct term_cursor;
+  py_ref term_to_python(std::string_view data, std::size_t depth) const;
+  py_ref read_term(term_cursor &c, std::size_t depth) const;
   // Throws encode_error naming two keys of dict that the client would
   // decode to the same term (str 'a' and b'a'; None and Atom('none'); True
   // and Atom('true'); two nans). Runs no Python code (convert_keys.cpp).

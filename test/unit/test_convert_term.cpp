@@ -129,3 +129,74 @@ TEST_CASE("what is not plain stays msgpack, and the plain containers inside it a
   CHECK(test::encode_error("[{'a': 1, b'a': 2}] * 64", c).starts_with("dict keys 'a' and b'a'"));
   CHECK(test::encode_error("['\\ud800'] * 64", c).find("lone surrogates") != std::string::npos);
 }
+
+namespace {
+
+// ext 7 holding payload, packed.
+std::string ext7(const std::string &payload) {
+  std::string out{'\xc9'};
+  const auto n = static_cast<std::uint32_t>(payload.size());
+  out += bytes({static_cast<int>(n >> 24), static_cast<int>((n >> 16) & 0xff),
+                static_cast<int>((n >> 8) & 0xff), static_cast<int>(n & 0xff), 7});
+  return out + payload;
+}
+
+// repr() of what ext 7 holding payload becomes in Python.
+std::string read_repr(const std::string &payload) {
+  const std::string packed = ext7(payload);
+  msgpack::object_handle h = msgpack::unpack(packed.data(), packed.size());
+  pyport::py_ref v = test::conv().to_python(h.get());
+  pyport::py_ref r = pyport::checked(PyObject_Repr(v.get()));
+  return PyUnicode_AsUTF8(r.get());
+}
+
+} // namespace
+
+TEST_CASE("a client's term (ext 7) becomes what msgpack would make of it") {
+  // term_to_binary([none, nil, undefined, true, false, ok, 'été', 1 bsl 70,
+  //   -1, 300, 1.5, <<"é"/utf8>>, <<255>>, "ab", {}, {1, []}]) (OTP 25)
+  const std::string payload =
+      bytes({131, 108, 0,   0,   0,   16,  100, 0,   4,   110, 111, 110, 101, 100, 0,   3,   110,
+             105, 108, 100, 0,   9,   117, 110, 100, 101, 102, 105, 110, 101, 100, 100, 0,   4,
+             116, 114, 117, 101, 100, 0,   5,   102, 97,  108, 115, 101, 100, 0,   2,   111, 107,
+             100, 0,   3,   233, 116, 233, 110, 9,   0,   0,   0,   0,   0,   0,   0,   0,   0,
+             64,  98,  255, 255, 255, 255, 98,  0,   0,   1,   44,  70,  63,  248, 0,   0,   0,
+             0,   0,   0,   109, 0,   0,   0,   2,   195, 169, 109, 0,   0,   0,   1,   255, 107,
+             0,   2,   97,  98,  104, 0,   104, 2,   97,  1,   106, 106});
+  CHECK(read_repr(payload) ==
+        "[None, None, None, True, False, Atom('ok'), Atom('\xc3\xa9t\xc3\xa9'), "
+        "1180591620717411303424, -1, 300, 1.5, '\xc3\xa9', b'\\xff', [97, "
+        "98], (), (1, [])]");
+  // Negative bigs, UTF-8 atoms, large tuples.
+  CHECK(read_repr(bytes({131, 110, 1, 1, 5})) == "-5");
+  CHECK(read_repr(bytes({131, 111, 0, 0, 0, 1, 1, 5})) == "-5");
+  CHECK(read_repr(bytes({131, 119, 2, 0xc3, 0xa9})) == "Atom('\xc3\xa9')");
+  CHECK(read_repr(bytes({131, 105, 0, 0, 0, 1, 97, 7})) == "(7,)");
+}
+
+TEST_CASE("a client's term that does not hold is a bad_request naming why") {
+  const auto error = [](const std::string &payload) { return test::decode_error(ext7(payload)); };
+  CHECK(error("").find("ends inside a term") != std::string::npos);
+  CHECK(error(bytes({130, 97, 1})).find("version byte 131") != std::string::npos);
+  CHECK(error(bytes({131, 97})).find("ends inside a term") != std::string::npos);
+  CHECK(error(bytes({131, 97, 1, 97})).find("bytes after its term") != std::string::npos);
+  CHECK(error(bytes({131, 108, 255, 255, 255, 255, 106})).find("counts more items") !=
+        std::string::npos);
+  CHECK(error(bytes({131, 105, 0, 0, 1, 0, 97, 1})).find("counts more items") != std::string::npos);
+  CHECK(error(bytes({131, 108, 0, 0, 0, 1, 97, 1, 97, 2})).find("improper list") !=
+        std::string::npos);
+  CHECK(error(bytes({131, 110, 1, 2, 5})).find("sign byte") != std::string::npos);
+  CHECK(error(bytes({131, 109, 0, 0, 0, 9, 1})).find("ends inside a term") != std::string::npos);
+  // A pid (88), a map (116), a compressed term (80): not plain.
+  for (const int tag : {88, 116, 80, 77, 0, 255})
+    CHECK(error(bytes({131, tag, 0, 0, 0, 0})).find("tag " + std::to_string(tag)) !=
+          std::string::npos);
+  // Nesting past the bound: 300 lists of one item each.
+  std::string deep = bytes({131});
+  for (int i = 0; i < 300; ++i)
+    deep += bytes({108, 0, 0, 0, 1});
+  deep += bytes({106});
+  for (int i = 0; i < 300; ++i)
+    deep += bytes({106});
+  CHECK(error(deep).find("nested deeper than") != std::string::npos);
+}
