@@ -1,9 +1,7 @@
 // Big values in files (PROTOCOL.md section 3, "Big values in files"): the
 // names a reference may hold, its payload, the bound on the files one side
 // holds, and the port's reading and writing of them.
-#include "convert_helpers.hpp"
-#include "shm_ext.hpp"
-#include "shm_value.hpp"
+#include "shm_helpers.hpp"
 
 #include <cstdlib>
 #include <fcntl.h>
@@ -19,62 +17,7 @@ using pyport::shm_kind;
 using pyport::shm_ledger;
 using pyport::valid_shm_name;
 
-namespace {
-
-// A private directory for one test, removed after it.
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    std::string t = std::filesystem::temp_directory_path() / "pyport-shm-test-XXXXXX";
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
-  void write(const std::string &name, const std::string &bytes) const {
-    std::ofstream(path + "/" + name, std::ios::binary) << bytes;
-  }
-  [[nodiscard]] bool has(const std::string &name) const {
-    return std::filesystem::exists(path + "/" + name);
-  }
-};
-
-// A msgpack ext 6 object holding payload, kept alive by the handle.
-msgpack::object_handle ext6(const std::string &payload) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_ext(static_cast<std::uint32_t>(payload.size()), pyport::ext_shm);
-  pk.pack_ext_body(payload.data(), static_cast<std::uint32_t>(payload.size()));
-  return msgpack::unpack(buf.data(), buf.size());
-}
-
-// The msgpack bytes v encodes to with c (a reply bound of max_reply).
-std::string encode_raw(PyObject *v, const pyport::converter &c, std::size_t max_reply = 0) {
-  pyport::out_buffer out;
-  out.set_max_reply(max_reply);
-  pyport::packer pk(out);
-  c.to_msgpack(v, pk);
-  return {reinterpret_cast<const char *>(out.bytes().data()), out.size()};
-}
-
-// Whether bytes are one ext 6 (a reference to a file).
-bool is_ext6(const std::string &bytes) {
-  return bytes.size() > 3 && static_cast<unsigned char>(bytes[0]) == 0xc7 &&
-         bytes[2] == pyport::ext_shm;
-}
-
-// The bad_request message of decoding payload with store, or "no error".
-std::string decode_error(pyport::converter &c, const std::string &payload) {
-  auto h = ext6(payload);
-  try {
-    pyport::py_ref v = c.to_python(h.get());
-  } catch (const pyport::port_error &e) {
-    CHECK(e.type() == pyport::error_type::bad_request);
-    return e.what();
-  }
-  return "no error";
-}
-
-} // namespace
+using namespace shm_test;
 
 TEST_CASE("a file reference names a plain file, never a path") {
   CHECK(valid_shm_name("i123"));
@@ -130,6 +73,24 @@ TEST_CASE("the ledger holds the bytes of files not yet taken to its bound") {
   CHECK(ledger.files() == 1);
   CHECK(ledger.bytes() == 40);
   CHECK_FALSE(ledger.admit(UINT64_MAX, exists)); // no overflow
+}
+
+TEST_CASE("the ledger forgets the files added after a mark, naming each") {
+  shm_ledger ledger(100);
+  ledger.add("o1", 10);
+  const auto mark = ledger.mark();
+  ledger.add("o2", 20);
+  ledger.add("o3", 30);
+  // A file taken meanwhile (before the mark) does not shift the mark.
+  CHECK(ledger.admit(0, [](const std::string &name) { return name != "o1"; }));
+  std::set<std::string> gone;
+  ledger.forget_since(mark, [&](const std::string &name) { gone.insert(name); });
+  CHECK(gone == std::set<std::string>{"o2", "o3"});
+  CHECK(ledger.files() == 0);
+  CHECK(ledger.bytes() == 0);
+  ledger.add("o4", 5);
+  ledger.forget_since(ledger.mark(), [&](const std::string &) { FAIL("nothing after the mark"); });
+  CHECK(ledger.bytes() == 5);
 }
 
 TEST_CASE("ext 6 arrives as bytes or str read from the file, which is deleted") {
@@ -335,95 +296,4 @@ TEST_CASE("spares hold at most half of the bound between them") {
   REQUIRE(is_ext6(encode_raw(test::py_eval("b'r' * 5000").get(), c)));
   CHECK_FALSE(d.has("sbig"));
   CHECK(store.spare_bytes() <= store.max_spare_bytes());
-}
-
-TEST_CASE("a reply of the very bytes or str a request brought hands its file back") {
-  temp_dir d;
-  pyport::shm_store store(d.path, 4096, 1 << 24);
-  pyport::converter c(test::shared_dispatcher().types());
-  c.set_shm(&store);
-  const std::string blob(8192, '\xfe'); // not UTF-8: a str kind stays bytes
-  d.write("i1", blob);
-  struct stat in {};
-  REQUIRE(stat((d.path + "/i1").c_str(), &in) == 0);
-  auto h = ext6(encode_shm_ref(shm_kind::bin, blob.size(), "i1"));
-  pyport::py_ref v = c.to_python(h.get());
-  // The same object goes back: its file, renamed, and no byte written.
-  const std::string reply = encode_raw(v.get(), c);
-  REQUIRE(is_ext6(reply));
-  const std::string path = reply.substr(3 + 9); // after kind and size: the port's path
-  REQUIRE(path.starts_with(d.path + "/o"));
-  struct stat out {};
-  REQUIRE(stat(path.c_str(), &out) == 0);
-  CHECK(out.st_ino == in.st_ino);
-  CHECK(out.st_size == static_cast<off_t>(blob.size()));
-  CHECK(store.totals().written_files == 0);
-  CHECK(store.totals().reused_files == 1);
-  CHECK(store.totals().reused_bytes == blob.size());
-  CHECK(store.ledger().bytes() == blob.size()); // in flight until the client takes it
-  // Twice in one reply: the second is written.
-  d.write("i2", blob);
-  auto h2 = ext6(encode_shm_ref(shm_kind::bin, blob.size(), "i2"));
-  pyport::py_ref v2 = c.to_python(h2.get());
-  pyport::py_ref pair = pyport::checked(PyTuple_Pack(2, v2.get(), v2.get()));
-  (void)encode_raw(pair.get(), c);
-  CHECK(store.totals().reused_files == 2);
-  CHECK(store.totals().written_files == 1);
-  // Equal bytes in another object are written: only the object is known
-  // to be the file's.
-  d.write("i3", blob);
-  auto h3 = ext6(encode_shm_ref(shm_kind::bin, blob.size(), "i3"));
-  pyport::py_ref v3 = c.to_python(h3.get());
-  pyport::py_ref copy =
-      pyport::checked(PyBytes_FromStringAndSize(blob.data(), static_cast<Py_ssize_t>(blob.size())));
-  REQUIRE(is_ext6(encode_raw(copy.get(), c)));
-  CHECK(store.totals().written_files == 2);
-  // The request ended: its value is no longer the file's.
-  store.release_kept();
-  CHECK(store.spares() == 1); // i3's file
-  REQUIRE(is_ext6(encode_raw(v3.get(), c)));
-  CHECK(store.totals().reused_files == 2);
-  CHECK(store.totals().written_files == 3);
-  // A str a request brought goes back as its file too.
-  const std::string text(6000, 'a');
-  d.write("i4", text);
-  auto h4 = ext6(encode_shm_ref(shm_kind::str, text.size(), "i4"));
-  pyport::py_ref s = c.to_python(h4.get());
-  REQUIRE(PyUnicode_Check(s.get()));
-  REQUIRE(is_ext6(encode_raw(s.get(), c)));
-  CHECK(store.totals().reused_files == 3);
-  // A big str of the reply's own is a file as well; a small one is not.
-  REQUIRE(is_ext6(encode_raw(test::py_eval("'b' * 5000").get(), c)));
-  CHECK(store.totals().written_files == 4);
-  CHECK_FALSE(is_ext6(encode_raw(test::py_eval("'b' * 4000").get(), c)));
-  store.release_kept();
-}
-
-TEST_CASE("a request keeps at most max_kept files, within the spares' bytes") {
-  temp_dir d;
-  pyport::shm_store store(d.path, 4096, 1 << 24);
-  pyport::converter c(test::shared_dispatcher().types());
-  c.set_shm(&store);
-  const std::string blob(8192, 'q');
-  std::vector<pyport::py_ref> values;
-  for (std::size_t i = 0; i < pyport::shm_store::max_kept + 2; ++i) {
-    std::string name = "i";
-    name += std::to_string(i); // (not "i" + ...: a false -Wrestrict in GCC 12)
-    d.write(name, blob);
-    auto h = ext6(encode_shm_ref(shm_kind::bin, blob.size(), name));
-    values.push_back(c.to_python(h.get()));
-  }
-  std::size_t kept = 0;
-  for (const auto &e : std::filesystem::directory_iterator(d.path))
-    kept += e.path().filename().string().starts_with("k") ? 1 : 0;
-  CHECK(kept == pyport::shm_store::max_kept);
-  CHECK(store.spare_bytes() <= store.max_spare_bytes());
-  // The last ones were not kept: their replies are written.
-  (void)encode_raw(values.back().get(), c);
-  CHECK(store.totals().written_files == 1);
-  (void)encode_raw(values.front().get(), c);
-  CHECK(store.totals().reused_files == 1);
-  store.release_kept();
-  for (const auto &e : std::filesystem::directory_iterator(d.path))
-    CHECK_FALSE(e.path().filename().string().starts_with("k"));
 }
