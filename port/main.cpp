@@ -43,6 +43,8 @@ int serve(int argc, char **argv) {
   std::string shm_dir;
   std::uint64_t shm_threshold = 1u << 20;
   std::uint64_t shm_max_bytes = 0;
+  std::size_t term_min_items = 0;
+  std::string none_as = "none";
 
   CLI::App app{"pyport: a CPython interpreter serving eval/exec/call requests as length-prefixed "
                "msgpack frames on stdin/stdout (see proto/PROTOCOL.md)",
@@ -123,6 +125,16 @@ int serve(int argc, char **argv) {
                  "takes the pipe; 0: min(1 GiB, a quarter of the tmpfs)")
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
+  app.add_option("--term-min-items", term_min_items,
+                 "a reply's list, tuple or dict of this many items or more whose values are all "
+                 "plain leaves as one term in Erlang's external format (ext 4: PROTOCOL.md, "
+                 "\"Big containers as terms\"); 0: never (ignored with --json)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 24))
+      ->capture_default_str();
+  app.add_option("--none-as", none_as,
+                 "the atom None becomes in such a term: none, or nil (the client's none_as)")
+      ->check(CLI::IsMember({"none", "nil"}))
+      ->capture_default_str();
   app.add_flag("--json", json,
                "one JSON array per line instead of binary frames (for shells and terminals)");
   app.add_option("--log-level", log_level,
@@ -167,6 +179,8 @@ int serve(int argc, char **argv) {
       store = std::make_unique<pyport::shm_store>(shm.path, shm_threshold, shm.max_bytes);
       dispatch.values().set_shm(store.get());
     }
+    if (!json)
+      dispatch.values().set_terms(term_min_items, none_as);
     if (lim.memory_limit) {
       // After start-up, so that the interpreter and its modules are in:
       // a request needs at least the reader thread's stack (8 MiB) more.

@@ -261,7 +261,8 @@ atom_keys(Other) -> Other.
                gc_garbage, gc_enabled, gc_frozen, gc_activity, pause_total_us, pause_max_us,
                memory_limit, compile_cache_entries, rss_breakdown, python_objects, allocator_free, traced,
                native, allocator, compile_cache_bytes, handles, filename, lineno, size, count, size_diff, count_diff, traceback,
-               shm, dir, threshold, max_bytes, files, bytes, spares, spare_bytes, written_files, written_bytes, read_files, read_bytes]).
+               shm, dir, threshold, max_bytes, files, bytes, spares, spare_bytes, written_files, written_bytes, read_files, read_bytes,
+               reused_files, reused_bytes]).
 
 %% Only the port's own keys become atoms (the others stay binaries).
 key(K) when is_binary(K) ->

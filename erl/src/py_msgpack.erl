@@ -22,7 +22,7 @@
 %% (a list of one-key maps).
 -module(py_msgpack).
 
--export([encode/1, decode/1, decode/2, decode_frames/2, pool_decode_options/1]).
+-export([encode/1, decode/1, decode/2, decode_frames/2, pool_decode_options/1, port_args/1]).
 
 -export_type([decode_options/0]).
 
@@ -35,6 +35,7 @@
 -include("py_msgpack.hrl").
 
 -define(BUDGET, '$py_msgpack_inflate_budget').
+
 %% ---- encode ----
 
 %% @doc Encodes a term as one msgpack value (a frame: the term is level 1);
@@ -48,6 +49,14 @@ encode(Term) -> py_msgpack_encode:encode(Term).
 -spec pool_decode_options(py_opts:pool_opts()) -> decode_options().
 pool_decode_options(#{atoms := Atoms, max_reply_bytes := Max, none_as := NoneAs}) ->
     #{atoms => Atoms, max_bytes => Max, none_as => NoneAs}.
+
+%% @doc The port's flags for the replies this codec decodes: a reply's
+%% list, tuple or dict of at least ?TERM_MIN_ITEMS plain items comes as
+%% one term in Erlang's external format (ext 4, decoded by binary_to_term:
+%% half the time of this decoder), its None as the pool's `none_as'.
+-spec port_args(py_opts:pool_opts()) -> [string()].
+port_args(#{none_as := NoneAs}) ->
+    ["--term-min-items", integer_to_list(?TERM_MIN_ITEMS), "--none-as", atom_to_list(NoneAs)].
 
 %% @equiv decode(Bin, #{})
 -spec decode(binary()) -> {ok, term()} | {error, term()}.
@@ -278,6 +287,14 @@ dec_ext(?EXT_BIGINT, <<1, Mag/binary>>, _, _) -> -binary:decode_unsigned(Mag);
 dec_ext(?EXT_BIGINT, _, _, _) -> bad(bad_bigint);
 dec_ext(?EXT_TERM, Data, {true, _}, _) -> inflate_check(Data), binary_to_term(Data);
 dec_ext(?EXT_TERM, Data, {false, _}, _) -> inflate_check(Data), binary_to_term(Data, [safe]);
+%% What encode/1 sends a long list of plain values as (the port never
+%% sends it): decoded for the codec's round trip.
+dec_ext(?EXT_VALUE_TERM, Data, {Create, _}, _) ->
+    inflate_check(Data),
+    case Create of
+        true -> binary_to_term(Data);
+        false -> binary_to_term(Data, [safe])
+    end;
 dec_ext(?EXT_HANDLE, <<E:64, N:64>>, _, _) -> {py_handle, E, N};
 dec_ext(?EXT_SHM, Ref, _, _) -> shm_take(Ref);
 dec_ext(Type, _, _, _) -> bad({unknown_ext, Type}).

@@ -12,6 +12,12 @@
 %% A big value in a file of the worker's directory (py_shm): its name from
 %% the node, its path from the port.
 -define(EXT_SHM, 6).
+%% A long list of plain values from the node, in Erlang's external term
+%% format (term_to_binary): the port builds the same Python objects the
+%% msgpack mapping gives (PROTOCOL.md section 3, "Big containers as terms").
+-define(EXT_VALUE_TERM, 7).
+%% Containers of fewer items go as msgpack (about as fast).
+-define(TERM_MIN_ITEMS, 64).
 %% The least a value must have to go as a file (py_shm; the smallest
 %% shm_threshold): a binary under it never looks for a directory.
 -define(SHM_FLOOR, 4096).

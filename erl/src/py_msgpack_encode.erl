@@ -45,7 +45,7 @@ enc({py_handle, _Pool, _Slot, W, P, E, N}, _)
 %% Depth counts the containers around a value: one more is level Depth + 1.
 enc(T, Depth) when Depth >= ?MAX_DEPTH, is_list(T) orelse is_map(T) orelse is_tuple(T) ->
     throw({py_msgpack, {unsupported, too_deep}});
-enc(L, Depth) when is_list(L) -> enc_list(L, Depth);
+enc(L, Depth) when is_list(L) -> enc_list_or_term(L, Depth);
 enc(M, Depth) when is_map(M) -> enc_map(M, Depth);
 %% A tuple's payload is its element array: its size is summed, never
 %% flattened into a binary of its own (the frame is iodata).
@@ -103,6 +103,42 @@ ext_header(Type, 16) -> <<16#d8, Type>>;
 ext_header(Type, N) when N < 16#100 -> <<16#c7, N, Type>>;
 ext_header(Type, N) when N < 16#10000 -> <<16#c8, N:16, Type>>;
 ext_header(Type, N) -> <<16#c9, N:32, Type>>.
+
+%% A long list of plain values as one term (ext 7): term_to_binary makes
+%% one binary in half the time this encoder takes, and the port reads it in
+%% one pass. Plain: what the port maps as msgpack would, with nothing this
+%% encoder treats apart (a binary a file may carry, {bytes, B}, a handle,
+%% an ndarray, a map, an opaque term, an improper list, nesting past the
+%% bound).
+enc_list_or_term(L, Depth) ->
+    case has_items(L, ?TERM_MIN_ITEMS) andalso plain(L, ?MAX_DEPTH - Depth) of
+        true -> enc_ext(?EXT_VALUE_TERM, term_to_binary(L));
+        false -> enc_list(L, Depth)
+    end.
+
+%% Whether L has at least N items (an improper list's tail is not one).
+has_items(_, 0) -> true;
+has_items([_ | T], N) -> has_items(T, N - 1);
+has_items(_, _) -> false.
+
+%% Whether T is plain, its containers at most Left levels deep.
+plain(I, _) when is_integer(I) -> true;
+plain(F, _) when is_float(F) -> true;
+plain(B, _) when is_binary(B) -> byte_size(B) < ?SHM_FLOOR;
+plain(A, _) when is_atom(A) -> true;
+plain(_, 0) -> false;
+plain(L, Left) when is_list(L) -> plain_items(L, Left - 1);
+plain({bytes, _}, _) -> false;
+plain({ndarray, _, _, _}, _) -> false;
+plain(T, Left) when is_tuple(T), element(1, T) =/= py_handle -> plain_elements(T, tuple_size(T), Left - 1);
+plain(_, _) -> false.
+
+plain_items([H | T], Left) -> plain(H, Left) andalso plain_items(T, Left);
+plain_items([], _) -> true;
+plain_items(_, _) -> false.
+
+plain_elements(_, 0, _) -> true;
+plain_elements(T, N, Left) -> plain(element(N, T), Left) andalso plain_elements(T, N - 1, Left).
 
 enc_list(L, Depth) ->
     N = try length(L) catch error:badarg -> throw({py_msgpack, {unsupported, {improper_list_tail, tail(L)}}}) end,

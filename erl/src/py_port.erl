@@ -17,7 +17,8 @@ spawn(Opts) ->
     case {py_exe:find(Opts), py_exe:env(Opts)} of
         {{ok, Exe}, {ok, Env}} ->
             PortOpts = [binary, {packet, 4}, exit_status, use_stdio,
-                        {args, py_exe:args(Opts) ++ py_log:port_args(Opts) ++ py_shm:port_args(Opts)},
+                        {args, py_exe:args(Opts) ++ py_log:port_args(Opts) ++ py_shm:port_args(Opts)
+                                ++ py_msgpack:port_args(Opts)},
                         %% The port exits at start if the node is already gone.
                         {env, [{"PYPORT_PARENT_PID", os:getpid()} | Env]}],
             try

@@ -42,15 +42,16 @@ number(S) ->
     end.
 
 %% Every numeric flag of the port is in the table, with the port's range,
-%% but --chunk-ms (a float the node never passes) and the shared-memory
+%% but --chunk-ms (a float the node never passes), the shared-memory
 %% flags, which py_shm passes from options it checks itself (py_opts,
-%% within the port's ranges; py_shm_tests).
+%% within the port's ranges; py_shm_tests), and --term-min-items, which
+%% py_msgpack passes as a constant.
 help_matches_the_table_test() ->
     Help = help_ranges(),
     Table = py_limits:port_flags(),
-    Shm = ["--shm-max-bytes", "--shm-threshold"],
-    ?assertEqual(Shm, lists:sort([F || {F, _} <- Help, lists:member(F, Shm)])),
-    ?assertEqual(lists:sort([F || {F, _} <- Help] -- ["--chunk-ms" | Shm]),
+    Others = ["--shm-max-bytes", "--shm-threshold", "--term-min-items"],
+    ?assertEqual(Others, lists:sort([F || {F, _} <- Help, lists:member(F, Others)])),
+    ?assertEqual(lists:sort([F || {F, _} <- Help] -- ["--chunk-ms" | Others]),
                  lists:sort([F || {_, F, _, _} <- Table])),
     lists:foreach(
       fun({Opt, Flag, Min, Max}) ->

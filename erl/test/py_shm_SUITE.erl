@@ -13,7 +13,8 @@
          sweep_removes_dead_ports_directories/1, bound_falls_back_to_pipe/1,
          threshold_infinity_makes_no_files/1, not_a_tmpfs_takes_the_pipe/1,
          garbage_options_refused/1, error_reply_leaves_no_files/1,
-         files_count_against_max_frame/1, stream_and_callback_values_from_python/1]).
+         files_count_against_max_frame/1, stream_and_callback_values_from_python/1,
+         passed_back_values_reuse_their_files/1]).
 
 -define(MIB, 1048576).
 
@@ -23,7 +24,7 @@ all() ->
      sweep_removes_dead_ports_directories, bound_falls_back_to_pipe,
      threshold_infinity_makes_no_files, not_a_tmpfs_takes_the_pipe, garbage_options_refused,
      error_reply_leaves_no_files, files_count_against_max_frame,
-     stream_and_callback_values_from_python].
+     stream_and_callback_values_from_python, passed_back_values_reuse_their_files].
 
 init_per_suite(Config) ->
     ok = py_ct:start_app([]),
@@ -81,7 +82,9 @@ echo_16_mib_both_ways(Config) ->
     ?assertEqual(32 * ?MIB, ToBytes),
     ?assertEqual(32 * ?MIB, FromBytes),
     {ok, [{1, #{shm := Port}}]} = py:memory_stats(shm),
-    #{read_files := 2, written_files := 2, files := 0, bytes := 0, threshold := 1048576} = Port,
+    % The echo handed back its request's file; only the made bytes were written.
+    #{read_files := 2, written_files := 1, reused_files := 1, files := 0, bytes := 0,
+      threshold := 1048576} = Port,
     % Everything taken in: only spares are left (at most a few, whose
     % pages the next files reuse).
     [] = not_spares(),
@@ -280,3 +283,31 @@ stream_and_callback_values_from_python(Config) ->
         py:unregister_function(shm_len)
     end,
     [] = not_spares().
+
+%% A reply that holds the very bytes or str a request brought hands back
+%% that file, renamed, with no byte written; a new object is written.
+passed_back_values_reuse_their_files(Config) ->
+    ok = start(Config, []),
+    Blob = crypto:strong_rand_bytes(4 * ?MIB),
+    Text = binary:copy(<<"héllo "/utf8>>, 400000),
+    Reversed = list_to_binary(lists:reverse(binary_to_list(Blob))),
+    Stats = fun() -> {ok, [{1, #{shm := S}}]} = py:memory_stats(shm), S end,
+    {ok, {Blob, 7}} = py:eval(<<"(x, 7)">>, #{x => {bytes, Blob}}, [{pool, shm}]),
+    #{reused_files := 1, reused_bytes := 4194304, written_files := 0} = Stats(),
+    {ok, Text} = py:call(builtins, str, [Text], #{}, [{pool, shm}]),
+    #{reused_files := 2, written_files := 0} = Stats(),
+    {ok, Reversed} = py:eval(<<"x[::-1]">>, #{x => {bytes, Blob}}, [{pool, shm}]),
+    #{reused_files := 2, written_files := 1} = Stats(),
+    % Twice in one reply: once its file, once written.
+    {ok, [Blob, Blob]} = py:eval(<<"[x, x]">>, #{x => {bytes, Blob}}, [{pool, shm}]),
+    #{reused_files := 3, written_files := 2, files := 0, bytes := 0} = Stats(),
+    % A value kept past its request is written (its file went with the request).
+    {ok, none} = py:eval(<<"globals().__setitem__('kept', x)">>, #{x => {bytes, Blob}}, [{pool, shm}]),
+    {ok, Blob} = py:eval(<<"kept">>, #{}, [{pool, shm}]),
+    #{reused_files := 3, written_files := 3} = Stats(),
+    % A reply that fails after its file was handed back or written leaves
+    % no file behind.
+    {error, {encode_error, _}} = py:eval(<<"(x, x[::-1], object())">>, #{x => {bytes, Blob}}, [{pool, shm}]),
+    #{reused_files := 4, written_files := 4, files := 0, bytes := 0} = Stats(),
+    [] = not_spares(),
+    #{bytes := 0, files := 0} = shm_stats().

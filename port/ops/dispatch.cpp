@@ -3,6 +3,7 @@
 #include "asyncio_runner.hpp"
 #include "py_error.hpp"
 #include "shm_info.hpp"
+#include "shm_value.hpp"
 
 #include <optional>
 
@@ -54,6 +55,8 @@ void dispatcher::run(const request &r, out_buffer &out, run_context &ctx) noexce
   ++requests_;
   ctx_ = &ctx;
   guarded(r.id, out, ctx, [&] { run_op(r, out, ctx); });
+  if (shm_store *shm = convert_.shm())
+    shm->release_kept(); // the request's reply, if any, is packed
 }
 
 void dispatcher::resume(parked_stream &&s, out_buffer &out, run_context &ctx) noexcept {
@@ -64,6 +67,8 @@ void dispatcher::resume(parked_stream &&s, out_buffer &out, run_context &ctx) no
     if (!continue_stream(stream, out, ctx))
       write_nil_reply(out, stream.id, "done");
   });
+  if (shm_store *shm = convert_.shm())
+    shm->release_kept(); // (a callback's reply may have brought a file)
 }
 
 template <typename Body>
@@ -246,10 +251,32 @@ void dispatcher::write_value(out_buffer &out, std::uint64_t id, PyObject *value)
     return write_accounted(out, id, value);
   if (return_handle_)
     return reply_handle(out, id, value);
-  begin_reply(out, id, "ok");
-  packer pk(out);
-  convert_.to_msgpack(value, pk);
-  end_reply(out);
+  shm_store *shm = convert_.shm();
+  const std::uint64_t files = shm ? shm->mark() : 0;
+  const std::uint64_t terms = convert_.terms_written();
+  const auto pack = [&] {
+    try {
+      begin_reply(out, id, "ok");
+      packer pk(out);
+      convert_.to_msgpack(value, pk);
+      end_reply(out);
+    } catch (...) {
+      out.abort_frame();
+      if (shm)
+        shm->drop_since(files); // the frame that named them is gone
+      throw;
+    }
+  };
+  try {
+    const converter::with_terms on(convert_);
+    return pack();
+  } catch (const port_error &e) {
+    // A term can be larger than msgpack (PROTOCOL.md section 3, "Big
+    // containers as terms"): a reply too large with one goes without.
+    if (e.type() != error_type::reply_too_large || convert_.terms_written() == terms)
+      throw;
+  }
+  pack();
 }
 
 namespace {

@@ -33,7 +33,7 @@ py_ref shm_stats(shm_store *shm) {
     return py_ref::borrow(Py_None);
   shm->refresh();
   const shm_totals &t = shm->totals();
-  return checked(Py_BuildValue("{s:s,s:K,s:K,s:n,s:K,s:n,s:K,s:K,s:K,s:K,s:K}", "dir",
+  return checked(Py_BuildValue("{s:s,s:K,s:K,s:n,s:K,s:n,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "dir",
                                shm->dir().c_str(), "threshold",
                                static_cast<unsigned long long>(shm->threshold()), "max_bytes",
                                static_cast<unsigned long long>(shm->ledger().max_bytes()), "files",
@@ -44,7 +44,9 @@ py_ref shm_stats(shm_store *shm) {
                                static_cast<unsigned long long>(t.written_files), "written_bytes",
                                static_cast<unsigned long long>(t.written_bytes), "read_files",
                                static_cast<unsigned long long>(t.read_files), "read_bytes",
-                               static_cast<unsigned long long>(t.read_bytes)));
+                               static_cast<unsigned long long>(t.read_bytes), "reused_files",
+                               static_cast<unsigned long long>(t.reused_files), "reused_bytes",
+                               static_cast<unsigned long long>(t.reused_bytes)));
 }
 
 } // namespace pyport

@@ -153,6 +153,8 @@ py_ref converter::from_ext(const msgpack::object_ext &ext, std::size_t depth) co
     return resolve_handle(payload);
   case ext_shm:
     return shm_to_python(shm_, payload);
+  case ext_value_term:
+    return term_to_python(payload, depth);
   default:
     bad_request("ext type " + std::to_string(ext.type()) + " is reserved");
   }

@@ -7,6 +7,7 @@
 #include "request.hpp"
 
 #include <deque>
+#include <string>
 #include <string_view>
 
 namespace pyport {
@@ -67,6 +68,35 @@ public:
   void set_shm(shm_store *shm) noexcept { shm_ = shm; }
   [[nodiscard]] shm_store *shm() const noexcept { return shm_; }
 
+  // Big containers as terms (convert_term.cpp): an exact list, tuple or
+  // dict of at least min_items items (0: never) whose values are all
+  // plain leaves as one ext 4 in Erlang's external term format, which the
+  // client decodes with binary_to_term; None becomes the atom none_atom
+  // (the pool's none_as). Off by default: shell users read msgpack.
+  void set_terms(std::size_t min_items, std::string none_atom) {
+    term_items_ = min_items;
+    none_atom_ = std::move(none_atom);
+  }
+  // Terms written since start: a frame that holds one and is too large is
+  // packed again without them (they can be larger than msgpack).
+  [[nodiscard]] std::uint64_t terms_written() const noexcept { return terms_written_; }
+  // While it lives, containers may become terms (the value of a reply
+  // that is packed again without them when a term makes it too large:
+  // dispatcher::write_value); nowhere else.
+  class with_terms {
+  public:
+    explicit with_terms(const converter &c) noexcept : c_(c), was_(c.terms_on_) {
+      c.terms_on_ = c.term_items_ != 0;
+    }
+    ~with_terms() { c_.terms_on_ = was_; }
+    with_terms(const with_terms &) = delete;
+    with_terms &operator=(const with_terms &) = delete;
+
+  private:
+    const converter &c_;
+    bool was_;
+  };
+
   // A str when the bytes are UTF-8, else bytes (how client strings arrive).
   [[nodiscard]] static py_ref text_or_bytes(std::string_view s);
   // The Python str of a wire name (op arguments, locals keys).
@@ -80,6 +110,17 @@ private:
   py_ref resolve_handle(std::string_view payload) const;
   void to_msgpack(PyObject *o, packer &pk, std::size_t depth) const;
   bool pack_uncommon(PyObject *o, packer &pk, std::size_t depth) const;
+  // o as one term (ext 4) when it is a big container of plain values;
+  // false: the caller packs msgpack, and no container inside o tries again
+  // (term_off_ until o is packed).
+  bool pack_as_term(PyObject *o, packer &pk, std::size_t depth) const;
+  // Appends o's term to out; false at the first value that is not plain.
+  bool append_term(PyObject *o, std::string &out, std::size_t depth) const;
+  // ext 7's payload, a term at the given level, as Python objects
+  // (convert_term_read.cpp).
+  struct term_cursor;
+  py_ref term_to_python(std::string_view data, std::size_t depth) const;
+  py_ref read_term(term_cursor &c, std::size_t depth) const;
   // Throws encode_error naming two keys of dict that the client would
   // decode to the same term (str 'a' and b'a'; None and Atom('none'); True
   // and Atom('true'); two nans). Runs no Python code (convert_keys.cpp).
@@ -102,7 +143,10 @@ private:
     return static_cast<std::uint32_t>(n);
   }
   [[noreturn]] void too_long(std::size_t n, const char *what, const char *unit) const;
-  void pack_bin(packer &pk, const char *p, std::size_t n, const char *what) const;
+  // o: the bytes object [p, p + n) is, if any (a request's may go back as
+  // its file, shm_value.hpp).
+  void pack_bin(packer &pk, const char *p, std::size_t n, const char *what,
+                PyObject *o = nullptr) const;
   void pack_ext(packer &pk, std::int8_t type, const char *p, std::size_t n, const char *what) const;
   void pack_str(packer &pk, PyObject *o) const;
   // An exact bytes: large ones by reference when the buffer takes them.
@@ -129,6 +173,11 @@ private:
   mutable std::size_t tuple_buffers_used_ = 0;
   const handle_table *handles_ = nullptr;
   shm_store *shm_ = nullptr;
+  std::size_t term_items_ = 0;
+  std::string none_atom_ = "none";
+  mutable bool terms_on_ = false; // with_terms
+  mutable bool term_off_ = false; // inside a container that was not one
+  mutable std::uint64_t terms_written_ = 0;
 };
 
 } // namespace pyport

@@ -81,8 +81,9 @@ void converter::too_long(std::size_t n, const char *what, const char *unit) cons
                ": msgpack carries at most " + std::to_string(max_length_));
 }
 
-void converter::pack_bin(packer &pk, const char *p, std::size_t n, const char *what) const {
-  if (shm_ && pack_shm(shm_, pk, p, n))
+void converter::pack_bin(packer &pk, const char *p, std::size_t n, const char *what,
+                         PyObject *o) const {
+  if (shm_ && pack_shm(shm_, pk, p, n, o))
     return;
   const std::uint32_t len = length(n, what, "bytes");
   pk.pack_bin(len);
@@ -93,8 +94,8 @@ void converter::pack_bytes(packer &pk, PyObject *o) const {
   const auto n = static_cast<std::size_t>(PyBytes_GET_SIZE(o));
   out_buffer &out = pk.stream();
   if (n < by_reference_bytes || !out.takes_references())
-    return pack_bin(pk, PyBytes_AS_STRING(o), n, "a bytes");
-  if (shm_ && pack_shm(shm_, pk, PyBytes_AS_STRING(o), n)) // a file (shm_value.hpp)
+    return pack_bin(pk, PyBytes_AS_STRING(o), n, "a bytes", o);
+  if (shm_ && pack_shm(shm_, pk, PyBytes_AS_STRING(o), n, o)) // a file (shm_value.hpp)
     return;
   // A bytes object never changes: the buffer writes it from where it is,
   // holding it until then, instead of copying megabytes.
@@ -121,6 +122,10 @@ void converter::pack_str(packer &pk, PyObject *o) const {
     encode_error(
         "cannot encode a str holding characters that are not valid UTF-8 (lone surrogates)");
   }
+  // A big str as a file (shm_value.hpp), the file it came in when it is
+  // a request's str passed back.
+  if (shm_ && pack_shm(shm_, pk, p, static_cast<std::size_t>(n), o))
+    return;
   const std::uint32_t len = length(static_cast<std::size_t>(n), "a str", "bytes of UTF-8");
   pk.pack_str(len);
   pk.pack_str_body(p, len);
@@ -177,6 +182,15 @@ void converter::to_msgpack(PyObject *o, packer &pk, std::size_t depth) const {
     return pack_float(pk, PyFloat_AS_DOUBLE(o));
   if (t == &PyBytes_Type)
     return pack_bytes(pk, o);
+  // A big container of plain values: one term (convert_term.cpp). When it
+  // is not one, the containers inside it do not try again.
+  struct term_off_restore {
+    bool &flag;
+    bool was;
+    ~term_off_restore() { flag = was; }
+  } restore{term_off_, term_off_};
+  if (pack_as_term(o, pk, depth))
+    return;
   // Encoding an element can run Python code (an ErlangTerm subclass's data
   // property, say) that changes the container: each element is held while
   // it is encoded, and the size written in the header is checked again

@@ -3,6 +3,7 @@
 #include "errors.hpp"
 #include "py_error.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
@@ -54,10 +55,14 @@ shm_store::shm_store(std::string dir, std::uint64_t threshold, std::uint64_t max
 }
 
 shm_store::~shm_store() {
+  // Without the GIL here (the port leaves without destructors; this runs
+  // only when start-up failed): the kept values are left to the process.
+  for (kept_file &k : kept_)
+    (void)k.value.release();
   ::close(dirfd_);
 }
 
-int shm_store::take(const shm_ref &ref, bool recycle) {
+int shm_store::take(const shm_ref &ref, shm_take_mode mode) {
   const std::string name(ref.name);
   const int fd = ::openat(dirfd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
@@ -75,23 +80,81 @@ int shm_store::take(const shm_ref &ref, bool recycle) {
     bad_request("the file '" + name + "' of a value (ext 6) holds " + std::to_string(st.st_size) +
                 " bytes; its reference says " + std::to_string(ref.size));
   }
+  totals_.read_files += 1;
+  totals_.read_bytes += ref.size;
+  kept_pending_ = false;
+  if (mode == shm_take_mode::keep && kept_.size() < max_kept &&
+      spare_bytes_ + kept_bytes_ + ref.size <= max_spare_bytes()) {
+    std::string kept = "k";
+    kept += std::to_string(++seq_);
+    if (::renameat(dirfd_, name.c_str(), dirfd_, kept.c_str()) == 0) {
+      kept_.push_back({std::move(kept), ref.size, {}});
+      kept_bytes_ += ref.size;
+      kept_pending_ = true;
+      return fd;
+    }
+  }
   // Taken in: nobody else needs the name. A file read (not mapped) keeps
   // its pages as a spare for the next file either side writes: a tmpfs
   // page written anew costs its zeroing, about as much as the copy.
+  const bool recycle = mode != shm_take_mode::unlink;
   std::string spare = "sp";
   spare += std::to_string(++seq_);
   if (recycle)
     (void)scan_spares(nullptr); // the client may have claimed some since
-  if (!recycle || spares_ >= max_spares || spare_bytes_ + ref.size > max_spare_bytes() ||
+  if (!recycle || spares_ >= max_spares ||
+      spare_bytes_ + kept_bytes_ + ref.size > max_spare_bytes() ||
       ::renameat(dirfd_, name.c_str(), dirfd_, spare.c_str()) != 0) {
     ::unlinkat(dirfd_, name.c_str(), 0);
   } else {
     ++spares_;
     spare_bytes_ += ref.size;
   }
-  totals_.read_files += 1;
-  totals_.read_bytes += ref.size;
   return fd;
+}
+
+void shm_store::keep(PyObject *value) {
+  if (kept_pending_)
+    kept_.back().value = py_ref::borrow(value);
+  kept_pending_ = false;
+}
+
+std::string shm_store::reuse(PyObject *o) {
+  const auto it = std::find_if(kept_.begin(), kept_.end(),
+                               [o](const kept_file &k) { return k.value.get() == o; });
+  if (it == kept_.end() ||
+      !ledger_.admit(it->size, [this](const std::string &name) { return exists(name); }))
+    return {};
+  std::string name = "o";
+  name += std::to_string(++seq_);
+  if (::renameat(dirfd_, it->name.c_str(), dirfd_, name.c_str()) != 0)
+    return {};
+  ledger_.add(name, it->size);
+  totals_.reused_files += 1;
+  totals_.reused_bytes += it->size;
+  kept_bytes_ -= it->size;
+  kept_.erase(it);
+  return dir_ + "/" + name;
+}
+
+void shm_store::release_kept() {
+  if (kept_.empty())
+    return;
+  kept_pending_ = false;
+  (void)scan_spares(nullptr); // the client may have claimed some since
+  for (kept_file &k : kept_) {
+    kept_bytes_ -= k.size;
+    std::string spare = "sp";
+    spare += std::to_string(++seq_);
+    if (spares_ < max_spares && spare_bytes_ + kept_bytes_ + k.size <= max_spare_bytes() &&
+        ::renameat(dirfd_, k.name.c_str(), dirfd_, spare.c_str()) == 0) {
+      ++spares_;
+      spare_bytes_ += k.size;
+    } else {
+      ::unlinkat(dirfd_, k.name.c_str(), 0);
+    }
+  }
+  kept_.clear(); // the values' references go with them (GIL held)
 }
 
 int shm_store::scan_spares(const char *claim_as) {
@@ -125,7 +188,7 @@ int shm_store::scan_spares(const char *claim_as) {
         struct stat st {};
         const bool sized = ::fstatat(dirfd_, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0;
         const auto size = sized ? static_cast<std::uint64_t>(st.st_size) : 0;
-        if (sized && kept < max_spares && kept_bytes + size <= max_spare_bytes()) {
+        if (sized && kept < max_spares && kept_bytes + kept_bytes_ + size <= max_spare_bytes()) {
           ++kept;
           kept_bytes += size;
         } else {
@@ -159,6 +222,11 @@ bool shm_store::exists(const std::string &name) const noexcept {
 
 void shm_store::refresh() {
   (void)ledger_.admit(0, [this](const std::string &name) { return exists(name); });
+}
+
+void shm_store::drop_since(std::uint64_t mark) {
+  ledger_.forget_since(mark,
+                       [this](const std::string &name) { ::unlinkat(dirfd_, name.c_str(), 0); });
 }
 
 std::string shm_store::put(const char *p, std::size_t n) {
@@ -199,16 +267,20 @@ py_ref shm_to_python(shm_store *store, std::string_view payload) {
   const shm_ref ref = parse(store, payload);
   if (ref.size > PY_SSIZE_T_MAX)
     bad_request("a file reference's size is larger than memory");
-  fd_guard fd(store->take(ref, true));
+  fd_guard fd(store->take(ref, shm_take_mode::keep));
   py_ref bytes = checked(PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(ref.size)));
   store->read_all(fd.get(), PyBytes_AS_STRING(bytes.get()), ref.size, ref.name);
   if (ref.kind == shm_kind::str) {
     PyObject *u = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(bytes.get()),
                                        static_cast<Py_ssize_t>(ref.size), "strict");
-    if (u)
-      return py_ref::steal(u);
+    if (u) {
+      py_ref text = py_ref::steal(u);
+      store->keep(text.get()); // its UTF-8 is the file's bytes
+      return text;
+    }
     PyErr_Clear();
   }
+  store->keep(bytes.get());
   return bytes;
 }
 
@@ -216,7 +288,7 @@ py_ref shm_mapping(shm_store *store, std::string_view payload, std::size_t *size
   const shm_ref ref = parse(store, payload);
   if (ref.size > PY_SSIZE_T_MAX)
     bad_request("a file reference's size is larger than memory");
-  fd_guard fd(store->take(ref, false)); // mapped: its pages are the array's now
+  fd_guard fd(store->take(ref, shm_take_mode::unlink)); // mapped: its pages are the array's now
   *size = ref.size;
   if (ref.size == 0)
     return checked(PyByteArray_FromStringAndSize(nullptr, 0));
@@ -228,14 +300,16 @@ py_ref shm_mapping(shm_store *store, std::string_view payload, std::size_t *size
   return checked(PyObject_Call(ctor.get(), args.get(), kwargs.get()));
 }
 
-bool pack_shm(shm_store *store, packer &pk, const char *p, std::size_t n) {
+bool pack_shm(shm_store *store, packer &pk, const char *p, std::size_t n, PyObject *o) {
   if (!store || n < store->threshold())
     return false;
   // Past --max-reply-bytes alone: in the frame, which is refused as
   // reply_too_large the same as without files.
   if (const std::size_t max = pk.stream().max_reply(); max != 0 && n > max)
     return false;
-  const std::string path = store->put(p, n);
+  std::string path = o ? store->reuse(o) : std::string();
+  if (path.empty())
+    path = store->put(p, n);
   if (path.empty())
     return false;
   const std::string payload = encode_shm_ref(shm_kind::bin, n, path);

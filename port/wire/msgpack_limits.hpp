@@ -19,6 +19,9 @@ inline constexpr std::int8_t ext_tuple = 2;
 inline constexpr std::int8_t ext_bigint = 3;
 inline constexpr std::int8_t ext_term = 4;
 inline constexpr std::int8_t ext_handle = 5; // handles.hpp
+// ext 6, a value in a file: shm_ext.hpp. ext 7: a client's value in
+// Erlang's external term format (convert_term_read.cpp).
+inline constexpr std::int8_t ext_value_term = 7;
 
 // The longest str, bin or ext payload, and the most items in an array or
 // entries in a map, that msgpack's 32-bit lengths carry.

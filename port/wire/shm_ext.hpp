@@ -54,26 +54,46 @@ public:
   // Forgets the files exists(name) says are gone; then whether n more
   // bytes fit under the bound.
   template <class Exists> bool admit(std::uint64_t n, Exists &&exists) {
-    std::erase_if(held_, [&](const auto &f) {
-      if (exists(f.first))
+    std::erase_if(held_, [&](const held_file &f) {
+      if (exists(f.name))
         return false;
-      bytes_ -= f.second;
+      bytes_ -= f.size;
       return true;
     });
     return n <= max_ && bytes_ <= max_ - n;
   }
   void add(std::string name, std::uint64_t n) {
     bytes_ += n;
-    held_.emplace_back(std::move(name), n);
+    held_.push_back({std::move(name), n, ++added_});
+  }
+  // The files added so far, for forget_since: a frame's files are those
+  // added after the mark taken when it began.
+  [[nodiscard]] std::uint64_t mark() const noexcept { return added_; }
+  // Forgets the files added after mark, calling gone(name) for each (a
+  // frame that never left: nobody will take them).
+  template <class Gone> void forget_since(std::uint64_t mark, Gone &&gone) {
+    std::erase_if(held_, [&](const held_file &f) {
+      if (f.serial <= mark)
+        return false;
+      gone(f.name);
+      bytes_ -= f.size;
+      return true;
+    });
   }
   [[nodiscard]] std::size_t files() const noexcept { return held_.size(); }
   [[nodiscard]] std::uint64_t bytes() const noexcept { return bytes_; }
   [[nodiscard]] std::uint64_t max_bytes() const noexcept { return max_; }
 
 private:
+  struct held_file {
+    std::string name;
+    std::uint64_t size;
+    std::uint64_t serial;
+  };
   std::uint64_t max_;
   std::uint64_t bytes_ = 0;
-  std::vector<std::pair<std::string, std::uint64_t>> held_;
+  std::uint64_t added_ = 0;
+  std::vector<held_file> held_;
 };
 
 } // namespace pyport

@@ -1,9 +1,7 @@
 // Big values in files (PROTOCOL.md section 3, "Big values in files"): the
 // names a reference may hold, its payload, the bound on the files one side
 // holds, and the port's reading and writing of them.
-#include "convert_helpers.hpp"
-#include "shm_ext.hpp"
-#include "shm_value.hpp"
+#include "shm_helpers.hpp"
 
 #include <cstdlib>
 #include <fcntl.h>
@@ -19,62 +17,7 @@ using pyport::shm_kind;
 using pyport::shm_ledger;
 using pyport::valid_shm_name;
 
-namespace {
-
-// A private directory for one test, removed after it.
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    std::string t = std::filesystem::temp_directory_path() / "pyport-shm-test-XXXXXX";
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
-  void write(const std::string &name, const std::string &bytes) const {
-    std::ofstream(path + "/" + name, std::ios::binary) << bytes;
-  }
-  [[nodiscard]] bool has(const std::string &name) const {
-    return std::filesystem::exists(path + "/" + name);
-  }
-};
-
-// A msgpack ext 6 object holding payload, kept alive by the handle.
-msgpack::object_handle ext6(const std::string &payload) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_ext(static_cast<std::uint32_t>(payload.size()), pyport::ext_shm);
-  pk.pack_ext_body(payload.data(), static_cast<std::uint32_t>(payload.size()));
-  return msgpack::unpack(buf.data(), buf.size());
-}
-
-// The msgpack bytes v encodes to with c (a reply bound of max_reply).
-std::string encode_raw(PyObject *v, const pyport::converter &c, std::size_t max_reply = 0) {
-  pyport::out_buffer out;
-  out.set_max_reply(max_reply);
-  pyport::packer pk(out);
-  c.to_msgpack(v, pk);
-  return {reinterpret_cast<const char *>(out.bytes().data()), out.size()};
-}
-
-// Whether bytes are one ext 6 (a reference to a file).
-bool is_ext6(const std::string &bytes) {
-  return bytes.size() > 3 && static_cast<unsigned char>(bytes[0]) == 0xc7 &&
-         bytes[2] == pyport::ext_shm;
-}
-
-// The bad_request message of decoding payload with store, or "no error".
-std::string decode_error(pyport::converter &c, const std::string &payload) {
-  auto h = ext6(payload);
-  try {
-    pyport::py_ref v = c.to_python(h.get());
-  } catch (const pyport::port_error &e) {
-    CHECK(e.type() == pyport::error_type::bad_request);
-    return e.what();
-  }
-  return "no error";
-}
-
-} // namespace
+using namespace shm_test;
 
 TEST_CASE("a file reference names a plain file, never a path") {
   CHECK(valid_shm_name("i123"));
@@ -130,6 +73,24 @@ TEST_CASE("the ledger holds the bytes of files not yet taken to its bound") {
   CHECK(ledger.files() == 1);
   CHECK(ledger.bytes() == 40);
   CHECK_FALSE(ledger.admit(UINT64_MAX, exists)); // no overflow
+}
+
+TEST_CASE("the ledger forgets the files added after a mark, naming each") {
+  shm_ledger ledger(100);
+  ledger.add("o1", 10);
+  const auto mark = ledger.mark();
+  ledger.add("o2", 20);
+  ledger.add("o3", 30);
+  // A file taken meanwhile (before the mark) does not shift the mark.
+  CHECK(ledger.admit(0, [](const std::string &name) { return name != "o1"; }));
+  std::set<std::string> gone;
+  ledger.forget_since(mark, [&](const std::string &name) { gone.insert(name); });
+  CHECK(gone == std::set<std::string>{"o2", "o3"});
+  CHECK(ledger.files() == 0);
+  CHECK(ledger.bytes() == 0);
+  ledger.add("o4", 5);
+  ledger.forget_since(ledger.mark(), [&](const std::string &) { FAIL("nothing after the mark"); });
+  CHECK(ledger.bytes() == 5);
 }
 
 TEST_CASE("ext 6 arrives as bytes or str read from the file, which is deleted") {
@@ -266,11 +227,13 @@ TEST_CASE("a file read becomes a spare, and the next reply reuses its pages") {
   auto h = ext6(encode_shm_ref(shm_kind::bin, blob.size(), "i1"));
   CHECK(PyBytes_Check(c.to_python(h.get()).get()));
   CHECK_FALSE(d.has("i1"));
+  CHECK(store.spares() == 0); // kept for the request's reply (k1)
+  store.release_kept();       // the request ended
   CHECK(store.spares() == 1);
   test::py_exec("shm_reply = b'r' * 5000");
   REQUIRE(is_ext6(encode_raw(test::py_eval("shm_reply").get(), c)));
   struct stat after {};
-  REQUIRE(stat((d.path + "/o2").c_str(), &after) == 0); // sp1 was the spare
+  REQUIRE(stat((d.path + "/o3").c_str(), &after) == 0); // sp2 was the spare
   CHECK(after.st_ino == before.st_ino);                 // the same file, renamed
   CHECK(after.st_size == 5000);                         // cut to the reply's size
   CHECK((after.st_mode & 0777) == 0600);
@@ -293,10 +256,12 @@ TEST_CASE("inputs alone keep making spares while the client claims them") {
   c.set_shm(&store);
   const std::string blob(8192, 'q');
   for (int i = 0; i < 2 * static_cast<int>(pyport::shm_store::max_spares); ++i) {
-    const std::string name = "i" + std::to_string(i);
+    std::string name = "i";
+    name += std::to_string(i); // (not "i" + ...: a false -Wrestrict in GCC 12)
     d.write(name, blob);
     auto h = ext6(encode_shm_ref(shm_kind::bin, blob.size(), name));
     CHECK(PyBytes_Check(c.to_python(h.get()).get()));
+    store.release_kept();
     std::size_t spares = 0;
     for (const auto &e : std::filesystem::directory_iterator(d.path)) {
       spares += 1;
@@ -314,12 +279,16 @@ TEST_CASE("spares hold at most half of the bound between them") {
   c.set_shm(&store);
   const std::string blob(8192, 'q');
   for (int i = 0; i < 3; ++i) {
-    const std::string name = "i" + std::to_string(i);
+    std::string name = "i";
+    name += std::to_string(i); // (not "i" + ...: a false -Wrestrict in GCC 12)
     d.write(name, blob);
     auto h = ext6(encode_shm_ref(shm_kind::bin, blob.size(), name));
     CHECK(PyBytes_Check(c.to_python(h.get()).get()));
   }
   // Two of 8192 fit under 20000, the third is removed as it is taken.
+  CHECK(store.spares() == 0); // the two kept for the request's reply
+  CHECK(store.spare_bytes() == 2 * blob.size());
+  store.release_kept();
   CHECK(store.spares() == 2);
   CHECK(store.spare_bytes() == 2 * blob.size());
   // Spares the client made past the half are removed at the next write.
