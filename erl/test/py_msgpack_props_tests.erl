@@ -8,22 +8,27 @@
 -include_lib("eunit/include/eunit.hrl").
 
 -export([prop_round_trip/0, prop_prefix_truncated/0]). % for a shell too
+-export([nested/1]). % py_term_replies_SUITE's terms, with leaves of its own
 
 -define(NUMTESTS, 500).
 
 %% A term the codec gives back as it was (none, not nil or undefined, which
 %% also leave as None; no {bytes, _} or handle, which are encodings).
 term() ->
-    proper_types:sized(fun(Size) -> term(Size) end).
+    nested(fun leaf/0).
 
-term(0) ->
-    leaf();
-term(Size) ->
-    Inner = fun() -> term(Size div 4) end,
+%% Lists, maps (keyed by leaves) and tuples nested around Leaf()'s terms.
+nested(Leaf) ->
+    proper_types:sized(fun(Size) -> nested(Size, Leaf) end).
+
+nested(0, Leaf) ->
+    Leaf();
+nested(Size, Leaf) ->
+    Inner = fun() -> nested(Size div 4, Leaf) end,
     proper_types:frequency(
-      [{4, leaf()},
+      [{4, Leaf()},
        {1, proper_types:lazy(fun() -> proper_types:list(Inner()) end)},
-       {1, proper_types:lazy(fun() -> proper_types:bind(proper_types:list(proper_types:tuple([leaf(), Inner()])),
+       {1, proper_types:lazy(fun() -> proper_types:bind(proper_types:list(proper_types:tuple([Leaf(), Inner()])),
                                                          fun maps:from_list/1, false) end)},
        {1, proper_types:lazy(fun() -> proper_types:bind(proper_types:list(Inner()), fun list_to_tuple/1, false) end)}]).
 

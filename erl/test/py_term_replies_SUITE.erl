@@ -120,19 +120,9 @@ random_terms_decode_alike(_Config) ->
                          end),
     true = proper:quickcheck(Prop, [quiet, {numtests, 200}, {on_output, fun ct:pal/2}]).
 
+%% Terms of every kind, tuple map keys and {bytes, B} among them.
 term() ->
-    proper_types:sized(fun(Size) -> term(Size) end).
-
-term(0) ->
-    leaf();
-term(Size) ->
-    Inner = fun() -> term(Size div 4) end,
-    proper_types:frequency(
-      [{4, leaf()},
-       {1, proper_types:lazy(fun() -> proper_types:list(Inner()) end)},
-       {1, proper_types:lazy(fun() -> proper_types:bind(proper_types:list(proper_types:tuple([leaf(), Inner()])),
-                                                         fun maps:from_list/1, false) end)},
-       {1, proper_types:lazy(fun() -> proper_types:bind(proper_types:list(Inner()), fun list_to_tuple/1, false) end)}]).
+    py_msgpack_props_tests:nested(fun leaf/0).
 
 leaf() ->
     proper_types:union(
