@@ -20,6 +20,9 @@ struct time_type; // convert_numpy.cpp
 void pack_atom(packer &pk, std::string_view name);
 // Packs a float; nan and the infinities as the atoms nan, infinity, neg_infinity.
 void pack_float(packer &pk, double d);
+// The bytes of an int's absolute value (no leading zero byte), most or
+// least significant first. Throws python_error. PRECONDITION: GIL held.
+[[nodiscard]] std::string int_magnitude(PyObject *o, bool little_endian);
 
 // How numpy arrays leave (the request's "arrays" argument).
 enum class array_mode {

@@ -148,18 +148,23 @@ void converter::pack_int(packer &pk, PyObject *o) const {
     }
     PyErr_Clear();
   }
+  std::string payload(1, Py_SIZE(o) < 0 ? '\1' : '\0');
+  payload += int_magnitude(o, /*little_endian=*/false);
+  pack_ext(pk, ext_bigint, payload.data(), payload.size(), "an int");
+}
+
+std::string int_magnitude(PyObject *o, bool little_endian) {
   // int's own abs(), not the type's: an int subclass may define __abs__.
   py_ref magnitude = checked(PyLong_Type.tp_as_number->nb_absolute(o));
   const std::size_t bits = _PyLong_NumBits(magnitude.get());
   if (bits == static_cast<std::size_t>(-1))
     throw python_error(fetch_python_error());
-  std::string payload(1 + (bits + 7) / 8, '\0');
-  payload[0] = Py_SIZE(o) < 0 ? '\1' : '\0';
+  std::string bytes((bits + 7) / 8, '\0');
   if (_PyLong_AsByteArray(reinterpret_cast<PyLongObject *>(magnitude.get()),
-                          reinterpret_cast<unsigned char *>(payload.data() + 1), payload.size() - 1,
-                          /*little_endian=*/0, /*is_signed=*/0) < 0)
+                          reinterpret_cast<unsigned char *>(bytes.data()), bytes.size(),
+                          little_endian ? 1 : 0, /*is_signed=*/0) < 0)
     throw python_error(fetch_python_error());
-  pack_ext(pk, ext_bigint, payload.data(), payload.size(), "an int");
+  return bytes;
 }
 
 void converter::to_msgpack(PyObject *o, packer &pk, std::size_t depth) const {

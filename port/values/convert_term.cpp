@@ -7,6 +7,7 @@
 
 #include "msgpack_limits.hpp"
 #include "shm_value.hpp"
+#include "term_format.hpp"
 
 #include <bit>
 #include <cmath>
@@ -17,20 +18,7 @@ namespace pyport {
 
 namespace {
 
-// The tags of the external term format (OTP's "External Term Format").
-constexpr char new_float_ext = 70;
-constexpr char small_integer_ext = 97;
-constexpr char integer_ext = 98;
-constexpr char small_tuple_ext = 104;
-constexpr char large_tuple_ext = 105;
-constexpr char nil_ext = 106;
-constexpr char list_ext = 108;
-constexpr char binary_ext = 109;
-constexpr char small_big_ext = 110;
-constexpr char large_big_ext = 111;
-constexpr char map_ext = 116;
-constexpr char small_atom_utf8_ext = 119;
-constexpr unsigned char term_version = 131;
+namespace tag = term_tag;
 
 // Bytes and str this long are left to msgpack, which writes them from
 // where they are (or as a file) instead of copying them here.
@@ -43,7 +31,7 @@ void put32(std::string &out, std::uint32_t v) {
 }
 
 void put_atom(std::string &out, std::string_view name) {
-  out.push_back(small_atom_utf8_ext);
+  out.push_back(static_cast<char>(tag::small_atom_utf8));
   out.push_back(static_cast<char>(name.size()));
   out.append(name);
 }
@@ -51,17 +39,17 @@ void put_atom(std::string &out, std::string_view name) {
 // A big: sign, then the magnitude's bytes, least significant first.
 void put_big(std::string &out, bool negative, const unsigned char *le, std::size_t n) {
   if (n <= 255) {
-    out.push_back(small_big_ext);
+    out.push_back(static_cast<char>(tag::small_big));
     out.push_back(static_cast<char>(n));
   } else {
-    out.push_back(large_big_ext);
+    out.push_back(static_cast<char>(tag::large_big));
     put32(out, static_cast<std::uint32_t>(n));
   }
   out.push_back(negative ? '\1' : '\0');
   out.append(reinterpret_cast<const char *>(le), n);
 }
 
-// false: o's magnitude is not readable (never for an exact int).
+// false: o's value could not be read (never for an exact int).
 bool put_int(std::string &out, PyObject *o) {
   int overflow = 0;
   const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
@@ -71,10 +59,10 @@ bool put_int(std::string &out, PyObject *o) {
       return false;
     }
     if (v >= 0 && v <= 255) {
-      out.push_back(small_integer_ext);
+      out.push_back(static_cast<char>(tag::small_integer));
       out.push_back(static_cast<char>(v));
     } else if (v >= INT32_MIN && v <= INT32_MAX) {
-      out.push_back(integer_ext);
+      out.push_back(static_cast<char>(tag::integer));
       put32(out, static_cast<std::uint32_t>(static_cast<std::int32_t>(v)));
     } else {
       unsigned long long m =
@@ -87,26 +75,13 @@ bool put_int(std::string &out, PyObject *o) {
     }
     return true;
   }
-  // int's own abs(), not the type's (the type is exact here anyway).
-  py_ref magnitude = py_ref::steal(PyLong_Type.tp_as_number->nb_absolute(o));
-  const std::size_t bits = magnitude ? _PyLong_NumBits(magnitude.get()) : std::size_t(-1);
-  if (bits == std::size_t(-1)) {
-    PyErr_Clear();
-    return false;
-  }
-  std::string le((bits + 7) / 8, '\0');
-  if (_PyLong_AsByteArray(reinterpret_cast<PyLongObject *>(magnitude.get()),
-                          reinterpret_cast<unsigned char *>(le.data()), le.size(),
-                          /*little_endian=*/1, /*is_signed=*/0) < 0) {
-    PyErr_Clear();
-    return false;
-  }
+  const std::string le = int_magnitude(o, /*little_endian=*/true);
   put_big(out, overflow < 0, reinterpret_cast<const unsigned char *>(le.data()), le.size());
   return true;
 }
 
 void put_binary(std::string &out, const char *p, std::size_t n) {
-  out.push_back(binary_ext);
+  out.push_back(static_cast<char>(tag::binary));
   put32(out, static_cast<std::uint32_t>(n));
   out.append(p, n);
 }
@@ -135,7 +110,7 @@ bool converter::pack_as_term(PyObject *o, packer &pk, std::size_t depth) const {
   std::string &out = pk.stream().bytes();
   const std::size_t start = out.size();
   out.append("\xc9\0\0\0\0\x04", 6);
-  out.push_back(static_cast<char>(term_version));
+  out.push_back(static_cast<char>(tag::version));
   struct cut_back { // on a throw (colliding keys) too: the caller aborts the frame
     std::string &out;
     std::size_t start;
@@ -176,7 +151,7 @@ bool converter::append_term(PyObject *o, std::string &out, std::size_t depth) co
       put_atom(out, std::isnan(d) ? "nan" : d > 0 ? "infinity" : "neg_infinity");
       return true;
     }
-    out.push_back(new_float_ext);
+    out.push_back(static_cast<char>(tag::new_float));
     const auto bits = std::bit_cast<std::uint64_t>(d);
     put32(out, static_cast<std::uint32_t>(bits >> 32));
     put32(out, static_cast<std::uint32_t>(bits));
@@ -210,22 +185,22 @@ bool converter::append_term(PyObject *o, std::string &out, std::size_t depth) co
   if (t == &PyList_Type) {
     const Py_ssize_t n = PyList_GET_SIZE(o);
     if (n > 0) {
-      out.push_back(list_ext);
+      out.push_back(static_cast<char>(tag::list));
       put32(out, static_cast<std::uint32_t>(n));
       for (Py_ssize_t i = 0; i < n; ++i)
         if (!append_term(PyList_GET_ITEM(o, i), out, depth + 1))
           return false;
     }
-    out.push_back(nil_ext);
+    out.push_back(static_cast<char>(tag::nil));
     return true;
   }
   if (t == &PyTuple_Type) {
     const Py_ssize_t n = PyTuple_GET_SIZE(o);
     if (n < 256) {
-      out.push_back(small_tuple_ext);
+      out.push_back(static_cast<char>(tag::small_tuple));
       out.push_back(static_cast<char>(n));
     } else {
-      out.push_back(large_tuple_ext);
+      out.push_back(static_cast<char>(tag::large_tuple));
       put32(out, static_cast<std::uint32_t>(n));
     }
     for (Py_ssize_t i = 0; i < n; ++i)
@@ -243,7 +218,7 @@ bool converter::append_term(PyObject *o, std::string &out, std::size_t depth) co
       if (Py_TYPE(k) == &PyTuple_Type)
         return false;
     check_key_collisions(o); // the same encode_error msgpack would raise
-    out.push_back(map_ext);
+    out.push_back(static_cast<char>(tag::map));
     put32(out, static_cast<std::uint32_t>(PyDict_GET_SIZE(o)));
     pos = 0;
     while (PyDict_Next(o, &pos, &k, &v))

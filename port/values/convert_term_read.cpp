@@ -7,6 +7,7 @@
 
 #include "msgpack_limits.hpp"
 #include "py_error.hpp"
+#include "term_format.hpp"
 
 #include <bit>
 #include <cstdint>
@@ -20,22 +21,7 @@ namespace {
   throw port_error(error_type::bad_request, "a value in the external term format (ext 7) " + why);
 }
 
-// The tags a plain value may have (OTP's "External Term Format").
-constexpr unsigned char new_float_ext = 70;
-constexpr unsigned char small_integer_ext = 97;
-constexpr unsigned char integer_ext = 98;
-constexpr unsigned char atom_ext = 100; // Latin-1
-constexpr unsigned char small_tuple_ext = 104;
-constexpr unsigned char large_tuple_ext = 105;
-constexpr unsigned char nil_ext = 106;
-constexpr unsigned char string_ext = 107;
-constexpr unsigned char list_ext = 108;
-constexpr unsigned char binary_ext = 109;
-constexpr unsigned char small_big_ext = 110;
-constexpr unsigned char large_big_ext = 111;
-constexpr unsigned char small_atom_ext = 115; // Latin-1
-constexpr unsigned char atom_utf8_ext = 118;
-constexpr unsigned char small_atom_utf8_ext = 119;
+namespace tag = term_tag;
 
 } // namespace
 
@@ -83,7 +69,7 @@ struct converter::term_cursor {
 py_ref converter::term_to_python(std::string_view data, std::size_t depth) const {
   term_cursor c{reinterpret_cast<const unsigned char *>(data.data()),
                 reinterpret_cast<const unsigned char *>(data.data()) + data.size()};
-  if (c.u8() != 131)
+  if (c.u8() != tag::version)
     bad_term("does not begin with the version byte 131");
   py_ref value = read_term(c, depth);
   if (c.p != c.end)
@@ -97,13 +83,13 @@ py_ref converter::read_term(term_cursor &c, std::size_t depth) const {
                      "value nested deeper than " + std::to_string(max_depth) + " levels");
   const std::uint8_t tag = c.u8();
   switch (tag) {
-  case small_integer_ext:
+  case tag::small_integer:
     return checked(PyLong_FromLong(c.u8()));
-  case integer_ext:
+  case tag::integer:
     return checked(PyLong_FromLong(static_cast<std::int32_t>(c.u32())));
-  case small_big_ext:
-  case large_big_ext: {
-    const std::uint32_t n = tag == small_big_ext ? c.u8() : c.u32();
+  case tag::small_big:
+  case tag::large_big: {
+    const std::uint32_t n = tag == tag::small_big ? c.u8() : c.u32();
     const std::uint8_t sign = c.u8();
     if (sign > 1)
       bad_term("has a big integer whose sign byte is not 0 or 1");
@@ -113,19 +99,19 @@ py_ref converter::read_term(term_cursor &c, std::size_t depth) const {
                                       /*little_endian=*/1, /*is_signed=*/0));
     return sign ? checked(PyNumber_Negative(magnitude.get())) : std::move(magnitude);
   }
-  case new_float_ext: {
+  case tag::new_float: {
     const std::uint64_t hi = c.u32();
     const std::uint64_t bits = (hi << 32) | c.u32();
     return checked(PyFloat_FromDouble(std::bit_cast<double>(bits)));
   }
-  case atom_ext:
-  case small_atom_ext:
-  case atom_utf8_ext:
-  case small_atom_utf8_ext: {
-    const bool small = tag == small_atom_ext || tag == small_atom_utf8_ext;
+  case tag::atom:
+  case tag::small_atom:
+  case tag::atom_utf8:
+  case tag::small_atom_utf8: {
+    const bool small = tag == tag::small_atom || tag == tag::small_atom_utf8;
     const std::string_view raw = c.bytes(small ? c.u8() : c.u16());
     std::string name;
-    if (tag == atom_ext || tag == small_atom_ext) { // Latin-1 to UTF-8
+    if (tag == tag::atom || tag == tag::small_atom) { // Latin-1 to UTF-8
       for (const char ch : raw) {
         const auto u = static_cast<unsigned char>(ch);
         if (u < 0x80) {
@@ -145,11 +131,11 @@ py_ref converter::read_term(term_cursor &c, std::size_t depth) const {
       return py_ref::borrow(Py_None);
     return make_atom(name);
   }
-  case binary_ext:
+  case tag::binary:
     return text_or_bytes(c.bytes(c.u32()));
-  case nil_ext:
+  case tag::nil:
     return checked(PyList_New(0));
-  case string_ext: { // a list of small integers
+  case tag::string: { // a list of small integers
     const std::string_view s = c.bytes(c.u16());
     py_ref list = checked(PyList_New(static_cast<Py_ssize_t>(s.size())));
     for (std::size_t i = 0; i < s.size(); ++i)
@@ -157,18 +143,18 @@ py_ref converter::read_term(term_cursor &c, std::size_t depth) const {
                       checked(PyLong_FromLong(static_cast<unsigned char>(s[i]))).release());
     return list;
   }
-  case list_ext: {
+  case tag::list: {
     const std::size_t n = c.items(c.u32());
     py_ref list = checked(PyList_New(static_cast<Py_ssize_t>(n)));
     for (std::size_t i = 0; i < n; ++i)
       PyList_SET_ITEM(list.get(), static_cast<Py_ssize_t>(i), read_term(c, depth + 1).release());
-    if (c.u8() != nil_ext)
+    if (c.u8() != tag::nil)
       bad_term("holds an improper list");
     return list;
   }
-  case small_tuple_ext:
-  case large_tuple_ext: {
-    const std::size_t n = c.items(tag == small_tuple_ext ? c.u8() : c.u32());
+  case tag::small_tuple:
+  case tag::large_tuple: {
+    const std::size_t n = c.items(tag == tag::small_tuple ? c.u8() : c.u32());
     py_ref tuple = checked(PyTuple_New(static_cast<Py_ssize_t>(n)));
     for (std::size_t i = 0; i < n; ++i)
       PyTuple_SET_ITEM(tuple.get(), static_cast<Py_ssize_t>(i), read_term(c, depth + 1).release());

@@ -85,8 +85,7 @@ int shm_store::take(const shm_ref &ref, shm_take_mode mode) {
   kept_pending_ = false;
   if (mode == shm_take_mode::keep && kept_.size() < max_kept &&
       spare_bytes_ + kept_bytes_ + ref.size <= max_spare_bytes()) {
-    std::string kept = "k";
-    kept += std::to_string(++seq_);
+    std::string kept = fresh_name("k");
     if (::renameat(dirfd_, name.c_str(), dirfd_, kept.c_str()) == 0) {
       kept_.push_back({std::move(kept), ref.size, {}});
       kept_bytes_ += ref.size;
@@ -94,23 +93,32 @@ int shm_store::take(const shm_ref &ref, shm_take_mode mode) {
       return fd;
     }
   }
-  // Taken in: nobody else needs the name. A file read (not mapped) keeps
-  // its pages as a spare for the next file either side writes: a tmpfs
-  // page written anew costs its zeroing, about as much as the copy.
-  const bool recycle = mode != shm_take_mode::unlink;
-  std::string spare = "sp";
-  spare += std::to_string(++seq_);
-  if (recycle)
-    (void)scan_spares(nullptr); // the client may have claimed some since
-  if (!recycle || spares_ >= max_spares ||
-      spare_bytes_ + kept_bytes_ + ref.size > max_spare_bytes() ||
-      ::renameat(dirfd_, name.c_str(), dirfd_, spare.c_str()) != 0) {
+  // Taken in: nobody else needs the name.
+  if (mode == shm_take_mode::unlink)
     ::unlinkat(dirfd_, name.c_str(), 0);
-  } else {
-    ++spares_;
-    spare_bytes_ += ref.size;
-  }
+  else
+    retire(name, ref.size);
   return fd;
+}
+
+std::string shm_store::fresh_name(const char *prefix) {
+  std::string name = prefix; // (not prefix + ...: a false -Wrestrict in GCC 12)
+  name += std::to_string(++seq_);
+  return name;
+}
+
+void shm_store::retire(const std::string &name, std::uint64_t size) {
+  // A file read (not mapped) keeps its pages as a spare for the next file
+  // either side writes: a tmpfs page written anew costs its zeroing, about
+  // as much as the copy.
+  (void)scan_spares(nullptr); // the client may have claimed some since
+  if (spares_ < max_spares && spare_bytes_ + kept_bytes_ + size <= max_spare_bytes() &&
+      ::renameat(dirfd_, name.c_str(), dirfd_, fresh_name("sp").c_str()) == 0) {
+    ++spares_;
+    spare_bytes_ += size;
+  } else {
+    ::unlinkat(dirfd_, name.c_str(), 0);
+  }
 }
 
 void shm_store::keep(PyObject *value) {
@@ -125,8 +133,7 @@ std::string shm_store::reuse(PyObject *o) {
   if (it == kept_.end() ||
       !ledger_.admit(it->size, [this](const std::string &name) { return exists(name); }))
     return {};
-  std::string name = "o";
-  name += std::to_string(++seq_);
+  std::string name = fresh_name("o");
   if (::renameat(dirfd_, it->name.c_str(), dirfd_, name.c_str()) != 0)
     return {};
   ledger_.add(name, it->size);
@@ -141,18 +148,9 @@ void shm_store::release_kept() {
   if (kept_.empty())
     return;
   kept_pending_ = false;
-  (void)scan_spares(nullptr); // the client may have claimed some since
-  for (kept_file &k : kept_) {
+  for (const kept_file &k : kept_) {
     kept_bytes_ -= k.size;
-    std::string spare = "sp";
-    spare += std::to_string(++seq_);
-    if (spares_ < max_spares && spare_bytes_ + kept_bytes_ + k.size <= max_spare_bytes() &&
-        ::renameat(dirfd_, k.name.c_str(), dirfd_, spare.c_str()) == 0) {
-      ++spares_;
-      spare_bytes_ += k.size;
-    } else {
-      ::unlinkat(dirfd_, k.name.c_str(), 0);
-    }
+    retire(k.name, k.size);
   }
   kept_.clear(); // the values' references go with them (GIL held)
 }
@@ -232,8 +230,7 @@ void shm_store::drop_since(std::uint64_t mark) {
 std::string shm_store::put(const char *p, std::size_t n) {
   if (!ledger_.admit(n, [this](const std::string &name) { return exists(name); }))
     return {};
-  std::string name = "o"; // (not "o" + ...: a false -Wrestrict in GCC 12)
-  name += std::to_string(++seq_);
+  std::string name = fresh_name("o");
   int fd = scan_spares(name.c_str());
   if (fd < 0)
     fd = ::openat(dirfd_, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);

@@ -89,6 +89,11 @@ private:
   int scan_spares(const char *claim_as);
   // Whether the file name is still there (not yet taken by the client).
   [[nodiscard]] bool exists(const std::string &name) const noexcept;
+  // prefix and the next sequence number: a name no file of ours has had.
+  [[nodiscard]] std::string fresh_name(const char *prefix);
+  // Takes a file read in off its name: a spare while the spares' bounds
+  // allow, else removed.
+  void retire(const std::string &name, std::uint64_t size);
 
   std::string dir_;
   int dirfd_;
