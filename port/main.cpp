@@ -45,6 +45,7 @@ int serve(int argc, char **argv) {
   std::uint64_t shm_max_bytes = 0;
   std::size_t term_min_items = 0;
   std::string none_as = "none";
+  std::string sched = "auto";
 
   CLI::App app{"pyport: a CPython interpreter serving eval/exec/call requests as length-prefixed "
                "msgpack frames on stdin/stdout (see proto/PROTOCOL.md)",
@@ -79,6 +80,14 @@ int serve(int argc, char **argv) {
                  "wake-up per call for callers that wait for each reply; 0 never spins (for "
                  "machines whose every core is busy)")
       ->check(CLI::Range(0u, 10000u))
+      ->capture_default_str();
+  app.add_option("--sched", sched,
+                 "the CPU scheduling class the port's threads sleep in: normal lets a request's "
+                 "arrival preempt whatever runs (shortest latency); batch waits for a free CPU "
+                 "or the end of a time slice, so a client writing many requests is not "
+                 "interrupted by each (more calls per second on a busy machine); auto is batch "
+                 "while requests queue up behind each other, normal otherwise")
+      ->check(CLI::IsMember({"auto", "normal", "batch"}))
       ->capture_default_str();
   app.add_option("--max-reply-bytes", lim.max_reply_bytes,
                  "largest reply payload sent, in bytes (suffixes KB, MB: 1024-based); a larger "
@@ -197,7 +206,8 @@ int serve(int argc, char **argv) {
     pyport::reuse_large_blocks();
     pyport::server srv(
         dispatch, dispatch.types(),
-        {lim, json, fds.in, fds.out, python_level(log_level), python_output == "log"});
+        {lim, json, fds.in, fds.out, python_level(log_level), python_output == "log",
+         pyport::parse_sched_setting(sched).value_or(pyport::sched_setting::automatic)});
     const int status = srv.run();
     if (!shm.path.empty())
       pyport::remove_shm_dir(shm.path.c_str());

@@ -35,6 +35,7 @@ expected += ["Erlang codec encode (vs term_to_binary)", "Erlang codec decode (vs
              "nested echo / sum of floors (BIFs, Python msgpack, echo port)",
              "routed echo floor: 64 callers, one port, owner routes by id",
              "2-worker pool, 64 callers (vs routed echo floor)",
+             "2-worker pool, 64 callers, sched normal (vs routed echo floor)",
              "quiet, default spin: sync py:call mean", "quiet, default spin: sync py:call p99",
              "contended, default spin: sync py:call mean", "contended, default spin: sync py:call p99",
              "contended, spin_us 0: sync py:call mean", "pool start: 1 worker, start to first call answered",

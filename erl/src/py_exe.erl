@@ -99,6 +99,7 @@ args(Opts) ->
     Flags = [{Flag, case maps:get(Key, Opts, undefined) of infinity -> undefined; V -> V end}
              || {Key, Flag, _, _} <- py_limits:port_flags()],
     [A || {Flag, V} <- Flags, V =/= undefined, A <- [Flag, integer_to_list(V)]]
+        ++ [A || S <- [maps:get(sched, Opts, auto)], S =/= auto, A <- ["--sched", atom_to_list(S)]]
         ++ [A || Dir <- maps:get(python_path, Opts), A <- ["--python-path", Dir]]
         ++ [A || {Flag, Key} <- [{"--python-home", python_home}, {"--venv", venv}],
                  Dir <- [maps:get(Key, Opts, undefined)], Dir =/= undefined,

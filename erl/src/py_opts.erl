@@ -89,6 +89,10 @@
 %%     16 for a list of small integers; a binary about its size).</dd>
 %%   <dt>`none_as'</dt><dd>what Python's `None' becomes: `none' (default) or `nil' (for
 %%     Elixir); `none', `nil' and `undefined' all leave Erlang as `None'.</dd>
+%%   <dt>`sched'</dt><dd>the CPU scheduling class the port sleeps in: `normal' (a request's
+%%     arrival preempts what runs: the shortest latency), `batch' (it waits for a free CPU:
+%%     the BEAM writing many requests is not interrupted by each), or `auto' (default: batch
+%%     while requests queue up in the port). Python code runs normal (docs/port.md).</dd>
 %%   <dt>`compile_cache_bytes'</dt><dd>bytes the worker's cache of compiled eval/exec code
 %%     may hold (source text plus an estimate of the code; least recently used entries are
 %%     dropped past it); 0 caches nothing; default `undefined': the port's 32 MiB.</dd>
@@ -157,6 +161,7 @@
                        allocator := allocator(),
                        max_reply_bytes := pos_integer() | infinity,
                        none_as := none | nil,
+                       sched := auto | normal | batch,
                        arrays := arrays(),
                        scope := local | cluster,
                        log_level := log_level(),
@@ -214,6 +219,7 @@ pool(Opts) ->
                  allocator => pymalloc,
                  max_reply_bytes => 64 * 1024 * 1024,
                  none_as => none,
+                 sched => auto,
                  arrays => list,
                  scope => local,
                  log_level => warning,
@@ -343,6 +349,7 @@ pool_opt(max_rss, N) -> pos_int_or_undefined(N);
 pool_opt(max_requests, N) -> pos_int_or_undefined(N);
 pool_opt(allocator, A) when A =:= pymalloc; A =:= malloc; A =:= jemalloc; A =:= mimalloc -> {ok, A};
 pool_opt(none_as, A) when A =:= none; A =:= nil -> {ok, A};
+pool_opt(sched, S) when S =:= auto; S =:= normal; S =:= batch -> {ok, S};
 pool_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
 pool_opt(scope, S) when S =:= local; S =:= cluster -> {ok, S};
 pool_opt(log_level, L) when L =:= debug; L =:= info; L =:= warning; L =:= error; L =:= critical;

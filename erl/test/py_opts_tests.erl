@@ -100,3 +100,16 @@ max_reply_bytes_flag_test() ->
     ?assertEqual(["--max-reply-bytes", "4096"], py_exe:args(O)),
     {ok, Off} = py_opts:pool([{max_reply_bytes, infinity}]),
     ?assertEqual([], py_exe:args(Off)).
+
+%% The class the port sleeps in: the port's own default (auto) passes no
+%% flag; the other two do; anything else is refused up front.
+sched_test() ->
+    {ok, D} = py_opts:pool([{max_reply_bytes, infinity}]),
+    ?assertMatch(#{sched := auto}, D),
+    ?assertEqual([], py_exe:args(D#{python_path => []})),
+    [begin
+         {ok, O} = py_opts:pool([{sched, S}, {max_reply_bytes, infinity}]),
+         ?assertEqual(["--sched", atom_to_list(S)], py_exe:args(O))
+     end || S <- [normal, batch]],
+    [?assertEqual({error, {invalid_option, Opt}}, py_opts:pool([Opt]))
+     || Opt <- [{sched, idle}, {sched, "batch"}, {sched, true}]].

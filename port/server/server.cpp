@@ -33,8 +33,9 @@ bool runs_user_code(op code) {
 } // namespace
 
 server::server(dispatcher &d, const pyport_types &types, const server_options &options)
-    : dispatcher_(d), options_(options), main_thread_(pthread_self()), writer_(options.out_fd),
-      out_(options.json), read_replies_(options.json), in_pipe_(options.in_fd) {
+    : dispatcher_(d), options_(options), main_thread_(pthread_self()), wakeups_(options.sched),
+      writer_(options.out_fd), out_(options.json), read_replies_(options.json),
+      in_pipe_(options.in_fd) {
   out_.set_max_reply(options_.lim.max_reply_bytes);
   out_.allow_references(true); // flush() writes its pieces
   // Python runs its signal handlers on this thread at the next bytecode;
@@ -181,6 +182,9 @@ void server::end_parked(const error_info &why) {
 // select); stdin closed, it still serves the coroutines in progress.
 bool server::wait_for_job(job &next) {
   std::unique_lock lk(mu_);
+  // The class the threads sleep in follows how the client sends.
+  wakeups_.next_job(board_.has_job());
+  reader_batch_.store(wakeups_.batch(), std::memory_order_relaxed);
   while (!board_.has_job() && !board_.abandoned() && !writer_.failed() && runner_ &&
          (!board_.eof() || board_.async_count() > 0)) {
     lk.unlock();

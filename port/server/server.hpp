@@ -7,6 +7,7 @@
 #pragma once
 
 #include "asyncio_runner.hpp"
+#include "batch_wakeups.hpp"
 #include "dispatch.hpp"
 #include "erlang_module.hpp"
 #include "frame.hpp"
@@ -18,6 +19,7 @@
 #include "request_board.hpp"
 #include "spin_gate.hpp"
 #include "stdin_turn.hpp"
+#include "thread_sched.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -44,6 +46,8 @@ struct server_options {
   int log_level = 30;
   // --python-output log: fds 1 and 2 are captured as log frames.
   bool capture_output = false;
+  // --sched: the class the port's threads sleep in (batch_wakeups.hpp).
+  sched_setting sched = sched_setting::automatic;
 };
 
 class server final : public run_context,
@@ -174,8 +178,11 @@ private:
   std::condition_variable cv_;        // the main thread waits for the board
   std::condition_variable reader_cv_; // the reader thread waits for its turn
 
-  adaptive_spin spin_;  // main thread only
-  spin_gate spin_gate_; // main thread only
+  adaptive_spin spin_;                    // main thread only
+  batch_wakeups wakeups_;                 // main thread only: decides
+  thread_sched main_sched_;               // main thread only
+  std::atomic<bool> reader_batch_{false}; // the reader thread follows wakeups_
+  spin_gate spin_gate_;                   // main thread only
   reply_writer writer_;
   out_buffer out_;                    // the main thread's replies
   std::vector<parked_stream> parked_; // main thread only (Python objects)

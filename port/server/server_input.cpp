@@ -141,6 +141,7 @@ void server::reader_loop() {
   // And only while a CPU is to spare: with two workers serving many
   // callers on two CPUs, spinning readers took the CPUs the BEAM needed.
   spin_gate gate;
+  thread_sched sched; // batch or not as the main thread decides (batch_wakeups.hpp)
   for (;;) {
     wait_for_turn();
     bool kicking = false;
@@ -171,6 +172,7 @@ void server::reader_loop() {
         cpu_relax();
         continue;
       }
+      sched.want(reader_batch_.load(std::memory_order_relaxed));
       pollfd p[2] = {{options_.in_fd, POLLIN, 0}, {turn_fd_, POLLIN, 0}};
       const int ready = poll(p, turn_fd_ >= 0 ? 2 : 1, kicking ? kick_interval_ms : -1);
       if (ready == 0)
@@ -286,10 +288,12 @@ bool server::main_reads_until(const std::function<bool()> &ready) {
       spin_.missed();
     }
     const bool out_wide = writer_.narrow();
+    main_sched_.want(wakeups_.batch()); // for the sleep only: user code runs normal
     pollfd p[2] = {{options_.in_fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     if (poll(p, 2, out_wide ? pipe_recheck_ms : -1) > 0 && (p[1].revents & POLLIN))
       drain_fd(wake_fd_);
   }
+  main_sched_.want(false);
   if (done && spin && !missed)
     spin_.hit();
   std::lock_guard lk(mu_);

@@ -17,6 +17,8 @@ check_match "--version" "$("$PYPORT" --version)" '^pyport [0-9.]+ \(Python 3\.11
 check_match "--help names the flags" "$("$PYPORT" --help | tr '\n' ' ')" 'max-frame.*chunk-items.*chunk-bytes.*spin-us.*python-path.*json'
 "$PYPORT" --chunk-items 0 </dev/null >/dev/null 2>&1
 check "a flag out of range: exit 2" "$?" "2"
+check_match "--sched takes auto, normal or batch only" \
+  "$("$PYPORT" --sched idle </dev/null 2>&1 >/dev/null; echo "exit $?")" 'auto.*normal.*batch.*exit 2'
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
