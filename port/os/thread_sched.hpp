@@ -20,9 +20,9 @@ public:
   // Puts the calling thread in SCHED_BATCH (batch) or back in SCHED_OTHER,
   // if that is not where it is. Threads and processes the thread starts
   // inherit the class, so the main thread is batch only while it sleeps.
-  // A refusal by the kernel (a seccomp filter, say) is remembered and the
-  // class left alone from then on.
-  void want(bool batch) noexcept;
+  // false: the kernel refused (a seccomp filter, say); the class is left
+  // alone from then on, and batch() says what the thread has now.
+  bool want(bool batch) noexcept;
   [[nodiscard]] bool batch() const noexcept { return batch_; }
   [[nodiscard]] bool managed() const noexcept { return managed_; }
 

@@ -72,6 +72,12 @@ public:
   // ---- the main thread ----
 
   [[nodiscard]] bool has_job() const noexcept { return !queue_.empty(); }
+  // Whether the next job is a client's request: not a stream's resume, an
+  // error reply or an async call's answer (batch_wakeups.hpp).
+  [[nodiscard]] bool request_waits() const noexcept {
+    return !queue_.empty() && !queue_.front().resume && !queue_.front().rejected &&
+           !queue_.front().answer;
+  }
   // The next job; it is the running request from now on.
   // PRECONDITION: has_job().
   job take_next();

@@ -183,7 +183,7 @@ void server::end_parked(const error_info &why) {
 bool server::wait_for_job(job &next) {
   std::unique_lock lk(mu_);
   // The class the threads sleep in follows how the client sends.
-  wakeups_.next_job(board_.has_job());
+  wakeups_.next_job(board_.request_waits());
   reader_batch_.store(wakeups_.batch(), std::memory_order_relaxed);
   while (!board_.has_job() && !board_.abandoned() && !writer_.failed() && runner_ &&
          (!board_.eof() || board_.async_count() > 0)) {

@@ -5,11 +5,13 @@
 #include "server.hpp"
 
 #include "channel.hpp"
+#include "output_capture.hpp"
 
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -55,6 +57,16 @@ namespace {
 void signal_fd(int fd) noexcept {
   const std::uint64_t one = 1;
   (void)!::write(fd, &one, sizeof one);
+}
+
+// A thread's class for its next sleep (thread_sched.hpp); a refusal of
+// the kernel is said once on stderr, and the thread keeps the class it has.
+void sleep_class(thread_sched &sched, bool batch) noexcept {
+  if (!sched.want(batch))
+    dprintf(diagnostics_fd(),
+            "pyport: the kernel refused to change a thread's scheduling class (%s); it stays "
+            "%s\n",
+            std::strerror(errno), sched.batch() ? "batch" : "as it is");
 }
 
 void drain_fd(int fd) noexcept {
@@ -172,7 +184,7 @@ void server::reader_loop() {
         cpu_relax();
         continue;
       }
-      sched.want(reader_batch_.load(std::memory_order_relaxed));
+      sleep_class(sched, reader_batch_.load(std::memory_order_relaxed));
       pollfd p[2] = {{options_.in_fd, POLLIN, 0}, {turn_fd_, POLLIN, 0}};
       const int ready = poll(p, turn_fd_ >= 0 ? 2 : 1, kicking ? kick_interval_ms : -1);
       if (ready == 0)
@@ -288,12 +300,12 @@ bool server::main_reads_until(const std::function<bool()> &ready) {
       spin_.missed();
     }
     const bool out_wide = writer_.narrow();
-    main_sched_.want(wakeups_.batch()); // for the sleep only: user code runs normal
+    sleep_class(main_sched_, wakeups_.batch()); // for the sleep only: user code runs normal
     pollfd p[2] = {{options_.in_fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     if (poll(p, 2, out_wide ? pipe_recheck_ms : -1) > 0 && (p[1].revents & POLLIN))
       drain_fd(wake_fd_);
   }
-  main_sched_.want(false);
+  sleep_class(main_sched_, false);
   if (done && spin && !missed)
     spin_.hit();
   std::lock_guard lk(mu_);

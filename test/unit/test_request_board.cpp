@@ -37,6 +37,24 @@ TEST_CASE("board: jobs leave in the order they came, errors among them") {
   CHECK_FALSE(b.has_job());
 }
 
+TEST_CASE("board: request_waits only for a client's request next in the queue") {
+  request_board b;
+  CHECK_FALSE(b.request_waits());
+  b.reject(0, pyport::port_error(pyport::error_type::bad_frame, "x").info());
+  CHECK(b.has_job());
+  CHECK_FALSE(b.request_waits()); // an error reply
+  (void)b.take_next();
+  run_stream(b, 3, 0);
+  CHECK(b.spend_credit(3, true) == credit::park);
+  b.parked();
+  b.grant(3, 5); // queues the resume
+  CHECK(b.has_job());
+  CHECK_FALSE(b.request_waits()); // a stream's resume
+  (void)b.take_next();
+  add(b, R"([4,"eval",{"code":"1"}])");
+  CHECK(b.request_waits());
+}
+
 TEST_CASE("board: finish is true unless a cancel came first") {
   request_board b;
   add(b, R"([1,"eval",{"code":"1"}])");
