@@ -24,7 +24,7 @@
 
 %% @doc The destination of a call from a process bound to Bound (a slot
 %% here, `{Node, Slot}' there, or undefined), with its call options.
--spec checkout(atom(), term(), timeout(), py_opts:call_opts()) -> target() | {error, term()}.
+-spec checkout(atom(), term(), timeout(), py_call_opts:opts()) -> target() | {error, term()}.
 checkout(Pool, Bound, Timeout, Opts) ->
     case py_pool:find(Pool) of
         #{opts := #{scope := cluster}} = Ctx ->

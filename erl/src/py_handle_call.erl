@@ -67,7 +67,7 @@ names_pool(_) -> false.
 
 %% @doc Whether an eval or call request takes this module's path: it asks
 %% for a handle, or passes one.
--spec applies(binary(), map(), py_opts:call_opts()) -> boolean().
+-spec applies(binary(), map(), py_call_opts:opts()) -> boolean().
 applies(_Op, Args, Valid) ->
     maps:get(return, Valid, value) =:= handle orelse has_handles(Args).
 
@@ -91,7 +91,7 @@ any_handle_in([H | T]) -> py_handle:is_handle(H) orelse any_handle_in(T);
 any_handle_in(_) -> false.
 
 %% @doc An eval or call (its Args made by py_request) that makes or uses handles.
--spec run(binary(), map(), py_opts:call_opts()) -> term().
+-spec run(binary(), map(), py_call_opts:opts()) -> term().
 run(Op, Args, #{pool := Pool} = Valid) ->
     case handles_in(Args) of
         [] -> request({pool, Pool}, Op, Args, Valid);
@@ -116,7 +116,7 @@ stream_slot(Pool, Slot, Args) ->
 %% with py_handle:complete/2 and the route.
 %% Op runs in the caller's namespace (py_namespace) when Slot0 is its
 %% worker (not for calls spread over the pool).
--spec checkout(binary(), map(), py_opts:call_opts(), pos_integer() | undefined, timeout()) ->
+-spec checkout(binary(), map(), py_call_opts:opts(), pos_integer() | undefined, timeout()) ->
           {ok, py_call:route(), timeout(), map()} | {error, term()}.
 checkout(Op, Args, #{pool := Pool} = Valid, Slot0, Timeout) ->
     {Target, {P, Slot}} = case handles_in(Args) of
@@ -134,7 +134,7 @@ in_namespace(Op, Pool, Route, Left, Args) ->
         Error -> Error
     end.
 
--spec request(target(), binary(), map(), py_opts:call_opts()) -> term().
+-spec request(target(), binary(), map(), py_call_opts:opts()) -> term().
 request(Target, Op, Args, #{timeout := Timeout} = Valid) ->
     {Pool, Slot} = case Target of
                        {pool, P} -> {P, py_namespace:slot(P)};
@@ -265,7 +265,7 @@ with_arrays(_, Args, _, _) ->
 
 %% Call options against the handle's pool (its timeout unless they give one).
 resolve(Pool, Opts) ->
-    case py_opts:call(Opts, #{timeout => 0, pool => Pool}, fun(_) -> py_pool:default_timeout(Pool) end) of
+    case py_call_opts:parse(Opts, #{timeout => 0, pool => Pool}, fun(_) -> py_pool:default_timeout(Pool) end) of
         {ok, Valid} -> {ok, Valid#{pool := Pool}};
         Error -> Error
     end.

@@ -288,13 +288,8 @@ dec_ext(?EXT_BIGINT, _, _, _) -> bad(bad_bigint);
 dec_ext(?EXT_TERM, Data, {true, _}, _) -> inflate_check(Data), binary_to_term(Data);
 dec_ext(?EXT_TERM, Data, {false, _}, _) -> inflate_check(Data), binary_to_term(Data, [safe]);
 %% What encode/1 sends a long list of plain values as (the port never
-%% sends it): decoded for the codec's round trip.
-dec_ext(?EXT_VALUE_TERM, Data, {Create, _}, _) ->
-    inflate_check(Data),
-    case Create of
-        true -> binary_to_term(Data);
-        false -> binary_to_term(Data, [safe])
-    end;
+%% sends it): decoded as ext 4 is, for the codec's round trip.
+dec_ext(?EXT_VALUE_TERM, Data, Opts, Depth) -> dec_ext(?EXT_TERM, Data, Opts, Depth);
 dec_ext(?EXT_HANDLE, <<E:64, N:64>>, _, _) -> {py_handle, E, N};
 dec_ext(?EXT_SHM, Ref, _, _) -> shm_take(Ref);
 dec_ext(Type, _, _, _) -> bad({unknown_ext, Type}).

@@ -1,4 +1,4 @@
-%% @doc Options of pools and calls, validated. Pure: a bad option is
+%% @doc Options of pools, validated (those of calls: py_call_opts). Pure: a bad option is
 %% `{error, {invalid_option, Opt}}' here, at start, never a crash later.
 %%
 %% Pool options (a proplist or a map):
@@ -114,16 +114,12 @@
 %%     stderr (print, C code, child processes) is logged with `domain => [pyport, stdout |
 %%     stderr]'; `stderr': left on the node's stderr, raw.</dd>
 %% </dl>
-%% Call options: `timeout', `pool', `arrays' (`list' or `ndarray', default the pool's),
-%% `where' (`any' (default), `local' or a node: where a cluster pool's call may run).
-%% `return' (`value', the default, or `handle': docs/handles.md).
-%% `account' (`false', the default, or `true': an eval, call or call_method
-%% answers `{ok, Value, Account}', py_account; other requests refuse it).
+%% Call options: py_call_opts.
 -module(py_opts).
 
--export([pool/1, call/2, call/3, call_defaults/0, timeout/1, intensity/1]).
+-export([pool/1, timeout/1, intensity/1, default_timeout/0, validate/3]).
 
--export_type([pool_opts/0, call_opts/0, allocator/0, arrays/0]).
+-export_type([pool_opts/0, allocator/0, arrays/0]).
 -export_type([log_level/0]).
 
 %% The per-call timeout of a pool that does not set one, and of a call
@@ -179,9 +175,6 @@
                        env_dir := string() | undefined,
                        env_timeout := pos_integer()}.
 -type allocator() :: pymalloc | malloc | jemalloc | mimalloc.
--type call_opts() :: #{timeout := timeout(), pool := atom(), arrays => arrays(),
-                       where => any | local | node(),
-                       return => value | handle, account => boolean()}.
 -type arrays() :: list | ndarray.
 -type log_level() :: debug | info | warning | error | critical | none.
 
@@ -230,40 +223,10 @@ pool(Opts) ->
         Result -> Result
     end.
 
-%% @doc Validates call options; what they do not say comes from the pool.
--spec call([{atom(), term()}] | map(), call_opts()) -> {ok, call_opts()} | {error, {invalid_option, term()}}.
-call(Opts, Defaults) ->
-    validate(Opts, Defaults, fun call_opt/2).
-
-%% @doc Call options as the API takes them (a list, a map, or a bare
-%% timeout) over Defaults. When they give no timeout, the call's is its
-%% pool's, asked of PoolTimeout (py_pool:default_timeout/1, for the pool
-%% the options name).
--spec call(term(), call_opts(), fun((atom()) -> {ok, timeout()} | {error, term()})) ->
-          {ok, call_opts()} | {error, term()}.
-call(Timeout, Defaults, PoolTimeout) when is_integer(Timeout); Timeout =:= infinity ->
-    call([{timeout, Timeout}], Defaults, PoolTimeout);
-call(Opts, Defaults, PoolTimeout) ->
-    case call(Opts, Defaults) of
-        {ok, #{pool := Pool} = Valid} ->
-            case gives_timeout(Opts) of
-                true -> {ok, Valid};
-                false ->
-                    case PoolTimeout(Pool) of
-                        {ok, Timeout} -> {ok, Valid#{timeout := Timeout}};
-                        Error -> Error
-                    end
-            end;
-        Error -> Error
-    end.
-
-%% Valid options only: a proper list or a map.
-gives_timeout(Opts) when is_map(Opts) -> is_map_key(timeout, Opts);
-gives_timeout(Opts) -> lists:keymember(timeout, 1, Opts).
-
-%% @doc The call options used when a call gives none.
--spec call_defaults() -> call_opts().
-call_defaults() -> #{timeout => ?DEFAULT_TIMEOUT, pool => default}.
+%% @doc The per-call timeout of a pool that does not set one, and of a call
+%% that names no pool.
+-spec default_timeout() -> pos_integer().
+default_timeout() -> ?DEFAULT_TIMEOUT.
 
 %% @doc A timeout as every API function and option takes it: `infinity' or
 %% 0..py_limits:max_timeout() ms.
@@ -279,6 +242,10 @@ timeout(_) -> error.
 intensity({R, T}) when is_integer(R), R >= 0, is_integer(T), T > 0 -> {ok, {R, T}};
 intensity(_) -> error.
 
+%% @doc Opts (a proper list or a map of `{Key, Value}') over Defaults, each
+%% checked by Check(Key, Value): `{ok, Value}' or error.
+-spec validate(term(), map(), fun((atom(), term()) -> {ok, term()} | error)) ->
+          {ok, map()} | {error, {invalid_option, term()}}.
 validate(Opts, Defaults, Check) when is_map(Opts) ->
     validate(maps:to_list(Opts), Defaults, Check);
 validate(Opts, Defaults, Check) when is_list(Opts) ->
@@ -374,14 +341,6 @@ port_flag(K, N) -> py_limits:check(K, N).
 
 pos_int_or_undefined(undefined) -> {ok, undefined};
 pos_int_or_undefined(N) -> pos_int(N).
-
-call_opt(timeout, T) -> timeout(T);
-call_opt(pool, P) when is_atom(P) -> {ok, P};
-call_opt(arrays, A) when A =:= list; A =:= ndarray -> {ok, A};
-call_opt(where, W) when is_atom(W) -> {ok, W}; % any, local, or a node's name
-call_opt(return, R) when R =:= value; R =:= handle -> {ok, R}; % py_handle
-call_opt(account, A) when is_boolean(A) -> {ok, A}; % py_account
-call_opt(_, _) -> error.
 
 pos_int(N) when is_integer(N), N > 0 -> {ok, N};
 pos_int(_) -> error.

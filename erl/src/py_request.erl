@@ -122,12 +122,12 @@ run_stream(Op, Args, Mode, Opts) ->
     end.
 
 %% @doc Call options, with the pool's own timeout when they give none.
--spec resolve(py:options()) -> {ok, py_opts:call_opts()} | {error, term()}.
+-spec resolve(py:options()) -> {ok, py_call_opts:opts()} | {error, term()}.
 resolve(Opts) ->
-    py_opts:call(Opts, py_opts:call_defaults(), fun py_pool:default_timeout/1).
+    py_call_opts:parse(Opts, py_call_opts:defaults(), fun py_pool:default_timeout/1).
 
 %% The arrays option (the call's, else the pool's) as the value ops' request argument.
--spec with_arrays(binary(), map(), py_opts:call_opts()) -> map().
+-spec with_arrays(binary(), map(), py_call_opts:opts()) -> map().
 with_arrays(Op, Args, #{pool := Pool} = Opts)
   when Op =:= <<"eval">>; Op =:= <<"call">>; Op =:= <<"stream_eval">>; Op =:= <<"stream">> ->
     case maps:get(arrays, Opts, undefined) of

@@ -14,10 +14,10 @@ scope_invalid_named_test_() ->
      || S <- [global, "cluster", 1]].
 
 where_call_option_test() ->
-    D = py_opts:call_defaults(),
+    D = py_call_opts:defaults(),
     ?assertNot(maps:is_key(where, D)),
-    ?assertMatch({ok, #{where := any}}, py_opts:call(#{where => any}, D)),
-    ?assertMatch({ok, #{where := local}}, py_opts:call([{where, local}], D)),
-    ?assertMatch({ok, #{where := 'b@localhost'}}, py_opts:call(#{where => 'b@localhost'}, D)),
+    ?assertMatch({ok, #{where := any}}, py_call_opts:parse(#{where => any}, D)),
+    ?assertMatch({ok, #{where := local}}, py_call_opts:parse([{where, local}], D)),
+    ?assertMatch({ok, #{where := 'b@localhost'}}, py_call_opts:parse(#{where => 'b@localhost'}, D)),
     ?assertEqual({error, {invalid_option, {where, "b@localhost"}}},
-                 py_opts:call(#{where => "b@localhost"}, D)).
+                 py_call_opts:parse(#{where => "b@localhost"}, D)).

@@ -24,10 +24,10 @@ lookalike_tuples_stay_tuples_test() ->
     <<16#c7, _, 2, _/binary>> = iolist_to_binary(Io).
 
 return_option_test() ->
-    D = py_opts:call_defaults(),
-    ?assertMatch({ok, #{return := handle}}, py_opts:call(#{return => handle}, D)),
-    ?assertMatch({ok, #{return := value}}, py_opts:call([{return, value}], D)),
-    ?assertEqual({error, {invalid_option, {return, object}}}, py_opts:call(#{return => object}, D)).
+    D = py_call_opts:defaults(),
+    ?assertMatch({ok, #{return := handle}}, py_call_opts:parse(#{return => handle}, D)),
+    ?assertMatch({ok, #{return := value}}, py_call_opts:parse([{return, value}], D)),
+    ?assertEqual({error, {invalid_option, {return, object}}}, py_call_opts:parse(#{return => object}, D)).
 
 is_handle_test() ->
     ?assert(py_handle:is_handle(handle())),

@@ -13,8 +13,8 @@ pool_refuses_other_values_test() ->
     {error, {invalid_option, {arrays, dense}}} = py_opts:pool([{arrays, dense}]).
 
 call_option_test() ->
-    Defaults = py_opts:call_defaults(),
-    {ok, #{arrays := ndarray}} = py_opts:call([{arrays, ndarray}], Defaults),
-    {ok, Plain} = py_opts:call([], Defaults),
+    Defaults = py_call_opts:defaults(),
+    {ok, #{arrays := ndarray}} = py_call_opts:parse([{arrays, ndarray}], Defaults),
+    {ok, Plain} = py_call_opts:parse([], Defaults),
     ?assertNot(maps:is_key(arrays, Plain)),
-    {error, {invalid_option, {arrays, "list"}}} = py_opts:call([{arrays, "list"}], Defaults).
+    {error, {invalid_option, {arrays, "list"}}} = py_call_opts:parse([{arrays, "list"}], Defaults).

@@ -89,9 +89,9 @@ prop_call_timeouts() ->
     proper:forall(proper_types:union([timeout(), bad_timeout()]),
                   fun(T) ->
                           Valid = py_opts:timeout(T) =/= error,
-                          Results = [py_opts:call(Form, py_opts:call_defaults(), Pool)
+                          Results = [py_call_opts:parse(Form, py_call_opts:defaults(), Pool)
                                      || Form <- [[{timeout, T}], #{timeout => T}]],
-                          Bare = py_opts:call(T, py_opts:call_defaults(), Pool),
+                          Bare = py_call_opts:parse(T, py_call_opts:defaults(), Pool),
                           case Valid of
                               true -> lists:all(fun(R) -> R =:= {ok, #{timeout => T, pool => default}} end,
                                                 [Bare | Results]);

@@ -28,16 +28,16 @@ invalid_test_() ->
         ?_assertEqual({error, {invalid_option, 42}}, py_opts:pool(42))].
 
 call_test() ->
-    D = py_opts:call_defaults(),
-    ?assertEqual({ok, D#{timeout := 100}}, py_opts:call([{timeout, 100}], D)),
-    ?assertEqual({ok, D#{pool := other}}, py_opts:call(#{pool => other}, D)),
-    ?assertEqual({error, {invalid_option, {pool, "x"}}}, py_opts:call([{pool, "x"}], D)),
-    ?assertEqual({error, {invalid_option, {retries, 3}}}, py_opts:call([{retries, 3}], D)),
+    D = py_call_opts:defaults(),
+    ?assertEqual({ok, D#{timeout := 100}}, py_call_opts:parse([{timeout, 100}], D)),
+    ?assertEqual({ok, D#{pool := other}}, py_call_opts:parse(#{pool => other}, D)),
+    ?assertEqual({error, {invalid_option, {pool, "x"}}}, py_call_opts:parse([{pool, "x"}], D)),
+    ?assertEqual({error, {invalid_option, {retries, 3}}}, py_call_opts:parse([{retries, 3}], D)),
     % account: a boolean, as a proplist or map option.
-    ?assertEqual({ok, D#{account => true}}, py_opts:call([{account, true}], D)),
-    ?assertEqual({ok, D#{account => false}}, py_opts:call(#{account => false}, D)),
-    ?assertEqual({error, {invalid_option, {account, yes}}}, py_opts:call([{account, yes}], D)),
-    ?assertEqual({error, {invalid_option, {account, 1}}}, py_opts:call(#{account => 1}, D)).
+    ?assertEqual({ok, D#{account => true}}, py_call_opts:parse([{account, true}], D)),
+    ?assertEqual({ok, D#{account => false}}, py_call_opts:parse(#{account => false}, D)),
+    ?assertEqual({error, {invalid_option, {account, yes}}}, py_call_opts:parse([{account, yes}], D)),
+    ?assertEqual({error, {invalid_option, {account, 1}}}, py_call_opts:parse(#{account => 1}, D)).
 
 account_args_test() ->
     Args = #{<<"code">> => <<"1">>},

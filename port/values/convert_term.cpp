@@ -107,9 +107,11 @@ bool converter::pack_as_term(PyObject *o, packer &pk, std::size_t depth) const {
   // after: no second buffer, no copy. The frame's bound is checked when
   // the frame ends (dispatcher::write_value packs it again without terms
   // when a term made it too large).
+  constexpr std::size_t header = 6; // ext 32: 0xc9, the length, the type
   std::string &out = pk.stream().bytes();
   const std::size_t start = out.size();
-  out.append("\xc9\0\0\0\0\x04", 6);
+  out.append("\xc9\0\0\0\0", header - 1);
+  out.push_back(static_cast<char>(ext_term));
   out.push_back(static_cast<char>(tag::version));
   struct cut_back { // on a throw (colliding keys) too: the caller aborts the frame
     std::string &out;
@@ -120,7 +122,6 @@ bool converter::pack_as_term(PyObject *o, packer &pk, std::size_t depth) const {
         out.resize(start);
     }
   } cut{out, start};
-  const std::size_t header = 6;
   if (!append_term(o, out, depth) || out.size() - start - header > max_length_) {
     term_off_ = true;
     return false;
